@@ -1,0 +1,237 @@
+//! Mint configuration: units, fees, limits and what `/v1/info` says.
+//!
+//! Deserializes from the `[mint]` table of `coinslotd`'s TOML config; every field has a
+//! default, so an empty config is a working `sat` mint.
+
+use cashu::nuts::CurrencyUnit;
+use serde::{Deserialize, Serialize};
+
+use crate::store::KeysetIdVersion;
+
+/// Configuration of a [`crate::Mint`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MintConfig {
+    /// Units this mint issues, each with its own active keyset. Default: `sat`.
+    pub units: Vec<UnitConfig>,
+    /// What `/v1/info` tells wallets about this mint.
+    pub info: InfoConfig,
+    /// Limits on request sizes.
+    pub limits: Limits,
+    /// Keyset id version for new keysets (`v2` by default; `v1` for very old wallets).
+    pub keyset_id_version: KeysetIdVersion,
+    /// How long a mint quote's invoice can be paid, in seconds.
+    pub quote_ttl_secs: u64,
+}
+
+impl Default for MintConfig {
+    fn default() -> Self {
+        Self {
+            units: vec![UnitConfig::new("sat")],
+            info: InfoConfig::default(),
+            limits: Limits::default(),
+            keyset_id_version: KeysetIdVersion::V2,
+            quote_ttl_secs: 3600,
+        }
+    }
+}
+
+/// One unit the mint issues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnitConfig {
+    /// Unit name as wallets see it: `sat`, `msat`, `usd`, `eur`, `credit`, …
+    pub name: String,
+    /// Fee per input proof, in parts per thousand of one unit (NUT-02). Default 0.
+    pub input_fee_ppk: u64,
+    /// Keyset amounts are `1, 2, 4, …, 2^(max_order-1)`. Default 32.
+    pub max_order: u8,
+    /// Millisatoshis per unit for bolt11 mint quotes. Defaults to 1000 for `sat` and 1 for
+    /// `msat`; other units can only be topped up over Lightning when this is set.
+    pub msat_per_unit: Option<u64>,
+    /// Smallest amount one mint quote may ask for.
+    pub min_mint: u64,
+    /// Largest amount one mint quote may ask for.
+    pub max_mint: u64,
+}
+
+impl UnitConfig {
+    /// A unit with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The unit as a Cashu [`CurrencyUnit`].
+    pub fn currency_unit(&self) -> CurrencyUnit {
+        self.name
+            .parse()
+            .unwrap_or_else(|_| CurrencyUnit::custom(&self.name))
+    }
+
+    /// Millisatoshis per unit for Lightning top-ups, if this unit has a rate.
+    pub fn bolt11_rate(&self) -> Option<u64> {
+        self.msat_per_unit.or(match self.name.as_str() {
+            "sat" => Some(1000),
+            "msat" => Some(1),
+            _ => None,
+        })
+    }
+}
+
+impl Default for UnitConfig {
+    fn default() -> Self {
+        Self {
+            name: "sat".to_string(),
+            input_fee_ppk: 0,
+            max_order: 32,
+            msat_per_unit: None,
+            min_mint: 1,
+            max_mint: 1_000_000,
+        }
+    }
+}
+
+/// Mint description served by NUT-06 `/v1/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfoConfig {
+    /// Short name.
+    pub name: String,
+    /// One-line description.
+    pub description: Option<String>,
+    /// Longer description.
+    pub description_long: Option<String>,
+    /// Message of the day.
+    pub motd: Option<String>,
+    /// Icon URL.
+    pub icon_url: Option<String>,
+    /// Terms of service URL.
+    pub tos_url: Option<String>,
+    /// Contact methods (`email`, `nostr`, …).
+    pub contact: Vec<Contact>,
+    /// Public URLs of this mint.
+    pub urls: Vec<String>,
+}
+
+impl Default for InfoConfig {
+    fn default() -> Self {
+        Self {
+            name: "Coinslot mint".to_string(),
+            description: Some("A closed-loop Cashu mint: top up, then pay per use.".to_string()),
+            description_long: None,
+            motd: None,
+            icon_url: None,
+            tos_url: None,
+            contact: Vec::new(),
+            urls: Vec::new(),
+        }
+    }
+}
+
+/// One way to reach the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// `email`, `nostr`, `twitter`, …
+    pub method: String,
+    /// The address.
+    pub info: String,
+}
+
+/// Bounds on what one request may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Inputs per swap.
+    pub max_inputs: usize,
+    /// Outputs per swap, mint or restore.
+    pub max_outputs: usize,
+    /// Ys per checkstate.
+    pub max_checkstate: usize,
+    /// Bytes in one proof secret.
+    pub max_secret_len: usize,
+    /// Bytes in one serialized witness.
+    pub max_witness_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inputs: 1000,
+            max_outputs: 1000,
+            max_checkstate: 1000,
+            max_secret_len: 1024,
+            max_witness_len: 8192,
+        }
+    }
+}
+
+impl MintConfig {
+    /// Checks the configuration; the error names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.units.is_empty() {
+            return Err("mint.units: at least one unit is required".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, unit) in self.units.iter().enumerate() {
+            let key = format!("mint.units[{i}]");
+            let name = unit.name.as_str();
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(format!(
+                    "{key}.name: `{name}` must be 1 to 32 characters of a-z, 0-9 or _"
+                ));
+            }
+            if name == "auth" {
+                return Err(format!("{key}.name: `auth` is reserved for NUT-22"));
+            }
+            if !seen.insert(name) {
+                return Err(format!("{key}.name: unit `{name}` is listed twice"));
+            }
+            if unit.max_order == 0 || unit.max_order > 64 {
+                return Err(format!(
+                    "{key}.max_order: {} must be between 1 and 64",
+                    unit.max_order
+                ));
+            }
+            if unit.input_fee_ppk > 100_000 {
+                return Err(format!(
+                    "{key}.input_fee_ppk: {} is more than 100 units per input",
+                    unit.input_fee_ppk
+                ));
+            }
+            if unit.msat_per_unit == Some(0) {
+                return Err(format!("{key}.msat_per_unit: must be at least 1"));
+            }
+            if unit.min_mint == 0 || unit.min_mint > unit.max_mint {
+                return Err(format!(
+                    "{key}.min_mint/max_mint: need 1 <= min_mint ({}) <= max_mint ({})",
+                    unit.min_mint, unit.max_mint
+                ));
+            }
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("mint.limits.max_inputs", limits.max_inputs),
+            ("mint.limits.max_outputs", limits.max_outputs),
+            ("mint.limits.max_checkstate", limits.max_checkstate),
+            ("mint.limits.max_secret_len", limits.max_secret_len),
+            ("mint.limits.max_witness_len", limits.max_witness_len),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        if self.quote_ttl_secs == 0 {
+            return Err("mint.quote_ttl_secs: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! The mint's seed, its identity key, and keysets derived from the seed (NUT-01/02).
+//!
+//! Nothing secret is stored outside the seed: every keyset's private keys are re-derived from
+//! the seed at start-up, and the stored keyset id is checked against the derived one, so a
+//! wrong seed is caught before the mint signs anything.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bitcoin::bip32::{ChildNumber, DerivationPath, Xpriv};
+use cashu::nuts::nut02::KeySetVersion;
+use cashu::nuts::{CurrencyUnit, Id, KeySet, KeySetInfo, Keys, MintKeySet, SecretKey};
+use cashu::{Amount, SECP256K1};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::store::{KeysetIdVersion, KeysetRecord};
+
+/// Purpose index of Coinslot's derivation paths (`m/129372'/…`, the Cashu purpose).
+const PURPOSE: u32 = 129_372;
+
+/// 64 bytes from which every key of the mint is derived.
+#[derive(Clone)]
+pub struct MintSeed([u8; 64]);
+
+impl std::fmt::Debug for MintSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MintSeed(<redacted>)")
+    }
+}
+
+impl MintSeed {
+    /// A seed from bytes.
+    pub fn from_bytes(bytes: [u8; 64]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh random seed.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 64];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes[..]);
+        Self(bytes)
+    }
+
+    /// Parses the hex form written by [`MintSeed::to_hex`].
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let bytes = hex::decode(text.trim()).map_err(|e| format!("seed is not hex: {e}"))?;
+        let bytes: [u8; 64] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("seed must be 64 bytes, found {}", b.len()))?;
+        Ok(Self(bytes))
+    }
+
+    /// Hex form, for the seed file.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn master(&self) -> Result<Xpriv, Error> {
+        Xpriv::new_master(bitcoin::Network::Bitcoin, &self.0)
+            .map_err(|e| Error::Storage(format!("invalid seed: {e}")))
+    }
+
+    /// The mint's identity key (`m/129372'/0'`): NUT-06 `pubkey`, and its nostr key.
+    pub fn identity_key(&self) -> Result<SecretKey, Error> {
+        let path = [hardened(PURPOSE)?, hardened(0)?];
+        let xpriv = self
+            .master()?
+            .derive_priv(&SECP256K1, &path)
+            .map_err(|e| Error::Storage(format!("key derivation: {e}")))?;
+        Ok(SecretKey::from(xpriv.private_key))
+    }
+
+    /// Derives the keyset a record describes (`m/129372'/1'/unit'/index'`).
+    pub(crate) fn derive_keyset(
+        &self,
+        unit: &CurrencyUnit,
+        derivation_index: u32,
+        max_order: u8,
+        input_fee_ppk: u64,
+        id_version: KeysetIdVersion,
+    ) -> Result<MintKeySet, Error> {
+        let path = DerivationPath::from(vec![
+            hardened(PURPOSE)?,
+            hardened(1)?,
+            hardened(unit_index(unit))?,
+            hardened(derivation_index)?,
+        ]);
+        let amounts: Vec<u64> = (0..max_order).map(|i| 1u64 << i).collect();
+        let version = match id_version {
+            KeysetIdVersion::V1 => KeySetVersion::Version00,
+            KeysetIdVersion::V2 => KeySetVersion::Version01,
+        };
+        Ok(MintKeySet::generate_from_xpriv(
+            &SECP256K1,
+            self.master()?,
+            &amounts,
+            unit.clone(),
+            path,
+            input_fee_ppk,
+            None,
+            version,
+        ))
+    }
+}
+
+fn hardened(index: u32) -> Result<ChildNumber, Error> {
+    ChildNumber::from_hardened_idx(index)
+        .map_err(|e| Error::Storage(format!("derivation index {index}: {e}")))
+}
+
+/// A stable 31-bit index per unit name, so any custom unit gets its own branch.
+fn unit_index(unit: &CurrencyUnit) -> u32 {
+    let digest = Sha256::digest(unit.to_string().as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0x7fff_ffff
+}
+
+/// A keyset with its private keys, ready to sign and verify.
+#[derive(Debug)]
+pub(crate) struct LoadedKeyset {
+    pub record: KeysetRecord,
+    pub keys: MintKeySet,
+    pub public: Keys,
+}
+
+impl LoadedKeyset {
+    /// Derives the keyset for `record` and checks the derived id against the stored one.
+    pub fn derive(seed: &MintSeed, record: KeysetRecord) -> Result<Self, Error> {
+        let keys = seed.derive_keyset(
+            &record.unit,
+            record.derivation_index,
+            record.max_order,
+            record.input_fee_ppk,
+            record.id_version,
+        )?;
+        if keys.id != record.id {
+            return Err(Error::Storage(format!(
+                "keyset {} does not derive from this seed (derived {}): wrong seed file?",
+                record.id, keys.id
+            )));
+        }
+        let public = Keys::from(keys.keys.clone());
+        Ok(Self {
+            record,
+            keys,
+            public,
+        })
+    }
+
+    /// The private key that signs `amount`.
+    pub fn secret_key(&self, amount: u64) -> Result<&SecretKey, Error> {
+        self.keys
+            .keys
+            .get(&Amount::from(amount))
+            .map(|pair| &pair.secret_key)
+            .ok_or_else(|| Error::AmountNotInKeyset {
+                keyset: self.record.id.to_string(),
+                amount,
+            })
+    }
+
+    pub fn info(&self) -> KeySetInfo {
+        KeySetInfo {
+            id: self.record.id,
+            unit: self.record.unit.clone(),
+            active: self.record.active,
+            input_fee_ppk: self.record.input_fee_ppk,
+            final_expiry: None,
+        }
+    }
+
+    pub fn keyset(&self) -> KeySet {
+        KeySet {
+            id: self.record.id,
+            unit: self.record.unit.clone(),
+            active: Some(self.record.active),
+            keys: self.public.clone(),
+            input_fee_ppk: self.record.input_fee_ppk,
+            final_expiry: None,
+        }
+    }
+}
+
+/// All keysets of the mint, immutable; rotation swaps in a new `Keyring`.
+#[derive(Debug, Default)]
+pub(crate) struct Keyring {
+    pub by_id: HashMap<Id, Arc<LoadedKeyset>>,
+    pub active: HashMap<CurrencyUnit, Arc<LoadedKeyset>>,
+}
+
+impl Keyring {
+    pub fn new(keysets: Vec<LoadedKeyset>) -> Self {
+        let mut ring = Keyring::default();
+        for keyset in keysets {
+            let keyset = Arc::new(keyset);
+            if keyset.record.active {
+                ring.active
+                    .insert(keyset.record.unit.clone(), Arc::clone(&keyset));
+            }
+            ring.by_id.insert(keyset.record.id, keyset);
+        }
+        ring
+    }
+
+    pub fn get(&self, id: &Id) -> Result<&Arc<LoadedKeyset>, Error> {
+        self.by_id
+            .get(id)
+            .ok_or_else(|| Error::KeysetNotFound(id.to_string()))
+    }
+
+    /// Keysets sorted active-first, then by unit and age, for stable listings.
+    pub fn sorted(&self) -> Vec<&Arc<LoadedKeyset>> {
+        let mut all: Vec<_> = self.by_id.values().collect();
+        all.sort_by(|a, b| {
+            (!a.record.active, a.record.unit.to_string(), a.record.derivation_index).cmp(&(
+                !b.record.active,
+                b.record.unit.to_string(),
+                b.record.derivation_index,
+            ))
+        });
+        all
+    }
+}

@@ -1,0 +1,420 @@
+//! [`Mint`]: construction, keysets, info (NUT-01/02/06) and the payment listener.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use cashu::nuts::nut04::MintMethodSettings;
+use cashu::nuts::nut06::{ContactInfo, MintVersion};
+use cashu::nuts::nut17::{SupportedMethods, WsCommand};
+use cashu::nuts::{
+    nut04, nut05, CurrencyUnit, Id, KeySetInfo, KeysResponse, KeysetResponse, MintInfo, Nuts,
+    PaymentMethod, PublicKey, SecretKey,
+};
+use cashu::Amount;
+use futures::StreamExt;
+use parking_lot::RwLock;
+use tokio::sync::broadcast;
+
+use crate::backend::PaymentBackend;
+use crate::config::{MintConfig, UnitConfig};
+use crate::error::Error;
+use crate::keys::{Keyring, LoadedKeyset, MintSeed};
+use crate::nut17::MintEvent;
+use crate::store::{KeysetRecord, MintStore};
+use crate::unix_now;
+
+/// Version string served in NUT-06 info: `coinslot/x.y.z`.
+pub const MINT_VERSION_NAME: &str = "coinslot";
+
+/// The embedded closed-loop mint. Cheap to clone; all clones share one mint.
+///
+/// Operations live in modules named after their NUT: [`Mint::swap`] (NUT-03),
+/// [`Mint::create_mint_quote`] and [`Mint::mint`] (NUT-04), [`Mint::check_state`] (NUT-07),
+/// [`Mint::restore`] (NUT-09), [`Mint::subscribe`] (NUT-17).
+#[derive(Clone)]
+pub struct Mint {
+    pub(crate) inner: Arc<MintInner>,
+}
+
+impl std::fmt::Debug for Mint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mint")
+            .field("pubkey", &self.inner.pubkey.to_hex())
+            .field("backend", &self.inner.backend.name())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct MintInner {
+    pub config: MintConfig,
+    pub units: HashMap<CurrencyUnit, UnitConfig>,
+    pub seed: MintSeed,
+    pub identity: SecretKey,
+    pub pubkey: PublicKey,
+    pub store: Arc<dyn MintStore>,
+    pub backend: Arc<dyn PaymentBackend>,
+    pub keyring: RwLock<Arc<Keyring>>,
+    pub events: broadcast::Sender<MintEvent>,
+}
+
+impl Mint {
+    /// Opens the mint: loads keysets from `store` (creating or rotating one per configured
+    /// unit where needed), re-derives their keys from `seed`, and starts listening to the
+    /// backend for paid invoices. Must run inside a tokio runtime.
+    pub async fn new(
+        config: MintConfig,
+        seed: MintSeed,
+        store: Arc<dyn MintStore>,
+        backend: Arc<dyn PaymentBackend>,
+    ) -> Result<Self, Error> {
+        config.validate().map_err(Error::InvalidRequest)?;
+        let identity = seed.identity_key()?;
+        let pubkey = identity.public_key();
+        let units: HashMap<CurrencyUnit, UnitConfig> = config
+            .units
+            .iter()
+            .map(|u| (u.currency_unit(), u.clone()))
+            .collect();
+
+        let records = reconcile_keysets(&config, &seed, store.as_ref()).await?;
+        let loaded = records
+            .into_iter()
+            .map(|record| LoadedKeyset::derive(&seed, record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keyring = Keyring::new(loaded);
+        for keyset in keyring.active.values() {
+            tracing::info!(
+                keyset = %keyset.record.id,
+                unit = %keyset.record.unit,
+                input_fee_ppk = keyset.record.input_fee_ppk,
+                "active keyset"
+            );
+        }
+
+        let (events, _) = broadcast::channel(4096);
+        let mint = Mint {
+            inner: Arc::new(MintInner {
+                config,
+                units,
+                seed,
+                identity,
+                pubkey,
+                store,
+                backend,
+                keyring: RwLock::new(Arc::new(keyring)),
+                events,
+            }),
+        };
+        mint.spawn_payment_listener().await?;
+        Ok(mint)
+    }
+
+    /// The mint's public key (NUT-06 `pubkey`; also its nostr key).
+    pub fn pubkey(&self) -> PublicKey {
+        self.inner.pubkey
+    }
+
+    /// The mint's identity secret key. Handle with care: it is the mint's nostr key.
+    pub fn identity_key(&self) -> &SecretKey {
+        &self.inner.identity
+    }
+
+    /// The configuration the mint runs with.
+    pub fn config(&self) -> &MintConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        Arc::clone(&self.inner.keyring.read())
+    }
+
+    /// NUT-01: the keys of every active keyset.
+    pub fn keys(&self) -> KeysResponse {
+        let ring = self.keyring();
+        KeysResponse {
+            keysets: ring
+                .sorted()
+                .into_iter()
+                .filter(|k| k.record.active)
+                .map(|k| k.keyset())
+                .collect(),
+        }
+    }
+
+    /// NUT-01: the keys of one keyset, active or not.
+    pub fn keyset_keys(&self, id: &Id) -> Result<KeysResponse, Error> {
+        let ring = self.keyring();
+        let keyset = ring.get(id)?;
+        Ok(KeysResponse {
+            keysets: vec![keyset.keyset()],
+        })
+    }
+
+    /// NUT-02: every keyset with its unit, state and fee.
+    pub fn keysets(&self) -> KeysetResponse {
+        KeysetResponse {
+            keysets: self.keyring().sorted().into_iter().map(|k| k.info()).collect(),
+        }
+    }
+
+    /// The active keyset of a unit.
+    pub fn active_keyset(&self, unit: &CurrencyUnit) -> Option<KeySetInfo> {
+        self.keyring().active.get(unit).map(|k| k.info())
+    }
+
+    /// NUT-06: what this mint is and which NUTs it supports. Melt (NUT-05) is always
+    /// advertised as disabled.
+    pub fn info(&self) -> MintInfo {
+        let config = &self.inner.config;
+        let mut mint_methods = Vec::new();
+        let mut ws_methods = Vec::new();
+        for unit in &config.units {
+            if unit.bolt11_rate().is_none() {
+                continue;
+            }
+            let currency = unit.currency_unit();
+            mint_methods.push(MintMethodSettings {
+                method: PaymentMethod::BOLT11,
+                unit: currency.clone(),
+                method_name: None,
+                min_amount: Some(Amount::from(unit.min_mint)),
+                max_amount: Some(Amount::from(unit.max_mint)),
+                options: None,
+            });
+            ws_methods.push(SupportedMethods::new(
+                PaymentMethod::BOLT11,
+                currency,
+                vec![WsCommand::Bolt11MintQuote, WsCommand::ProofState],
+            ));
+        }
+        let nuts = Nuts::new()
+            .nut04(nut04::Settings::new(mint_methods, false))
+            .nut05(nut05::Settings {
+                methods: Vec::new(),
+                disabled: true,
+            })
+            .nut07(true)
+            .nut08(false)
+            .nut09(true)
+            .nut10(true)
+            .nut11(true)
+            .nut12(true)
+            .nut14(true)
+            .nut17(ws_methods)
+            .nut20(true);
+        let info = &config.info;
+        MintInfo {
+            name: Some(info.name.clone()),
+            pubkey: Some(self.inner.pubkey),
+            version: Some(MintVersion::new(
+                MINT_VERSION_NAME.to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )),
+            description: info.description.clone(),
+            description_long: info.description_long.clone(),
+            contact: (!info.contact.is_empty()).then(|| {
+                info.contact
+                    .iter()
+                    .map(|c| ContactInfo::new(c.method.clone(), c.info.clone()))
+                    .collect()
+            }),
+            nuts,
+            icon_url: info.icon_url.clone(),
+            urls: (!info.urls.is_empty()).then(|| info.urls.clone()),
+            motd: info.motd.clone(),
+            time: Some(unix_now()),
+            tos_url: info.tos_url.clone(),
+            max_array_length: None,
+        }
+    }
+
+    /// Rotates a unit's keyset: a new keyset becomes active, the old one stays redeemable.
+    pub async fn rotate_keyset(&self, unit: &CurrencyUnit) -> Result<KeySetInfo, Error> {
+        let unit_config = self
+            .inner
+            .units
+            .get(unit)
+            .ok_or_else(|| Error::UnsupportedUnit(unit.to_string()))?
+            .clone();
+        let ring = self.keyring();
+        let mut changed = Vec::new();
+        if let Some(old) = ring.active.get(unit) {
+            let mut record = old.record.clone();
+            record.active = false;
+            changed.push(record);
+        }
+        let next_index = ring
+            .by_id
+            .values()
+            .filter(|k| &k.record.unit == unit)
+            .map(|k| k.record.derivation_index.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        let new = new_keyset_record(
+            &self.inner.seed,
+            &unit_config,
+            next_index,
+            self.inner.config.keyset_id_version,
+        )?;
+        changed.push(new.clone());
+        self.inner.store.put_keysets(&changed).await?;
+
+        let mut loaded = Vec::new();
+        for keyset in ring.by_id.values() {
+            if changed.iter().any(|c| c.id == keyset.record.id) {
+                continue;
+            }
+            loaded.push(LoadedKeyset::derive(&self.inner.seed, keyset.record.clone())?);
+        }
+        for record in changed {
+            loaded.push(LoadedKeyset::derive(&self.inner.seed, record)?);
+        }
+        *self.inner.keyring.write() = Arc::new(Keyring::new(loaded));
+        tracing::info!(unit = %unit, keyset = %new.id, "rotated keyset");
+        self.active_keyset(unit)
+            .ok_or_else(|| Error::Storage("rotated keyset is not active".into()))
+    }
+
+    async fn spawn_payment_listener(&self) -> Result<(), Error> {
+        let mut paid = self
+            .inner
+            .backend
+            .paid_invoices()
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?;
+        let weak: Weak<MintInner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(lookup_id) = paid.next().await {
+                let Some(inner) = weak.upgrade() else { break };
+                let mint = Mint { inner };
+                if let Err(err) = mint.on_invoice_paid(&lookup_id).await {
+                    tracing::error!(error = %err, "could not record a paid invoice");
+                }
+            }
+            tracing::debug!("payment listener stopped");
+        });
+        Ok(())
+    }
+}
+
+/// Loads keysets and makes sure each configured unit has an active keyset matching its
+/// configuration (fee, amounts, id version); otherwise derives the next one and deactivates
+/// the old. Units no longer configured keep their keysets, inactive, so their ecash redeems.
+async fn reconcile_keysets(
+    config: &MintConfig,
+    seed: &MintSeed,
+    store: &dyn MintStore,
+) -> Result<Vec<KeysetRecord>, Error> {
+    let mut records = store.keysets().await?;
+    let mut changed: Vec<KeysetRecord> = Vec::new();
+    for unit in &config.units {
+        let currency = unit.currency_unit();
+        let matches = |r: &KeysetRecord| {
+            r.input_fee_ppk == unit.input_fee_ppk
+                && r.max_order == unit.max_order
+                && r.id_version == config.keyset_id_version
+        };
+        let active_ok = records
+            .iter()
+            .any(|r| r.unit == currency && r.active && matches(r));
+        if active_ok {
+            continue;
+        }
+        let next_index = records
+            .iter()
+            .filter(|r| r.unit == currency)
+            .map(|r| r.derivation_index.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        for record in records.iter_mut().filter(|r| r.unit == currency && r.active) {
+            record.active = false;
+            changed.push(record.clone());
+        }
+        let record = new_keyset_record(seed, unit, next_index, config.keyset_id_version)?;
+        tracing::info!(unit = %currency, keyset = %record.id, "created keyset");
+        changed.push(record.clone());
+        records.push(record);
+    }
+    for record in records.iter_mut() {
+        let configured = config.units.iter().any(|u| u.currency_unit() == record.unit);
+        if record.active && !configured {
+            record.active = false;
+            changed.push(record.clone());
+        }
+    }
+    if !changed.is_empty() {
+        store.put_keysets(&changed).await?;
+    }
+    Ok(records)
+}
+
+fn new_keyset_record(
+    seed: &MintSeed,
+    unit: &UnitConfig,
+    derivation_index: u32,
+    id_version: crate::store::KeysetIdVersion,
+) -> Result<KeysetRecord, Error> {
+    let currency = unit.currency_unit();
+    let keyset = seed.derive_keyset(
+        &currency,
+        derivation_index,
+        unit.max_order,
+        unit.input_fee_ppk,
+        id_version,
+    )?;
+    Ok(KeysetRecord {
+        id: keyset.id,
+        unit: currency,
+        derivation_index,
+        input_fee_ppk: unit.input_fee_ppk,
+        max_order: unit.max_order,
+        id_version,
+        active: true,
+        created_at: unix_now(),
+    })
+}
+
+/// Requests with more crypto than this many points run on the blocking pool, so one large
+/// swap cannot stall the async workers that serve everyone else.
+const INLINE_CRYPTO_MAX: usize = 16;
+
+impl Mint {
+    pub(crate) async fn run_crypto<T, F>(&self, weight: usize, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        if weight <= INLINE_CRYPTO_MAX {
+            work()
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| Error::Storage(format!("crypto task failed: {e}")))?
+        }
+    }
+
+    /// Fails with `TokenAlreadySpent` if any input is spent (a read; the commit re-checks).
+    pub(crate) async fn ensure_unspent(
+        &self,
+        proofs: &[crate::store::SpentProof],
+    ) -> Result<(), Error> {
+        let ys: Vec<PublicKey> = proofs.iter().map(|p| p.y).collect();
+        if self.inner.store.spent(&ys).await?.into_iter().any(|s| s) {
+            return Err(Error::TokenAlreadySpent);
+        }
+        Ok(())
+    }
+
+    /// Fails with `BlindedMessageAlreadySigned` if any output was signed before.
+    pub(crate) async fn ensure_unsigned(
+        &self,
+        outputs: &[cashu::nuts::BlindedMessage],
+    ) -> Result<(), Error> {
+        let blinded: Vec<PublicKey> = outputs.iter().map(|o| o.blinded_secret).collect();
+        let known = self.inner.store.blind_signatures(&blinded).await?;
+        if known.iter().any(Option::is_some) {
+            return Err(Error::BlindedMessageAlreadySigned);
+        }
+        Ok(())
+    }
+}

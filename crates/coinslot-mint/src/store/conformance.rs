@@ -1,0 +1,383 @@
+//! The conformance suite every [`MintStore`] must pass.
+//!
+//! A storage crate runs it with one line in its tests:
+//!
+//! ```ignore
+//! coinslot_mint::store_conformance_tests!(|| async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = MyStore::open(dir.path()).unwrap();
+//!     (std::sync::Arc::new(store) as std::sync::Arc<dyn coinslot_mint::MintStore>, dir)
+//! });
+//! ```
+//!
+//! The factory returns the store and a guard kept alive for the test (a temp dir, say).
+//! Each check panics with a message naming the broken rule.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey, SecretKey};
+use cashu::Amount;
+
+use super::{
+    Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord, MintStore,
+    SpentProof, StoreError,
+};
+
+/// Generates one `#[tokio::test]` per conformance check for the store `$make` creates.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::__store_conformance_tests!(
+            $make;
+            keysets_round_trip,
+            quotes_round_trip,
+            spends_are_unique_and_atomic,
+            signatures_are_unique_and_restorable,
+            quote_issues_once,
+            concurrent_spends_have_one_winner,
+            concurrent_quote_issues_have_one_winner,
+            points_are_keyed_as_points
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_tests {
+    ($make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = ($make)().await;
+                $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+fn point() -> PublicKey {
+    SecretKey::generate().public_key()
+}
+
+fn keyset_id() -> Id {
+    Id::from_str("009a1f293253e41e").unwrap_or_else(|e| panic!("test keyset id: {e}"))
+}
+
+fn spent(y: PublicKey) -> SpentProof {
+    SpentProof {
+        y,
+        keyset_id: keyset_id(),
+        amount: 8,
+    }
+}
+
+fn signature(blinded: PublicKey) -> IssuedSignature {
+    IssuedSignature {
+        blinded,
+        signature: BlindSignature {
+            amount: Amount::from(8),
+            keyset_id: keyset_id(),
+            c: point(),
+            dleq: None,
+        },
+    }
+}
+
+/// A quote in state UNPAID with fresh ids.
+pub fn sample_quote() -> MintQuoteRecord {
+    let id = uuid::Uuid::new_v4().to_string();
+    MintQuoteRecord {
+        lookup_id: format!("lookup-{id}"),
+        id,
+        amount: 64,
+        unit: CurrencyUnit::Sat,
+        request: "lnbcrt640n1fake".into(),
+        state: MintQuoteState::Unpaid,
+        expiry: 2_000_000_000,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_000,
+        pubkey: Some(point()),
+    }
+}
+
+/// Keysets are stored, listed, and replaced by id.
+pub async fn keysets_round_trip(store: Arc<dyn MintStore>) {
+    assert!(store.keysets().await.unwrap_or_default().is_empty(), "new store has keysets");
+    let a = KeysetRecord {
+        id: keyset_id(),
+        unit: CurrencyUnit::Sat,
+        derivation_index: 0,
+        input_fee_ppk: 100,
+        max_order: 32,
+        id_version: KeysetIdVersion::V1,
+        active: true,
+        created_at: 1,
+    };
+    let b = KeysetRecord {
+        id: Id::from_str("00ad268c4d1f5826").unwrap_or_else(|e| panic!("{e}")),
+        unit: CurrencyUnit::custom("credit"),
+        derivation_index: 3,
+        ..a.clone()
+    };
+    store.put_keysets(&[a.clone(), b.clone()]).await.expect("put keysets");
+    let mut listed = store.keysets().await.expect("list keysets");
+    listed.sort_by_key(|k| k.derivation_index);
+    assert_eq!(listed, vec![a.clone(), b.clone()], "keysets did not round-trip");
+
+    let mut inactive = a.clone();
+    inactive.active = false;
+    store.put_keysets(&[inactive.clone()]).await.expect("update keyset");
+    let listed = store.keysets().await.expect("list keysets");
+    assert_eq!(listed.len(), 2, "updating a keyset must replace it, not add one");
+    assert!(listed.contains(&inactive), "keyset update was lost");
+}
+
+/// Quotes are found by id and lookup id; ids are unique; paid is a one-way transition.
+pub async fn quotes_round_trip(store: Arc<dyn MintStore>) {
+    let quote = sample_quote();
+    store.add_mint_quote(&quote).await.expect("add quote");
+    assert_eq!(store.mint_quote(&quote.id).await.expect("get"), Some(quote.clone()));
+    assert_eq!(
+        store.mint_quote_by_lookup_id(&quote.lookup_id).await.expect("by lookup"),
+        Some(quote.clone())
+    );
+    assert_eq!(store.mint_quote("nope").await.expect("get unknown"), None);
+    assert_eq!(store.mint_quote_by_lookup_id("nope").await.expect("lookup unknown"), None);
+
+    let mut same_id = sample_quote();
+    same_id.id = quote.id.clone();
+    assert!(
+        matches!(store.add_mint_quote(&same_id).await, Err(StoreError::Duplicate(_))),
+        "a second quote with the same id was accepted"
+    );
+    let mut same_lookup = sample_quote();
+    same_lookup.lookup_id = quote.lookup_id.clone();
+    assert!(
+        matches!(store.add_mint_quote(&same_lookup).await, Err(StoreError::Duplicate(_))),
+        "a second quote with the same lookup id was accepted"
+    );
+
+    let paid = store
+        .mark_mint_quote_paid(&quote.id, 1_800_000_000)
+        .await
+        .expect("mark paid")
+        .expect("quote exists");
+    assert_eq!(paid.state, MintQuoteState::Paid);
+    assert_eq!(paid.updated_at, 1_800_000_000);
+    let again = store
+        .mark_mint_quote_paid(&quote.id, 1_900_000_000)
+        .await
+        .expect("mark paid twice")
+        .expect("quote exists");
+    assert_eq!(again, paid, "marking a paid quote paid again must change nothing");
+    assert_eq!(store.mint_quote(&quote.id).await.expect("get"), Some(paid));
+    assert_eq!(store.mark_mint_quote_paid("nope", 1).await.expect("unknown"), None);
+}
+
+/// A `Y` is spent once; a commit with one spent input writes nothing at all.
+pub async fn spends_are_unique_and_atomic(store: Arc<dyn MintStore>) {
+    let (a, b, c) = (point(), point(), point());
+    store
+        .commit(Commit {
+            spend: &[spent(a), spent(b)],
+            ..Commit::default()
+        })
+        .await
+        .expect("first spend");
+    assert_eq!(store.spent(&[a, b, c]).await.expect("states"), vec![true, true, false]);
+
+    let fresh_sig = signature(point());
+    let result = store
+        .commit(Commit {
+            spend: &[spent(c), spent(a)],
+            issue: std::slice::from_ref(&fresh_sig),
+            issue_quote: None,
+        })
+        .await;
+    assert!(matches!(result, Err(StoreError::AlreadySpent(_))), "double spend accepted");
+    assert_eq!(
+        store.spent(&[c]).await.expect("states"),
+        vec![false],
+        "a failed commit marked an input spent"
+    );
+    assert_eq!(
+        store.blind_signatures(&[fresh_sig.blinded]).await.expect("sigs"),
+        vec![None],
+        "a failed commit recorded a signature"
+    );
+
+    let d = point();
+    let result = store
+        .commit(Commit {
+            spend: &[spent(d), spent(d)],
+            ..Commit::default()
+        })
+        .await;
+    assert!(result.is_err(), "the same Y twice in one commit was accepted");
+    assert_eq!(store.spent(&[d]).await.expect("states"), vec![false]);
+}
+
+/// A `B_` is signed once, and its signature is found again for restore.
+pub async fn signatures_are_unique_and_restorable(store: Arc<dyn MintStore>) {
+    let sig = signature(point());
+    store
+        .commit(Commit {
+            issue: std::slice::from_ref(&sig),
+            ..Commit::default()
+        })
+        .await
+        .expect("issue");
+    let other = point();
+    assert_eq!(
+        store.blind_signatures(&[sig.blinded, other]).await.expect("sigs"),
+        vec![Some(sig.signature.clone()), None]
+    );
+    let y = point();
+    let result = store
+        .commit(Commit {
+            spend: &[spent(y)],
+            issue: &[signature(point()), signature(sig.blinded)],
+            issue_quote: None,
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::AlreadySigned(_))),
+        "a blinded message was signed twice"
+    );
+    assert_eq!(
+        store.spent(&[y]).await.expect("states"),
+        vec![false],
+        "a failed commit spent its input"
+    );
+}
+
+/// A quote issues only when paid, and only once.
+pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
+    let quote = sample_quote();
+    store.add_mint_quote(&quote).await.expect("add quote");
+    let sig = signature(point());
+    let unpaid = store
+        .commit(Commit {
+            issue: std::slice::from_ref(&sig),
+            issue_quote: Some(&quote.id),
+            spend: &[],
+        })
+        .await;
+    assert!(matches!(unpaid, Err(StoreError::QuoteNotPaid)), "unpaid quote issued");
+    assert_eq!(store.blind_signatures(&[sig.blinded]).await.expect("sigs"), vec![None]);
+
+    store.mark_mint_quote_paid(&quote.id, 5).await.expect("paid");
+    store
+        .commit(Commit {
+            issue: std::slice::from_ref(&sig),
+            issue_quote: Some(&quote.id),
+            spend: &[],
+        })
+        .await
+        .expect("issue paid quote");
+    let stored = store.mint_quote(&quote.id).await.expect("get").expect("exists");
+    assert_eq!(stored.state, MintQuoteState::Issued);
+
+    let again = store
+        .commit(Commit {
+            issue: &[signature(point())],
+            issue_quote: Some(&quote.id),
+            spend: &[],
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::QuoteAlreadyIssued)), "quote issued twice");
+    let unknown = store
+        .commit(Commit {
+            issue_quote: Some("no-such-quote"),
+            ..Commit::default()
+        })
+        .await;
+    assert!(matches!(unknown, Err(StoreError::QuoteNotFound)));
+}
+
+/// 32 concurrent commits spending one `Y`: exactly one wins, the others write nothing.
+pub async fn concurrent_spends_have_one_winner(store: Arc<dyn MintStore>) {
+    let shared = point();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = Arc::clone(&store);
+        let own = point();
+        tasks.push(tokio::spawn(async move {
+            let result = store
+                .commit(Commit {
+                    spend: &[spent(own), spent(shared)],
+                    ..Commit::default()
+                })
+                .await;
+            (own, result)
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        let (own, result) = task.await.expect("task");
+        match result {
+            Ok(()) => winners += 1,
+            Err(StoreError::AlreadySpent(_)) => {
+                assert_eq!(
+                    store.spent(&[own]).await.expect("states"),
+                    vec![false],
+                    "a losing commit spent its other input"
+                );
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one concurrent spend must win");
+}
+
+/// 16 concurrent issues of one paid quote: exactly one wins.
+pub async fn concurrent_quote_issues_have_one_winner(store: Arc<dyn MintStore>) {
+    let quote = sample_quote();
+    store.add_mint_quote(&quote).await.expect("add quote");
+    store.mark_mint_quote_paid(&quote.id, 5).await.expect("paid");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = Arc::clone(&store);
+        let id = quote.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(Commit {
+                    issue: &[signature(point())],
+                    issue_quote: Some(&id),
+                    spend: &[],
+                })
+                .await
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => winners += 1,
+            Err(StoreError::QuoteAlreadyIssued) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners, 1, "a paid quote must issue exactly once");
+}
+
+/// The same point written in upper- and lower-case hex is one key.
+pub async fn points_are_keyed_as_points(store: Arc<dyn MintStore>) {
+    let y = point();
+    let upper = PublicKey::from_hex(y.to_hex().to_uppercase()).expect("upper-case hex parses");
+    store
+        .commit(Commit {
+            spend: &[spent(upper)],
+            ..Commit::default()
+        })
+        .await
+        .expect("spend");
+    assert_eq!(store.spent(&[y]).await.expect("states"), vec![true]);
+    let again = store
+        .commit(Commit {
+            spend: &[spent(y)],
+            ..Commit::default()
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::AlreadySpent(_))));
+}

@@ -1,0 +1,151 @@
+//! [`MemoryStore`]: everything in process memory. For tests and throw-away mints; nothing
+//! survives a restart.
+
+use std::collections::{HashMap, HashSet};
+
+use cashu::nuts::{BlindSignature, Id, MintQuoteState, PublicKey};
+use parking_lot::Mutex;
+
+use super::{point_key, Commit, KeysetRecord, MintQuoteRecord, MintStore, StoreError};
+
+/// An in-memory [`MintStore`]. One mutex makes every commit atomic.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    keysets: HashMap<Id, KeysetRecord>,
+    quotes: HashMap<String, MintQuoteRecord>,
+    quote_by_lookup: HashMap<String, String>,
+    spent: HashSet<[u8; 33]>,
+    signatures: HashMap<[u8; 33], BlindSignature>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl MintStore for MemoryStore {
+    async fn keysets(&self) -> Result<Vec<KeysetRecord>, StoreError> {
+        Ok(self.inner.lock().keysets.values().cloned().collect())
+    }
+
+    async fn put_keysets(&self, keysets: &[KeysetRecord]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        for keyset in keysets {
+            inner.keysets.insert(keyset.id, keyset.clone());
+        }
+        Ok(())
+    }
+
+    async fn add_mint_quote(&self, quote: &MintQuoteRecord) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.quotes.contains_key(&quote.id) {
+            return Err(StoreError::Duplicate(format!("quote {}", quote.id)));
+        }
+        if inner.quote_by_lookup.contains_key(&quote.lookup_id) {
+            return Err(StoreError::Duplicate(format!(
+                "quote lookup id {}",
+                quote.lookup_id
+            )));
+        }
+        inner
+            .quote_by_lookup
+            .insert(quote.lookup_id.clone(), quote.id.clone());
+        inner.quotes.insert(quote.id.clone(), quote.clone());
+        Ok(())
+    }
+
+    async fn mint_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
+        Ok(self.inner.lock().quotes.get(id).cloned())
+    }
+
+    async fn mint_quote_by_lookup_id(
+        &self,
+        lookup_id: &str,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .quote_by_lookup
+            .get(lookup_id)
+            .and_then(|id| inner.quotes.get(id))
+            .cloned())
+    }
+
+    async fn mark_mint_quote_paid(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(inner.quotes.get_mut(id).map(|quote| {
+            if quote.state == MintQuoteState::Unpaid {
+                quote.state = MintQuoteState::Paid;
+                quote.updated_at = now;
+            }
+            quote.clone()
+        }))
+    }
+
+    async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(ys
+            .iter()
+            .map(|y| inner.spent.contains(&point_key(y)))
+            .collect())
+    }
+
+    async fn blind_signatures(
+        &self,
+        blinded: &[PublicKey],
+    ) -> Result<Vec<Option<BlindSignature>>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(blinded
+            .iter()
+            .map(|b| inner.signatures.get(&point_key(b)).cloned())
+            .collect())
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        // Check everything first, then write: nothing is written unless all of it can be.
+        let mut spend_keys = HashSet::with_capacity(commit.spend.len());
+        for proof in commit.spend {
+            let key = point_key(&proof.y);
+            if inner.spent.contains(&key) || !spend_keys.insert(key) {
+                return Err(StoreError::AlreadySpent(proof.y.to_hex()));
+            }
+        }
+        let mut sig_keys = HashSet::with_capacity(commit.issue.len());
+        for issued in commit.issue {
+            let key = point_key(&issued.blinded);
+            if inner.signatures.contains_key(&key) || !sig_keys.insert(key) {
+                return Err(StoreError::AlreadySigned(issued.blinded.to_hex()));
+            }
+        }
+        if let Some(id) = commit.issue_quote {
+            match inner.quotes.get(id).map(|q| q.state) {
+                None => return Err(StoreError::QuoteNotFound),
+                Some(MintQuoteState::Unpaid) => return Err(StoreError::QuoteNotPaid),
+                Some(MintQuoteState::Issued) => return Err(StoreError::QuoteAlreadyIssued),
+                Some(MintQuoteState::Paid) => {}
+            }
+            if let Some(quote) = inner.quotes.get_mut(id) {
+                quote.state = MintQuoteState::Issued;
+            }
+        }
+        inner.spent.extend(spend_keys);
+        for issued in commit.issue {
+            inner
+                .signatures
+                .insert(point_key(&issued.blinded), issued.signature.clone());
+        }
+        Ok(())
+    }
+}

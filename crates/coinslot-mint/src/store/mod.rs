@@ -1,0 +1,188 @@
+//! The storage trait behind the mint, and an in-memory implementation.
+//!
+//! The trait is deliberately small: the mint does all verification and signing in memory and
+//! then hands storage **one atomic write** per operation ([`MintStore::commit`]): mark inputs
+//! spent, record issued signatures, and (for a mint) move the quote from `PAID` to `ISSUED`.
+//! Either all of it happens, durably, or none of it does. Uniqueness of spent `Y`s and of
+//! signed `B_`s inside that write is the whole double-spend guard, so it must hold across
+//! threads (and, for shared databases, across processes).
+//!
+//! Points are keyed by their compressed 33-byte encoding after parsing, so `02ab…` and `02AB…`
+//! can never be two different keys.
+//!
+//! Every implementation must pass [`conformance`] (enable feature `conformance`).
+
+use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
+use serde::{Deserialize, Serialize};
+
+pub mod memory;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// Errors a store can return. The first five are outcomes of [`MintStore::commit`] that the
+/// mint turns into Cashu errors; the rest are failures of the storage itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An input was already spent; nothing was written.
+    #[error("proof {0} is already spent")]
+    AlreadySpent(String),
+    /// An output was already signed; nothing was written.
+    #[error("blinded message {0} is already signed")]
+    AlreadySigned(String),
+    /// The quote to issue does not exist.
+    #[error("quote not found")]
+    QuoteNotFound,
+    /// The quote to issue is not paid.
+    #[error("quote is not paid")]
+    QuoteNotPaid,
+    /// The quote to issue was issued before.
+    #[error("quote already issued")]
+    QuoteAlreadyIssued,
+    /// A record with this key exists already.
+    #[error("duplicate record: {0}")]
+    Duplicate(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The underlying storage failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// Which version of NUT-02 keyset id a keyset uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeysetIdVersion {
+    /// `00` + 7 bytes of sha256 over the keys (understood by every wallet).
+    V1,
+    /// `01` + 32 bytes of sha256 over keys, unit, fee and expiry (NUT-02 v2).
+    #[default]
+    V2,
+}
+
+/// What is stored about a keyset. The private keys are not stored: they are re-derived from
+/// the seed and `derivation_index`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysetRecord {
+    /// The NUT-02 keyset id.
+    pub id: Id,
+    /// The unit of this keyset.
+    pub unit: CurrencyUnit,
+    /// Rotation counter of this unit: keyset `n` of a unit derives from index `n`.
+    pub derivation_index: u32,
+    /// Fee per input in parts per thousand.
+    pub input_fee_ppk: u64,
+    /// Number of amounts: `1, 2, 4, … 2^(max_order-1)`.
+    pub max_order: u8,
+    /// Id version used to derive `id`.
+    pub id_version: KeysetIdVersion,
+    /// Whether this keyset signs new outputs. Inactive keysets still redeem.
+    pub active: bool,
+    /// Unix time of creation.
+    pub created_at: u64,
+}
+
+/// A bolt11 mint quote (NUT-04/NUT-23) as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintQuoteRecord {
+    /// Quote id handed to the wallet.
+    pub id: String,
+    /// Amount of ecash to issue, in `unit`.
+    pub amount: u64,
+    /// Unit of the ecash to issue.
+    pub unit: CurrencyUnit,
+    /// The BOLT11 invoice to pay.
+    pub request: String,
+    /// The backend's handle for the invoice (payment hash).
+    pub lookup_id: String,
+    /// UNPAID → PAID → ISSUED.
+    pub state: MintQuoteState,
+    /// Unix time until which the invoice can be paid.
+    pub expiry: u64,
+    /// Unix time of creation.
+    pub created_at: u64,
+    /// Unix time of the last state change.
+    pub updated_at: u64,
+    /// NUT-20: minting requires a signature by this key.
+    pub pubkey: Option<PublicKey>,
+}
+
+/// A proof being spent, as recorded: its `Y` and what it was worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentProof {
+    /// `Y = hash_to_curve(secret)`.
+    pub y: PublicKey,
+    /// Keyset of the proof.
+    pub keyset_id: Id,
+    /// Amount of the proof.
+    pub amount: u64,
+}
+
+/// An output signed by the mint, recorded for NUT-09 restore and so it is never signed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedSignature {
+    /// The blinded message `B_`.
+    pub blinded: PublicKey,
+    /// The signature `C_` with its DLEQ proof.
+    pub signature: BlindSignature,
+}
+
+/// One atomic write: everything in it happens, durably, or nothing does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Commit<'a> {
+    /// Proofs to mark spent. Fails with [`StoreError::AlreadySpent`] if any is spent.
+    pub spend: &'a [SpentProof],
+    /// Signatures to record. Fails with [`StoreError::AlreadySigned`] if any `B_` is known.
+    pub issue: &'a [IssuedSignature],
+    /// A quote to move from `PAID` to `ISSUED`.
+    pub issue_quote: Option<&'a str>,
+}
+
+/// Durable state of a mint. See the module docs for the contract.
+#[async_trait::async_trait]
+pub trait MintStore: Send + Sync + 'static {
+    /// All keysets ever created, in any order.
+    async fn keysets(&self) -> Result<Vec<KeysetRecord>, StoreError>;
+
+    /// Inserts or replaces keysets (by id), atomically and durably. A rotation writes the new
+    /// keyset and the deactivated old one in one call.
+    async fn put_keysets(&self, keysets: &[KeysetRecord]) -> Result<(), StoreError>;
+
+    /// Stores a new quote, durably. [`StoreError::Duplicate`] if the id or lookup id exists.
+    async fn add_mint_quote(&self, quote: &MintQuoteRecord) -> Result<(), StoreError>;
+
+    /// A quote by id.
+    async fn mint_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError>;
+
+    /// A quote by its backend lookup id (payment hash).
+    async fn mint_quote_by_lookup_id(
+        &self,
+        lookup_id: &str,
+    ) -> Result<Option<MintQuoteRecord>, StoreError>;
+
+    /// Moves an `UNPAID` quote to `PAID`, durably, and returns it. A quote already `PAID` or
+    /// `ISSUED` is returned unchanged; `None` if there is no such quote.
+    async fn mark_mint_quote_paid(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<MintQuoteRecord>, StoreError>;
+
+    /// For each `Y`: `true` if spent.
+    async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError>;
+
+    /// For each `B_`: the signature issued for it, if any.
+    async fn blind_signatures(
+        &self,
+        blinded: &[PublicKey],
+    ) -> Result<Vec<Option<BlindSignature>>, StoreError>;
+
+    /// Applies one [`Commit`] atomically and returns only once it is durable.
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+}
+
+/// The canonical storage key of a point: its compressed encoding.
+pub fn point_key(point: &PublicKey) -> [u8; 33] {
+    point.to_bytes()
+}

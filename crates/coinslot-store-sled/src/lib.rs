@@ -1,0 +1,264 @@
+//! # coinslot-store-sled
+//!
+//! [`SledStore`]: the embedded default [`MintStore`] of Coinslot, on [sled].
+//!
+//! Layout: one tree per record kind, keyed by canonical bytes (points by their compressed
+//! 33-byte encoding, so a point has one key however its hex was written):
+//!
+//! | tree      | key           | value                         |
+//! |-----------|---------------|-------------------------------|
+//! | `keysets` | keyset id     | `KeysetRecord` (JSON)          |
+//! | `quotes`  | quote id      | `MintQuoteRecord` (JSON)       |
+//! | `lookups` | lookup id     | quote id                      |
+//! | `spent`   | `Y`           | keyset id bytes + amount (BE) |
+//! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
+//!
+//! A [`Commit`] is one sled transaction over `spent`, `sigs` and `quotes` (serializable: a
+//! conflicting transaction is retried and then sees the other's writes), followed by a flush
+//! of the log to disk before the call returns. Concurrent commits share flushes: sled writes
+//! everything buffered so far on each flush, so a commit that arrives while one is running
+//! rides on the next.
+//!
+//! sled locks its directory, so one process owns a store; several instances on one database
+//! need the PostgreSQL store.
+
+use std::path::Path;
+
+use coinslot_mint::cashu::nuts::{BlindSignature, MintQuoteState, PublicKey};
+use coinslot_mint::store::{point_key, Commit, KeysetRecord, MintQuoteRecord};
+use coinslot_mint::{MintStore, StoreError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+/// The sled-backed store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    keysets: sled::Tree,
+    quotes: sled::Tree,
+    lookups: sled::Tree,
+    spent: sled::Tree,
+    sigs: sled::Tree,
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn corrupt(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(err.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| backend(format!("cannot open sled store at {}: {e}", dir.display())))?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            keysets: tree("keysets")?,
+            quotes: tree("quotes")?,
+            lookups: tree("lookups")?,
+            spent: tree("spent")?,
+            sigs: tree("sigs")?,
+            db,
+        })
+    }
+
+    /// Flushes everything written so far to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(backend)
+    }
+
+    fn get_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
+        self.quotes
+            .get(id.as_bytes())
+            .map_err(backend)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(corrupt))
+            .transpose()
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(corrupt)
+}
+
+fn abort<T>(err: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(err))
+}
+
+fn unwrap_tx<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(err) => err,
+        TransactionError::Storage(err) => backend(err),
+    })
+}
+
+#[async_trait::async_trait]
+impl MintStore for SledStore {
+    async fn keysets(&self) -> Result<Vec<KeysetRecord>, StoreError> {
+        self.keysets
+            .iter()
+            .values()
+            .map(|v| {
+                let bytes = v.map_err(backend)?;
+                serde_json::from_slice(&bytes).map_err(corrupt)
+            })
+            .collect()
+    }
+
+    async fn put_keysets(&self, keysets: &[KeysetRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for keyset in keysets {
+            batch.insert(keyset.id.to_bytes(), encode(keyset)?);
+        }
+        self.keysets.apply_batch(batch).map_err(backend)?;
+        self.flush().await
+    }
+
+    async fn add_mint_quote(&self, quote: &MintQuoteRecord) -> Result<(), StoreError> {
+        let value = encode(quote)?;
+        let result = (&self.quotes, &self.lookups).transaction(|(quotes, lookups)| {
+            if quotes.get(quote.id.as_bytes())?.is_some() {
+                return abort(StoreError::Duplicate(format!("quote {}", quote.id)));
+            }
+            if lookups.get(quote.lookup_id.as_bytes())?.is_some() {
+                return abort(StoreError::Duplicate(format!(
+                    "quote lookup id {}",
+                    quote.lookup_id
+                )));
+            }
+            quotes.insert(quote.id.as_bytes(), value.as_slice())?;
+            lookups.insert(quote.lookup_id.as_bytes(), quote.id.as_bytes())?;
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush().await
+    }
+
+    async fn mint_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
+        self.get_quote(id)
+    }
+
+    async fn mint_quote_by_lookup_id(
+        &self,
+        lookup_id: &str,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        match self.lookups.get(lookup_id.as_bytes()).map_err(backend)? {
+            Some(id) => self.get_quote(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    async fn mark_mint_quote_paid(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        let result = self.quotes.transaction(|quotes| {
+            let Some(bytes) = quotes.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
+                Ok(quote) => quote,
+                Err(e) => return abort(corrupt(e)),
+            };
+            if quote.state == MintQuoteState::Unpaid {
+                quote.state = MintQuoteState::Paid;
+                quote.updated_at = now;
+                let value = match encode(&quote) {
+                    Ok(value) => value,
+                    Err(e) => return abort(e),
+                };
+                quotes.insert(id.as_bytes(), value)?;
+            }
+            Ok(Some(quote))
+        });
+        let quote = unwrap_tx(result)?;
+        self.flush().await?;
+        Ok(quote)
+    }
+
+    async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError> {
+        ys.iter()
+            .map(|y| self.spent.contains_key(point_key(y)).map_err(backend))
+            .collect()
+    }
+
+    async fn blind_signatures(
+        &self,
+        blinded: &[PublicKey],
+    ) -> Result<Vec<Option<BlindSignature>>, StoreError> {
+        blinded
+            .iter()
+            .map(|b| {
+                self.sigs
+                    .get(point_key(b))
+                    .map_err(backend)?
+                    .map(|bytes| serde_json::from_slice(&bytes).map_err(corrupt))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        // Encode outside the transaction: its closure may run more than once.
+        let spent_values: Vec<([u8; 33], Vec<u8>)> = commit
+            .spend
+            .iter()
+            .map(|p| {
+                let mut value = p.keyset_id.to_bytes();
+                value.extend_from_slice(&p.amount.to_be_bytes());
+                (point_key(&p.y), value)
+            })
+            .collect();
+        let sig_values = commit
+            .issue
+            .iter()
+            .map(|s| Ok((point_key(&s.blinded), encode(&s.signature)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let result = (&self.spent, &self.sigs, &self.quotes).transaction(|(spent, sigs, quotes)| {
+            for (key, value) in &spent_values {
+                // `insert` returns the previous value: also catches a Y twice in one commit.
+                if spent.insert(&key[..], value.as_slice())?.is_some() {
+                    return abort(StoreError::AlreadySpent(hex(key)));
+                }
+            }
+            for (key, value) in &sig_values {
+                if sigs.insert(&key[..], value.as_slice())?.is_some() {
+                    return abort(StoreError::AlreadySigned(hex(key)));
+                }
+            }
+            if let Some(id) = commit.issue_quote {
+                let Some(bytes) = quotes.get(id.as_bytes())? else {
+                    return abort(StoreError::QuoteNotFound);
+                };
+                let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
+                    Ok(quote) => quote,
+                    Err(e) => return abort(corrupt(e)),
+                };
+                match quote.state {
+                    MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
+                    MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
+                    MintQuoteState::Paid => {}
+                }
+                quote.state = MintQuoteState::Issued;
+                let value = match encode(&quote) {
+                    Ok(value) => value,
+                    Err(e) => return abort(e),
+                };
+                quotes.insert(id.as_bytes(), value)?;
+            }
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush().await
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,46 @@
+//! SledStore passes the storage conformance suite, and keeps its state across reopening.
+
+use std::sync::Arc;
+
+use coinslot_mint::store::{Commit, SpentProof};
+use coinslot_mint::{MintStore, StoreError};
+use coinslot_store_sled::SledStore;
+
+coinslot_mint::store_conformance_tests!(|| async {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(dir.path()).expect("open sled");
+    (Arc::new(store) as Arc<dyn MintStore>, dir)
+});
+
+#[tokio::test]
+async fn spends_survive_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let quote = coinslot_mint::store::conformance::sample_quote();
+    let y = coinslot_mint::cashu::nuts::SecretKey::generate().public_key();
+    let proof = SpentProof {
+        y,
+        keyset_id: "009a1f293253e41e".parse().expect("id"),
+        amount: 4,
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store.add_mint_quote(&quote).await.expect("quote");
+        store
+            .commit(Commit {
+                spend: std::slice::from_ref(&proof),
+                ..Commit::default()
+            })
+            .await
+            .expect("spend");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.spent(&[y]).await.expect("states"), vec![true]);
+    assert_eq!(store.mint_quote(&quote.id).await.expect("quote"), Some(quote));
+    let again = store
+        .commit(Commit {
+            spend: &[proof],
+            ..Commit::default()
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::AlreadySpent(_))));
+}
