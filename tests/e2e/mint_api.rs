@@ -1,0 +1,230 @@
+//! The mint's HTTP API against malicious and concurrent requests, restarts, and melt.
+//! Real coinslotd on 127.0.0.1:0; requests built from cashu types over HTTP.
+
+use coinslot_mint::cashu::nuts::{
+    BlindedMessage, CheckStateRequest, CurrencyUnit, Proofs, SecretKey, State, SwapRequest,
+};
+use coinslot_mint::cashu::Amount;
+use coinslot_tests::raw::{error_code, RawClient};
+use coinslot_tests::TestServer;
+
+fn sum(proofs: &Proofs) -> u64 {
+    proofs.iter().map(|p| u64::from(p.amount)).sum()
+}
+
+async fn state_of(client: &RawClient, proofs: &Proofs) -> Vec<State> {
+    let ys = proofs.iter().map(|p| p.y().expect("y")).collect();
+    let (status, body) = client
+        .post("/v1/checkstate", &CheckStateRequest { ys })
+        .await
+        .expect("checkstate");
+    assert_eq!(status, 200, "{body}");
+    body["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .map(|s| serde_json::from_value(s["state"].clone()).expect("state"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_advertises_mint_only_and_melt_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+
+    let (status, info) = client.get("/v1/info").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(info["nuts"]["5"]["disabled"], true);
+    assert_eq!(info["nuts"]["5"]["methods"], serde_json::json!([]));
+    assert!(info["version"].as_str().unwrap().starts_with("coinslot/"));
+    let pubkey = info["pubkey"].as_str().unwrap();
+    assert_eq!(pubkey.len(), 66, "compressed pubkey");
+
+    let proofs = client.topup(8).await.unwrap();
+    for path in ["/v1/melt/quote/bolt11", "/v1/melt/bolt11", "/v1/melt/quote/bolt11/abc"] {
+        let (status, body) = client
+            .post(path, &serde_json::json!({"quote": "x", "inputs": proofs.clone()}))
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains("melt is disabled"), "{body}");
+        assert!(error_code(&body).is_some());
+    }
+    assert_eq!(state_of(&client, &proofs).await, vec![State::Unspent; proofs.len()]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_spend_is_refused_with_11001() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let proofs = client.topup(13).await.unwrap();
+    assert_eq!(sum(&proofs), 13);
+
+    let (status, _, fresh) = client.swap(proofs.clone()).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(sum(&fresh.unwrap()), 13);
+    assert_eq!(state_of(&client, &proofs).await, vec![State::Spent; proofs.len()]);
+
+    let (status, body, _) = client.swap(proofs).await.unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), Some(11001), "{body}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_proof_in_32_concurrent_swaps_has_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let proofs = client.topup(1).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let proofs = proofs.clone();
+        tasks.push(tokio::spawn(async move { client.swap(proofs).await.unwrap() }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let (status, body, _) = task.await.unwrap();
+        match status {
+            200 => ok += 1,
+            400 => assert_eq!(error_code(&body), Some(11001), "{body}"),
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one concurrent swap may succeed");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_spent_proofs_and_keysets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let (_, keysets_before) = client.get("/v1/keysets").await.unwrap();
+    let spent = client.topup(5).await.unwrap();
+    let unspent = client.topup(6).await.unwrap();
+    let (status, _, _) = client.swap(spent.clone()).await.unwrap();
+    assert_eq!(status, 200);
+    server.stop().await.unwrap();
+
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let (_, keysets_after) = client.get("/v1/keysets").await.unwrap();
+    assert_eq!(keysets_before, keysets_after, "keysets changed across restart");
+    let (status, body, _) = client.swap(spent).await.unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11001)), "{body}");
+    let (status, body, fresh) = client.swap(unspent).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sum(&fresh.unwrap()), 6);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malicious_swaps_get_clean_400s_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let proofs = client.topup(16).await.unwrap();
+    let outputs = |amount| RawClient::outputs(&keyset, amount).unwrap().blinded_messages();
+
+    let mut cases: Vec<(&str, SwapRequest, u64)> = Vec::new();
+    // Duplicate inputs.
+    let mut dup_inputs = proofs.clone();
+    dup_inputs.push(proofs[0].clone());
+    let dup_total = sum(&dup_inputs);
+    cases.push(("duplicate inputs", SwapRequest::new(dup_inputs, outputs(dup_total)), 11007));
+    // Duplicate outputs.
+    let mut dup_outputs = outputs(8);
+    dup_outputs.push(dup_outputs[0].clone());
+    cases.push(("duplicate outputs", SwapRequest::new(proofs.clone(), dup_outputs), 11008));
+    // Outputs worth more than inputs.
+    cases.push(("unbalanced", SwapRequest::new(proofs.clone(), outputs(32)), 11005));
+    // Unknown keyset.
+    let mut unknown = outputs(16);
+    for output in &mut unknown {
+        output.keyset_id = "00ffffffffffffff".parse().unwrap();
+    }
+    cases.push(("unknown keyset", SwapRequest::new(proofs.clone(), unknown), 12001));
+    // Forged signature: right secret, wrong C.
+    let mut forged = proofs.clone();
+    forged[0].c = SecretKey::generate().public_key();
+    cases.push(("forged signature", SwapRequest::new(forged, outputs(16)), 10001));
+    // Inflated amount on a genuine proof.
+    let mut inflated = proofs.clone();
+    inflated[0].amount = Amount::from(u64::from(inflated[0].amount) * 2);
+    let inflated_total = sum(&inflated);
+    cases.push(("inflated amount", SwapRequest::new(inflated, outputs(inflated_total)), 10001));
+    // Output amounts that overflow u64 when summed.
+    let mut overflow = outputs(16);
+    for output in &mut overflow {
+        output.amount = Amount::from(1u64 << 63);
+    }
+    cases.push(("overflowing amounts", SwapRequest::new(proofs.clone(), overflow), 0));
+
+    for (name, request, code) in cases {
+        let (status, body) = client.post("/v1/swap", &request).await.unwrap();
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(body["detail"].is_string(), "{name}: {body}");
+        if code != 0 {
+            assert_eq!(error_code(&body), Some(code), "{name}: {body}");
+        } else {
+            assert!(error_code(&body).is_some(), "{name}: {body}");
+        }
+    }
+    // None of that spent anything: the proofs are still good for their exact value.
+    assert_eq!(state_of(&client, &proofs).await, vec![State::Unspent; proofs.len()]);
+
+    // Reusing an already-signed blinded message.
+    let premint = RawClient::outputs(&keyset, 16).unwrap();
+    let first = client
+        .post("/v1/swap", &SwapRequest::new(proofs.clone(), premint.blinded_messages()))
+        .await
+        .unwrap();
+    assert_eq!(first.0, 200, "{}", first.1);
+    let more = client.topup(16).await.unwrap();
+    let (status, body) = client
+        .post("/v1/swap", &SwapRequest::new(more.clone(), premint.blinded_messages()))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11003)), "{body}");
+    assert_eq!(state_of(&client, &more).await, vec![State::Unspent; more.len()]);
+
+    // Malformed JSON and an oversize body.
+    let (status, body) = client.post_raw("/v1/swap", b"{not json".to_vec()).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("JSON"), "{body}");
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let (status, body) = client.post_raw("/v1/swap", huge).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(error_code(&body).is_some(), "{body}");
+
+    // Too many outputs.
+    let many: Vec<BlindedMessage> = (0..1001).flat_map(|_| outputs(1)).collect();
+    let (status, body) = client
+        .post("/v1/swap", &SwapRequest::new(more.clone(), many))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11015)), "{body}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_swap_gets_the_cached_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let proofs = client.topup(4).await.unwrap();
+    let request = SwapRequest::new(proofs, RawClient::outputs(&keyset, 4).unwrap().blinded_messages());
+    let first = client.post("/v1/swap", &request).await.unwrap();
+    let second = client.post("/v1/swap", &request).await.unwrap();
+    assert_eq!(first.0, 200);
+    assert_eq!(first, second, "NUT-19: a retried swap must get the same response");
+    server.stop().await.unwrap();
+}
