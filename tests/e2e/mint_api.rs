@@ -42,16 +42,32 @@ async fn info_advertises_mint_only_and_melt_is_refused() {
     assert_eq!(pubkey.len(), 66, "compressed pubkey");
 
     let proofs = client.topup(8).await.unwrap();
-    for path in ["/v1/melt/quote/bolt11", "/v1/melt/bolt11", "/v1/melt/quote/bolt11/abc"] {
+    for path in [
+        "/v1/melt/quote/bolt11",
+        "/v1/melt/bolt11",
+        "/v1/melt/quote/bolt11/abc",
+    ] {
         let (status, body) = client
-            .post(path, &serde_json::json!({"quote": "x", "inputs": proofs.clone()}))
+            .post(
+                path,
+                &serde_json::json!({"quote": "x", "inputs": proofs.clone()}),
+            )
             .await
             .unwrap();
         assert_eq!(status, 400, "{path}: {body}");
-        assert!(body["detail"].as_str().unwrap().contains("melt is disabled"), "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("melt is disabled"),
+            "{body}"
+        );
         assert!(error_code(&body).is_some());
     }
-    assert_eq!(state_of(&client, &proofs).await, vec![State::Unspent; proofs.len()]);
+    assert_eq!(
+        state_of(&client, &proofs).await,
+        vec![State::Unspent; proofs.len()]
+    );
     server.stop().await.unwrap();
 }
 
@@ -66,7 +82,10 @@ async fn double_spend_is_refused_with_11001() {
     let (status, _, fresh) = client.swap(proofs.clone()).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(sum(&fresh.unwrap()), 13);
-    assert_eq!(state_of(&client, &proofs).await, vec![State::Spent; proofs.len()]);
+    assert_eq!(
+        state_of(&client, &proofs).await,
+        vec![State::Spent; proofs.len()]
+    );
 
     let (status, body, _) = client.swap(proofs).await.unwrap();
     assert_eq!(status, 400);
@@ -85,7 +104,9 @@ async fn same_proof_in_32_concurrent_swaps_has_one_winner() {
     for _ in 0..32 {
         let client = client.clone();
         let proofs = proofs.clone();
-        tasks.push(tokio::spawn(async move { client.swap(proofs).await.unwrap() }));
+        tasks.push(tokio::spawn(
+            async move { client.swap(proofs).await.unwrap() },
+        ));
     }
     let mut ok = 0;
     for task in tasks {
@@ -115,7 +136,10 @@ async fn restart_keeps_spent_proofs_and_keysets() {
     let server = TestServer::start(dir.path()).await.unwrap();
     let client = RawClient::new(&server.url);
     let (_, keysets_after) = client.get("/v1/keysets").await.unwrap();
-    assert_eq!(keysets_before, keysets_after, "keysets changed across restart");
+    assert_eq!(
+        keysets_before, keysets_after,
+        "keysets changed across restart"
+    );
     let (status, body, _) = client.swap(spent).await.unwrap();
     assert_eq!((status, error_code(&body)), (400, Some(11001)), "{body}");
     let (status, body, fresh) = client.swap(unspent).await.unwrap();
@@ -131,41 +155,73 @@ async fn malicious_swaps_get_clean_400s_and_create_nothing() {
     let client = RawClient::new(&server.url);
     let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
     let proofs = client.topup(16).await.unwrap();
-    let outputs = |amount| RawClient::outputs(&keyset, amount).unwrap().blinded_messages();
+    let outputs = |amount| {
+        RawClient::outputs(&keyset, amount)
+            .unwrap()
+            .blinded_messages()
+    };
 
     let mut cases: Vec<(&str, SwapRequest, u64)> = Vec::new();
     // Duplicate inputs.
     let mut dup_inputs = proofs.clone();
     dup_inputs.push(proofs[0].clone());
     let dup_total = sum(&dup_inputs);
-    cases.push(("duplicate inputs", SwapRequest::new(dup_inputs, outputs(dup_total)), 11007));
+    cases.push((
+        "duplicate inputs",
+        SwapRequest::new(dup_inputs, outputs(dup_total)),
+        11007,
+    ));
     // Duplicate outputs.
     let mut dup_outputs = outputs(8);
     dup_outputs.push(dup_outputs[0].clone());
-    cases.push(("duplicate outputs", SwapRequest::new(proofs.clone(), dup_outputs), 11008));
+    cases.push((
+        "duplicate outputs",
+        SwapRequest::new(proofs.clone(), dup_outputs),
+        11008,
+    ));
     // Outputs worth more than inputs.
-    cases.push(("unbalanced", SwapRequest::new(proofs.clone(), outputs(32)), 11005));
+    cases.push((
+        "unbalanced",
+        SwapRequest::new(proofs.clone(), outputs(32)),
+        11005,
+    ));
     // Unknown keyset.
     let mut unknown = outputs(16);
     for output in &mut unknown {
         output.keyset_id = "00ffffffffffffff".parse().unwrap();
     }
-    cases.push(("unknown keyset", SwapRequest::new(proofs.clone(), unknown), 12001));
+    cases.push((
+        "unknown keyset",
+        SwapRequest::new(proofs.clone(), unknown),
+        12001,
+    ));
     // Forged signature: right secret, wrong C.
     let mut forged = proofs.clone();
     forged[0].c = SecretKey::generate().public_key();
-    cases.push(("forged signature", SwapRequest::new(forged, outputs(16)), 10001));
+    cases.push((
+        "forged signature",
+        SwapRequest::new(forged, outputs(16)),
+        10001,
+    ));
     // Inflated amount on a genuine proof.
     let mut inflated = proofs.clone();
     inflated[0].amount = Amount::from(u64::from(inflated[0].amount) * 2);
     let inflated_total = sum(&inflated);
-    cases.push(("inflated amount", SwapRequest::new(inflated, outputs(inflated_total)), 10001));
+    cases.push((
+        "inflated amount",
+        SwapRequest::new(inflated, outputs(inflated_total)),
+        10001,
+    ));
     // Output amounts that overflow u64 when summed.
     let mut overflow = outputs(16);
     for output in &mut overflow {
         output.amount = Amount::from(1u64 << 63);
     }
-    cases.push(("overflowing amounts", SwapRequest::new(proofs.clone(), overflow), 0));
+    cases.push((
+        "overflowing amounts",
+        SwapRequest::new(proofs.clone(), overflow),
+        0,
+    ));
 
     for (name, request, code) in cases {
         let (status, body) = client.post("/v1/swap", &request).await.unwrap();
@@ -178,25 +234,40 @@ async fn malicious_swaps_get_clean_400s_and_create_nothing() {
         }
     }
     // None of that spent anything: the proofs are still good for their exact value.
-    assert_eq!(state_of(&client, &proofs).await, vec![State::Unspent; proofs.len()]);
+    assert_eq!(
+        state_of(&client, &proofs).await,
+        vec![State::Unspent; proofs.len()]
+    );
 
     // Reusing an already-signed blinded message.
     let premint = RawClient::outputs(&keyset, 16).unwrap();
     let first = client
-        .post("/v1/swap", &SwapRequest::new(proofs.clone(), premint.blinded_messages()))
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(proofs.clone(), premint.blinded_messages()),
+        )
         .await
         .unwrap();
     assert_eq!(first.0, 200, "{}", first.1);
     let more = client.topup(16).await.unwrap();
     let (status, body) = client
-        .post("/v1/swap", &SwapRequest::new(more.clone(), premint.blinded_messages()))
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(more.clone(), premint.blinded_messages()),
+        )
         .await
         .unwrap();
     assert_eq!((status, error_code(&body)), (400, Some(11003)), "{body}");
-    assert_eq!(state_of(&client, &more).await, vec![State::Unspent; more.len()]);
+    assert_eq!(
+        state_of(&client, &more).await,
+        vec![State::Unspent; more.len()]
+    );
 
     // Malformed JSON and an oversize body.
-    let (status, body) = client.post_raw("/v1/swap", b"{not json".to_vec()).await.unwrap();
+    let (status, body) = client
+        .post_raw("/v1/swap", b"{not json".to_vec())
+        .await
+        .unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("JSON"), "{body}");
     let huge = vec![b' '; 2 * 1024 * 1024];
@@ -221,10 +292,242 @@ async fn retried_swap_gets_the_cached_response() {
     let client = RawClient::new(&server.url);
     let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
     let proofs = client.topup(4).await.unwrap();
-    let request = SwapRequest::new(proofs, RawClient::outputs(&keyset, 4).unwrap().blinded_messages());
+    let request = SwapRequest::new(
+        proofs,
+        RawClient::outputs(&keyset, 4).unwrap().blinded_messages(),
+    );
     let first = client.post("/v1/swap", &request).await.unwrap();
     let second = client.post("/v1/swap", &request).await.unwrap();
     assert_eq!(first.0, 200);
-    assert_eq!(first, second, "NUT-19: a retried swap must get the same response");
+    assert_eq!(
+        first, second,
+        "NUT-19: a retried swap must get the same response"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sig_all_locked_proofs_need_a_signature_over_inputs_and_outputs() {
+    use coinslot_mint::cashu::amount::{FeeAndAmounts, SplitTarget};
+    use coinslot_mint::cashu::dhke::construct_proofs;
+    use coinslot_mint::cashu::nuts::{
+        Conditions, PreMintSecrets, SigFlag, SpendingConditions, SwapResponse,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let owner = SecretKey::generate();
+    let thief = SecretKey::generate();
+
+    // Lock 8 sat to `owner` with SIG_ALL.
+    let conditions = SpendingConditions::new_p2pk(
+        owner.public_key(),
+        Some(Conditions::new(None, None, None, None, Some(SigFlag::SigAll), None).unwrap()),
+    );
+    let amounts: Vec<u64> = keyset.keys.iter().map(|(a, _)| u64::from(*a)).collect();
+    let fees = FeeAndAmounts::from((0, amounts));
+    let locked = PreMintSecrets::with_conditions(
+        keyset.id,
+        Amount::from(8),
+        &SplitTarget::Values(vec![Amount::from(4), Amount::from(4)]),
+        &conditions,
+        &fees,
+    )
+    .unwrap();
+    let plain = client.topup(8).await.unwrap();
+    let (status, body) = client
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(plain, locked.blinded_messages()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let response: SwapResponse = serde_json::from_value(body).unwrap();
+    let locked_proofs = construct_proofs(
+        response.signatures,
+        locked.rs(),
+        locked.secrets(),
+        &keyset.keys,
+    )
+    .unwrap();
+    assert_eq!(locked_proofs.len(), 2);
+
+    let outputs = RawClient::outputs(&keyset, 8).unwrap().blinded_messages();
+    // No signature.
+    let unsigned = SwapRequest::new(locked_proofs.clone(), outputs.clone());
+    let (status, body) = client.post("/v1/swap", &unsigned).await.unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(20008)), "{body}");
+    // Signed by the wrong key.
+    let mut wrong = SwapRequest::new(locked_proofs.clone(), outputs.clone());
+    wrong.sign_sig_all(thief).unwrap();
+    let (status, body) = client.post("/v1/swap", &wrong).await.unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(20008)), "{body}");
+    // Signed by the owner, then outputs swapped for the thief's: the signature no longer covers them.
+    let mut tampered = SwapRequest::new(locked_proofs.clone(), outputs.clone());
+    tampered.sign_sig_all(owner.clone()).unwrap();
+    *tampered.outputs_mut() = RawClient::outputs(&keyset, 8).unwrap().blinded_messages();
+    let (status, body) = client.post("/v1/swap", &tampered).await.unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(20008)), "{body}");
+    assert_eq!(
+        state_of(&client, &locked_proofs).await,
+        vec![State::Unspent; 2]
+    );
+    // Signed by the owner over exactly these outputs.
+    let mut signed = SwapRequest::new(locked_proofs.clone(), outputs);
+    signed.sign_sig_all(owner).unwrap();
+    let (status, body) = client.post("/v1/swap", &signed).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        state_of(&client, &locked_proofs).await,
+        vec![State::Spent; 2]
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fee_change_rotates_the_keyset_and_old_ecash_still_redeems() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let old_keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let old_proofs = client.topup(10).await.unwrap();
+    server.stop().await.unwrap();
+
+    let mut config = coinslotd::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..coinslotd::Config::default()
+    };
+    config.mint.units[0].input_fee_ppk = 1000; // 1 sat per input
+    let server = TestServer::start_with(config).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let new_keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    assert_ne!(
+        old_keyset.id, new_keyset.id,
+        "a fee change must rotate the keyset"
+    );
+    assert_eq!(new_keyset.input_fee_ppk, 1000);
+    let (_, keysets) = client.get("/v1/keysets").await.unwrap();
+    let old_info = keysets["keysets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == old_keyset.id.to_string())
+        .expect("old keyset still listed");
+    assert_eq!(old_info["active"], false);
+
+    // Old keyset: fee 0 on its inputs; new outputs must come from the new keyset.
+    let premint = RawClient::outputs(&new_keyset, 10).unwrap();
+    let (status, body) = client
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(old_proofs.clone(), premint.blinded_messages()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "old ecash must redeem after rotation: {body}");
+
+    // Outputs in the inactive keyset are refused.
+    let more = client.topup(4).await.unwrap();
+    assert!(more.iter().all(|p| p.keyset_id == new_keyset.id));
+    let stale = RawClient::outputs(&old_keyset, 3).unwrap();
+    let (status, body) = client
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(more.clone(), stale.blinded_messages()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(12002)), "{body}");
+
+    // New keyset: each input costs 1 sat, so outputs equal to inputs are unbalanced…
+    let n = more.len() as u64;
+    let full = RawClient::outputs(&new_keyset, 4).unwrap();
+    let (status, body) = client
+        .post(
+            "/v1/swap",
+            &SwapRequest::new(more.clone(), full.blinded_messages()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11005)), "{body}");
+    // …and inputs minus the fee balance.
+    let net = RawClient::outputs(&new_keyset, 4 - n).unwrap();
+    let (status, body) = client
+        .post("/v1/swap", &SwapRequest::new(more, net.blinded_messages()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_respect_units_and_limits() {
+    use coinslot_mint::cashu::nuts::MintQuoteBolt11Request;
+    use coinslot_mint::UnitConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = coinslotd::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..coinslotd::Config::default()
+    };
+    config.mint.units[0].max_mint = 1000;
+    config.mint.units.push(UnitConfig {
+        msat_per_unit: Some(10_000),
+        ..UnitConfig::new("credit")
+    });
+    config.mint.units.push(UnitConfig::new("voucher"));
+    let server = TestServer::start_with(config).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let quote = |amount: u64, unit: &str| MintQuoteBolt11Request {
+        amount: Amount::from(amount),
+        unit: unit.parse().unwrap(),
+        description: None,
+        pubkey: None,
+    };
+
+    let (status, body) = client
+        .post("/v1/mint/quote/bolt11", &quote(1001, "sat"))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11006)), "{body}");
+    let (status, body) = client
+        .post("/v1/mint/quote/bolt11", &quote(5, "eur"))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11013)), "{body}");
+    // A custom unit without a Lightning rate cannot be bought over Lightning.
+    let (status, body) = client
+        .post("/v1/mint/quote/bolt11", &quote(5, "voucher"))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11013)), "{body}");
+
+    // A custom unit with a rate: 7 credits = 70 sat = 70000 msat in the invoice.
+    let (status, body) = client
+        .post("/v1/mint/quote/bolt11", &quote(7, "credit"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["unit"], "credit");
+    let invoice: coinslot_mint::cashu::Bolt11Invoice =
+        body["request"].as_str().unwrap().parse().unwrap();
+    assert_eq!(invoice.amount_milli_satoshis(), Some(70_000));
+    assert_eq!(body["state"], "PAID", "the fake backend pays at once");
+
+    let (_, info) = client.get("/v1/info").await.unwrap();
+    let units: Vec<&str> = info["nuts"]["4"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["unit"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        units,
+        vec!["sat", "credit"],
+        "only units with a rate are offered"
+    );
     server.stop().await.unwrap();
 }

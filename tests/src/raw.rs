@@ -43,7 +43,11 @@ impl RawClient {
     }
 
     /// POSTs a JSON value.
-    pub async fn post(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<(u16, Value)> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<(u16, Value)> {
         self.post_raw(path, serde_json::to_vec(body)?).await
     }
 
@@ -92,6 +96,11 @@ impl RawClient {
     /// Tops up `amount` sat through a quote (the fake backend pays it) and returns proofs.
     pub async fn topup(&self, amount: u64) -> anyhow::Result<Proofs> {
         let keyset = self.active_keyset(&CurrencyUnit::Sat).await?;
+        self.topup_with(&keyset, amount).await
+    }
+
+    /// [`RawClient::topup`] into a known keyset.
+    pub async fn topup_with(&self, keyset: &KeySet, amount: u64) -> anyhow::Result<Proofs> {
         let (status, quote) = self
             .post(
                 "/v1/mint/quote/bolt11",
@@ -105,7 +114,7 @@ impl RawClient {
             .await?;
         anyhow::ensure!(status == 200, "quote failed: {quote}");
         let quote: MintQuoteBolt11Response<String> = serde_json::from_value(quote)?;
-        let premint = Self::outputs(&keyset, amount)?;
+        let premint = Self::outputs(keyset, amount)?;
         let request = MintRequest {
             quote: quote.quote,
             outputs: premint.blinded_messages(),
@@ -125,9 +134,18 @@ impl RawClient {
     /// Swaps `inputs` for fresh outputs of the same total; returns status, body and, on
     /// success, the new proofs.
     pub async fn swap(&self, inputs: Proofs) -> anyhow::Result<(u16, Value, Option<Proofs>)> {
-        let total: u64 = inputs.iter().map(|p| u64::from(p.amount)).sum();
         let keyset = self.active_keyset(&CurrencyUnit::Sat).await?;
-        let premint = Self::outputs(&keyset, total)?;
+        self.swap_with(&keyset, inputs).await
+    }
+
+    /// [`RawClient::swap`] into a known keyset.
+    pub async fn swap_with(
+        &self,
+        keyset: &KeySet,
+        inputs: Proofs,
+    ) -> anyhow::Result<(u16, Value, Option<Proofs>)> {
+        let total: u64 = inputs.iter().map(|p| u64::from(p.amount)).sum();
+        let premint = Self::outputs(keyset, total)?;
         let request = SwapRequest::new(inputs, premint.blinded_messages());
         let (status, body) = self.post("/v1/swap", &request).await?;
         if status != 200 {

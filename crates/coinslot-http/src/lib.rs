@@ -150,7 +150,12 @@ where
         Bytes::from_request(req, state)
             .await
             .map(CashuBytes)
-            .map_err(|e| ApiError(Error::InvalidRequest(format!("request body: {}", e.body_text()))))
+            .map_err(|e| {
+                ApiError(Error::InvalidRequest(format!(
+                    "request body: {}",
+                    e.body_text()
+                )))
+            })
     }
 }
 
@@ -205,17 +210,29 @@ async fn mint_quote(
     Ok(Json(state.mint.mint_quote(&quote_id).await?))
 }
 
-async fn mint_bolt11(State(state): State<AppState>, CashuBytes(body): CashuBytes) -> Result<Response, ApiError> {
-    cached(&state, "/v1/mint/bolt11", body, |mint, request: MintRequest<String>| async move {
-        mint.mint(request).await
-    })
+async fn mint_bolt11(
+    State(state): State<AppState>,
+    CashuBytes(body): CashuBytes,
+) -> Result<Response, ApiError> {
+    cached(
+        &state,
+        "/v1/mint/bolt11",
+        body,
+        |mint, request: MintRequest<String>| async move { mint.mint(request).await },
+    )
     .await
 }
 
-async fn swap(State(state): State<AppState>, CashuBytes(body): CashuBytes) -> Result<Response, ApiError> {
-    cached(&state, "/v1/swap", body, |mint, request: SwapRequest| async move {
-        mint.swap(request).await
-    })
+async fn swap(
+    State(state): State<AppState>,
+    CashuBytes(body): CashuBytes,
+) -> Result<Response, ApiError> {
+    cached(
+        &state,
+        "/v1/swap",
+        body,
+        |mint, request: SwapRequest| async move { mint.swap(request).await },
+    )
     .await
 }
 

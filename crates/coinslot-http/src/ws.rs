@@ -100,7 +100,11 @@ impl Connection {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let method = message.get("method").and_then(Value::as_str).unwrap_or("");
         let params = message.get("params").cloned().unwrap_or(Value::Null);
-        let Some(sub_id) = params.get("subId").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(sub_id) = params
+            .get("subId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return vec![error_reply(id, -32602, "params.subId is required")];
         };
         match method {
@@ -148,7 +152,11 @@ impl Connection {
                     }
                 }
                 out.push(ok_reply(id, &sub_id));
-                if let Ok(states) = self.mint.check_state(CheckStateRequest { ys: ys.clone() }).await {
+                if let Ok(states) = self
+                    .mint
+                    .check_state(CheckStateRequest { ys: ys.clone() })
+                    .await
+                {
                     for state in states.states {
                         out.push(notification(&sub_id, json!(state)));
                     }
@@ -167,7 +175,9 @@ impl Connection {
         let mut out = Vec::new();
         for (sub_id, filters) in &self.subs {
             match (event, filters) {
-                (MintEvent::MintQuote(quote), Filters::Quotes(ids)) if ids.contains(&quote.quote) => {
+                (MintEvent::MintQuote(quote), Filters::Quotes(ids))
+                    if ids.contains(&quote.quote) =>
+                {
                     out.push(notification(sub_id, json!(quote)));
                 }
                 (MintEvent::ProofState(state), Filters::Proofs(ys))

@@ -4,8 +4,6 @@
 //! exactly one code of the NUT error table (`error_codes.md` in cashubtc/nuts), so the HTTP
 //! crate turns any error into `400 {"detail": "...", "code": N}` with one match.
 
-
-
 use crate::store::StoreError;
 
 /// Code for errors the NUT table has no entry for (malformed requests, unknown quotes,
@@ -166,4 +164,3 @@ impl From<StoreError> for Error {
         }
     }
 }
-

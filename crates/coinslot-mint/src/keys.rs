@@ -212,11 +212,16 @@ impl Keyring {
     pub fn sorted(&self) -> Vec<&Arc<LoadedKeyset>> {
         let mut all: Vec<_> = self.by_id.values().collect();
         all.sort_by(|a, b| {
-            (!a.record.active, a.record.unit.to_string(), a.record.derivation_index).cmp(&(
-                !b.record.active,
-                b.record.unit.to_string(),
-                b.record.derivation_index,
-            ))
+            (
+                !a.record.active,
+                a.record.unit.to_string(),
+                a.record.derivation_index,
+            )
+                .cmp(&(
+                    !b.record.active,
+                    b.record.unit.to_string(),
+                    b.record.derivation_index,
+                ))
         });
         all
     }

@@ -153,7 +153,12 @@ impl Mint {
     /// NUT-02: every keyset with its unit, state and fee.
     pub fn keysets(&self) -> KeysetResponse {
         KeysetResponse {
-            keysets: self.keyring().sorted().into_iter().map(|k| k.info()).collect(),
+            keysets: self
+                .keyring()
+                .sorted()
+                .into_iter()
+                .map(|k| k.info())
+                .collect(),
         }
     }
 
@@ -264,7 +269,10 @@ impl Mint {
             if changed.iter().any(|c| c.id == keyset.record.id) {
                 continue;
             }
-            loaded.push(LoadedKeyset::derive(&self.inner.seed, keyset.record.clone())?);
+            loaded.push(LoadedKeyset::derive(
+                &self.inner.seed,
+                keyset.record.clone(),
+            )?);
         }
         for record in changed {
             loaded.push(LoadedKeyset::derive(&self.inner.seed, record)?);
@@ -326,7 +334,10 @@ async fn reconcile_keysets(
             .map(|r| r.derivation_index.saturating_add(1))
             .max()
             .unwrap_or(0);
-        for record in records.iter_mut().filter(|r| r.unit == currency && r.active) {
+        for record in records
+            .iter_mut()
+            .filter(|r| r.unit == currency && r.active)
+        {
             record.active = false;
             changed.push(record.clone());
         }
@@ -336,7 +347,10 @@ async fn reconcile_keysets(
         records.push(record);
     }
     for record in records.iter_mut() {
-        let configured = config.units.iter().any(|u| u.currency_unit() == record.unit);
+        let configured = config
+            .units
+            .iter()
+            .any(|u| u.currency_unit() == record.unit);
         if record.active && !configured {
             record.active = false;
             changed.push(record.clone());

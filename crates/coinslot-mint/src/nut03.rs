@@ -21,8 +21,7 @@ impl Mint {
                 let ring = ring.clone();
                 move || {
                     let inputs = verify_inputs(&ring, request.inputs(), &limits)?;
-                    let (unit, outputs_total) =
-                        verify_outputs(&ring, request.outputs(), &limits)?;
+                    let (unit, outputs_total) = verify_outputs(&ring, request.outputs(), &limits)?;
                     if unit.is_some_and(|unit| unit != inputs.unit) {
                         return Err(Error::UnitMismatch);
                     }

@@ -53,7 +53,9 @@ pub(crate) fn verify_inputs(
             )));
         }
         if let Some(witness) = &proof.witness {
-            let len = serde_json::to_vec(witness).map(|v| v.len()).unwrap_or(usize::MAX);
+            let len = serde_json::to_vec(witness)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if len > limits.max_witness_len {
                 return Err(Error::InvalidRequest(format!(
                     "witness longer than {} bytes",

@@ -14,10 +14,13 @@
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs` and `quotes` (serializable: a
-//! conflicting transaction is retried and then sees the other's writes), followed by a flush
-//! of the log to disk before the call returns. Concurrent commits share flushes: sled writes
-//! everything buffered so far on each flush, so a commit that arrives while one is running
-//! rides on the next.
+//! conflicting transaction is retried and then sees the other's writes). The call returns only
+//! once the write is on disk, through **group commit** ([`flusher`]): each writer takes a
+//! ticket after its transaction, one flusher thread fsyncs everything written so far and
+//! releases every ticket that flush covered, so concurrent commits share one fsync.
+//!
+//! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
+//! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
 //!
 //! sled locks its directory, so one process owns a store; several instances on one database
 //! need the PostgreSQL store.
@@ -29,15 +32,19 @@ use coinslot_mint::store::{point_key, Commit, KeysetRecord, MintQuoteRecord};
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+pub mod flusher;
+
+use flusher::Flusher;
+
 /// The sled-backed store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SledStore {
-    db: sled::Db,
     keysets: sled::Tree,
     quotes: sled::Tree,
     lookups: sled::Tree,
     spent: sled::Tree,
     sigs: sled::Tree,
+    flusher: Flusher,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -63,13 +70,14 @@ impl SledStore {
             lookups: tree("lookups")?,
             spent: tree("spent")?,
             sigs: tree("sigs")?,
-            db,
+            flusher: Flusher::start(db),
         })
     }
 
-    /// Flushes everything written so far to disk.
+    /// Returns once everything written so far is on disk (sharing the fsync with every
+    /// other writer waiting at the same time).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(backend)
+        self.flusher.durable().await
     }
 
     fn get_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
@@ -220,40 +228,41 @@ impl MintStore for SledStore {
             .map(|s| Ok((point_key(&s.blinded), encode(&s.signature)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
 
-        let result = (&self.spent, &self.sigs, &self.quotes).transaction(|(spent, sigs, quotes)| {
-            for (key, value) in &spent_values {
-                // `insert` returns the previous value: also catches a Y twice in one commit.
-                if spent.insert(&key[..], value.as_slice())?.is_some() {
-                    return abort(StoreError::AlreadySpent(hex(key)));
+        let result =
+            (&self.spent, &self.sigs, &self.quotes).transaction(|(spent, sigs, quotes)| {
+                for (key, value) in &spent_values {
+                    // `insert` returns the previous value: also catches a Y twice in one commit.
+                    if spent.insert(&key[..], value.as_slice())?.is_some() {
+                        return abort(StoreError::AlreadySpent(hex(key)));
+                    }
                 }
-            }
-            for (key, value) in &sig_values {
-                if sigs.insert(&key[..], value.as_slice())?.is_some() {
-                    return abort(StoreError::AlreadySigned(hex(key)));
+                for (key, value) in &sig_values {
+                    if sigs.insert(&key[..], value.as_slice())?.is_some() {
+                        return abort(StoreError::AlreadySigned(hex(key)));
+                    }
                 }
-            }
-            if let Some(id) = commit.issue_quote {
-                let Some(bytes) = quotes.get(id.as_bytes())? else {
-                    return abort(StoreError::QuoteNotFound);
-                };
-                let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
-                    Ok(quote) => quote,
-                    Err(e) => return abort(corrupt(e)),
-                };
-                match quote.state {
-                    MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
-                    MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
-                    MintQuoteState::Paid => {}
+                if let Some(id) = commit.issue_quote {
+                    let Some(bytes) = quotes.get(id.as_bytes())? else {
+                        return abort(StoreError::QuoteNotFound);
+                    };
+                    let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
+                        Ok(quote) => quote,
+                        Err(e) => return abort(corrupt(e)),
+                    };
+                    match quote.state {
+                        MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
+                        MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
+                        MintQuoteState::Paid => {}
+                    }
+                    quote.state = MintQuoteState::Issued;
+                    let value = match encode(&quote) {
+                        Ok(value) => value,
+                        Err(e) => return abort(e),
+                    };
+                    quotes.insert(id.as_bytes(), value)?;
                 }
-                quote.state = MintQuoteState::Issued;
-                let value = match encode(&quote) {
-                    Ok(value) => value,
-                    Err(e) => return abort(e),
-                };
-                quotes.insert(id.as_bytes(), value)?;
-            }
-            Ok(())
-        });
+                Ok(())
+            });
         unwrap_tx(result)?;
         self.flush().await
     }

@@ -35,7 +35,10 @@ async fn spends_survive_reopening() {
     }
     let store = SledStore::open(dir.path()).expect("reopen");
     assert_eq!(store.spent(&[y]).await.expect("states"), vec![true]);
-    assert_eq!(store.mint_quote(&quote.id).await.expect("quote"), Some(quote));
+    assert_eq!(
+        store.mint_quote(&quote.id).await.expect("quote"),
+        Some(quote)
+    );
     let again = store
         .commit(Commit {
             spend: &[proof],
@@ -43,4 +46,41 @@ async fn spends_survive_reopening() {
         })
         .await;
     assert!(matches!(again, Err(StoreError::AlreadySpent(_))));
+}
+
+/// Hundreds of concurrent commits all become durable: group commit never strands a waiter
+/// (sled's own `flush_async` deadlocks here, sled issue #1308).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_all_complete() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let y = coinslot_mint::cashu::nuts::SecretKey::generate().public_key();
+            let proof = SpentProof {
+                y,
+                keyset_id: "009a1f293253e41e".parse().expect("id"),
+                amount: 1,
+            };
+            store
+                .commit(Commit {
+                    spend: &[proof],
+                    ..Commit::default()
+                })
+                .await
+                .map(|()| y)
+        }));
+    }
+    let all = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut ys = Vec::new();
+        for task in tasks {
+            ys.push(task.await.expect("task").expect("commit"));
+        }
+        ys
+    })
+    .await
+    .expect("every concurrent commit must complete");
+    assert_eq!(store.spent(&all).await.expect("states"), vec![true; 400]);
 }

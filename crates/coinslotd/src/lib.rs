@@ -36,9 +36,8 @@ pub struct Opened {
 
 /// Opens the data directory (seed + store), the backend and the mint.
 pub async fn open(config: &Config) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create data directory {}", config.data_dir.display())
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let seed = load_or_create_seed(&config.data_dir.join(SEED_FILE))?;
     let store = SledStore::open(&config.data_dir.join(STORE_DIR))?;
     let backend: Arc<dyn PaymentBackend> = match &config.backend {

@@ -57,7 +57,9 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(listen) = &args.listen {
         config.listen = listen.parse::<SocketAddr>().map_err(|e| {
-            ConfigError(format!("--listen / COINSLOT_LISTEN: `{listen}` is not an address: {e}"))
+            ConfigError(format!(
+                "--listen / COINSLOT_LISTEN: `{listen}` is not an address: {e}"
+            ))
         })?;
     }
     if let Some(dir) = &args.data_dir {

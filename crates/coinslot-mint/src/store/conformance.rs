@@ -13,6 +13,9 @@
 //! The factory returns the store and a guard kept alive for the test (a temp dir, say).
 //! Each check panics with a message naming the broken rule.
 
+// A test suite: panicking with a message is how a check fails.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -20,8 +23,8 @@ use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey, S
 use cashu::Amount;
 
 use super::{
-    Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord, MintStore,
-    SpentProof, StoreError,
+    Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord, MintStore, SpentProof,
+    StoreError,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates.
@@ -103,7 +106,10 @@ pub fn sample_quote() -> MintQuoteRecord {
 
 /// Keysets are stored, listed, and replaced by id.
 pub async fn keysets_round_trip(store: Arc<dyn MintStore>) {
-    assert!(store.keysets().await.unwrap_or_default().is_empty(), "new store has keysets");
+    assert!(
+        store.keysets().await.unwrap_or_default().is_empty(),
+        "new store has keysets"
+    );
     let a = KeysetRecord {
         id: keyset_id(),
         unit: CurrencyUnit::Sat,
@@ -120,16 +126,30 @@ pub async fn keysets_round_trip(store: Arc<dyn MintStore>) {
         derivation_index: 3,
         ..a.clone()
     };
-    store.put_keysets(&[a.clone(), b.clone()]).await.expect("put keysets");
+    store
+        .put_keysets(&[a.clone(), b.clone()])
+        .await
+        .expect("put keysets");
     let mut listed = store.keysets().await.expect("list keysets");
     listed.sort_by_key(|k| k.derivation_index);
-    assert_eq!(listed, vec![a.clone(), b.clone()], "keysets did not round-trip");
+    assert_eq!(
+        listed,
+        vec![a.clone(), b.clone()],
+        "keysets did not round-trip"
+    );
 
     let mut inactive = a.clone();
     inactive.active = false;
-    store.put_keysets(&[inactive.clone()]).await.expect("update keyset");
+    store
+        .put_keysets(&[inactive.clone()])
+        .await
+        .expect("update keyset");
     let listed = store.keysets().await.expect("list keysets");
-    assert_eq!(listed.len(), 2, "updating a keyset must replace it, not add one");
+    assert_eq!(
+        listed.len(),
+        2,
+        "updating a keyset must replace it, not add one"
+    );
     assert!(listed.contains(&inactive), "keyset update was lost");
 }
 
@@ -137,24 +157,42 @@ pub async fn keysets_round_trip(store: Arc<dyn MintStore>) {
 pub async fn quotes_round_trip(store: Arc<dyn MintStore>) {
     let quote = sample_quote();
     store.add_mint_quote(&quote).await.expect("add quote");
-    assert_eq!(store.mint_quote(&quote.id).await.expect("get"), Some(quote.clone()));
     assert_eq!(
-        store.mint_quote_by_lookup_id(&quote.lookup_id).await.expect("by lookup"),
+        store.mint_quote(&quote.id).await.expect("get"),
+        Some(quote.clone())
+    );
+    assert_eq!(
+        store
+            .mint_quote_by_lookup_id(&quote.lookup_id)
+            .await
+            .expect("by lookup"),
         Some(quote.clone())
     );
     assert_eq!(store.mint_quote("nope").await.expect("get unknown"), None);
-    assert_eq!(store.mint_quote_by_lookup_id("nope").await.expect("lookup unknown"), None);
+    assert_eq!(
+        store
+            .mint_quote_by_lookup_id("nope")
+            .await
+            .expect("lookup unknown"),
+        None
+    );
 
     let mut same_id = sample_quote();
     same_id.id = quote.id.clone();
     assert!(
-        matches!(store.add_mint_quote(&same_id).await, Err(StoreError::Duplicate(_))),
+        matches!(
+            store.add_mint_quote(&same_id).await,
+            Err(StoreError::Duplicate(_))
+        ),
         "a second quote with the same id was accepted"
     );
     let mut same_lookup = sample_quote();
     same_lookup.lookup_id = quote.lookup_id.clone();
     assert!(
-        matches!(store.add_mint_quote(&same_lookup).await, Err(StoreError::Duplicate(_))),
+        matches!(
+            store.add_mint_quote(&same_lookup).await,
+            Err(StoreError::Duplicate(_))
+        ),
         "a second quote with the same lookup id was accepted"
     );
 
@@ -170,9 +208,18 @@ pub async fn quotes_round_trip(store: Arc<dyn MintStore>) {
         .await
         .expect("mark paid twice")
         .expect("quote exists");
-    assert_eq!(again, paid, "marking a paid quote paid again must change nothing");
+    assert_eq!(
+        again, paid,
+        "marking a paid quote paid again must change nothing"
+    );
     assert_eq!(store.mint_quote(&quote.id).await.expect("get"), Some(paid));
-    assert_eq!(store.mark_mint_quote_paid("nope", 1).await.expect("unknown"), None);
+    assert_eq!(
+        store
+            .mark_mint_quote_paid("nope", 1)
+            .await
+            .expect("unknown"),
+        None
+    );
 }
 
 /// A `Y` is spent once; a commit with one spent input writes nothing at all.
@@ -185,7 +232,10 @@ pub async fn spends_are_unique_and_atomic(store: Arc<dyn MintStore>) {
         })
         .await
         .expect("first spend");
-    assert_eq!(store.spent(&[a, b, c]).await.expect("states"), vec![true, true, false]);
+    assert_eq!(
+        store.spent(&[a, b, c]).await.expect("states"),
+        vec![true, true, false]
+    );
 
     let fresh_sig = signature(point());
     let result = store
@@ -195,14 +245,20 @@ pub async fn spends_are_unique_and_atomic(store: Arc<dyn MintStore>) {
             issue_quote: None,
         })
         .await;
-    assert!(matches!(result, Err(StoreError::AlreadySpent(_))), "double spend accepted");
+    assert!(
+        matches!(result, Err(StoreError::AlreadySpent(_))),
+        "double spend accepted"
+    );
     assert_eq!(
         store.spent(&[c]).await.expect("states"),
         vec![false],
         "a failed commit marked an input spent"
     );
     assert_eq!(
-        store.blind_signatures(&[fresh_sig.blinded]).await.expect("sigs"),
+        store
+            .blind_signatures(&[fresh_sig.blinded])
+            .await
+            .expect("sigs"),
         vec![None],
         "a failed commit recorded a signature"
     );
@@ -214,7 +270,10 @@ pub async fn spends_are_unique_and_atomic(store: Arc<dyn MintStore>) {
             ..Commit::default()
         })
         .await;
-    assert!(result.is_err(), "the same Y twice in one commit was accepted");
+    assert!(
+        result.is_err(),
+        "the same Y twice in one commit was accepted"
+    );
     assert_eq!(store.spent(&[d]).await.expect("states"), vec![false]);
 }
 
@@ -230,7 +289,10 @@ pub async fn signatures_are_unique_and_restorable(store: Arc<dyn MintStore>) {
         .expect("issue");
     let other = point();
     assert_eq!(
-        store.blind_signatures(&[sig.blinded, other]).await.expect("sigs"),
+        store
+            .blind_signatures(&[sig.blinded, other])
+            .await
+            .expect("sigs"),
         vec![Some(sig.signature.clone()), None]
     );
     let y = point();
@@ -264,10 +326,19 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
             spend: &[],
         })
         .await;
-    assert!(matches!(unpaid, Err(StoreError::QuoteNotPaid)), "unpaid quote issued");
-    assert_eq!(store.blind_signatures(&[sig.blinded]).await.expect("sigs"), vec![None]);
+    assert!(
+        matches!(unpaid, Err(StoreError::QuoteNotPaid)),
+        "unpaid quote issued"
+    );
+    assert_eq!(
+        store.blind_signatures(&[sig.blinded]).await.expect("sigs"),
+        vec![None]
+    );
 
-    store.mark_mint_quote_paid(&quote.id, 5).await.expect("paid");
+    store
+        .mark_mint_quote_paid(&quote.id, 5)
+        .await
+        .expect("paid");
     store
         .commit(Commit {
             issue: std::slice::from_ref(&sig),
@@ -276,7 +347,11 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
         })
         .await
         .expect("issue paid quote");
-    let stored = store.mint_quote(&quote.id).await.expect("get").expect("exists");
+    let stored = store
+        .mint_quote(&quote.id)
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(stored.state, MintQuoteState::Issued);
 
     let again = store
@@ -286,7 +361,10 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
             spend: &[],
         })
         .await;
-    assert!(matches!(again, Err(StoreError::QuoteAlreadyIssued)), "quote issued twice");
+    assert!(
+        matches!(again, Err(StoreError::QuoteAlreadyIssued)),
+        "quote issued twice"
+    );
     let unknown = store
         .commit(Commit {
             issue_quote: Some("no-such-quote"),
@@ -335,7 +413,10 @@ pub async fn concurrent_spends_have_one_winner(store: Arc<dyn MintStore>) {
 pub async fn concurrent_quote_issues_have_one_winner(store: Arc<dyn MintStore>) {
     let quote = sample_quote();
     store.add_mint_quote(&quote).await.expect("add quote");
-    store.mark_mint_quote_paid(&quote.id, 5).await.expect("paid");
+    store
+        .mark_mint_quote_paid(&quote.id, 5)
+        .await
+        .expect("paid");
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = Arc::clone(&store);

@@ -1,0 +1,173 @@
+//! Load generator: throughput and latency of swap and mint against a real coinslotd on
+//! loopback, next to a baseline (`GET /v1/info`) measured in the same run.
+//!
+//! ```text
+//! cargo run --release -p coinslot-tests --bin coinslot-load -- --seconds 10 --concurrency 16
+//! ```
+//!
+//! Without `--url` it starts coinslotd in-process on 127.0.0.1:0 (sled store in a temp dir,
+//! fake backend). Swap workers each chain 1-proof → 1-proof swaps, so every request spends a
+//! fresh proof and writes durably. Mint workers each run quote + mint of one 1-sat output.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use coinslot_tests::raw::RawClient;
+use coinslot_tests::TestServer;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Mint to load (default: an in-process coinslotd on 127.0.0.1:0).
+    #[arg(long)]
+    url: Option<String>,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[derive(Debug)]
+struct Phase {
+    name: &'static str,
+    ops: usize,
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn summarize(name: &'static str, mut latencies: Vec<Duration>, elapsed: Duration) -> Phase {
+    latencies.sort();
+    let at = |q: f64| {
+        let idx = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies.get(idx).copied().unwrap_or_default()
+    };
+    Phase {
+        name,
+        ops: latencies.len(),
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+async fn run_phase<F, Fut>(name: &'static str, args: &Args, make: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|i| tokio::spawn(make(i)))
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(summarize(name, all, start.elapsed()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let server = match &args.url {
+        Some(_) => None,
+        None => Some(TestServer::start(dir.path()).await?),
+    };
+    let url = args
+        .url
+        .clone()
+        .or_else(|| server.as_ref().map(|s| s.url.clone()))
+        .unwrap_or_default();
+    let client = RawClient::new(&url);
+    let keyset = client
+        .active_keyset(&coinslot_mint::cashu::nuts::CurrencyUnit::Sat)
+        .await?;
+    let duration = Duration::from_secs(args.seconds);
+
+    let baseline = run_phase("info (baseline)", &args, |_| {
+        let client = client.clone();
+        async move {
+            let mut lat = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let t = Instant::now();
+                let (status, _) = client.get("/v1/info").await?;
+                anyhow::ensure!(status == 200, "info failed");
+                lat.push(t.elapsed());
+            }
+            Ok(lat)
+        }
+    })
+    .await?;
+
+    let mut seeds = Vec::new();
+    for _ in 0..args.concurrency {
+        seeds.push(client.topup(1).await?);
+    }
+    let seeds = std::sync::Arc::new(parking_lot::Mutex::new(seeds));
+    let swap = run_phase("swap 1→1", &args, |_| {
+        let client = client.clone();
+        let seeds = seeds.clone();
+        let keyset = keyset.clone();
+        async move {
+            let mut proofs = seeds
+                .lock()
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("no seed"))?;
+            let mut lat = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let t = Instant::now();
+                let (status, body, fresh) = client.swap_with(&keyset, proofs).await?;
+                anyhow::ensure!(status == 200, "swap failed: {body}");
+                proofs = fresh.ok_or_else(|| anyhow::anyhow!("no proofs"))?;
+                lat.push(t.elapsed());
+            }
+            Ok(lat)
+        }
+    })
+    .await?;
+
+    let mint = run_phase("mint (quote + mint)", &args, |_| {
+        let client = client.clone();
+        let keyset = keyset.clone();
+        async move {
+            let mut lat = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let t = Instant::now();
+                client.topup_with(&keyset, 1).await?;
+                lat.push(t.elapsed());
+            }
+            Ok(lat)
+        }
+    })
+    .await?;
+
+    println!(
+        "coinslot-load: {} clients, {} s per phase, {url}",
+        args.concurrency, args.seconds
+    );
+    println!(
+        "{:<22} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline"
+    );
+    for phase in [&baseline, &swap, &mint] {
+        println!(
+            "{:<22} {:>8} {:>10.0} {:>10.2} {:>10.2} {:>12.3}",
+            phase.name,
+            phase.ops,
+            phase.rps,
+            phase.p50.as_secs_f64() * 1e3,
+            phase.p99.as_secs_f64() * 1e3,
+            phase.rps / baseline.rps
+        );
+    }
+    if let Some(server) = server {
+        server.stop().await?;
+    }
+    Ok(())
+}
