@@ -1,5 +1,6 @@
 //! The mint's HTTP API against malicious and concurrent requests, restarts, and melt.
 //! Real coinslotd on 127.0.0.1:0; requests built from cashu types over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use coinslot_mint::cashu::nuts::{
     BlindedMessage, CheckStateRequest, CurrencyUnit, Proofs, SecretKey, State, SwapRequest,

@@ -1,4 +1,5 @@
 //! SledStore passes the storage conformance suite, and keeps its state across reopening.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::sync::Arc;
 

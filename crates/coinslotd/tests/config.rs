@@ -1,4 +1,5 @@
 //! Configuration: defaults, file overrides, and errors that name the offending key.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::io::Write;
 

@@ -10,7 +10,7 @@
 //! Points are keyed by their compressed 33-byte encoding after parsing, so `02ab…` and `02AB…`
 //! can never be two different keys.
 //!
-//! Every implementation must pass [`conformance`] (enable feature `conformance`).
+//! Every implementation must pass the `conformance` suite (enable feature `conformance`).
 
 use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use serde::{Deserialize, Serialize};
