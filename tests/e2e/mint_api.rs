@@ -532,3 +532,55 @@ async fn quotes_respect_units_and_limits() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_quote_mints_once_under_16_concurrent_requests() {
+    use coinslot_mint::cashu::nuts::{MintQuoteBolt11Request, MintRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let (status, quote) = client
+        .post(
+            "/v1/mint/quote/bolt11",
+            &MintQuoteBolt11Request {
+                amount: Amount::from(32),
+                unit: CurrencyUnit::Sat,
+                description: None,
+                pubkey: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{quote}");
+    let quote_id = quote["quote"].as_str().unwrap().to_string();
+
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let client = client.clone();
+        let request = MintRequest {
+            quote: quote_id.clone(),
+            outputs: RawClient::outputs(&keyset, 32).unwrap().blinded_messages(),
+            signature: None,
+        };
+        tasks.push(tokio::spawn(async move {
+            client.post("/v1/mint/bolt11", &request).await.unwrap()
+        }));
+    }
+    let mut minted = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            200 => minted += 1,
+            _ => assert_eq!((status, error_code(&body)), (400, Some(20002)), "{body}"),
+        }
+    }
+    assert_eq!(minted, 1, "a quote must be minted exactly once");
+    let (_, quote) = client
+        .get(&format!("/v1/mint/quote/bolt11/{quote_id}"))
+        .await
+        .unwrap();
+    assert_eq!(quote["state"], "ISSUED");
+    server.stop().await.unwrap();
+}
