@@ -1,8 +1,9 @@
 //! # coinslot-tests
 //!
 //! End-to-end test harness: [`TestServer`] runs the real `coinslotd` (the same
-//! [`coinslotd::run`] the binary uses) on `127.0.0.1:0` with a sled store, and [`wallet`] builds
-//! real cdk wallets that talk to it over HTTP.
+//! [`coinslotd::run`] the binary uses) on `127.0.0.1:0` with a sled store; [`raw`] is a minimal
+//! Cashu client for requests no honest wallet sends. The real cdk wallet is driven in
+//! `e2e/cdk_wallet.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod raw;
-pub mod wallet;
 
 /// A running `coinslotd` on `127.0.0.1:0`.
 pub struct TestServer {
