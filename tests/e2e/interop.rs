@@ -1,0 +1,105 @@
+//! Other wallets than cdk, driven as a new user would:
+//! - cashu-ts (the TypeScript wallet most web wallets use): `tests/interop/cashu-ts/flow.mjs`;
+//! - Nutshell's `cashu` CLI (Python): `tests/interop/nutshell/flow.sh`.
+//!
+//! They need Node.js/npm and Python/pip, so they run only with `COINSLOT_INTEROP=1` (`.ci/run`
+//! sets it when those are installed); without it each test says so and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use coinslot_tests::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cashu_ts_tops_up_sends_receives_and_restores() {
+    if std::env::var_os("COINSLOT_INTEROP").is_none() {
+        eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the cashu-ts flow");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/cashu-ts");
+    if !dir.join("node_modules/@cashu/cashu-ts").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm install failed");
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await.unwrap();
+    let url = server.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("flow.mjs")
+            .arg(&url)
+            .current_dir(&dir)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "cashu-ts flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("cashu-ts flow ok"), "{stdout}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nutshell_tops_up_sends_receives_and_restores() {
+    if std::env::var_os("COINSLOT_INTEROP").is_none() {
+        eprintln!("skipped: set COINSLOT_INTEROP=1 (needs python3) to run the Nutshell flow");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/nutshell");
+    // A venv outside the checkout, reused across runs.
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let venv = home.join(".cache/coinslot/nutshell-venv");
+    let bin = venv.join("bin");
+    if !bin.join("cashu").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "cannot create a venv");
+        let status = Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "-r"])
+            .arg(dir.join("requirements.txt"))
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install failed");
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await.unwrap();
+    let url = server.url.clone();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .arg(dir.join("flow.sh"))
+            .arg(&url)
+            .env("PATH", path)
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "Nutshell flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("nutshell flow ok"), "{stdout}");
+    server.stop().await.unwrap();
+}
