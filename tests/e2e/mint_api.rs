@@ -213,26 +213,22 @@ async fn malicious_swaps_get_clean_400s_and_create_nothing() {
         SwapRequest::new(inflated, outputs(inflated_total)),
         10001,
     ));
-    // Output amounts that overflow u64 when summed.
-    let mut overflow = outputs(16);
-    for output in &mut overflow {
-        output.amount = Amount::from(1u64 << 63);
+    // An amount the keyset has no key for.
+    let mut huge = outputs(16);
+    for output in &mut huge {
+        output.amount = Amount::from(1u64 << 40);
     }
     cases.push((
-        "overflowing amounts",
-        SwapRequest::new(proofs.clone(), overflow),
-        0,
+        "amount without a key",
+        SwapRequest::new(proofs.clone(), huge),
+        12001,
     ));
 
     for (name, request, code) in cases {
         let (status, body) = client.post("/v1/swap", &request).await.unwrap();
         assert_eq!(status, 400, "{name}: {body}");
         assert!(body["detail"].is_string(), "{name}: {body}");
-        if code != 0 {
-            assert_eq!(error_code(&body), Some(code), "{name}: {body}");
-        } else {
-            assert!(error_code(&body).is_some(), "{name}: {body}");
-        }
+        assert_eq!(error_code(&body), Some(code), "{name}: {body}");
     }
     // None of that spent anything: the proofs are still good for their exact value.
     assert_eq!(
@@ -582,5 +578,44 @@ async fn a_paid_quote_mints_once_under_16_concurrent_requests() {
         .await
         .unwrap();
     assert_eq!(quote["state"], "ISSUED");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_amounts_that_overflow_u64_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = coinslotd::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..coinslotd::Config::default()
+    };
+    config.mint.units[0].max_order = 64; // the keyset signs 2^63
+    let server = TestServer::start_with(config).await.unwrap();
+    let client = RawClient::new(&server.url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let proofs = client.topup(2).await.unwrap();
+    let mut outputs = RawClient::outputs(&keyset, 2).unwrap().blinded_messages();
+    outputs.extend(
+        RawClient::outputs(&keyset, 1u64 << 63)
+            .unwrap()
+            .blinded_messages(),
+    );
+    outputs.extend(
+        RawClient::outputs(&keyset, 1u64 << 63)
+            .unwrap()
+            .blinded_messages(),
+    );
+    let (status, body) = client
+        .post("/v1/swap", &SwapRequest::new(proofs.clone(), outputs))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("overflow"),
+        "{body}"
+    );
+    assert_eq!(
+        state_of(&client, &proofs).await,
+        vec![State::Unspent; proofs.len()]
+    );
     server.stop().await.unwrap();
 }
