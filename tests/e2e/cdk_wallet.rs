@@ -243,10 +243,7 @@ async fn nut20_locked_quote_needs_its_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_notifies_when_a_quote_is_paid() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = coinslotd::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..coinslotd::Config::default()
-    };
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
     config.backend = coinslotd::BackendConfig::Fake(coinslot_mint::FakeBackendConfig {
         pay_after_ms: Some(400),
     });

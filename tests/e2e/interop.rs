@@ -11,6 +11,22 @@ use std::process::Command;
 
 use coinslot_tests::TestServer;
 
+/// Starts coinslotd, runs `flow` (a command that gets the mint URL as its last argument) and
+/// checks it succeeded and printed `ok_line`.
+async fn run_flow(mut flow: Command, ok_line: &str) {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await.unwrap();
+    flow.arg(&server.url);
+    let output = tokio::task::spawn_blocking(move || flow.output().expect("flow runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(ok_line), "{stdout}");
+    server.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cashu_ts_tops_up_sends_receives_and_restores() {
     if std::env::var_os("COINSLOT_INTEROP").is_none() {
@@ -26,27 +42,9 @@ async fn cashu_ts_tops_up_sends_receives_and_restores() {
             .expect("npm runs");
         assert!(status.success(), "npm install failed");
     }
-    let data = tempfile::tempdir().unwrap();
-    let server = TestServer::start(data.path()).await.unwrap();
-    let url = server.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("flow.mjs")
-            .arg(&url)
-            .current_dir(&dir)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "cashu-ts flow failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("cashu-ts flow ok"), "{stdout}");
-    server.stop().await.unwrap();
+    let mut flow = Command::new("node");
+    flow.arg("flow.mjs").current_dir(&dir);
+    run_flow(flow, "cashu-ts flow ok").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,30 +74,12 @@ async fn nutshell_tops_up_sends_receives_and_restores() {
             .expect("pip runs");
         assert!(status.success(), "pip install failed");
     }
-    let data = tempfile::tempdir().unwrap();
-    let server = TestServer::start(data.path()).await.unwrap();
-    let url = server.url.clone();
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("bash")
-            .arg(dir.join("flow.sh"))
-            .arg(&url)
-            .env("PATH", path)
-            .output()
-            .expect("bash runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "Nutshell flow failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("nutshell flow ok"), "{stdout}");
-    server.stop().await.unwrap();
+    let mut flow = Command::new("bash");
+    flow.arg(dir.join("flow.sh")).env("PATH", path);
+    run_flow(flow, "nutshell flow ok").await;
 }

@@ -393,10 +393,7 @@ async fn fee_change_rotates_the_keyset_and_old_ecash_still_redeems() {
     let old_proofs = client.topup(10).await.unwrap();
     server.stop().await.unwrap();
 
-    let mut config = coinslotd::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..coinslotd::Config::default()
-    };
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
     config.mint.units[0].input_fee_ppk = 1000; // 1 sat per input
     let server = TestServer::start_with(config).await.unwrap();
     let client = RawClient::new(&server.url);
@@ -466,10 +463,7 @@ async fn quotes_respect_units_and_limits() {
     use coinslot_mint::UnitConfig;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = coinslotd::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..coinslotd::Config::default()
-    };
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
     config.mint.units[0].max_mint = 1000;
     config.mint.units.push(UnitConfig {
         msat_per_unit: Some(10_000),
@@ -584,10 +578,7 @@ async fn a_paid_quote_mints_once_under_16_concurrent_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_amounts_that_overflow_u64_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = coinslotd::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..coinslotd::Config::default()
-    };
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
     config.mint.units[0].max_order = 64; // the keyset signs 2^63
     let server = TestServer::start_with(config).await.unwrap();
     let client = RawClient::new(&server.url);

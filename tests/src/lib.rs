@@ -26,11 +26,7 @@ impl TestServer {
     /// Starts `coinslotd` with default settings (unit `sat`, fake backend that pays at once)
     /// and its data in `data_dir`.
     pub async fn start(data_dir: &Path) -> anyhow::Result<TestServer> {
-        Self::start_with(coinslotd::Config {
-            data_dir: data_dir.to_path_buf(),
-            ..coinslotd::Config::default()
-        })
-        .await
+        Self::start_with(coinslotd::Config::with_data_dir(data_dir)).await
     }
 
     /// Starts `coinslotd` with `config` (its `listen` is ignored: the port is ephemeral).

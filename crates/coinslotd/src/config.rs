@@ -85,6 +85,14 @@ impl Default for BackendConfig {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The default configuration with its data in `dir`.
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: dir.into(),
+            ..Self::default()
+        }
+    }
+
     /// Defaults, overlaid with the TOML file at `file` if given (it must exist).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
