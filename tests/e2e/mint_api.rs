@@ -610,3 +610,31 @@ async fn output_amounts_that_overflow_u64_are_refused() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_an_open_websocket_releases_the_store() {
+    use futures::SinkExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await.unwrap();
+    let ws_url = format!("{}/v1/ws", server.url.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let subscribe = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "subscribe",
+        "params": {"kind": "proof_state", "subId": "p", "filters": []},
+    });
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            subscribe.to_string().into(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown hung on an open websocket")
+        .unwrap();
+    // The sled directory lock is free again: the same data dir opens at once.
+    let server = TestServer::start(dir.path()).await.unwrap();
+    server.stop().await.unwrap();
+    drop(socket);
+}

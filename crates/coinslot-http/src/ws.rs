@@ -1,6 +1,7 @@
 //! NUT-17 websockets at `/v1/ws`: JSON-RPC `subscribe` / `unsubscribe` for
 //! `bolt11_mint_quote` (filters: quote ids) and `proof_state` (filters: Ys). On subscribing, the
-//! current state of each filter is sent at once; after that, every change.
+//! current state of each filter is sent at once; after that, every change. A connection holds
+//! only a weak handle to the mint, so it ends when the server drops the mint at shutdown.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use coinslot_mint::cashu::nuts::nut17::Kind;
 use coinslot_mint::cashu::nuts::{CheckStateRequest, PublicKey};
-use coinslot_mint::{Mint, MintEvent};
+use coinslot_mint::{MintEvent, WeakMint};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -20,7 +21,10 @@ const MAX_FILTERS: usize = 1000;
 
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max_subs = state.options.max_ws_subscriptions;
-    ws.on_upgrade(move |socket| serve(socket, state.mint, max_subs))
+    let mint = state.mint.downgrade();
+    let events = state.mint.subscribe();
+    drop(state);
+    ws.on_upgrade(move |socket| serve(socket, mint, events, max_subs))
 }
 
 enum Filters {
@@ -29,13 +33,17 @@ enum Filters {
 }
 
 struct Connection {
-    mint: Mint,
+    mint: WeakMint,
     subs: HashMap<String, Filters>,
     max_subs: usize,
 }
 
-async fn serve(mut socket: WebSocket, mint: Mint, max_subs: usize) {
-    let mut events = mint.subscribe();
+async fn serve(
+    mut socket: WebSocket,
+    mint: WeakMint,
+    mut events: tokio::sync::broadcast::Receiver<MintEvent>,
+    max_subs: usize,
+) {
     let mut conn = Connection {
         mint,
         subs: HashMap::new(),
@@ -118,6 +126,9 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, id: Value, sub_id: String, params: &Value) -> Vec<Value> {
+        let Some(mint) = self.mint.upgrade() else {
+            return vec![error_reply(id, -32000, "mint is shutting down")];
+        };
         if self.subs.len() >= self.max_subs && !self.subs.contains_key(&sub_id) {
             return vec![error_reply(id, -32000, "too many subscriptions")];
         }
@@ -136,7 +147,7 @@ impl Connection {
             Some(Kind::Bolt11MintQuote) => {
                 out.push(ok_reply(id, &sub_id));
                 for quote_id in &filters {
-                    if let Ok(quote) = self.mint.mint_quote(quote_id).await {
+                    if let Ok(quote) = mint.mint_quote(quote_id).await {
                         out.push(notification(&sub_id, json!(quote)));
                     }
                 }
@@ -152,11 +163,7 @@ impl Connection {
                     }
                 }
                 out.push(ok_reply(id, &sub_id));
-                if let Ok(states) = self
-                    .mint
-                    .check_state(CheckStateRequest { ys: ys.clone() })
-                    .await
-                {
+                if let Ok(states) = mint.check_state(CheckStateRequest { ys: ys.clone() }).await {
                     for state in states.states {
                         out.push(notification(&sub_id, json!(state)));
                     }

@@ -53,7 +53,7 @@ pub use cashu;
 pub use config::{Contact, InfoConfig, Limits, MintConfig, UnitConfig};
 pub use error::{Error, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
-pub use mint::Mint;
+pub use mint::{Mint, WeakMint};
 pub use nut17::MintEvent;
 pub use store::memory::MemoryStore;
 pub use store::{KeysetIdVersion, MintStore, StoreError};

@@ -45,6 +45,18 @@ impl std::fmt::Debug for Mint {
     }
 }
 
+/// A handle that does not keep the mint alive (for long-lived connections such as
+/// websockets, which should end when the server drops its mint).
+#[derive(Clone, Debug)]
+pub struct WeakMint(Weak<MintInner>);
+
+impl WeakMint {
+    /// The mint, if it is still running.
+    pub fn upgrade(&self) -> Option<Mint> {
+        self.0.upgrade().map(|inner| Mint { inner })
+    }
+}
+
 pub(crate) struct MintInner {
     pub config: MintConfig,
     pub units: HashMap<CurrencyUnit, UnitConfig>,
@@ -107,6 +119,11 @@ impl Mint {
         };
         mint.spawn_payment_listener().await?;
         Ok(mint)
+    }
+
+    /// A handle that does not keep the mint alive.
+    pub fn downgrade(&self) -> WeakMint {
+        WeakMint(Arc::downgrade(&self.inner))
     }
 
     /// The mint's public key (NUT-06 `pubkey`; also its nostr key).
