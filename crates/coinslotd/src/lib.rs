@@ -3,8 +3,9 @@
 //! The Coinslot server: the embedded closed-loop mint ([`coinslot_mint`]) with its sled store
 //! ([`coinslot_store_sled`]) behind the Cashu HTTP API ([`coinslot_http`]).
 //!
-//! [`run`] is the one entry point, used by the binary and by tests alike (the mini-redis
-//! pattern): give it a bound listener, a [`Config`] and a shutdown future.
+//! [`run`] is the one entry point, used by tests and embedders (the mini-redis pattern): give
+//! it a bound listener, a [`Config`] and a shutdown future. The binary does the same in two
+//! steps, [`open`] then [`serve`], so it prints its URL only once the store is open.
 
 use std::future::Future;
 use std::path::Path;
@@ -47,14 +48,24 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     Ok(Opened { mint, store })
 }
 
-/// Serves the mint on `listener` until `shutdown` completes, then drains connections and
-/// flushes the store.
+/// Opens the mint from `config` and serves it on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let opened = open(&config).await?;
+    serve(listener, opened, &config, shutdown).await
+}
+
+/// Serves an opened mint on `listener` until `shutdown` completes, then drains connections
+/// and flushes the store.
+pub async fn serve(
+    listener: TcpListener,
+    opened: Opened,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let app = coinslot_http::router(opened.mint.clone(), config.http.clone())
         .layer(TraceLayer::new_for_http());
     tracing::info!(

@@ -24,7 +24,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Logs go to stderr; stdout carries only the URL line, for scripts.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -73,8 +75,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
+    let opened = coinslotd::open(&config).await?;
     println!("coinslotd: mint listening on http://{addr}");
-    coinslotd::run(listener, config, shutdown_signal()).await
+    coinslotd::serve(listener, opened, &config, shutdown_signal()).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -71,3 +71,36 @@ fn serves_and_stops_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// sled allows one process per store: a second coinslotd on the same data directory must
+/// refuse to start rather than serve a second, diverging view of spent proofs.
+#[test]
+fn a_second_instance_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
+        .env("COINSLOT_LISTEN", "127.0.0.1:0")
+        .env("COINSLOT_DATA_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let second = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
+        .env("COINSLOT_LISTEN", "127.0.0.1:0")
+        .env("COINSLOT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !second.status.success(),
+        "a second instance started on the same store"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("lock"), "{stderr}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
