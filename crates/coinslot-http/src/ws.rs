@@ -18,13 +18,16 @@ use crate::AppState;
 
 /// Most filters one subscription may name.
 const MAX_FILTERS: usize = 1000;
+/// Largest websocket message accepted: 1000 filters of 66-character Ys fit with room to spare.
+const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max_subs = state.options.max_ws_subscriptions;
     let mint = state.mint.downgrade();
     let events = state.mint.subscribe();
     drop(state);
-    ws.on_upgrade(move |socket| serve(socket, mint, events, max_subs))
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve(socket, mint, events, max_subs))
 }
 
 enum Filters {
