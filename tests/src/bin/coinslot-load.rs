@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Without `--url` it starts coinslotd in-process on 127.0.0.1:0 (sled store in a temp dir,
-//! fake backend). Swap workers each chain 1-proof → 1-proof swaps, so every request spends a
+//! fake backend); `--memory` serves the same mint API over an in-memory store instead, which
+//! shows what durability costs. Swap workers each chain 1-proof → 1-proof swaps, so every request spends a
 //! fresh proof and writes durably. Mint workers each run quote + mint of one 1-sat output.
 
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ struct Args {
     /// Seconds per phase.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Serve the in-process mint from memory instead of sled (no durability; comparison only).
+    #[arg(long)]
+    memory: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -72,15 +76,17 @@ where
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let server = match &args.url {
-        Some(_) => None,
-        None => Some(TestServer::start(dir.path()).await?),
+    let mut server = None;
+    let url = match (&args.url, args.memory) {
+        (Some(url), _) => url.clone(),
+        (None, true) => serve_from_memory().await?,
+        (None, false) => {
+            let started = TestServer::start(dir.path()).await?;
+            let url = started.url.clone();
+            server = Some(started);
+            url
+        }
     };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| server.as_ref().map(|s| s.url.clone()))
-        .unwrap_or_default();
     let client = RawClient::new(&url);
     let keyset = client
         .active_keyset(&coinslot_mint::cashu::nuts::CurrencyUnit::Sat)
@@ -148,8 +154,14 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     println!(
-        "coinslot-load: {} clients, {} s per phase, {url}",
-        args.concurrency, args.seconds
+        "coinslot-load: {} clients, {} s per phase, {url}{}",
+        args.concurrency,
+        args.seconds,
+        if args.memory {
+            " (in-memory store)"
+        } else {
+            ""
+        }
     );
     println!(
         "{:<22} {:>8} {:>10} {:>10} {:>10} {:>12}",
@@ -170,4 +182,28 @@ async fn main() -> anyhow::Result<()> {
         server.stop().await?;
     }
     Ok(())
+}
+
+/// The mint API over a `MemoryStore`, on 127.0.0.1:0, for the rest of the process.
+async fn serve_from_memory() -> anyhow::Result<String> {
+    use std::sync::Arc;
+
+    use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
+
+    let mint = Mint::new(
+        MintConfig::default(),
+        MintSeed::generate(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(FakeBackend::new(Default::default())),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = coinslot_http::router(mint, coinslot_http::HttpOptions::default());
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("in-memory server failed: {err}");
+        }
+    });
+    Ok(url)
 }
