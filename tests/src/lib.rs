@@ -75,6 +75,41 @@ impl TestServer {
     }
 }
 
+/// Starts the `coinslotd` binary at `exe` on 127.0.0.1:0 with its data in `data_dir`, and
+/// returns the child and the URL it printed (it prints only once its store is open).
+pub fn spawn_coinslotd(
+    exe: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(exe)
+        .env("COINSLOT_LISTEN", "127.0.0.1:0")
+        .env("COINSLOT_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if !url.starts_with("http://127.0.0.1:") {
+        let _ = child.kill();
+        anyhow::bail!("coinslotd did not print its URL: {line:?}");
+    }
+    Ok((child, url))
+}
+
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,9 +1,15 @@
 //! The `coinslotd` binary: prints its URL, serves, refuses bad flags, stops on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
+
+use coinslot_tests::spawn_coinslotd;
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_coinslotd"))
+}
 
 #[test]
 fn bad_flag_is_refused_with_its_name() {
@@ -21,18 +27,7 @@ fn bad_flag_is_refused_with_its_name() {
 #[test]
 fn serves_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
-        .env("COINSLOT_LISTEN", "127.0.0.1:0")
-        .env("COINSLOT_DATA_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let (mut child, url) = spawn_coinslotd(exe(), dir.path()).unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let info: serde_json::Value = runtime.block_on(async {
@@ -77,18 +72,7 @@ fn serves_and_stops_gracefully_on_sigterm() {
 #[test]
 fn a_second_instance_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
-        .env("COINSLOT_LISTEN", "127.0.0.1:0")
-        .env("COINSLOT_DATA_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(first.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
+    let (mut first, _url) = spawn_coinslotd(exe(), dir.path()).unwrap();
 
     let second = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
         .env("COINSLOT_LISTEN", "127.0.0.1:0")

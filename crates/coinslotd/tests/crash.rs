@@ -5,9 +5,8 @@
 //!   they are spent and the wallet can restore its outputs' signatures (NUT-09).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use coinslot_mint::cashu::nuts::{
@@ -16,21 +15,7 @@ use coinslot_mint::cashu::nuts::{
 use coinslot_tests::raw::RawClient;
 
 fn start(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coinslotd"))
-        .env("COINSLOT_LISTEN", "127.0.0.1:0")
-        .env("COINSLOT_DATA_DIR", dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
-    (child, url)
+    coinslot_tests::spawn_coinslotd(Path::new(env!("CARGO_BIN_EXE_coinslotd")), dir).unwrap()
 }
 
 struct Attempt {
