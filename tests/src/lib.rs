@@ -2,8 +2,8 @@
 //!
 //! End-to-end test harness: [`TestServer`] runs the real `coinslotd` (the same
 //! [`coinslotd::run`] the binary uses) on `127.0.0.1:0` with a sled store; [`raw`] is a minimal
-//! Cashu client for requests no honest wallet sends. The real cdk wallet is driven in
-//! `e2e/cdk_wallet.rs`.
+//! Cashu client for requests no honest wallet sends; [`wallet`] wraps the real cdk wallet
+//! that `e2e/wallet.rs` drives.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod raw;
+pub mod wallet;
 
 /// A running `coinslotd` on `127.0.0.1:0`.
 pub struct TestServer {
