@@ -147,6 +147,15 @@ impl LoadedKeyset {
         })
     }
 
+    /// The same keys under an updated record (e.g. deactivated), without deriving again.
+    pub fn with_record(&self, record: KeysetRecord) -> Self {
+        Self {
+            record,
+            keys: self.keys.clone(),
+            public: self.public.clone(),
+        }
+    }
+
     /// The private key that signs `amount`.
     pub fn secret_key(&self, amount: u64) -> Result<&SecretKey, Error> {
         self.keys

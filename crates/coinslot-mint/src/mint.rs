@@ -259,45 +259,30 @@ impl Mint {
             .ok_or_else(|| Error::UnsupportedUnit(unit.to_string()))?
             .clone();
         let ring = self.keyring();
-        let mut changed = Vec::new();
-        if let Some(old) = ring.active.get(unit) {
-            let mut record = old.record.clone();
-            record.active = false;
-            changed.push(record);
-        }
-        let next_index = ring
-            .by_id
-            .values()
-            .filter(|k| &k.record.unit == unit)
-            .map(|k| k.record.derivation_index.saturating_add(1))
-            .max()
-            .unwrap_or(0);
-        let new = new_keyset_record(
-            &self.inner.seed,
+        let mut records: Vec<KeysetRecord> =
+            ring.by_id.values().map(|k| k.record.clone()).collect();
+        let changed = rotate(
+            &mut records,
             &unit_config,
-            next_index,
+            &self.inner.seed,
             self.inner.config.keyset_id_version,
         )?;
-        changed.push(new.clone());
         self.inner.store.put_keysets(&changed).await?;
 
-        let mut loaded = Vec::new();
-        for keyset in ring.by_id.values() {
-            if changed.iter().any(|c| c.id == keyset.record.id) {
-                continue;
-            }
-            loaded.push(LoadedKeyset::derive(
-                &self.inner.seed,
-                keyset.record.clone(),
-            )?);
-        }
-        for record in changed {
-            loaded.push(LoadedKeyset::derive(&self.inner.seed, record)?);
-        }
+        // Keys already loaded are reused; only the new keyset is derived.
+        let loaded = records
+            .into_iter()
+            .map(|record| match ring.by_id.get(&record.id) {
+                Some(existing) => Ok(existing.with_record(record)),
+                None => LoadedKeyset::derive(&self.inner.seed, record),
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         *self.inner.keyring.write() = Arc::new(Keyring::new(loaded));
-        tracing::info!(unit = %unit, keyset = %new.id, "rotated keyset");
-        self.active_keyset(unit)
-            .ok_or_else(|| Error::Storage("rotated keyset is not active".into()))
+        let active = self
+            .active_keyset(unit)
+            .ok_or_else(|| Error::Storage("rotated keyset is not active".into()))?;
+        tracing::info!(unit = %unit, keyset = %active.id, "rotated keyset");
+        Ok(active)
     }
 
     async fn spawn_payment_listener(&self) -> Result<(), Error> {
@@ -345,23 +330,11 @@ async fn reconcile_keysets(
         if active_ok {
             continue;
         }
-        let next_index = records
-            .iter()
-            .filter(|r| r.unit == currency)
-            .map(|r| r.derivation_index.saturating_add(1))
-            .max()
-            .unwrap_or(0);
-        for record in records
-            .iter_mut()
-            .filter(|r| r.unit == currency && r.active)
-        {
-            record.active = false;
-            changed.push(record.clone());
+        let rotated = rotate(&mut records, unit, seed, config.keyset_id_version)?;
+        if let Some(new) = rotated.last() {
+            tracing::info!(unit = %currency, keyset = %new.id, "created keyset");
         }
-        let record = new_keyset_record(seed, unit, next_index, config.keyset_id_version)?;
-        tracing::info!(unit = %currency, keyset = %record.id, "created keyset");
-        changed.push(record.clone());
-        records.push(record);
+        changed.extend(rotated);
     }
     for record in records.iter_mut() {
         let configured = config
@@ -377,6 +350,35 @@ async fn reconcile_keysets(
         store.put_keysets(&changed).await?;
     }
     Ok(records)
+}
+
+/// Rotates `unit` within `records`: its active keysets are deactivated and a new keyset at
+/// the next derivation index is added. Returns the records to write (the new one last).
+fn rotate(
+    records: &mut Vec<KeysetRecord>,
+    unit: &UnitConfig,
+    seed: &MintSeed,
+    id_version: crate::store::KeysetIdVersion,
+) -> Result<Vec<KeysetRecord>, Error> {
+    let currency = unit.currency_unit();
+    let next_index = records
+        .iter()
+        .filter(|r| r.unit == currency)
+        .map(|r| r.derivation_index.saturating_add(1))
+        .max()
+        .unwrap_or(0);
+    let mut changed = Vec::new();
+    for record in records
+        .iter_mut()
+        .filter(|r| r.unit == currency && r.active)
+    {
+        record.active = false;
+        changed.push(record.clone());
+    }
+    let new = new_keyset_record(seed, unit, next_index, id_version)?;
+    changed.push(new.clone());
+    records.push(new);
+    Ok(changed)
 }
 
 fn new_keyset_record(
