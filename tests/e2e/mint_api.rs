@@ -617,7 +617,7 @@ async fn shutdown_with_an_open_websocket_releases_the_store() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await.unwrap();
-    let ws_url = format!("{}/v1/ws", server.url.replacen("http", "ws", 1));
+    let ws_url = coinslot_tests::wallet::ws_url(&server.url);
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     let subscribe = serde_json::json!({
         "jsonrpc": "2.0", "id": 1, "method": "subscribe",

@@ -544,7 +544,7 @@ async fn websocket_sees_a_delayed_payment_go_from_unpaid_to_paid() {
     assert_eq!(quote.state, MintQuoteState::Unpaid);
 
     // Raw NUT-17 client: subscribe, get the current state, then the change.
-    let ws_url = format!("{}/v1/ws", server.url.replacen("http", "ws", 1));
+    let ws_url = coinslot_tests::wallet::ws_url(&server.url);
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     let subscribe = serde_json::json!({
         "jsonrpc": "2.0", "id": 1, "method": "subscribe",

@@ -18,6 +18,8 @@ use cdk::wallet::{MintQuote, ReceiveOptions, SendOptions, Wallet, WalletBuilder}
 use cdk::Amount;
 use rand::RngCore;
 
+use crate::raw::RawClient;
+
 /// How long helpers wait for the mint (quote paid, notifications, ...).
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -167,35 +169,19 @@ pub struct HttpAnswer {
 impl HttpAnswer {
     /// The NUT-00 error `code`, if the body has one.
     pub fn code(&self) -> Option<u64> {
-        self.body.get("code").and_then(serde_json::Value::as_u64)
+        crate::raw::error_code(&self.body)
     }
 }
 
 /// `POST {mint_url}{path}` with a JSON body; any status is returned, not an error.
 pub async fn post_json(mint_url: &str, path: &str, body: &serde_json::Value) -> Result<HttpAnswer> {
-    let url = format!("{}{}", mint_url.trim_end_matches('/'), path);
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    answer(response).await
+    let (status, body) = RawClient::new(mint_url).post(path, body).await?;
+    Ok(HttpAnswer { status, body })
 }
 
 /// `GET {mint_url}{path}`; any status is returned, not an error.
 pub async fn get_json(mint_url: &str, path: &str) -> Result<HttpAnswer> {
-    let url = format!("{}{}", mint_url.trim_end_matches('/'), path);
-    let response = reqwest::get(&url)
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    answer(response).await
-}
-
-async fn answer(response: reqwest::Response) -> Result<HttpAnswer> {
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    let (status, body) = RawClient::new(mint_url).get(path).await?;
     Ok(HttpAnswer { status, body })
 }
 
