@@ -99,6 +99,35 @@ pub enum Error {
     /// NUT-20 signature or NUT-10/11/14 witness missing or invalid.
     #[error("witness missing or invalid: {0}")]
     WitnessMissingOrInvalid(String),
+    /// A payment is worth less than its price plus the inputs' fees.
+    #[error(
+        "payment too small: the token is worth {paid} after {fee} in fees, {required} is required"
+    )]
+    InsufficientPayment {
+        /// Value of the inputs after fees.
+        paid: u64,
+        /// The price.
+        required: u64,
+        /// Input fees.
+        fee: u64,
+    },
+    /// A payment is in another unit than the price.
+    #[error("wrong unit: the price is in {expected}, the token is in {found}")]
+    WrongUnit {
+        /// Unit of the price.
+        expected: String,
+        /// Unit of the token.
+        found: String,
+    },
+    /// No prepaid account with this id (never opened, or closed).
+    #[error("account not found")]
+    AccountNotFound,
+    /// A prepaid account holds less than the debit.
+    #[error("insufficient balance: {balance}")]
+    InsufficientBalance {
+        /// What the account holds.
+        balance: u64,
+    },
     /// No quote with this id.
     #[error("unknown quote")]
     UnknownQuote,
@@ -123,12 +152,14 @@ impl Error {
             Error::TokenNotVerified => 10001,
             Error::TokenAlreadySpent => 11001,
             Error::BlindedMessageAlreadySigned => 11003,
-            Error::TransactionUnbalanced { .. } => 11005,
+            Error::TransactionUnbalanced { .. }
+            | Error::InsufficientPayment { .. }
+            | Error::InsufficientBalance { .. } => 11005,
             Error::AmountOutOfLimitRange { .. } => 11006,
             Error::DuplicateInputs => 11007,
             Error::DuplicateOutputs => 11008,
             Error::MultipleUnits => 11009,
-            Error::UnitMismatch => 11010,
+            Error::UnitMismatch | Error::WrongUnit { .. } => 11010,
             Error::UnsupportedUnit(_) => 11013,
             Error::MaxInputsExceeded { .. } => 11014,
             Error::MaxOutputsExceeded { .. } => 11015,
@@ -139,6 +170,7 @@ impl Error {
             Error::QuoteExpired(_) => 20007,
             Error::WitnessMissingOrInvalid(_) => 20008,
             Error::UnknownQuote
+            | Error::AccountNotFound
             | Error::MeltDisabled
             | Error::InvalidRequest(_)
             | Error::Backend(_)
@@ -160,6 +192,12 @@ impl From<StoreError> for Error {
             StoreError::QuoteNotFound => Error::UnknownQuote,
             StoreError::QuoteNotPaid => Error::QuoteNotPaid,
             StoreError::QuoteAlreadyIssued => Error::QuoteAlreadyIssued,
+            StoreError::AccountNotFound => Error::AccountNotFound,
+            StoreError::InsufficientBalance { balance } => Error::InsufficientBalance { balance },
+            StoreError::AccountUnitMismatch(found) => Error::WrongUnit {
+                expected: "the account's unit".into(),
+                found,
+            },
             other => Error::Storage(other.to_string()),
         }
     }

@@ -71,6 +71,17 @@ impl MintSeed {
         Ok(SecretKey::from(xpriv.private_key))
     }
 
+    /// A 32-byte secret for `purpose` (HMAC-SHA256 of the purpose under the seed), for keys
+    /// that must survive a restart without a file of their own, such as the key that signs
+    /// session credentials. Different purposes give unrelated secrets.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
+        let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&self.0);
+        engine.input(b"coinslot/");
+        engine.input(purpose.as_bytes());
+        hmac::Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
+    }
+
     /// Derives the keyset a record describes (`m/129372'/1'/unit'/index'`).
     pub(crate) fn derive_keyset(
         &self,

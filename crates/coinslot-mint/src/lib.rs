@@ -10,7 +10,9 @@
 //! Map of the crate:
 //! - [`Mint`] ([`mint`]): construction, keysets and info (NUT-01, 02, 06);
 //!   operations in modules named after their NUT: `nut03` swap, `nut04` mint quotes and
-//!   minting (with NUT-20), `nut07` checkstate, `nut09` restore, `nut17` events.
+//!   minting (with NUT-20), `nut07` checkstate, `nut09` restore, `nut17` events;
+//!   [`redeem`]: payments into a service (proofs spent without outputs), change, refunds,
+//!   prepaid accounts and receipts, used by the paywall layer.
 //! - [`store`]: the [`MintStore`] trait, [`MemoryStore`], and the conformance suite every
 //!   store must pass.
 //! - [`backend`]: the [`PaymentBackend`] trait for incoming Lightning payments and the
@@ -45,6 +47,7 @@ mod nut04;
 mod nut07;
 mod nut09;
 pub mod nut17;
+pub mod redeem;
 pub mod store;
 mod verify;
 
@@ -55,8 +58,9 @@ pub use error::{Error, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};
 pub use nut17::MintEvent;
+pub use redeem::{receipt_key, Payment, Redeemed};
 pub use store::memory::MemoryStore;
-pub use store::{KeysetIdVersion, MintStore, StoreError};
+pub use store::{AccountRecord, KeysetIdVersion, MintStore, StoreError};
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {

@@ -57,6 +57,7 @@ impl Mint {
                 spend: &inputs.proofs,
                 issue: &signed,
                 issue_quote: None,
+                ..Commit::default()
             })
             .await?;
         self.publish_spent(&inputs.proofs);

@@ -137,6 +137,7 @@ impl Mint {
                 spend: &[],
                 issue: &signed,
                 issue_quote: Some(&quote.id),
+                ..Commit::default()
             })
             .await?;
         tracing::info!(quote = %quote.id, unit = %quote.unit, amount = quote.amount, "minted");

@@ -12,8 +12,11 @@
 //! | `lookups` | lookup id     | quote id                      |
 //! | `spent`   | `Y`           | keyset id bytes + amount (BE) |
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
+//! | `receipts`| receipt key   | created_at (BE) + data        |
+//! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //!
-//! A [`Commit`] is one sled transaction over `spent`, `sigs` and `quotes` (serializable: a
+//! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts` and
+//! `accounts` (serializable: a
 //! conflicting transaction is retried and then sees the other's writes). The call returns only
 //! once the write is on disk, through **group commit** ([`flusher`]): each writer takes a
 //! ticket after its transaction, one flusher thread fsyncs everything written so far and
@@ -22,13 +25,19 @@
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
 //!
+//! An account debit is a transaction on `accounts` alone and does not wait for a flush: sled
+//! writes it to its log in order with everything else and flushes it with the next commit or
+//! its own timer, so a crash can only forget the newest debits (see the store contract).
+//!
 //! sled locks its directory, so one process owns a store; several instances on one database
 //! need the PostgreSQL store.
 
 use std::path::Path;
 
-use coinslot_mint::cashu::nuts::{BlindSignature, MintQuoteState, PublicKey};
-use coinslot_mint::store::{point_key, Commit, KeysetRecord, MintQuoteRecord};
+use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, MintQuoteState, PublicKey};
+use coinslot_mint::store::{
+    point_key, AccountRecord, AccountWrite, Commit, KeysetRecord, MintQuoteRecord, ReceiptRecord,
+};
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -44,6 +53,8 @@ pub struct SledStore {
     lookups: sled::Tree,
     spent: sled::Tree,
     sigs: sled::Tree,
+    receipts: sled::Tree,
+    accounts: sled::Tree,
     flusher: Flusher,
 }
 
@@ -70,6 +81,8 @@ impl SledStore {
             lookups: tree("lookups")?,
             spent: tree("spent")?,
             sigs: tree("sigs")?,
+            receipts: tree("receipts")?,
+            accounts: tree("accounts")?,
             flusher: Flusher::start(db),
         })
     }
@@ -87,6 +100,40 @@ impl SledStore {
             .map(|bytes| serde_json::from_slice(&bytes).map_err(corrupt))
             .transpose()
     }
+}
+
+fn encode_account(account: &AccountRecord) -> Vec<u8> {
+    let unit = account.unit.to_string();
+    let mut value = Vec::with_capacity(16 + unit.len());
+    value.extend_from_slice(&account.balance.to_be_bytes());
+    value.extend_from_slice(&account.created_at.to_be_bytes());
+    value.extend_from_slice(unit.as_bytes());
+    value
+}
+
+fn decode_account(bytes: &[u8]) -> Result<AccountRecord, StoreError> {
+    let (balance, rest) = split_u64(bytes)?;
+    let (created_at, unit) = split_u64(rest)?;
+    let unit = std::str::from_utf8(unit).map_err(corrupt)?;
+    Ok(AccountRecord {
+        unit: unit.parse().map_err(corrupt)?,
+        balance,
+        created_at,
+    })
+}
+
+fn split_u64(bytes: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let (head, rest) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("record too short"))?;
+    Ok((u64::from_be_bytes(*head), rest))
+}
+
+fn encode_receipt(created_at: u64, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + data.len());
+    value.extend_from_slice(&created_at.to_be_bytes());
+    value.extend_from_slice(data);
+    value
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -228,43 +275,157 @@ impl MintStore for SledStore {
             .map(|s| Ok((point_key(&s.blinded), encode(&s.signature)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
 
-        let result =
-            (&self.spent, &self.sigs, &self.quotes).transaction(|(spent, sigs, quotes)| {
-                for (key, value) in &spent_values {
-                    // `insert` returns the previous value: also catches a Y twice in one commit.
-                    if spent.insert(&key[..], value.as_slice())?.is_some() {
-                        return abort(StoreError::AlreadySpent(hex(key)));
-                    }
+        let receipt = commit
+            .receipt
+            .map(|r| (r.key.to_vec(), encode_receipt(r.created_at, r.data)));
+        let trees = (
+            &self.spent,
+            &self.sigs,
+            &self.quotes,
+            &self.receipts,
+            &self.accounts,
+        );
+        let result = trees.transaction(|(spent, sigs, quotes, receipts, accounts)| {
+            for (key, value) in &spent_values {
+                // `insert` returns the previous value: also catches a Y twice in one commit.
+                if spent.insert(&key[..], value.as_slice())?.is_some() {
+                    return abort(StoreError::AlreadySpent(hex(key)));
                 }
-                for (key, value) in &sig_values {
-                    if sigs.insert(&key[..], value.as_slice())?.is_some() {
-                        return abort(StoreError::AlreadySigned(hex(key)));
-                    }
+            }
+            for (key, value) in &sig_values {
+                if sigs.insert(&key[..], value.as_slice())?.is_some() {
+                    return abort(StoreError::AlreadySigned(hex(key)));
                 }
-                if let Some(id) = commit.issue_quote {
-                    let Some(bytes) = quotes.get(id.as_bytes())? else {
-                        return abort(StoreError::QuoteNotFound);
+            }
+            if let Some(id) = commit.issue_quote {
+                let Some(bytes) = quotes.get(id.as_bytes())? else {
+                    return abort(StoreError::QuoteNotFound);
+                };
+                let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
+                    Ok(quote) => quote,
+                    Err(e) => return abort(corrupt(e)),
+                };
+                match quote.state {
+                    MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
+                    MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
+                    MintQuoteState::Paid => {}
+                }
+                quote.state = MintQuoteState::Issued;
+                let value = match encode(&quote) {
+                    Ok(value) => value,
+                    Err(e) => return abort(e),
+                };
+                quotes.insert(id.as_bytes(), value)?;
+            }
+            match commit.account {
+                Some(AccountWrite::Credit { id, unit, amount }) => {
+                    let account = match accounts.get(id.as_bytes())? {
+                        Some(bytes) => match decode_account(&bytes) {
+                            Ok(account) => account,
+                            Err(e) => return abort(e),
+                        },
+                        None => AccountRecord {
+                            unit: unit.clone(),
+                            balance: 0,
+                            created_at: coinslot_mint::unix_now(),
+                        },
                     };
-                    let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
-                        Ok(quote) => quote,
-                        Err(e) => return abort(corrupt(e)),
-                    };
-                    match quote.state {
-                        MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
-                        MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
-                        MintQuoteState::Paid => {}
+                    if account.unit != *unit {
+                        return abort(StoreError::AccountUnitMismatch(account.unit.to_string()));
                     }
-                    quote.state = MintQuoteState::Issued;
-                    let value = match encode(&quote) {
-                        Ok(value) => value,
+                    let Some(balance) = account.balance.checked_add(amount) else {
+                        return abort(backend("account balance overflows"));
+                    };
+                    let updated = AccountRecord { balance, ..account };
+                    accounts.insert(id.as_bytes(), encode_account(&updated))?;
+                }
+                Some(AccountWrite::Close { id, balance }) => {
+                    let Some(bytes) = accounts.get(id.as_bytes())? else {
+                        return abort(StoreError::AccountNotFound);
+                    };
+                    match decode_account(&bytes) {
+                        Ok(account) if account.balance == balance => {}
+                        Ok(_) => return abort(StoreError::BalanceChanged),
                         Err(e) => return abort(e),
-                    };
-                    quotes.insert(id.as_bytes(), value)?;
+                    }
+                    accounts.remove(id.as_bytes())?;
                 }
-                Ok(())
-            });
+                None => {}
+            }
+            if let Some((key, value)) = &receipt {
+                receipts.insert(key.as_slice(), value.as_slice())?;
+            }
+            Ok(())
+        });
         unwrap_tx(result)?;
         self.flush().await
+    }
+
+    async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
+        let Some(bytes) = self.receipts.get(key).map_err(backend)? else {
+            return Ok(None);
+        };
+        let (created_at, data) = split_u64(&bytes)?;
+        Ok(Some(ReceiptRecord {
+            created_at,
+            data: data.to_vec(),
+        }))
+    }
+
+    async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        for entry in self.receipts.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let (created_at, _) = split_u64(&value)?;
+            if created_at < created_before {
+                // Only remove what was read: a receipt replaced meanwhile stays.
+                let swapped = self
+                    .receipts
+                    .compare_and_swap(&key, Some(value), None as Option<&[u8]>)
+                    .map_err(backend)?;
+                if swapped.is_ok() {
+                    pruned += 1;
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.accounts
+            .get(id.as_bytes())
+            .map_err(backend)?
+            .map(|bytes| decode_account(&bytes))
+            .transpose()
+    }
+
+    async fn debit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, StoreError> {
+        let result = self.accounts.transaction(|accounts| {
+            let Some(bytes) = accounts.get(id.as_bytes())? else {
+                return abort(StoreError::AccountNotFound);
+            };
+            let account = match decode_account(&bytes) {
+                Ok(account) => account,
+                Err(e) => return abort(e),
+            };
+            if account.unit != *unit {
+                return abort(StoreError::AccountUnitMismatch(account.unit.to_string()));
+            }
+            let Some(balance) = account.balance.checked_sub(amount) else {
+                return abort(StoreError::InsufficientBalance {
+                    balance: account.balance,
+                });
+            };
+            let updated = AccountRecord { balance, ..account };
+            accounts.insert(id.as_bytes(), encode_account(&updated))?;
+            Ok(balance)
+        });
+        unwrap_tx(result)
     }
 }
 

@@ -23,8 +23,8 @@ use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey, S
 use cashu::Amount;
 
 use super::{
-    Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord, MintStore, SpentProof,
-    StoreError,
+    AccountWrite, Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord,
+    MintStore, ReceiptWrite, SpentProof, StoreError,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates.
@@ -40,7 +40,12 @@ macro_rules! store_conformance_tests {
             quote_issues_once,
             concurrent_spends_have_one_winner,
             concurrent_quote_issues_have_one_winner,
-            points_are_keyed_as_points
+            points_are_keyed_as_points,
+            receipts_are_written_with_their_spend,
+            receipts_prune_by_age,
+            accounts_credit_debit_close,
+            concurrent_debits_never_overdraw,
+            account_close_needs_the_current_balance
         );
     };
 }
@@ -243,6 +248,7 @@ pub async fn spends_are_unique_and_atomic(store: Arc<dyn MintStore>) {
             spend: &[spent(c), spent(a)],
             issue: std::slice::from_ref(&fresh_sig),
             issue_quote: None,
+            ..Commit::default()
         })
         .await;
     assert!(
@@ -301,6 +307,7 @@ pub async fn signatures_are_unique_and_restorable(store: Arc<dyn MintStore>) {
             spend: &[spent(y)],
             issue: &[signature(point()), signature(sig.blinded)],
             issue_quote: None,
+            ..Commit::default()
         })
         .await;
     assert!(
@@ -323,7 +330,7 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
         .commit(Commit {
             issue: std::slice::from_ref(&sig),
             issue_quote: Some(&quote.id),
-            spend: &[],
+            ..Commit::default()
         })
         .await;
     assert!(
@@ -343,7 +350,7 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
         .commit(Commit {
             issue: std::slice::from_ref(&sig),
             issue_quote: Some(&quote.id),
-            spend: &[],
+            ..Commit::default()
         })
         .await
         .expect("issue paid quote");
@@ -358,7 +365,7 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
         .commit(Commit {
             issue: &[signature(point())],
             issue_quote: Some(&quote.id),
-            spend: &[],
+            ..Commit::default()
         })
         .await;
     assert!(
@@ -426,7 +433,7 @@ pub async fn concurrent_quote_issues_have_one_winner(store: Arc<dyn MintStore>) 
                 .commit(Commit {
                     issue: &[signature(point())],
                     issue_quote: Some(&id),
-                    spend: &[],
+                    ..Commit::default()
                 })
                 .await
         }));
@@ -461,4 +468,212 @@ pub async fn points_are_keyed_as_points(store: Arc<dyn MintStore>) {
         })
         .await;
     assert!(matches!(again, Err(StoreError::AlreadySpent(_))));
+}
+
+fn receipt_key() -> [u8; 32] {
+    *uuid::Uuid::new_v4()
+        .as_bytes()
+        .repeat(2)
+        .first_chunk::<32>()
+        .expect("32 bytes")
+}
+
+/// A receipt is written by the commit that spends, and not at all if the spend fails.
+pub async fn receipts_are_written_with_their_spend(store: Arc<dyn MintStore>) {
+    let (key, y) = (receipt_key(), point());
+    store
+        .commit(Commit {
+            spend: &[spent(y)],
+            receipt: Some(ReceiptWrite {
+                key: &key,
+                created_at: 100,
+                data: b"first",
+            }),
+            ..Commit::default()
+        })
+        .await
+        .expect("spend with receipt");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(
+        (stored.created_at, stored.data.as_slice()),
+        (100, &b"first"[..])
+    );
+
+    let other = receipt_key();
+    let failed = store
+        .commit(Commit {
+            spend: &[spent(y)],
+            receipt: Some(ReceiptWrite {
+                key: &other,
+                created_at: 100,
+                data: b"second",
+            }),
+            ..Commit::default()
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::AlreadySpent(_))));
+    assert_eq!(
+        store.receipt(&other).await.expect("read"),
+        None,
+        "a failed commit wrote its receipt"
+    );
+
+    store
+        .commit(Commit {
+            receipt: Some(ReceiptWrite {
+                key: &key,
+                created_at: 100,
+                data: b"replaced",
+            }),
+            ..Commit::default()
+        })
+        .await
+        .expect("replace receipt");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(stored.data, b"replaced", "a receipt could not be replaced");
+}
+
+/// Pruning removes receipts older than the cut-off and keeps the rest.
+pub async fn receipts_prune_by_age(store: Arc<dyn MintStore>) {
+    let (old, new) = (receipt_key(), receipt_key());
+    for (key, created_at) in [(&old, 10), (&new, 20)] {
+        store
+            .commit(Commit {
+                receipt: Some(ReceiptWrite {
+                    key,
+                    created_at,
+                    data: b"r",
+                }),
+                ..Commit::default()
+            })
+            .await
+            .expect("receipt");
+    }
+    assert_eq!(store.prune_receipts(15).await.expect("prune"), 1);
+    assert_eq!(store.receipt(&old).await.expect("read"), None);
+    assert!(store.receipt(&new).await.expect("read").is_some());
+}
+
+fn credit<'a>(id: &'a str, unit: &'a CurrencyUnit, amount: u64) -> Commit<'a> {
+    Commit {
+        account: Some(AccountWrite::Credit { id, unit, amount }),
+        ..Commit::default()
+    }
+}
+
+/// Credits create and grow an account; debits take from it and never below zero; a close
+/// removes it; units never mix.
+pub async fn accounts_credit_debit_close(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    let credit_unit = CurrencyUnit::custom("credit");
+    assert_eq!(store.account("a").await.expect("read"), None);
+    assert!(matches!(
+        store.debit_account("a", &sat, 1).await,
+        Err(StoreError::AccountNotFound)
+    ));
+
+    store.commit(credit("a", &sat, 10)).await.expect("open");
+    store.commit(credit("a", &sat, 5)).await.expect("top up");
+    let account = store.account("a").await.expect("read").expect("account");
+    assert_eq!((account.balance, account.unit.clone()), (15, sat.clone()));
+
+    assert_eq!(store.debit_account("a", &sat, 4).await.expect("debit"), 11);
+    assert!(matches!(
+        store.debit_account("a", &sat, 12).await,
+        Err(StoreError::InsufficientBalance { balance: 11 })
+    ));
+    assert!(matches!(
+        store.debit_account("a", &credit_unit, 1).await,
+        Err(StoreError::AccountUnitMismatch(_))
+    ));
+    assert!(matches!(
+        store.commit(credit("a", &credit_unit, 1)).await,
+        Err(StoreError::AccountUnitMismatch(_))
+    ));
+    assert_eq!(
+        store.debit_account("a", &sat, 11).await.expect("debit all"),
+        0
+    );
+
+    store
+        .commit(Commit {
+            account: Some(AccountWrite::Close {
+                id: "a",
+                balance: 0,
+            }),
+            ..Commit::default()
+        })
+        .await
+        .expect("close");
+    assert_eq!(store.account("a").await.expect("read"), None);
+}
+
+/// 64 concurrent debits of 3 from a balance of 100: exactly 33 succeed, 1 is left.
+pub async fn concurrent_debits_never_overdraw(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    store.commit(credit("race", &sat, 100)).await.expect("open");
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.debit_account("race", &CurrencyUnit::Sat, 3).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(StoreError::InsufficientBalance { .. }) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(ok, 33, "debits must be atomic");
+    let account = store.account("race").await.expect("read").expect("account");
+    assert_eq!(account.balance, 1);
+}
+
+/// A close that names a stale balance (a debit came between) writes nothing at all.
+pub async fn account_close_needs_the_current_balance(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    store.commit(credit("c", &sat, 8)).await.expect("open");
+    store.debit_account("c", &sat, 2).await.expect("debit");
+    let blinded = point();
+    let stale = store
+        .commit(Commit {
+            issue: &[signature(blinded)],
+            account: Some(AccountWrite::Close {
+                id: "c",
+                balance: 8,
+            }),
+            ..Commit::default()
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::BalanceChanged)));
+    assert_eq!(
+        store.blind_signatures(&[blinded]).await.expect("read"),
+        vec![None],
+        "a failed close issued its payout"
+    );
+    assert!(matches!(
+        store
+            .commit(Commit {
+                account: Some(AccountWrite::Close {
+                    id: "none",
+                    balance: 0
+                }),
+                ..Commit::default()
+            })
+            .await,
+        Err(StoreError::AccountNotFound)
+    ));
+    store
+        .commit(Commit {
+            account: Some(AccountWrite::Close {
+                id: "c",
+                balance: 6,
+            }),
+            ..Commit::default()
+        })
+        .await
+        .expect("close with the current balance");
 }

@@ -3,10 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cashu::nuts::{BlindSignature, Id, MintQuoteState, PublicKey};
+use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use parking_lot::Mutex;
 
-use super::{point_key, Commit, KeysetRecord, MintQuoteRecord, MintStore, StoreError};
+use super::{
+    point_key, AccountRecord, AccountWrite, Commit, KeysetRecord, MintQuoteRecord, MintStore,
+    ReceiptRecord, StoreError,
+};
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
 #[derive(Debug, Default)]
@@ -21,6 +24,8 @@ struct Inner {
     quote_by_lookup: HashMap<String, String>,
     spent: HashSet<[u8; 33]>,
     signatures: HashMap<[u8; 33], BlindSignature>,
+    receipts: HashMap<[u8; 32], ReceiptRecord>,
+    accounts: HashMap<String, AccountRecord>,
 }
 
 impl MemoryStore {
@@ -136,9 +141,61 @@ impl MintStore for MemoryStore {
                 Some(MintQuoteState::Issued) => return Err(StoreError::QuoteAlreadyIssued),
                 Some(MintQuoteState::Paid) => {}
             }
+        }
+        match commit.account {
+            Some(AccountWrite::Credit { id, unit, amount }) => {
+                if let Some(account) = inner.accounts.get(id) {
+                    if account.unit != *unit {
+                        return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
+                    }
+                    account
+                        .balance
+                        .checked_add(amount)
+                        .ok_or_else(|| StoreError::Backend("account balance overflows".into()))?;
+                }
+            }
+            Some(AccountWrite::Close { id, balance }) => match inner.accounts.get(id) {
+                None => return Err(StoreError::AccountNotFound),
+                Some(account) if account.balance != balance => {
+                    return Err(StoreError::BalanceChanged)
+                }
+                Some(_) => {}
+            },
+            None => {}
+        }
+
+        // Every check passed: write.
+        if let Some(id) = commit.issue_quote {
             if let Some(quote) = inner.quotes.get_mut(id) {
                 quote.state = MintQuoteState::Issued;
             }
+        }
+        match commit.account {
+            Some(AccountWrite::Credit { id, unit, amount }) => {
+                let account =
+                    inner
+                        .accounts
+                        .entry(id.to_string())
+                        .or_insert_with(|| AccountRecord {
+                            unit: unit.clone(),
+                            balance: 0,
+                            created_at: crate::unix_now(),
+                        });
+                account.balance = account.balance.saturating_add(amount);
+            }
+            Some(AccountWrite::Close { id, .. }) => {
+                inner.accounts.remove(id);
+            }
+            None => {}
+        }
+        if let Some(receipt) = commit.receipt {
+            inner.receipts.insert(
+                *receipt.key,
+                ReceiptRecord {
+                    created_at: receipt.created_at,
+                    data: receipt.data.to_vec(),
+                },
+            );
         }
         inner.spent.extend(spend_keys);
         for issued in commit.issue {
@@ -147,5 +204,44 @@ impl MintStore for MemoryStore {
                 .insert(point_key(&issued.blinded), issued.signature.clone());
         }
         Ok(())
+    }
+
+    async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
+        Ok(self.inner.lock().receipts.get(key).cloned())
+    }
+
+    async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let before = inner.receipts.len();
+        inner.receipts.retain(|_, r| r.created_at >= created_before);
+        Ok((before - inner.receipts.len()) as u64)
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.inner.lock().accounts.get(id).cloned())
+    }
+
+    async fn debit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let account = inner
+            .accounts
+            .get_mut(id)
+            .ok_or(StoreError::AccountNotFound)?;
+        if account.unit != *unit {
+            return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
+        }
+        account.balance =
+            account
+                .balance
+                .checked_sub(amount)
+                .ok_or(StoreError::InsufficientBalance {
+                    balance: account.balance,
+                })?;
+        Ok(account.balance)
     }
 }

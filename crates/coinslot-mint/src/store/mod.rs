@@ -10,6 +10,14 @@
 //! Points are keyed by their compressed 33-byte encoding after parsing, so `02ab…` and `02AB…`
 //! can never be two different keys.
 //!
+//! Beside the mint's own records, a store keeps two things for the services the mint sells
+//! to (the paywall layer):
+//! - **receipts**: what a payment bought, keyed by a hash of the spent proofs, written in the
+//!   same commit as the spend, so a retried request finds the payment it already made;
+//! - **accounts**: prepaid balances. A credit (deposit, refund) is part of a durable commit; a
+//!   debit ([`MintStore::debit_account`]) is atomic but need not be durable on return: a crash
+//!   may forget the latest debits (the customer keeps that value), never a credit.
+//!
 //! Every implementation must pass the `conformance` suite (enable feature `conformance`).
 
 use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
@@ -45,6 +53,21 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// No account with this id.
+    #[error("account not found")]
+    AccountNotFound,
+    /// The account holds less than the debit.
+    #[error("insufficient balance: {balance}")]
+    InsufficientBalance {
+        /// What the account holds.
+        balance: u64,
+    },
+    /// The account exists in another unit.
+    #[error("account is in unit {0}")]
+    AccountUnitMismatch(String),
+    /// A close named a balance the account no longer has (a debit or credit came between).
+    #[error("account balance changed")]
+    BalanceChanged,
     /// The underlying storage failed.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -128,6 +151,61 @@ pub struct IssuedSignature {
     pub signature: BlindSignature,
 }
 
+/// A receipt: opaque data its writer keeps about a payment, and when it was first written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    /// Unix time of the first write; receipts are pruned by it.
+    pub created_at: u64,
+    /// The writer's data.
+    pub data: Vec<u8>,
+}
+
+/// A receipt written (inserted or replaced) inside a [`Commit`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptWrite<'a> {
+    /// The receipt's key (a hash of what was paid with).
+    pub key: &'a [u8; 32],
+    /// Unix time of the first write (kept unchanged when a receipt is replaced).
+    pub created_at: u64,
+    /// The data to store.
+    pub data: &'a [u8],
+}
+
+/// A prepaid balance in one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Unit of the balance.
+    pub unit: CurrencyUnit,
+    /// What the account holds.
+    pub balance: u64,
+    /// Unix time of the first credit.
+    pub created_at: u64,
+}
+
+/// A change to an account inside a [`Commit`].
+#[derive(Debug, Clone, Copy)]
+pub enum AccountWrite<'a> {
+    /// Adds `amount`, creating the account if there is none.
+    /// [`StoreError::AccountUnitMismatch`] if it exists in another unit.
+    Credit {
+        /// Account id.
+        id: &'a str,
+        /// Unit of the credit.
+        unit: &'a CurrencyUnit,
+        /// Amount to add.
+        amount: u64,
+    },
+    /// Removes the account if it holds exactly `balance` ([`StoreError::BalanceChanged`]
+    /// otherwise, [`StoreError::AccountNotFound`] if there is none): the balance is paid out
+    /// by the same commit.
+    Close {
+        /// Account id.
+        id: &'a str,
+        /// The balance being paid out.
+        balance: u64,
+    },
+}
+
 /// One atomic write: everything in it happens, durably, or nothing does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Commit<'a> {
@@ -137,6 +215,10 @@ pub struct Commit<'a> {
     pub issue: &'a [IssuedSignature],
     /// A quote to move from `PAID` to `ISSUED`.
     pub issue_quote: Option<&'a str>,
+    /// A receipt to insert or replace.
+    pub receipt: Option<ReceiptWrite<'a>>,
+    /// An account to credit or close.
+    pub account: Option<AccountWrite<'a>>,
 }
 
 /// Durable state of a mint. See the module docs for the contract.
@@ -180,6 +262,27 @@ pub trait MintStore: Send + Sync + 'static {
 
     /// Applies one [`Commit`] atomically and returns only once it is durable.
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+
+    /// A receipt by key.
+    async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError>;
+
+    /// Deletes receipts created before `created_before`; returns how many.
+    async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError>;
+
+    /// An account by id.
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Takes `amount` from an account in `unit` atomically and returns the new balance.
+    /// Fails without change with [`StoreError::AccountNotFound`],
+    /// [`StoreError::AccountUnitMismatch`] or [`StoreError::InsufficientBalance`]. Need not be
+    /// durable on return (see the module docs), but must be ordered with commits: a crash keeps
+    /// a prefix of all writes.
+    async fn debit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, StoreError>;
 }
 
 /// The canonical storage key of a point: its compressed encoding.

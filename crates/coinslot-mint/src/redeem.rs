@@ -1,0 +1,368 @@
+//! Paying a service with ecash: proofs spent without outputs (the paywall's path), change,
+//! refunds and payouts made by the mint itself, prepaid accounts, and receipts.
+//!
+//! Wallets move value with a swap (NUT-03), where they blind their own outputs. A paid HTTP
+//! request has no outputs: the client hands over proofs and the service keeps their value.
+//! Whatever goes back (change, a refund, a closed account's balance) is made by the mint
+//! itself: it picks fresh secrets and computes `C = k·hash_to_curve(secret)` directly, one
+//! point multiplication per proof instead of blinding, signing and unblinding. The mint knows
+//! those secrets until the client swaps them, which a wallet's receive does at once; in a
+//! closed loop the mint is the only party that could abuse that knowledge, and it is also the
+//! party that honours the proofs.
+
+use cashu::dhke::hash_to_curve;
+use cashu::nuts::nut10::SpendingConditions;
+use cashu::nuts::{CurrencyUnit, Id, Proof, PublicKey};
+use cashu::secret::Secret;
+use cashu::{Amount, SECP256K1};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::keys::Keyring;
+use crate::store::{AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
+use crate::verify::verify_inputs;
+use crate::Mint;
+
+/// What a payment must satisfy.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// Unit of the price; every proof must be of it.
+    pub unit: CurrencyUnit,
+    /// Value to keep, net of the inputs' fees (NUT-18 amounts are net of fees too).
+    pub amount: u64,
+    /// Credit everything above the fees to this account instead of returning change (a
+    /// deposit); `amount` is then the smallest deposit accepted.
+    pub deposit: Option<String>,
+    /// Accept only proofs locked (NUT-11 P2PK) to the mint's key, so a token stolen in
+    /// transit is worthless to the thief.
+    pub require_lock: bool,
+    /// A receipt written by the same commit as the spend (see [`Mint::receipt`]).
+    pub receipt: Option<([u8; 32], Vec<u8>)>,
+}
+
+/// What a payment did.
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    /// Keyset of the first input (what the handler is told it was paid with).
+    pub keyset_id: Id,
+    /// Sum of the inputs.
+    pub total: u64,
+    /// Input fees (NUT-02), kept by the mint.
+    pub fee: u64,
+    /// Value kept for the price, or credited to the deposit account.
+    pub kept: u64,
+    /// Fresh proofs for `total - fee - kept`, made by the mint.
+    pub change: Vec<Proof>,
+}
+
+/// The receipt key of a set of proofs: SHA-256 over their secrets in a canonical order.
+/// The same proofs give the same key however the token was encoded or ordered.
+pub fn receipt_key(proofs: &[Proof]) -> [u8; 32] {
+    let mut secrets: Vec<&[u8]> = proofs.iter().map(|p| p.secret.as_bytes()).collect();
+    secrets.sort_unstable();
+    let mut hash = Sha256::new();
+    for secret in secrets {
+        hash.update((secret.len() as u64).to_be_bytes());
+        hash.update(secret);
+    }
+    hash.finalize().into()
+}
+
+/// How many tries a close gets when debits keep changing the balance under it.
+const CLOSE_ATTEMPTS: usize = 8;
+
+impl Mint {
+    /// Spends `proofs` as a payment: verifies them (signatures, keysets, unit, duplicates,
+    /// spending conditions), then in **one durable write** marks them spent, records the
+    /// receipt and (for a deposit) credits the account. Overpayment comes back as change.
+    /// On any error nothing was written and the proofs are still spendable, unless the error
+    /// is [`Error::TokenAlreadySpent`].
+    pub async fn redeem(&self, proofs: Vec<Proof>, payment: Payment) -> Result<Redeemed, Error> {
+        let ring = self.keyring();
+        let limits = self.inner.config.limits.clone();
+        let own = self.inner.identity.clone();
+        let weight = proofs.len();
+        let expected_unit = payment.unit.clone();
+        let require_lock = payment.require_lock;
+        let inputs = self
+            .run_crypto(weight, {
+                let ring = ring.clone();
+                move || {
+                    let inputs = verify_inputs(&ring, &proofs, &limits)?;
+                    if inputs.unit != expected_unit {
+                        return Err(Error::WrongUnit {
+                            expected: expected_unit.to_string(),
+                            found: inputs.unit.to_string(),
+                        });
+                    }
+                    check_conditions(proofs, &own, require_lock)?;
+                    Ok(inputs)
+                }
+            })
+            .await?;
+
+        let paid = inputs.total.saturating_sub(inputs.fee);
+        if paid < payment.amount || inputs.total < inputs.fee {
+            return Err(Error::InsufficientPayment {
+                paid,
+                required: payment.amount,
+                fee: inputs.fee,
+            });
+        }
+        let (kept, change_amount) = match payment.deposit {
+            Some(_) => (paid, 0),
+            None => (payment.amount, paid - payment.amount),
+        };
+        self.ensure_unspent(&inputs.proofs).await?;
+
+        let change = if change_amount > 0 {
+            let unit = payment.unit.clone();
+            self.run_crypto(change_amount.count_ones() as usize, move || {
+                make_proofs(&ring, &unit, change_amount)
+            })
+            .await?
+        } else {
+            Vec::new()
+        };
+        let receipt = payment.receipt.as_ref().map(|(key, data)| ReceiptWrite {
+            key,
+            created_at: crate::unix_now(),
+            data,
+        });
+        let account = payment.deposit.as_deref().map(|id| AccountWrite::Credit {
+            id,
+            unit: &payment.unit,
+            amount: kept,
+        });
+        self.inner
+            .store
+            .commit(Commit {
+                spend: &inputs.proofs,
+                receipt,
+                account,
+                ..Commit::default()
+            })
+            .await?;
+        self.publish_spent(&inputs.proofs);
+        let keyset_id = inputs
+            .proofs
+            .first()
+            .map(|p| p.keyset_id)
+            .ok_or_else(|| Error::InvalidRequest("no inputs".into()))?;
+        tracing::debug!(
+            unit = %payment.unit,
+            inputs = inputs.proofs.len(),
+            total = inputs.total,
+            fee = inputs.fee,
+            kept,
+            change = change_amount,
+            deposit = payment.deposit.is_some(),
+            "redeem"
+        );
+        Ok(Redeemed {
+            keyset_id,
+            total: inputs.total,
+            fee: inputs.fee,
+            kept,
+            change,
+        })
+    }
+
+    /// Makes fresh proofs worth `amount` in `unit` (a refund or a payout) and records
+    /// `receipt` in the same durable write, so the receipt says the value went back.
+    pub async fn issue(
+        &self,
+        unit: &CurrencyUnit,
+        amount: u64,
+        receipt: Option<ReceiptWrite<'_>>,
+    ) -> Result<Vec<Proof>, Error> {
+        let proofs = self.make_proofs(unit, amount).await?;
+        if receipt.is_some() {
+            self.inner
+                .store
+                .commit(Commit {
+                    receipt,
+                    ..Commit::default()
+                })
+                .await?;
+        }
+        Ok(proofs)
+    }
+
+    async fn make_proofs(&self, unit: &CurrencyUnit, amount: u64) -> Result<Vec<Proof>, Error> {
+        if amount == 0 {
+            return Ok(Vec::new());
+        }
+        let ring = self.keyring();
+        let unit = unit.clone();
+        self.run_crypto(amount.count_ones() as usize, move || {
+            make_proofs(&ring, &unit, amount)
+        })
+        .await
+    }
+
+    /// A receipt written by [`Mint::redeem`] or [`Mint::issue`].
+    pub async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, Error> {
+        Ok(self.inner.store.receipt(key).await?)
+    }
+
+    /// Replaces a receipt's data, durably.
+    pub async fn update_receipt(&self, receipt: ReceiptWrite<'_>) -> Result<(), Error> {
+        Ok(self
+            .inner
+            .store
+            .commit(Commit {
+                receipt: Some(receipt),
+                ..Commit::default()
+            })
+            .await?)
+    }
+
+    /// Deletes receipts created before `created_before` (Unix seconds).
+    pub async fn prune_receipts(&self, created_before: u64) -> Result<u64, Error> {
+        Ok(self.inner.store.prune_receipts(created_before).await?)
+    }
+
+    /// A prepaid account.
+    pub async fn account(&self, id: &str) -> Result<Option<AccountRecord>, Error> {
+        Ok(self.inner.store.account(id).await?)
+    }
+
+    /// Takes `amount` from an account atomically; returns the new balance. Not flushed before
+    /// it returns: a crash may forget the newest debits, in the customer's favour.
+    pub async fn debit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, Error> {
+        Ok(self.inner.store.debit_account(id, unit, amount).await?)
+    }
+
+    /// Adds `amount` to an account (creating it), durably, with an optional receipt.
+    pub async fn credit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+        receipt: Option<ReceiptWrite<'_>>,
+    ) -> Result<(), Error> {
+        Ok(self
+            .inner
+            .store
+            .commit(Commit {
+                account: Some(AccountWrite::Credit { id, unit, amount }),
+                receipt,
+                ..Commit::default()
+            })
+            .await?)
+    }
+
+    /// Closes an account and pays its balance out as fresh proofs, in one durable write.
+    pub async fn close_account(&self, id: &str) -> Result<(AccountRecord, Vec<Proof>), Error> {
+        for _ in 0..CLOSE_ATTEMPTS {
+            let account = self.account(id).await?.ok_or(Error::AccountNotFound)?;
+            let proofs = self.make_proofs(&account.unit, account.balance).await?;
+            let closed = self
+                .inner
+                .store
+                .commit(Commit {
+                    account: Some(AccountWrite::Close {
+                        id,
+                        balance: account.balance,
+                    }),
+                    ..Commit::default()
+                })
+                .await;
+            match closed {
+                Ok(()) => return Ok((account, proofs)),
+                Err(crate::StoreError::BalanceChanged) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Storage(
+            "account kept changing while it was being closed".into(),
+        ))
+    }
+
+    /// A 32-byte secret derived from the mint's seed for `purpose` (stable across restarts).
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        self.inner.seed.derive_secret(purpose)
+    }
+}
+
+/// Checks NUT-10 spending conditions of proofs spent without outputs. A proof locked to the
+/// mint's own key is signed by the mint (it is the key holder) and then verified like any
+/// other, so multisig and locktime rules apply unchanged. SIG_ALL needs outputs to sign
+/// over, so it cannot pay a request.
+fn check_conditions(
+    proofs: Vec<Proof>,
+    own: &cashu::nuts::SecretKey,
+    require_lock: bool,
+) -> Result<(), Error> {
+    let own_pubkey = own.public_key();
+    for mut proof in proofs {
+        let conditions = SpendingConditions::try_from(&proof.secret).ok();
+        let locked_to_us = match &conditions {
+            Some(SpendingConditions::P2PKConditions { .. }) => conditions
+                .as_ref()
+                .and_then(SpendingConditions::pubkeys)
+                .is_some_and(|keys| keys.iter().any(|k| same_point(k, &own_pubkey))),
+            _ => false,
+        };
+        if require_lock && !locked_to_us {
+            return Err(Error::WitnessMissingOrInvalid(format!(
+                "proofs must be locked (P2PK) to this service's key {}",
+                own_pubkey.to_hex()
+            )));
+        }
+        let result = match conditions {
+            None => Ok(()),
+            Some(SpendingConditions::P2PKConditions { .. }) => {
+                if locked_to_us {
+                    proof
+                        .sign_p2pk(own.clone())
+                        .map_err(|e| Error::WitnessMissingOrInvalid(e.to_string()))?;
+                }
+                proof.verify_p2pk().map_err(|e| e.to_string())
+            }
+            Some(SpendingConditions::HTLCConditions { .. }) => {
+                proof.verify_htlc().map_err(|e| e.to_string())
+            }
+        };
+        result.map_err(Error::WitnessMissingOrInvalid)?;
+    }
+    Ok(())
+}
+
+fn same_point(a: &PublicKey, b: &PublicKey) -> bool {
+    a.to_bytes() == b.to_bytes()
+}
+
+/// Proofs for `amount` in the unit's active keyset, one per set bit: `C = k·Y`.
+fn make_proofs(ring: &Keyring, unit: &CurrencyUnit, amount: u64) -> Result<Vec<Proof>, Error> {
+    let keyset = ring
+        .active
+        .get(unit)
+        .ok_or_else(|| Error::UnsupportedUnit(unit.to_string()))?;
+    let mut proofs = Vec::with_capacity(amount.count_ones() as usize);
+    for bit in 0..64 {
+        let value = 1u64 << bit;
+        if amount & value == 0 {
+            continue;
+        }
+        let k = keyset.secret_key(value)?;
+        let secret = Secret::generate();
+        let y = hash_to_curve(secret.as_bytes()).map_err(|_| Error::TokenNotVerified)?;
+        let c = y
+            .mul_tweak(&SECP256K1, &k.as_scalar())
+            .map_err(|e| Error::InvalidRequest(format!("cannot make proof: {e}")))?;
+        proofs.push(Proof::new(
+            Amount::from(value),
+            keyset.record.id,
+            secret,
+            c.into(),
+        ));
+    }
+    Ok(proofs)
+}
