@@ -23,8 +23,12 @@ use crate::store::{AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWr
 use crate::verify::verify_inputs;
 use crate::Mint;
 
+/// Builds a receipt's data from the proofs the operation gives back (change or payout) and
+/// the input fee, so the receipt can hold them and a retry can be answered with the same
+/// proofs.
+pub type ReceiptFn = Box<dyn Fn(&[Proof], u64) -> Vec<u8> + Send + Sync>;
+
 /// What a payment must satisfy.
-#[derive(Debug, Clone)]
 pub struct Payment {
     /// Unit of the price; every proof must be of it.
     pub unit: CurrencyUnit,
@@ -37,7 +41,22 @@ pub struct Payment {
     /// transit is worthless to the thief.
     pub require_lock: bool,
     /// A receipt written by the same commit as the spend (see [`Mint::receipt`]).
-    pub receipt: Option<([u8; 32], Vec<u8>)>,
+    pub receipt: Option<([u8; 32], ReceiptFn)>,
+}
+
+impl std::fmt::Debug for Payment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payment")
+            .field("unit", &self.unit)
+            .field("amount", &self.amount)
+            .field("deposit", &self.deposit.is_some())
+            .field("require_lock", &self.require_lock)
+            .field(
+                "receipt",
+                &self.receipt.as_ref().map(|(key, _)| hex::encode(key)),
+            )
+            .finish()
+    }
 }
 
 /// What a payment did.
@@ -124,7 +143,10 @@ impl Mint {
         } else {
             Vec::new()
         };
-        let receipt = payment.receipt.as_ref().map(|(key, data)| ReceiptWrite {
+        let receipt_data = payment
+            .receipt
+            .map(|(key, build)| (key, build(&change, inputs.fee)));
+        let receipt = receipt_data.as_ref().map(|(key, data)| ReceiptWrite {
             key,
             created_at: crate::unix_now(),
             data,
@@ -168,28 +190,10 @@ impl Mint {
         })
     }
 
-    /// Makes fresh proofs worth `amount` in `unit` (a refund or a payout) and records
-    /// `receipt` in the same durable write, so the receipt says the value went back.
-    pub async fn issue(
-        &self,
-        unit: &CurrencyUnit,
-        amount: u64,
-        receipt: Option<ReceiptWrite<'_>>,
-    ) -> Result<Vec<Proof>, Error> {
-        let proofs = self.make_proofs(unit, amount).await?;
-        if receipt.is_some() {
-            self.inner
-                .store
-                .commit(Commit {
-                    receipt,
-                    ..Commit::default()
-                })
-                .await?;
-        }
-        Ok(proofs)
-    }
-
-    async fn make_proofs(&self, unit: &CurrencyUnit, amount: u64) -> Result<Vec<Proof>, Error> {
+    /// Makes fresh proofs worth `amount` in `unit`'s active keyset (a refund or a payout).
+    /// They are valid by their signature alone; record what they were for with
+    /// [`Mint::update_receipt`].
+    pub async fn make_proofs(&self, unit: &CurrencyUnit, amount: u64) -> Result<Vec<Proof>, Error> {
         if amount == 0 {
             return Ok(Vec::new());
         }
@@ -258,11 +262,24 @@ impl Mint {
             .await?)
     }
 
-    /// Closes an account and pays its balance out as fresh proofs, in one durable write.
-    pub async fn close_account(&self, id: &str) -> Result<(AccountRecord, Vec<Proof>), Error> {
+    /// Closes an account and pays its balance out as fresh proofs, in one durable write with
+    /// the receipt `receipt` builds from them (so a retried close can return the same proofs).
+    pub async fn close_account(
+        &self,
+        id: &str,
+        receipt: Option<([u8; 32], ReceiptFn)>,
+    ) -> Result<(AccountRecord, Vec<Proof>), Error> {
         for _ in 0..CLOSE_ATTEMPTS {
             let account = self.account(id).await?.ok_or(Error::AccountNotFound)?;
             let proofs = self.make_proofs(&account.unit, account.balance).await?;
+            let data = receipt
+                .as_ref()
+                .map(|(key, build)| (*key, build(&proofs, 0)));
+            let write = data.as_ref().map(|(key, data)| ReceiptWrite {
+                key,
+                created_at: crate::unix_now(),
+                data,
+            });
             let closed = self
                 .inner
                 .store
@@ -271,6 +288,7 @@ impl Mint {
                         id,
                         balance: account.balance,
                     }),
+                    receipt: write,
                     ..Commit::default()
                 })
                 .await;
