@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod paywall;
 pub mod raw;
 pub mod wallet;
 
@@ -111,7 +112,7 @@ pub fn spawn_coinslotd(
     Ok((child, url))
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

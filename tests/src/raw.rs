@@ -106,7 +106,7 @@ impl RawClient {
                 "/v1/mint/quote/bolt11",
                 &MintQuoteBolt11Request {
                     amount: Amount::from(amount),
-                    unit: CurrencyUnit::Sat,
+                    unit: keyset.unit.clone(),
                     description: None,
                     pubkey: None,
                 },

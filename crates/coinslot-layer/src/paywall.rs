@@ -22,8 +22,9 @@ use tower_service::Service;
 use crate::layer::{Settings, Shared};
 use crate::nut24::{self, TokenSource, X_CASHU, X_CASHU_SESSION};
 use crate::receipt::{self, InFlight, ReceiptData, ReceiptKind};
+use crate::reply::{self, Rejection};
 use crate::session::{new_session_id, SessionClaims};
-use crate::{reply, Charge, Paid, Price, ResponseBody};
+use crate::{Charge, Paid, Price, ResponseBody};
 
 type Reply<B> = Response<ResponseBody<B>>;
 
@@ -79,35 +80,35 @@ where
 }
 
 /// Decodes a token and checks that it is this mint's: returns its proofs and unit.
-fn parse_token<B>(
+fn parse_token(
     settings: &Settings,
     shared: &Shared,
     token: &str,
-) -> Result<(Vec<Proof>, CurrencyUnit), Reply<B>> {
+) -> Result<(Vec<Proof>, CurrencyUnit), Rejection> {
     if token.len() > settings.max_token_len {
-        return Err(reply::bad_request(&format!(
+        return Err(Rejection::bad_request(format!(
             "token is {} bytes long; the limit is {}",
             token.len(),
             settings.max_token_len
         )));
     }
-    let token =
-        Token::from_str(token).map_err(|e| reply::bad_request(&format!("malformed token: {e}")))?;
+    let token = Token::from_str(token)
+        .map_err(|e| Rejection::bad_request(format!("malformed token: {e}")))?;
     let url = token
         .mint_url()
-        .map_err(|e| reply::bad_request(&format!("malformed token: {e}")))?;
+        .map_err(|e| Rejection::bad_request(format!("malformed token: {e}")))?;
     if !settings.accepted_mints.contains(&url) {
-        return Err(reply::bad_request(&format!(
+        return Err(Rejection::bad_request(format!(
             "token is from mint {url}; this service only accepts tokens of {}",
             settings.mint_url
         )));
     }
     let keysets = shared.mint.keysets().keysets;
     let proofs = token.proofs(&keysets).map_err(|e| {
-        reply::error(
+        Rejection::new(
             StatusCode::BAD_REQUEST,
             CODE_KEYSET,
-            &format!("token names a keyset this mint does not know: {e}"),
+            format!("token names a keyset this mint does not know: {e}"),
         )
     })?;
     let unit = token.unit().or_else(|| {
@@ -119,7 +120,7 @@ fn parse_token<B>(
     });
     match unit {
         Some(unit) if !proofs.is_empty() => Ok((proofs, unit)),
-        _ => Err(reply::bad_request("token holds no proofs")),
+        _ => Err(Rejection::bad_request("token holds no proofs")),
     }
 }
 
@@ -182,7 +183,7 @@ where
 {
     let (proofs, unit) = match parse_token(settings, shared, token) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     if unit != price.unit {
         return wrong_unit(&price.unit.to_string(), &unit.to_string());
@@ -596,11 +597,13 @@ pub(crate) async fn session_endpoint<ReqBody, ResBody, E>(
     Ok(response)
 }
 
-fn credential<B>(headers: &HeaderMap, shared: &Shared) -> Result<SessionClaims, Reply<B>> {
+fn credential(headers: &HeaderMap, shared: &Shared) -> Result<SessionClaims, Rejection> {
     let credential = match nut24::find_session(headers) {
-        Err(err) => return Err(reply::bad_request(&err.0)),
+        Err(err) => return Err(Rejection::bad_request(err.0)),
         Ok(None) => {
-            return Err(unauthorized(
+            return Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                GENERIC_ERROR_CODE,
                 "this needs the session credential in X-Cashu-Session",
             ))
         }
@@ -608,16 +611,19 @@ fn credential<B>(headers: &HeaderMap, shared: &Shared) -> Result<SessionClaims, 
     };
     // An expired credential still reads, tops up and closes its own session: value is never
     // stranded by a clock.
-    shared
-        .keys
-        .verify(credential, true)
-        .map_err(|err| unauthorized(&err.to_string()))
+    shared.keys.verify(credential, true).map_err(|err| {
+        Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            GENERIC_ERROR_CODE,
+            err.to_string(),
+        )
+    })
 }
 
-fn token_from<B>(headers: &HeaderMap, what: &str) -> Result<String, Reply<B>> {
+fn token_from(headers: &HeaderMap, what: &str) -> Result<String, Rejection> {
     match nut24::find_token(headers) {
-        Err(err) => Err(reply::bad_request(&err.0)),
-        Ok(None) => Err(reply::bad_request(&format!(
+        Err(err) => Err(Rejection::bad_request(err.0)),
+        Ok(None) => Err(Rejection::bad_request(format!(
             "{what} needs a token in the X-Cashu header"
         ))),
         Ok(Some((token, _))) => Ok(token),
@@ -631,11 +637,11 @@ async fn open_session<B>(
 ) -> Reply<B> {
     let token = match token_from(headers, "opening a session") {
         Ok(token) => token,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let (proofs, unit) = match parse_token(settings, shared, &token) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     deposit(settings, shared, proofs, unit, None).await
 }
@@ -643,15 +649,15 @@ async fn open_session<B>(
 async fn top_up<B>(settings: &Settings, shared: &Arc<Shared>, headers: &HeaderMap) -> Reply<B> {
     let claims = match credential(headers, shared) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let token = match token_from(headers, "a top-up") {
         Ok(token) => token,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let (proofs, unit) = match parse_token(settings, shared, &token) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     if unit.to_string() != claims.unit {
         return wrong_unit(&claims.unit, &unit.to_string());
@@ -761,7 +767,7 @@ async fn session_answer<B>(
 async fn session_status<B>(shared: &Shared, headers: &HeaderMap) -> Reply<B> {
     let claims = match credential(headers, shared) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     match shared.mint.account(&claims.sid).await {
         Ok(Some(account)) => {
@@ -788,7 +794,7 @@ fn close_key(sid: &str) -> [u8; 32] {
 async fn close_session<B>(settings: &Settings, shared: &Shared, headers: &HeaderMap) -> Reply<B> {
     let claims = match credential(headers, shared) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let key = close_key(&claims.sid);
     let template = ReceiptData {

@@ -27,6 +27,32 @@ pub(crate) fn error<B>(status: StatusCode, code: u16, detail: &str) -> Response<
     json(status, &json!({ "detail": detail, "code": code }))
 }
 
+/// A refusal decided before any response type is known: status, Cashu code, detail.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    pub status: StatusCode,
+    pub code: u16,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, code: u16, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, GENERIC_ERROR_CODE, detail)
+    }
+
+    pub fn into_response<B>(self) -> Response<ResponseBody<B>> {
+        error(self.status, self.code, &self.detail)
+    }
+}
+
 /// `400` for a malformed request: generic code, the detail names what is wrong.
 pub(crate) fn bad_request<B>(detail: &str) -> Response<ResponseBody<B>> {
     error(StatusCode::BAD_REQUEST, GENERIC_ERROR_CODE, detail)

@@ -8,11 +8,11 @@
 //! steps, [`open`] then [`serve`], so it prints its URL only once the store is open.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use coinslot_mint::{FakeBackend, Mint, MintSeed, PaymentBackend};
+use coinslot::EmbeddedMint;
+use coinslot_mint::{FakeBackend, Mint, PaymentBackend};
 use coinslot_store_sled::SledStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -21,10 +21,7 @@ pub mod config;
 
 pub use config::{BackendConfig, Config, ConfigError};
 
-/// File name of the seed inside the data directory.
-pub const SEED_FILE: &str = "seed";
-/// Directory name of the sled store inside the data directory.
-pub const STORE_DIR: &str = "store";
+pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 
 /// A running mint and what it is built from, for embedding and tests.
 #[derive(Debug, Clone)]
@@ -37,15 +34,14 @@ pub struct Opened {
 
 /// Opens the data directory (seed + store), the backend and the mint.
 pub async fn open(config: &Config) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let seed = load_or_create_seed(&config.data_dir.join(SEED_FILE))?;
-    let store = SledStore::open(&config.data_dir.join(STORE_DIR))?;
     let backend: Arc<dyn PaymentBackend> = match &config.backend {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
     };
-    let mint = Mint::new(config.mint.clone(), seed, Arc::new(store.clone()), backend).await?;
-    Ok(Opened { mint, store })
+    let embedded = EmbeddedMint::open(&config.data_dir, config.mint.clone(), backend).await?;
+    Ok(Opened {
+        mint: embedded.mint,
+        store: embedded.store,
+    })
 }
 
 /// Opens the mint from `config` and serves it on `listener` until `shutdown` completes.
@@ -81,41 +77,4 @@ pub async fn serve(
     opened.store.flush().await?;
     tracing::info!("coinslotd stopped");
     Ok(())
-}
-
-/// Reads the hex seed at `path`, or creates one readable by the owner only (0600).
-pub fn load_or_create_seed(path: &Path) -> anyhow::Result<MintSeed> {
-    if path.exists() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read seed file {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{:o}", mode & 0o777),
-                    "seed file is readable by others; chmod 600 it"
-                );
-            }
-        }
-        return MintSeed::from_hex(&text)
-            .map_err(|e| anyhow::anyhow!("seed file {}: {e}", path.display()));
-    }
-    let seed = MintSeed::generate();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create seed file {}", path.display()))?;
-    std::io::Write::write_all(&mut file, seed.to_hex().as_bytes())?;
-    file.sync_all()?;
-    tracing::info!(path = %path.display(), "created a new mint seed; back it up");
-    Ok(seed)
 }

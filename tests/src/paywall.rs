@@ -1,0 +1,252 @@
+//! [`PaidApp`]: an axum app behind the paywall, with the mint's API on the same origin, on
+//! `127.0.0.1:0`, over a sled-backed [`coinslot::EmbeddedMint`] in a data directory.
+//!
+//! Routes (prices in sat unless said):
+//! - `GET /free`: free;
+//! - `GET /search?q=…`: 2, answers with the [`Paid`] it saw;
+//! - `GET /fail`: 2, answers 500; `GET /panic`: 2, panics; `GET /slow`: 2, sleeps 300 ms;
+//! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
+//! - `GET /metered?cost=N`: reserves 10, charges `N`;
+//! - `GET /credit`: 3 `credit` (a second unit of the mint).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use coinslot::cashu::nuts::CurrencyUnit;
+use coinslot::{
+    Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PaywallLayer, Price, PriceTable,
+    UnitConfig,
+};
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+/// How the paywall of a [`PaidApp`] is configured.
+#[derive(Debug, Clone, Default)]
+pub struct PaidAppOptions {
+    /// Require P2PK locks to the mint's key.
+    pub require_lock: bool,
+    /// Handler timeout.
+    pub timeout: Option<Duration>,
+    /// Session credential lifetime.
+    pub session_ttl: Option<Duration>,
+    /// Address to listen on (default `127.0.0.1:0`).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// A running paid app.
+pub struct PaidApp {
+    /// Base URL (also the mint's URL).
+    pub url: String,
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// Seed and store directory.
+    pub data_dir: PathBuf,
+    /// The embedded mint.
+    pub mint: Mint,
+    gate: Arc<Semaphore>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The mint configuration of every [`PaidApp`]: `sat` and `credit` (1 sat per credit).
+pub fn mint_config() -> MintConfig {
+    MintConfig {
+        units: vec![
+            UnitConfig::new("sat"),
+            UnitConfig {
+                msat_per_unit: Some(1000),
+                ..UnitConfig::new("credit")
+            },
+        ],
+        ..MintConfig::default()
+    }
+}
+
+fn pricing() -> PriceTable {
+    PriceTable::new()
+        .free("GET", "/free")
+        .route("GET", "/search", Price::sat(2))
+        .route("GET", "/fail", Price::sat(2))
+        .route("GET", "/panic", Price::sat(2))
+        .route("GET", "/slow", Price::sat(2))
+        .route("GET", "/gate", Price::sat(2))
+        .route("GET", "/metered", Price::metered(10, CurrencyUnit::Sat))
+        .route(
+            "GET",
+            "/credit",
+            Price::new(3, CurrencyUnit::custom("credit")),
+        )
+}
+
+fn paid_json(paid: &Paid) -> Value {
+    json!({
+        "amount": paid.amount,
+        "unit": paid.unit.to_string(),
+        "keyset": paid.keyset_id.map(|k| k.to_string()),
+        "session": paid.session,
+        "metered": paid.metered,
+        "replay": paid.replay,
+    })
+}
+
+impl PaidApp {
+    /// Starts the app with its data in `data_dir`.
+    pub async fn start(data_dir: &Path, options: PaidAppOptions) -> anyhow::Result<PaidApp> {
+        crate::init_tracing();
+        let backend = Arc::new(FakeBackend::new(Default::default()));
+        let embedded = EmbeddedMint::open(data_dir, mint_config(), backend).await?;
+        let listen = options
+            .listen
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let mut paywall = PaywallLayer::new(embedded.mint.clone(), &url, pricing())?
+            .require_lock(options.require_lock);
+        if let Some(timeout) = options.timeout {
+            paywall = paywall.timeout(timeout);
+        }
+        if let Some(ttl) = options.session_ttl {
+            paywall = paywall.session_ttl(ttl);
+        }
+        let gate = Arc::new(Semaphore::new(0));
+        let gate_for_route = Arc::clone(&gate);
+        let app = Router::new()
+            .route("/free", get(|| async { "free" }))
+            .route(
+                "/search",
+                get(
+                    |Query(q): Query<std::collections::HashMap<String, String>>,
+                     Extension(paid): Extension<Paid>| async move {
+                        Json(json!({ "q": q.get("q"), "paid": paid_json(&paid) }))
+                    },
+                ),
+            )
+            .route(
+                "/fail",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "broken") }),
+            )
+            .route("/panic", get(panics))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "slow"
+                }),
+            )
+            .route(
+                "/gate",
+                get(move || {
+                    let gate = Arc::clone(&gate_for_route);
+                    async move {
+                        let _permit = gate.acquire().await;
+                        "through the gate"
+                    }
+                }),
+            )
+            .route(
+                "/metered",
+                get(
+                    |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                        let cost = q.get("cost").and_then(|c| c.parse().ok()).unwrap_or(10);
+                        (Extension(Charge(cost)), format!("cost {cost}"))
+                    },
+                ),
+            )
+            .route(
+                "/credit",
+                get(|Extension(paid): Extension<Paid>| async move { Json(paid_json(&paid)) }),
+            )
+            .merge(coinslot::mint_api(
+                embedded.mint.clone(),
+                Default::default(),
+            ))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+            .layer(paywall);
+        let (tx, rx) = oneshot::channel::<()>();
+        let store = embedded.store.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await?;
+            store.flush().await?;
+            Ok(())
+        });
+        Ok(PaidApp {
+            url,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            mint: embedded.mint,
+            gate,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Lets `n` requests waiting on `/gate` through.
+    pub fn open_gate(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
+    /// `GET {url}{path}` with extra headers; returns status, headers and body text.
+    pub async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, String)> {
+        self.send(reqwest::Method::GET, path, headers).await
+    }
+
+    /// Any request with extra headers; returns status, headers and body text.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, String)> {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await?;
+        Ok((status, headers, body))
+    }
+
+    /// Stops the server gracefully (the store is flushed and closed).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        // The mint (and with it the sled store) must be dropped before the directory is
+        // reopened: sled locks it.
+        drop(self.mint);
+        Ok(())
+    }
+}
+
+#[allow(clippy::panic)]
+async fn panics() -> &'static str {
+    panic!("handler panicked on purpose")
+}
+
+/// A header value as text (empty if missing).
+pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
