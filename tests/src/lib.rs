@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod load;
 pub mod paywall;
 pub mod raw;
 pub mod wallet;

@@ -25,7 +25,7 @@
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
 //!
-//! An account debit is a transaction on `accounts` alone and does not wait for a flush: sled
+//! An account debit is a compare-and-swap on `accounts` and does not wait for a flush: sled
 //! writes it to its log in order with everything else and flushes it with the next commit or
 //! its own timer, so a crash can only forget the newest debits (see the store contract).
 //!
@@ -405,27 +405,32 @@ impl MintStore for SledStore {
         unit: &CurrencyUnit,
         amount: u64,
     ) -> Result<u64, StoreError> {
-        let result = self.accounts.transaction(|accounts| {
-            let Some(bytes) = accounts.get(id.as_bytes())? else {
-                return abort(StoreError::AccountNotFound);
+        // A compare-and-swap, not a transaction: sled runs every transaction under one global
+        // write lock, while single-key operations share it. A transaction that read this key
+        // meanwhile fails validation and retries, so debits stay ordered with commits.
+        loop {
+            let Some(current) = self.accounts.get(id.as_bytes()).map_err(backend)? else {
+                return Err(StoreError::AccountNotFound);
             };
-            let account = match decode_account(&bytes) {
-                Ok(account) => account,
-                Err(e) => return abort(e),
-            };
+            let account = decode_account(&current)?;
             if account.unit != *unit {
-                return abort(StoreError::AccountUnitMismatch(account.unit.to_string()));
+                return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
             }
-            let Some(balance) = account.balance.checked_sub(amount) else {
-                return abort(StoreError::InsufficientBalance {
+            let balance = account
+                .balance
+                .checked_sub(amount)
+                .ok_or(StoreError::InsufficientBalance {
                     balance: account.balance,
-                });
-            };
-            let updated = AccountRecord { balance, ..account };
-            accounts.insert(id.as_bytes(), encode_account(&updated))?;
-            Ok(balance)
-        });
-        unwrap_tx(result)
+                })?;
+            let updated = encode_account(&AccountRecord { balance, ..account });
+            let swapped = self
+                .accounts
+                .compare_and_swap(id.as_bytes(), Some(current), Some(updated))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                return Ok(balance);
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use coinslot_tests::load::{print_table, run_phase};
 use coinslot_tests::raw::RawClient;
 use coinslot_tests::TestServer;
 
@@ -30,46 +31,6 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-}
-
-#[derive(Debug)]
-struct Phase {
-    name: &'static str,
-    ops: usize,
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn summarize(name: &'static str, mut latencies: Vec<Duration>, elapsed: Duration) -> Phase {
-    latencies.sort();
-    let at = |q: f64| {
-        let idx = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-        latencies.get(idx).copied().unwrap_or_default()
-    };
-    Phase {
-        name,
-        ops: latencies.len(),
-        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
-}
-
-async fn run_phase<F, Fut>(name: &'static str, args: &Args, make: F) -> anyhow::Result<Phase>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
-{
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..args.concurrency)
-        .map(|i| tokio::spawn(make(i)))
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(summarize(name, all, start.elapsed()))
 }
 
 #[tokio::main]
@@ -93,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let duration = Duration::from_secs(args.seconds);
 
-    let baseline = run_phase("info (baseline)", &args, |_| {
+    let baseline = run_phase("info (baseline)", args.concurrency, |_| {
         let client = client.clone();
         async move {
             let mut lat = Vec::new();
@@ -114,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         seeds.push(client.topup(1).await?);
     }
     let seeds = std::sync::Arc::new(parking_lot::Mutex::new(seeds));
-    let swap = run_phase("swap 1→1", &args, |_| {
+    let swap = run_phase("swap 1→1", args.concurrency, |_| {
         let client = client.clone();
         let seeds = seeds.clone();
         let keyset = keyset.clone();
@@ -137,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let mint = run_phase("mint (quote + mint)", &args, |_| {
+    let mint = run_phase("mint (quote + mint)", args.concurrency, |_| {
         let client = client.clone();
         let keyset = keyset.clone();
         async move {
@@ -163,21 +124,7 @@ async fn main() -> anyhow::Result<()> {
             ""
         }
     );
-    println!(
-        "{:<22} {:>8} {:>10} {:>10} {:>10} {:>12}",
-        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline"
-    );
-    for phase in [&baseline, &swap, &mint] {
-        println!(
-            "{:<22} {:>8} {:>10.0} {:>10.2} {:>10.2} {:>12.3}",
-            phase.name,
-            phase.ops,
-            phase.rps,
-            phase.p50.as_secs_f64() * 1e3,
-            phase.p99.as_secs_f64() * 1e3,
-            phase.rps / baseline.rps
-        );
-    }
+    print_table(&baseline, &[&baseline, &swap, &mint]);
     if let Some(server) = server {
         server.stop().await?;
     }

@@ -1,0 +1,223 @@
+//! Benchmark of the paywall layer on loopback, all phases in one run on the same machine:
+//!
+//! - (a) the handler without the layer (baseline),
+//! - (b) the same handler behind the layer on a free route,
+//! - (c) paid per request with a fresh one-proof token (verify + one durable write),
+//! - (d) paid from a prepaid session (credential check + atomic debit),
+//!
+//! then the cost of one redeem in-process (memory store: our code + crypto, no fsync) next to
+//! the crypto alone (hash_to_curve + one point multiplication).
+//!
+//! ```text
+//! cargo run --release -p coinslot-tests --bin paywall-load -- --seconds 5 --concurrency 16
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use clap::Parser;
+use coinslot::cashu::dhke::hash_to_curve;
+use coinslot::cashu::nuts::{CurrencyUnit, SecretKey, Token};
+use coinslot::cashu::secret::Secret;
+use coinslot::cashu::SECP256K1;
+use coinslot::{EmbeddedMint, Mint, PaywallLayer, Price, PriceTable};
+use coinslot_mint::{FakeBackend, MemoryStore, MintConfig, MintSeed, Payment};
+use coinslot_tests::load::{print_table, run_phase, Phase};
+use parking_lot::Mutex;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// In-process redeems for the per-proof cost.
+    #[arg(long, default_value_t = 3000)]
+    redeems: usize,
+}
+
+async fn handler() -> &'static str {
+    "results"
+}
+
+async fn serve(app: Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("server failed: {err}");
+        }
+    });
+    Ok(url)
+}
+
+/// Workers GET `url` with `headers(i)` for `duration`, each request expecting 200.
+async fn hammer(
+    name: &str,
+    args: &Args,
+    url: String,
+    headers: impl Fn(usize) -> Option<(&'static str, String)> + Send + Sync + 'static,
+) -> anyhow::Result<Phase> {
+    let duration = Duration::from_secs(args.seconds);
+    let client = reqwest::Client::new();
+    let headers = Arc::new(headers);
+    // A worker without a header for a token phase has run out of tokens.
+    let needs_header = name.contains("token");
+    run_phase(name, args.concurrency, |worker| {
+        let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
+        async move {
+            let mut latencies = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let mut request = client.get(&url);
+                match headers(worker) {
+                    Some((name, value)) => request = request.header(name, value),
+                    None if needs_header => break,
+                    None => {}
+                }
+                let t = Instant::now();
+                let response = request.send().await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                anyhow::ensure!(status == 200, "{status}: {}", String::from_utf8_lossy(&body));
+                latencies.push(t.elapsed());
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let embedded = EmbeddedMint::open_dev(dir.path()).await?;
+    let mint = embedded.mint.clone();
+    let sat = CurrencyUnit::Sat;
+
+    let plain = serve(Router::new().route("/search", get(handler))).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let paid_url = format!("http://{}", listener.local_addr()?);
+    let pricing = PriceTable::new()
+        .free("GET", "/free")
+        .route("GET", "/search", Price::sat(1));
+    let app = Router::new()
+        .route("/free", get(handler))
+        .route("/search", get(handler))
+        .fallback(|| async { "not found" })
+        .layer(PaywallLayer::new(mint.clone(), &paid_url, pricing)?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Tokens are made before the run so making them costs the server nothing.
+    let wanted = (args.seconds as usize * 8000).max(1000);
+    let mut tokens = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        let proofs = mint.make_proofs(&sat, 1).await?;
+        tokens.push(Token::new(paid_url.parse()?, proofs, None, sat.clone()).to_string());
+    }
+    let tokens = Arc::new(Mutex::new(tokens));
+    let mut sessions = Vec::new();
+    let client = reqwest::Client::new();
+    for _ in 0..args.concurrency {
+        let deposit = Token::new(
+            paid_url.parse()?,
+            mint.make_proofs(&sat, 1_000_000).await?,
+            None,
+            sat.clone(),
+        );
+        let opened: serde_json::Value = client
+            .post(format!("{paid_url}/cashu/session"))
+            .header("x-cashu", deposit.to_string())
+            .send()
+            .await?
+            .json()
+            .await?;
+        let credential = opened["session"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no session: {opened}"))?;
+        sessions.push(credential.to_string());
+    }
+    let sessions = Arc::new(sessions);
+
+    let a = hammer("(a) handler, no layer", &args, format!("{plain}/search"), |_| None).await?;
+    let b = hammer("(b) layer, free route", &args, format!("{paid_url}/free"), |_| None).await?;
+    let c = hammer(
+        "(c) paid, one-proof token",
+        &args,
+        format!("{paid_url}/search"),
+        move |_| tokens.lock().pop().map(|t| ("x-cashu", t)),
+    )
+    .await?;
+    let d = hammer(
+        "(d) paid from a session",
+        &args,
+        format!("{paid_url}/search"),
+        move |worker| Some(("x-cashu-session", sessions[worker].clone())),
+    )
+    .await?;
+
+    println!(
+        "paywall-load: {} clients, {} s per phase, sled store, loopback",
+        args.concurrency, args.seconds
+    );
+    print_table(&a, &[&a, &b, &c, &d]);
+    println!(
+        "ratios: (b)/(a) = {:.3}  (c)/(a) = {:.3}  (d)/(a) = {:.3}",
+        b.rps / a.rps,
+        c.rps / a.rps,
+        d.rps / a.rps
+    );
+
+    let (redeem_us, crypto_us) = per_proof_costs(args.redeems).await?;
+    println!(
+        "per proof, in-process, one core: redeem (memory store) {redeem_us:.1} µs; crypto alone (hash_to_curve + k·Y) {crypto_us:.1} µs; our code {:.1} µs",
+        redeem_us - crypto_us
+    );
+    embedded.store.flush().await?;
+    Ok(())
+}
+
+/// Average µs of `Mint::redeem` of a one-proof token on an in-memory mint, and of the
+/// verification crypto alone.
+async fn per_proof_costs(n: usize) -> anyhow::Result<(f64, f64)> {
+    let mint = Mint::new(
+        MintConfig::default(),
+        MintSeed::generate(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(FakeBackend::new(Default::default())),
+    )
+    .await?;
+    let sat = CurrencyUnit::Sat;
+    let mut proofs = Vec::with_capacity(n);
+    for _ in 0..n {
+        proofs.push(mint.make_proofs(&sat, 1).await?);
+    }
+    let start = Instant::now();
+    for proof in proofs {
+        let payment = Payment {
+            unit: sat.clone(),
+            amount: 1,
+            deposit: None,
+            require_lock: false,
+            receipt: Some(([7u8; 32], Box::new(|_, _| b"receipt".to_vec()))),
+        };
+        mint.redeem(proof, payment).await?;
+    }
+    let redeem = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+
+    let k = SecretKey::generate();
+    let secrets: Vec<Secret> = (0..n).map(|_| Secret::generate()).collect();
+    let start = Instant::now();
+    for secret in &secrets {
+        let y = hash_to_curve(secret.as_bytes())?;
+        let c = y.mul_tweak(&SECP256K1, &k.as_scalar())?;
+        std::hint::black_box(c);
+    }
+    let crypto = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    Ok((redeem, crypto))
+}

@@ -1,0 +1,69 @@
+//! Shared parts of the load generators: run a phase with N concurrent workers, summarise
+//! latencies, print a table with ratios against a baseline measured in the same run.
+
+use std::time::{Duration, Instant};
+
+/// One measured phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// What was measured.
+    pub name: String,
+    /// Requests completed.
+    pub ops: usize,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+/// Summarises the latencies of one phase.
+pub fn summarize(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) -> Phase {
+    latencies.sort();
+    let at = |q: f64| {
+        let idx = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies.get(idx).copied().unwrap_or_default()
+    };
+    Phase {
+        name: name.to_string(),
+        ops: latencies.len(),
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Runs `make(i)` for `concurrency` workers at once; each returns its latencies.
+pub async fn run_phase<F, Fut>(name: &str, concurrency: usize, make: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency).map(|i| tokio::spawn(make(i))).collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(summarize(name, all, start.elapsed()))
+}
+
+/// Prints phases as a table, each with its throughput relative to `baseline`.
+pub fn print_table(baseline: &Phase, phases: &[&Phase]) {
+    println!(
+        "{:<34} {:>8} {:>10} {:>9} {:>9} {:>12}",
+        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline"
+    );
+    for phase in phases {
+        println!(
+            "{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>12.3}",
+            phase.name,
+            phase.ops,
+            phase.rps,
+            phase.p50.as_secs_f64() * 1e3,
+            phase.p99.as_secs_f64() * 1e3,
+            phase.rps / baseline.rps
+        );
+    }
+}
