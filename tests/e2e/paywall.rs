@@ -117,7 +117,9 @@ async fn authorization_headers_pay_too() -> Result<()> {
         .await?;
     assert_eq!(status, 200, "{body}");
     // The older cashuA encoding pays as well.
-    let v3 = send(&wallet, 2, SendOptions::default()).await?.to_v3_string();
+    let v3 = send(&wallet, 2, SendOptions::default())
+        .await?
+        .to_v3_string();
     assert!(v3.starts_with("cashuA"));
     let (status, _, body) = app.get("/search?q=v3", &[("x-cashu", &v3)]).await?;
     assert_eq!(status, 200, "{body}");

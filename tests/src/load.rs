@@ -67,3 +67,15 @@ pub fn print_table(baseline: &Phase, phases: &[&Phase]) {
         );
     }
 }
+
+/// A mint over a `MemoryStore` (sat, fake backend): the same code without the disk.
+pub async fn memory_mint() -> anyhow::Result<coinslot_mint::Mint> {
+    use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
+    Ok(Mint::new(
+        MintConfig::default(),
+        MintSeed::generate(),
+        std::sync::Arc::new(MemoryStore::new()),
+        std::sync::Arc::new(FakeBackend::new(Default::default())),
+    )
+    .await?)
+}

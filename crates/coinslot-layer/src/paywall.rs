@@ -199,17 +199,10 @@ where
     };
 
     let template = ReceiptData {
-        kind: ReceiptKind::Request,
         request: Some(fingerprint.clone()),
-        session: None,
-        unit: price.unit.to_string(),
         kept: price.amount,
-        fee: 0,
         metered: price.is_metered(),
-        change: Vec::new(),
-        settled: None,
-        refund: None,
-        replays: 0,
+        ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
     };
     let payment = Payment {
         unit: price.unit.clone(),
@@ -681,17 +674,8 @@ async fn deposit<B>(
     let topping_up = sid.is_some();
     let sid = sid.unwrap_or_else(new_session_id);
     let template = ReceiptData {
-        kind: ReceiptKind::Deposit,
-        request: None,
         session: Some(sid.clone()),
-        unit: unit.to_string(),
-        kept: 0,
-        fee: 0,
-        metered: false,
-        change: Vec::new(),
-        settled: None,
-        refund: None,
-        replays: 0,
+        ..ReceiptData::new(ReceiptKind::Deposit, unit.to_string())
     };
     let payment = Payment {
         unit: unit.clone(),
@@ -798,17 +782,8 @@ async fn close_session<B>(settings: &Settings, shared: &Shared, headers: &Header
     };
     let key = close_key(&claims.sid);
     let template = ReceiptData {
-        kind: ReceiptKind::Close,
-        request: None,
         session: Some(claims.sid.clone()),
-        unit: claims.unit.clone(),
-        kept: 0,
-        fee: 0,
-        metered: false,
-        change: Vec::new(),
-        settled: None,
-        refund: None,
-        replays: 0,
+        ..ReceiptData::new(ReceiptKind::Close, claims.unit.clone())
     };
     let payout = match shared
         .mint

@@ -57,6 +57,23 @@ pub(crate) struct ReceiptData {
 }
 
 impl ReceiptData {
+    /// An empty receipt of `kind` in `unit`.
+    pub fn new(kind: ReceiptKind, unit: String) -> Self {
+        Self {
+            kind,
+            request: None,
+            session: None,
+            unit,
+            kept: 0,
+            fee: 0,
+            metered: false,
+            change: Vec::new(),
+            settled: None,
+            refund: None,
+            replays: 0,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

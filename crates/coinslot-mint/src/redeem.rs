@@ -205,7 +205,8 @@ impl Mint {
         .await
     }
 
-    /// A receipt written by [`Mint::redeem`] or [`Mint::issue`].
+    /// A receipt written by [`Mint::redeem`], [`Mint::close_account`] or
+    /// [`Mint::update_receipt`].
     pub async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, Error> {
         Ok(self.inner.store.receipt(key).await?)
     }

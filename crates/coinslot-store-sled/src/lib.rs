@@ -416,12 +416,13 @@ impl MintStore for SledStore {
             if account.unit != *unit {
                 return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
             }
-            let balance = account
-                .balance
-                .checked_sub(amount)
-                .ok_or(StoreError::InsufficientBalance {
-                    balance: account.balance,
-                })?;
+            let balance =
+                account
+                    .balance
+                    .checked_sub(amount)
+                    .ok_or(StoreError::InsufficientBalance {
+                        balance: account.balance,
+                    })?;
             let updated = encode_account(&AccountRecord { balance, ..account });
             let swapped = self
                 .accounts

@@ -133,17 +133,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// The mint API over a `MemoryStore`, on 127.0.0.1:0, for the rest of the process.
 async fn serve_from_memory() -> anyhow::Result<String> {
-    use std::sync::Arc;
-
-    use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
-
-    let mint = Mint::new(
-        MintConfig::default(),
-        MintSeed::generate(),
-        Arc::new(MemoryStore::new()),
-        Arc::new(FakeBackend::new(Default::default())),
-    )
-    .await?;
+    let mint = coinslot_tests::load::memory_mint().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let app = coinslot_http::router(mint, coinslot_http::HttpOptions::default());

@@ -22,9 +22,9 @@ use coinslot::cashu::dhke::hash_to_curve;
 use coinslot::cashu::nuts::{CurrencyUnit, SecretKey, Token};
 use coinslot::cashu::secret::Secret;
 use coinslot::cashu::SECP256K1;
-use coinslot::{EmbeddedMint, Mint, PaywallLayer, Price, PriceTable};
-use coinslot_mint::{FakeBackend, MemoryStore, MintConfig, MintSeed, Payment};
-use coinslot_tests::load::{print_table, run_phase, Phase};
+use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
+use coinslot_mint::Payment;
+use coinslot_tests::load::{memory_mint, print_table, run_phase, Phase};
 use parking_lot::Mutex;
 
 #[derive(Debug, Parser)]
@@ -83,7 +83,11 @@ async fn hammer(
                 let response = request.send().await?;
                 let status = response.status();
                 let body = response.bytes().await?;
-                anyhow::ensure!(status == 200, "{status}: {}", String::from_utf8_lossy(&body));
+                anyhow::ensure!(
+                    status == 200,
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
                 latencies.push(t.elapsed());
             }
             Ok(latencies)
@@ -144,8 +148,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let sessions = Arc::new(sessions);
 
-    let a = hammer("(a) handler, no layer", &args, format!("{plain}/search"), |_| None).await?;
-    let b = hammer("(b) layer, free route", &args, format!("{paid_url}/free"), |_| None).await?;
+    let a = hammer(
+        "(a) handler, no layer",
+        &args,
+        format!("{plain}/search"),
+        |_| None,
+    )
+    .await?;
+    let b = hammer(
+        "(b) layer, free route",
+        &args,
+        format!("{paid_url}/free"),
+        |_| None,
+    )
+    .await?;
     let c = hammer(
         "(c) paid, one-proof token",
         &args,
@@ -185,13 +201,7 @@ async fn main() -> anyhow::Result<()> {
 /// Average µs of `Mint::redeem` of a one-proof token on an in-memory mint, and of the
 /// verification crypto alone.
 async fn per_proof_costs(n: usize) -> anyhow::Result<(f64, f64)> {
-    let mint = Mint::new(
-        MintConfig::default(),
-        MintSeed::generate(),
-        Arc::new(MemoryStore::new()),
-        Arc::new(FakeBackend::new(Default::default())),
-    )
-    .await?;
+    let mint = memory_mint().await?;
     let sat = CurrencyUnit::Sat;
     let mut proofs = Vec::with_capacity(n);
     for _ in 0..n {
