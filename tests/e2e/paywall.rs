@@ -58,6 +58,9 @@ async fn unpaid_requests_get_a_402_a_wallet_can_parse_then_pay() -> Result<()> {
     let (app, _dir) = app(PaidAppOptions::default()).await?;
     let (status, _, body) = app.get("/free", &[]).await?;
     assert_eq!((status, body.as_str()), (200, "free"));
+    // A CORS preflight of a paid route is never asked to pay.
+    let (status, _, _) = app.send(reqwest::Method::OPTIONS, "/slow", &[]).await?;
+    assert_ne!(status, 402);
 
     let (status, headers, body) = app.get("/search?q=nut", &[]).await?;
     assert_eq!(status, 402, "{body}");

@@ -4,7 +4,7 @@
 //! Routes (prices in sat unless said):
 //! - `GET /free`: free;
 //! - `GET /search?q=…`: 2, answers with the [`Paid`] it saw;
-//! - `GET /fail`: 2, answers 500; `GET /panic`: 2, panics; `GET /slow`: 2, sleeps 300 ms;
+//! - `GET /fail`: 2, answers 500; `GET /panic`: 2, panics; `/slow` (any method): 2, sleeps 300 ms;
 //! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
 //! - `GET /metered?cost=N`: reserves 10, charges `N`;
 //! - `GET /credit`: 3 `credit` (a second unit of the mint).
@@ -74,7 +74,7 @@ fn pricing() -> PriceTable {
         .route("GET", "/search", Price::sat(2))
         .route("GET", "/fail", Price::sat(2))
         .route("GET", "/panic", Price::sat(2))
-        .route("GET", "/slow", Price::sat(2))
+        .route("*", "/slow", Price::sat(2))
         .route("GET", "/gate", Price::sat(2))
         .route("GET", "/metered", Price::metered(10, CurrencyUnit::Sat))
         .route(
