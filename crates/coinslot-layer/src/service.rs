@@ -56,7 +56,8 @@ where
         let settings = &self.settings;
         let session_endpoint = paywall::is_session_path(settings, request.uri().path());
         let (parts, body) = request.into_parts();
-        let price = if session_endpoint {
+        // CORS preflights never carry payment and must not be refused, whatever the table says.
+        let price = if session_endpoint || parts.method == http::Method::OPTIONS {
             None
         } else {
             settings.pricing.price(&parts).filter(|p| p.amount > 0)
