@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cdk::nuts::nut18::PaymentRequest;
-use cdk::nuts::{CurrencyUnit, SpendingConditions, Token};
+use cdk::nuts::{CurrencyUnit, SecretKey, SpendingConditions, Token};
 use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
 use coinslot::session::SessionKeys;
 use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
 use coinslot_tests::raw::RawClient;
-use coinslot_tests::wallet::{balance, new_wallet, random_seed, send, topup};
+use coinslot_tests::wallet::{balance, new_wallet, random_seed, send, token_proofs, topup};
 use serde_json::Value;
 
 async fn app(options: PaidAppOptions) -> Result<(PaidApp, tempfile::TempDir)> {
@@ -392,6 +392,35 @@ async fn p2pk_locks_can_be_required() -> Result<()> {
     .await?
     .to_string();
     let (status, _, body) = app.get("/search?q=x", &[("x-cashu", &locked)]).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_locked_to_someone_else_need_their_signature() -> Result<()> {
+    let (app, _dir) = app(PaidAppOptions::default()).await?;
+    let wallet = funded(&app, 10).await?;
+    let key = SecretKey::generate();
+    let locked = send(
+        &wallet,
+        2,
+        SendOptions {
+            conditions: Some(SpendingConditions::new_p2pk(key.public_key(), None)),
+            ..SendOptions::default()
+        },
+    )
+    .await?;
+    let (status, _, body) = app
+        .get("/search?q=x", &[("x-cashu", &locked.to_string())])
+        .await?;
+    assert_eq!((status, code(&body)), (400, 20008), "{body}");
+
+    let mut proofs = token_proofs(&wallet, &locked).await?;
+    for proof in &mut proofs {
+        proof.sign_p2pk(key.clone())?;
+    }
+    let signed = Token::new(app.url.parse()?, proofs, None, CurrencyUnit::Sat).to_string();
+    let (status, _, body) = app.get("/search?q=x", &[("x-cashu", &signed)]).await?;
     assert_eq!(status, 200, "{body}");
     Ok(())
 }

@@ -1,0 +1,63 @@
+//! The layer on a plain tower service (no axum): any request and response body types.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coinslot_layer::{PaywallLayer, Price, PriceTable};
+use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+async fn mint() -> Mint {
+    Mint::new(
+        MintConfig::default(),
+        MintSeed::generate(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(FakeBackend::new(Default::default())),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn wraps_any_tower_service_with_its_own_body_types() {
+    let pricing = PriceTable::new()
+        .free("GET", "/")
+        .route("GET", "/paid", Price::sat(3));
+    let service = ServiceBuilder::new()
+        .layer(PaywallLayer::new(mint().await, "http://127.0.0.1:1", pricing).unwrap())
+        .service(service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+        }));
+
+    let free = service
+        .clone()
+        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(free.status(), StatusCode::OK);
+    assert_eq!(
+        free.into_body().collect().await.unwrap().to_bytes(),
+        "inner"
+    );
+
+    let unpaid = service
+        .oneshot(Request::get("/paid").body(String::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(unpaid.status(), StatusCode::PAYMENT_REQUIRED);
+    assert!(unpaid
+        .headers()
+        .get("x-cashu")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("creqA")));
+    let body = unpaid.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (body["amount"].as_u64(), body["unit"].as_str()),
+        (Some(3), Some("sat"))
+    );
+}
