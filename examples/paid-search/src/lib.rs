@@ -1,7 +1,8 @@
 //! A search-style API behind the Coinslot paywall, with the mint's Cashu API on the same
 //! origin: `GET /search?q=…` costs 2 sat, `GET /` is free and explains how to pay.
 //!
-//! [`app`] builds the router; [`run`] serves it (the binary and the tests both use it).
+//! [`app`] builds the router; [`open`] opens the mint and [`serve`] serves it (the binary
+//! prints its URL in between, once the store is open).
 
 use std::future::Future;
 use std::path::Path;
@@ -62,15 +63,19 @@ pub fn app(mint: Mint, public_url: &str) -> Result<Router, coinslot::ConfigError
         .layer(cors))
 }
 
-/// Opens the mint in `data_dir` (fake Lightning backend) and serves [`app`] on `listener`
-/// until `shutdown` completes.
-pub async fn run(
+/// Opens the mint in `data_dir` (fake Lightning backend).
+pub async fn open(data_dir: &Path) -> anyhow::Result<EmbeddedMint> {
+    Ok(EmbeddedMint::open_dev(data_dir).await?)
+}
+
+/// Serves [`app`] over `embedded` on `listener` until `shutdown` completes, then flushes
+/// the store.
+pub async fn serve(
     listener: tokio::net::TcpListener,
-    data_dir: &Path,
+    embedded: EmbeddedMint,
     public_url: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let embedded = EmbeddedMint::open_dev(data_dir).await?;
     let app = app(embedded.mint.clone(), public_url)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

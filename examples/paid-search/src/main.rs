@@ -39,8 +39,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let embedded = paid_search::open(&args.data_dir)
+        .await
+        .with_context(|| format!("cannot open the mint in {}", args.data_dir.display()))?;
     println!("paid-search: listening on http://{addr} (mint at {public_url})");
-    paid_search::run(listener, &args.data_dir, &public_url, async {
+    paid_search::serve(listener, embedded, &public_url, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

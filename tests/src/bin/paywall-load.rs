@@ -38,6 +38,9 @@ struct Args {
     /// In-process redeems for the per-proof cost.
     #[arg(long, default_value_t = 3000)]
     redeems: usize,
+    /// Only run phase (d), the session phase, for as long as `--seconds` (for profiling).
+    #[arg(long)]
+    sessions_only: bool,
 }
 
 async fn handler() -> &'static str {
