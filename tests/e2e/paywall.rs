@@ -586,3 +586,47 @@ async fn a_restart_keeps_sessions_balances_and_spent_tokens() -> Result<()> {
     assert_eq!((status, code(&body)), (400, 11001), "{body}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_dropped_mid_way_lose_nothing() -> Result<()> {
+    let (app, _dir) = app(PaidAppOptions::default()).await?;
+    let wallet = funded(&app, 32).await?;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()?;
+
+    // A session request whose client gives up while the handler runs: the debit comes back.
+    let (credential, _) = open_session(&app, &wallet, 10).await?;
+    let gave_up = impatient
+        .get(format!("{}/gate", app.url))
+        .header("x-cashu-session", &credential)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the gate should have held the request");
+    let auth = [("x-cashu-session", credential.as_str())];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, _, body) = app.get("/cashu/session", &auth).await?;
+        if json(&body)["balance"] == 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "debit not returned: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A token whose request was dropped: the same request again is served without paying.
+    let t = token(&wallet, 2).await?;
+    let gave_up = impatient
+        .get(format!("{}/gate", app.url))
+        .header("x-cashu", &t)
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    app.open_gate(1);
+    let (status, _, body) = app.get("/gate", &[("x-cashu", &t)]).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}

@@ -511,6 +511,13 @@ where
         Err(Error::AccountNotFound) => return unauthorized("session is closed or unknown"),
         Err(err) => return reply::mint_error(&err),
     };
+    let debit = PendingDebit {
+        shared: Arc::clone(shared),
+        sid: claims.sid.clone(),
+        unit: price.unit.clone(),
+        amount: price.amount,
+        armed: true,
+    };
     request.headers_mut().remove(X_CASHU_SESSION);
     request.extensions_mut().insert(Paid {
         amount: price.amount,
@@ -520,7 +527,9 @@ where
         metered: price.is_metered(),
         replay: false,
     });
-    let (mut response, back) = match run_inner(settings, inner, request).await {
+    let outcome = run_inner(settings, inner, request).await;
+    debit.disarm();
+    let (mut response, back) = match outcome {
         Outcome::Served(response) if !response.status().is_server_error() => {
             let back = if price.is_metered() {
                 price.amount - charge_of(&response, price.amount)
@@ -553,6 +562,45 @@ where
     }
     reply::attach_balance(&mut response, balance, &unit_name);
     response
+}
+
+/// A session debit whose request has not finished. If the request is dropped first (the
+/// client went away, the server is shutting down), the debit goes back to the session.
+struct PendingDebit {
+    shared: Arc<Shared>,
+    sid: String,
+    unit: CurrencyUnit,
+    amount: u64,
+    armed: bool,
+}
+
+impl PendingDebit {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PendingDebit {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                amount = self.amount,
+                "request dropped outside a runtime: debit kept"
+            );
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let (sid, unit, amount) = (self.sid.clone(), self.unit.clone(), self.amount);
+        runtime.spawn(async move {
+            match shared.mint.credit_account(&sid, &unit, amount, None).await {
+                Ok(()) => tracing::info!(amount, "request dropped before it finished: debit returned"),
+                Err(err) => tracing::error!(error = %err, amount, "could not return a dropped request's debit"),
+            }
+        });
+    }
 }
 
 /// The session endpoints (see [`crate::session`]).
