@@ -12,14 +12,14 @@
 
 use cashu::dhke::hash_to_curve;
 use cashu::nuts::nut10::SpendingConditions;
-use cashu::nuts::{CurrencyUnit, Id, Proof, PublicKey};
+use cashu::nuts::{CurrencyUnit, Id, Proof};
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::keys::Keyring;
-use crate::store::{AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
+use crate::store::{point_key, AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
 use crate::verify::verify_inputs;
 use crate::Mint;
 
@@ -326,7 +326,7 @@ fn check_conditions(
             Some(SpendingConditions::P2PKConditions { .. }) => conditions
                 .as_ref()
                 .and_then(SpendingConditions::pubkeys)
-                .is_some_and(|keys| keys.iter().any(|k| same_point(k, &own_pubkey))),
+                .is_some_and(|keys| keys.iter().any(|k| point_key(k) == point_key(&own_pubkey))),
             _ => false,
         };
         if require_lock && !locked_to_us {
@@ -352,10 +352,6 @@ fn check_conditions(
         result.map_err(Error::WitnessMissingOrInvalid)?;
     }
     Ok(())
-}
-
-fn same_point(a: &PublicKey, b: &PublicKey) -> bool {
-    a.to_bytes() == b.to_bytes()
 }
 
 /// Proofs for `amount` in the unit's active keyset, one per set bit: `C = k·Y`.

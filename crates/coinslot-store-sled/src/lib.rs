@@ -324,17 +324,11 @@ impl MintStore for SledStore {
                             Ok(account) => account,
                             Err(e) => return abort(e),
                         },
-                        None => AccountRecord {
-                            unit: unit.clone(),
-                            balance: 0,
-                            created_at: coinslot_mint::unix_now(),
-                        },
+                        None => AccountRecord::new(unit),
                     };
-                    if account.unit != *unit {
-                        return abort(StoreError::AccountUnitMismatch(account.unit.to_string()));
-                    }
-                    let Some(balance) = account.balance.checked_add(amount) else {
-                        return abort(backend("account balance overflows"));
+                    let balance = match account.credited(unit, amount) {
+                        Ok(balance) => balance,
+                        Err(e) => return abort(e),
                     };
                     let updated = AccountRecord { balance, ..account };
                     accounts.insert(id.as_bytes(), encode_account(&updated))?;
@@ -413,16 +407,7 @@ impl MintStore for SledStore {
                 return Err(StoreError::AccountNotFound);
             };
             let account = decode_account(&current)?;
-            if account.unit != *unit {
-                return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
-            }
-            let balance =
-                account
-                    .balance
-                    .checked_sub(amount)
-                    .ok_or(StoreError::InsufficientBalance {
-                        balance: account.balance,
-                    })?;
+            let balance = account.debited(unit, amount)?;
             let updated = encode_account(&AccountRecord { balance, ..account });
             let swapped = self
                 .accounts

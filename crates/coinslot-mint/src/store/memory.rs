@@ -145,13 +145,7 @@ impl MintStore for MemoryStore {
         match commit.account {
             Some(AccountWrite::Credit { id, unit, amount }) => {
                 if let Some(account) = inner.accounts.get(id) {
-                    if account.unit != *unit {
-                        return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
-                    }
-                    account
-                        .balance
-                        .checked_add(amount)
-                        .ok_or_else(|| StoreError::Backend("account balance overflows".into()))?;
+                    account.credited(unit, amount)?;
                 }
             }
             Some(AccountWrite::Close { id, balance }) => match inner.accounts.get(id) {
@@ -172,15 +166,10 @@ impl MintStore for MemoryStore {
         }
         match commit.account {
             Some(AccountWrite::Credit { id, unit, amount }) => {
-                let account =
-                    inner
-                        .accounts
-                        .entry(id.to_string())
-                        .or_insert_with(|| AccountRecord {
-                            unit: unit.clone(),
-                            balance: 0,
-                            created_at: crate::unix_now(),
-                        });
+                let account = inner
+                    .accounts
+                    .entry(id.to_string())
+                    .or_insert_with(|| AccountRecord::new(unit));
                 account.balance = account.balance.saturating_add(amount);
             }
             Some(AccountWrite::Close { id, .. }) => {
@@ -232,16 +221,7 @@ impl MintStore for MemoryStore {
             .accounts
             .get_mut(id)
             .ok_or(StoreError::AccountNotFound)?;
-        if account.unit != *unit {
-            return Err(StoreError::AccountUnitMismatch(account.unit.to_string()));
-        }
-        account.balance =
-            account
-                .balance
-                .checked_sub(amount)
-                .ok_or(StoreError::InsufficientBalance {
-                    balance: account.balance,
-                })?;
+        account.balance = account.debited(unit, amount)?;
         Ok(account.balance)
     }
 }

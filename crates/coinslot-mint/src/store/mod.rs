@@ -182,6 +182,43 @@ pub struct AccountRecord {
     pub created_at: u64,
 }
 
+impl AccountRecord {
+    /// A new, empty account in `unit`.
+    pub fn new(unit: &CurrencyUnit) -> Self {
+        Self {
+            unit: unit.clone(),
+            balance: 0,
+            created_at: crate::unix_now(),
+        }
+    }
+
+    /// The balance after adding `amount` in `unit`: the rule every store applies to a credit.
+    pub fn credited(&self, unit: &CurrencyUnit, amount: u64) -> Result<u64, StoreError> {
+        self.check_unit(unit)?;
+        self.balance
+            .checked_add(amount)
+            .ok_or_else(|| StoreError::Backend("account balance overflows".into()))
+    }
+
+    /// The balance after taking `amount` in `unit`: the rule every store applies to a debit.
+    pub fn debited(&self, unit: &CurrencyUnit, amount: u64) -> Result<u64, StoreError> {
+        self.check_unit(unit)?;
+        self.balance
+            .checked_sub(amount)
+            .ok_or(StoreError::InsufficientBalance {
+                balance: self.balance,
+            })
+    }
+
+    fn check_unit(&self, unit: &CurrencyUnit) -> Result<(), StoreError> {
+        if self.unit == *unit {
+            Ok(())
+        } else {
+            Err(StoreError::AccountUnitMismatch(self.unit.to_string()))
+        }
+    }
+}
+
 /// A change to an account inside a [`Commit`].
 #[derive(Debug, Clone, Copy)]
 pub enum AccountWrite<'a> {
