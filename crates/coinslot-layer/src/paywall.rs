@@ -466,7 +466,7 @@ where
 }
 
 fn unauthorized<B>(detail: &str) -> Reply<B> {
-    reply::error(StatusCode::UNAUTHORIZED, GENERIC_ERROR_CODE, detail)
+    Rejection::unauthorized(detail).into_response()
 }
 
 /// Pays from a session: one credential check, one atomic debit, then the handler; unused
@@ -642,9 +642,7 @@ fn credential(headers: &HeaderMap, shared: &Shared) -> Result<SessionClaims, Rej
     let credential = match nut24::find_session(headers) {
         Err(err) => return Err(Rejection::bad_request(err.0)),
         Ok(None) => {
-            return Err(Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                GENERIC_ERROR_CODE,
+            return Err(Rejection::unauthorized(
                 "this needs the session credential in X-Cashu-Session",
             ))
         }
@@ -652,13 +650,10 @@ fn credential(headers: &HeaderMap, shared: &Shared) -> Result<SessionClaims, Rej
     };
     // An expired credential still reads, tops up and closes its own session: value is never
     // stranded by a clock.
-    shared.keys.verify(credential, true).map_err(|err| {
-        Rejection::new(
-            StatusCode::UNAUTHORIZED,
-            GENERIC_ERROR_CODE,
-            err.to_string(),
-        )
-    })
+    shared
+        .keys
+        .verify(credential, true)
+        .map_err(|err| Rejection::unauthorized(err.to_string()))
 }
 
 fn token_from(headers: &HeaderMap, what: &str) -> Result<String, Rejection> {

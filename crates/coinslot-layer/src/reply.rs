@@ -48,6 +48,10 @@ impl Rejection {
         Self::new(StatusCode::BAD_REQUEST, GENERIC_ERROR_CODE, detail)
     }
 
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, GENERIC_ERROR_CODE, detail)
+    }
+
     pub fn into_response<B>(self) -> Response<ResponseBody<B>> {
         error(self.status, self.code, &self.detail)
     }

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use coinslot::EmbeddedMint;
-use coinslot_mint::{FakeBackend, Mint, PaymentBackend};
-use coinslot_store_sled::SledStore;
+use coinslot_mint::{FakeBackend, PaymentBackend};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -23,25 +22,12 @@ pub use config::{BackendConfig, Config, ConfigError};
 
 pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 
-/// A running mint and what it is built from, for embedding and tests.
-#[derive(Debug, Clone)]
-pub struct Opened {
-    /// The mint.
-    pub mint: Mint,
-    /// Its store.
-    pub store: SledStore,
-}
-
 /// Opens the data directory (seed + store), the backend and the mint.
-pub async fn open(config: &Config) -> anyhow::Result<Opened> {
+pub async fn open(config: &Config) -> anyhow::Result<EmbeddedMint> {
     let backend: Arc<dyn PaymentBackend> = match &config.backend {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
     };
-    let embedded = EmbeddedMint::open(&config.data_dir, config.mint.clone(), backend).await?;
-    Ok(Opened {
-        mint: embedded.mint,
-        store: embedded.store,
-    })
+    Ok(EmbeddedMint::open(&config.data_dir, config.mint.clone(), backend).await?)
 }
 
 /// Opens the mint from `config` and serves it on `listener` until `shutdown` completes.
@@ -58,7 +44,7 @@ pub async fn run(
 /// and flushes the store.
 pub async fn serve(
     listener: TcpListener,
-    opened: Opened,
+    opened: EmbeddedMint,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
