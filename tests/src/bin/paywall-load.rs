@@ -58,18 +58,20 @@ async fn serve(app: Router) -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// The header worker `i` sends with its next request: `Ok(None)` for none, `Err(())` when
+/// it has nothing left to send (out of tokens).
+type NextHeader = Result<Option<(&'static str, String)>, ()>;
+
 /// Workers GET `url` with `headers(i)` for `duration`, each request expecting 200.
 async fn hammer(
     name: &str,
     args: &Args,
     url: String,
-    headers: impl Fn(usize) -> Option<(&'static str, String)> + Send + Sync + 'static,
+    headers: impl Fn(usize) -> NextHeader + Send + Sync + 'static,
 ) -> anyhow::Result<Phase> {
     let duration = Duration::from_secs(args.seconds);
     let client = reqwest::Client::new();
     let headers = Arc::new(headers);
-    // A worker without a header for a token phase has run out of tokens.
-    let needs_header = name.contains("token");
     run_phase(name, args.concurrency, |worker| {
         let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
         async move {
@@ -78,9 +80,9 @@ async fn hammer(
             while Instant::now() < end {
                 let mut request = client.get(&url);
                 match headers(worker) {
-                    Some((name, value)) => request = request.header(name, value),
-                    None if needs_header => break,
-                    None => {}
+                    Ok(Some((name, value))) => request = request.header(name, value),
+                    Ok(None) => {}
+                    Err(()) => break,
                 }
                 let t = Instant::now();
                 let response = request.send().await?;
@@ -120,14 +122,6 @@ async fn main() -> anyhow::Result<()> {
         .layer(PaywallLayer::new(mint.clone(), &paid_url, pricing)?);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    // Tokens are made before the run so making them costs the server nothing.
-    let wanted = (args.seconds as usize * 8000).max(1000);
-    let mut tokens = Vec::with_capacity(wanted);
-    for _ in 0..wanted {
-        let proofs = mint.make_proofs(&sat, 1).await?;
-        tokens.push(Token::new(paid_url.parse()?, proofs, None, sat.clone()).to_string());
-    }
-    let tokens = Arc::new(Mutex::new(tokens));
     let mut sessions = Vec::new();
     let client = reqwest::Client::new();
     for _ in 0..args.concurrency {
@@ -151,34 +145,50 @@ async fn main() -> anyhow::Result<()> {
     }
     let sessions = Arc::new(sessions);
 
+    let session_phase = || {
+        let sessions = Arc::clone(&sessions);
+        hammer(
+            "(d) paid from a session",
+            &args,
+            format!("{paid_url}/search"),
+            move |worker| Ok(Some(("x-cashu-session", sessions[worker].clone()))),
+        )
+    };
+    if args.sessions_only {
+        let d = session_phase().await?;
+        print_table(&d, &[&d]);
+        return Ok(());
+    }
+    // Tokens are made before the run so making them costs the server nothing.
+    let wanted = (args.seconds as usize * 8000).max(1000);
+    let mut tokens = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        let proofs = mint.make_proofs(&sat, 1).await?;
+        tokens.push(Token::new(paid_url.parse()?, proofs, None, sat.clone()).to_string());
+    }
+    let tokens = Arc::new(Mutex::new(tokens));
     let a = hammer(
         "(a) handler, no layer",
         &args,
         format!("{plain}/search"),
-        |_| None,
+        |_| Ok(None),
     )
     .await?;
     let b = hammer(
         "(b) layer, free route",
         &args,
         format!("{paid_url}/free"),
-        |_| None,
+        |_| Ok(None),
     )
     .await?;
     let c = hammer(
         "(c) paid, one-proof token",
         &args,
         format!("{paid_url}/search"),
-        move |_| tokens.lock().pop().map(|t| ("x-cashu", t)),
+        move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
     )
     .await?;
-    let d = hammer(
-        "(d) paid from a session",
-        &args,
-        format!("{paid_url}/search"),
-        move |worker| Some(("x-cashu-session", sessions[worker].clone())),
-    )
-    .await?;
+    let d = session_phase().await?;
 
     println!(
         "paywall-load: {} clients, {} s per phase, sled store, loopback",
