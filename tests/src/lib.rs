@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 pub mod load;
 pub mod paywall;
+pub mod proxy;
 pub mod raw;
 pub mod wallet;
 
@@ -33,10 +34,11 @@ impl TestServer {
     }
 
     /// Starts `coinslotd` with `config` (its `listen` is ignored: the port is ephemeral).
-    pub async fn start_with(config: coinslotd::Config) -> anyhow::Result<TestServer> {
+    pub async fn start_with(mut config: coinslotd::Config) -> anyhow::Result<TestServer> {
         init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
+        config.public_url.get_or_insert_with(|| url.clone());
         let data_dir = config.data_dir.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(coinslotd::run(listener, config, async move {
@@ -84,10 +86,23 @@ pub fn spawn_coinslotd(
     exe: &Path,
     data_dir: &Path,
 ) -> anyhow::Result<(std::process::Child, String)> {
+    spawn_coinslotd_with(exe, data_dir, None)
+}
+
+/// [`spawn_coinslotd`] with a config file.
+pub fn spawn_coinslotd_with(
+    exe: &Path,
+    data_dir: &Path,
+    config: Option<&Path>,
+) -> anyhow::Result<(std::process::Child, String)> {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
 
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(config) = config {
+        command.env("COINSLOT_CONFIG", config);
+    }
+    let mut child = command
         .env("COINSLOT_LISTEN", "127.0.0.1:0")
         .env("COINSLOT_DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")

@@ -53,5 +53,5 @@ pub use future::ResponseFuture;
 pub use layer::{ConfigError, PaywallLayer};
 pub use nut24::RequestEncoding;
 pub use paid::{Charge, Paid};
-pub use pricing::{Price, PriceMode, PriceTable, Pricing};
+pub use pricing::{Lookup, Price, PriceMode, PriceTable, Pricing};
 pub use service::Paywall;

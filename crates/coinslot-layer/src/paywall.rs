@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Proof, Token};
-use coinslot_mint::{receipt_key, Error, Payment, ReceiptWrite, GENERIC_ERROR_CODE};
+use coinslot_mint::{
+    receipt_key, Error, Event, PaidWith, Payment, ReceiptWrite, GENERIC_ERROR_CODE,
+};
 use futures::FutureExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -39,8 +41,31 @@ pub(crate) fn is_session_path(settings: &Settings, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// A request with a price: pay with a token, from a session, or get a `402`.
+/// A request with a price: pay with a token, from a session, or get a `402`. Refusals are
+/// recorded in the mint's activity feed.
 pub(crate) async fn paid<S, ReqBody, ResBody>(
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    inner: S,
+    request: Request<ReqBody>,
+    price: Price,
+) -> Result<Reply<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let mint = shared.mint.clone();
+    let response = pay(settings, shared, inner, request, price).await?;
+    if let Some(reason) = reply::refusal(&response) {
+        mint.record(Event::Refused { reason });
+    }
+    Ok(response)
+}
+
+async fn pay<S, ReqBody, ResBody>(
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     inner: S,
@@ -154,14 +179,22 @@ fn receipt_fn(template: ReceiptData) -> coinslot_mint::ReceiptFn {
     })
 }
 
-async fn save_receipt(shared: &Shared, key: &[u8; 32], created_at: u64, data: &ReceiptData) {
+/// Records what a payment's receipt now holds, counting `made` (proofs just made to hand
+/// out) as issued in the same write.
+async fn save_receipt(
+    shared: &Shared,
+    key: &[u8; 32],
+    created_at: u64,
+    data: &ReceiptData,
+    made: &[Proof],
+) {
     let encoded = data.encode();
     let write = ReceiptWrite {
         key,
         created_at,
         data: &encoded,
     };
-    if let Err(err) = shared.mint.update_receipt(write).await {
+    if let Err(err) = shared.mint.update_receipt(write, made).await {
         // The proofs handed out are valid by their signature; only the record is missing.
         tracing::error!(error = %err, "could not update a payment receipt");
     }
@@ -213,6 +246,12 @@ where
     };
     match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {
+            shared.mint.record(Event::Paid {
+                unit: price.unit.clone(),
+                amount: price.amount,
+                fee: redeemed.fee,
+                with: PaidWith::Token,
+            });
             let data = ReceiptData {
                 fee: redeemed.fee,
                 change: redeemed.change,
@@ -286,11 +325,14 @@ where
     let encoded = data.encode();
     if let Err(err) = shared
         .mint
-        .update_receipt(ReceiptWrite {
-            key,
-            created_at: record.created_at,
-            data: &encoded,
-        })
+        .update_receipt(
+            ReceiptWrite {
+                key,
+                created_at: record.created_at,
+                data: &encoded,
+            },
+            &[],
+        )
         .await
     {
         return reply::mint_error(&err);
@@ -350,8 +392,9 @@ where
                     None => {
                         let unused = data.kept - charge_of(&response, data.kept);
                         let proofs = make_proofs(shared, &unit, unused).await;
+                        record_refund(shared, &unit, &proofs, false);
                         data.settled = Some(proofs.clone());
-                        save_receipt(shared, key, created_at, &data).await;
+                        save_receipt(shared, key, created_at, &data, &proofs).await;
                         proofs
                     }
                 };
@@ -374,14 +417,26 @@ where
     let already: u64 = settled.iter().map(|p| u64::from(p.amount)).sum();
     let owed = data.kept.saturating_add(data.fee).saturating_sub(already);
     let refund = make_proofs(shared, &unit, owed).await;
+    record_refund(shared, &unit, &refund, true);
     data.refund = Some(refund.clone());
-    save_receipt(shared, key, created_at, &data).await;
+    save_receipt(shared, key, created_at, &data, &refund).await;
     tracing::info!(amount = owed, unit = %unit, "refunded a failed paid request");
     back.extend(settled);
     back.extend(refund);
     let mut response = failure;
     reply::attach_token(&mut response, settings, &unit, back);
     response
+}
+
+fn record_refund(shared: &Shared, unit: &CurrencyUnit, proofs: &[Proof], failed: bool) {
+    let amount: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
+    if amount > 0 {
+        shared.mint.record(Event::Refunded {
+            unit: unit.clone(),
+            amount,
+            failed,
+        });
+    }
 }
 
 async fn make_proofs(shared: &Shared, unit: &CurrencyUnit, amount: u64) -> Vec<Proof> {
@@ -511,6 +566,12 @@ where
         Err(Error::AccountNotFound) => return unauthorized("session is closed or unknown"),
         Err(err) => return reply::mint_error(&err),
     };
+    shared.mint.record(Event::Paid {
+        unit: price.unit.clone(),
+        amount: price.amount,
+        fee: 0,
+        with: PaidWith::Session,
+    });
     let debit = PendingDebit {
         shared: Arc::clone(shared),
         sid: claims.sid.clone(),
@@ -529,6 +590,7 @@ where
     });
     let outcome = run_inner(settings, inner, request).await;
     debit.disarm();
+    let failed = !matches!(&outcome, Outcome::Served(r) if !r.status().is_server_error());
     let (mut response, back) = match outcome {
         Outcome::Served(response) if !response.status().is_server_error() => {
             let back = if price.is_metered() {
@@ -554,7 +616,14 @@ where
             .credit_account(&claims.sid, &price.unit, back, None)
             .await
         {
-            Ok(()) => balance = balance.saturating_add(back),
+            Ok(()) => {
+                balance = balance.saturating_add(back);
+                shared.mint.record(Event::Refunded {
+                    unit: price.unit.clone(),
+                    amount: back,
+                    failed,
+                });
+            }
             Err(err) => {
                 tracing::error!(error = %err, amount = back, "could not credit a session back")
             }
@@ -730,6 +799,10 @@ async fn deposit<B>(
     let sid = match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {
             tracing::info!(amount = redeemed.kept, unit = %unit, topping_up, "session deposit");
+            shared.mint.record(Event::Deposited {
+                unit: unit.clone(),
+                amount: redeemed.kept,
+            });
             sid
         }
         Err(Error::TokenAlreadySpent) => {
@@ -835,6 +908,10 @@ async fn close_session<B>(settings: &Settings, shared: &Shared, headers: &Header
     {
         Ok((account, proofs)) => {
             tracing::info!(amount = account.balance, unit = %account.unit, "session closed");
+            shared.mint.record(Event::SessionClosed {
+                unit: account.unit.clone(),
+                amount: account.balance,
+            });
             proofs
         }
         Err(Error::AccountNotFound) => {

@@ -170,16 +170,40 @@ impl PriceTable {
     }
 }
 
+/// What a [`PriceTable`] says about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A route with a price matched.
+    Paid(Price),
+    /// A free route matched.
+    Free,
+    /// No route matched (the table's fallback, if any, applies).
+    Unlisted,
+}
+
+impl PriceTable {
+    /// The first route matching `method` and `path`, ignoring the fallback.
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup {
+        let found = self.routes.iter().find(|route| {
+            route.method.as_ref().is_none_or(|m| m == method) && route.pattern.matches(path)
+        });
+        match found {
+            Some(Route {
+                price: Some(price), ..
+            }) => Lookup::Paid(price.clone()),
+            Some(_) => Lookup::Free,
+            None => Lookup::Unlisted,
+        }
+    }
+}
+
 impl Pricing for PriceTable {
     fn price(&self, request: &Parts) -> Option<Price> {
-        let path = request.uri.path();
-        for route in &self.routes {
-            let method_ok = route.method.as_ref().is_none_or(|m| *m == request.method);
-            if method_ok && route.pattern.matches(path) {
-                return route.price.clone();
-            }
+        match self.lookup(&request.method, request.uri.path()) {
+            Lookup::Paid(price) => Some(price),
+            Lookup::Free => None,
+            Lookup::Unlisted => self.fallback.clone(),
         }
-        self.fallback.clone()
     }
 }
 

@@ -24,7 +24,36 @@ pub(crate) fn json<B>(status: StatusCode, body: &Value) -> Response<ResponseBody
 
 /// A Cashu error: `{"detail": …, "code": N}`.
 pub(crate) fn error<B>(status: StatusCode, code: u16, detail: &str) -> Response<ResponseBody<B>> {
-    json(status, &json!({ "detail": detail, "code": code }))
+    let mut response = json(status, &json!({ "detail": detail, "code": code }));
+    response.extensions_mut().insert(CashuCode(code));
+    response
+}
+
+/// The Cashu error code of a response the layer wrote itself.
+#[derive(Debug, Clone, Copy)]
+struct CashuCode(u16);
+
+/// Why the layer refused a request, if it did: a `402`, or a `4xx` it wrote itself.
+pub(crate) fn refusal<B>(response: &Response<B>) -> Option<&'static str> {
+    let status = response.status();
+    if status == StatusCode::PAYMENT_REQUIRED {
+        return Some("payment_required");
+    }
+    if !status.is_client_error() {
+        return None;
+    }
+    let CashuCode(code) = response.extensions().get::<CashuCode>()?;
+    Some(match code {
+        11001 => "spent",
+        11002 => "pending",
+        11005 => "insufficient",
+        11010 | 11009 | 11013 => "wrong_unit",
+        12001 => "unknown_keyset",
+        10001 => "not_verified",
+        20008 => "witness",
+        _ if status == StatusCode::UNAUTHORIZED => "bad_session",
+        _ => "bad_request",
+    })
 }
 
 /// A refusal decided before any response type is known: status, Cashu code, detail.

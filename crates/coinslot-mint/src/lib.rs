@@ -37,6 +37,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accounting;
+pub mod activity;
 pub mod backend;
 pub mod config;
 pub mod error;
@@ -51,6 +53,8 @@ pub mod redeem;
 pub mod store;
 mod verify;
 
+pub use accounting::{KeysetLiabilities, Liabilities, UnitLiabilities};
+pub use activity::{Activity, Event, PaidWith};
 pub use backend::{FakeBackend, FakeBackendConfig, PaymentBackend};
 pub use cashu;
 pub use config::{Contact, InfoConfig, Limits, MintConfig, UnitConfig};

@@ -67,6 +67,9 @@ pub(crate) struct MintInner {
     pub backend: Arc<dyn PaymentBackend>,
     pub keyring: RwLock<Arc<Keyring>>,
     pub events: broadcast::Sender<MintEvent>,
+    pub activity: broadcast::Sender<crate::activity::Activity>,
+    /// Serializes keyset rotations: each reads the keyring, derives and writes.
+    pub rotation: tokio::sync::Mutex<()>,
 }
 
 impl Mint {
@@ -104,6 +107,7 @@ impl Mint {
         }
 
         let (events, _) = broadcast::channel(4096);
+        let (activity, _) = broadcast::channel(crate::activity::ACTIVITY_CAPACITY);
         let mint = Mint {
             inner: Arc::new(MintInner {
                 config,
@@ -115,6 +119,8 @@ impl Mint {
                 backend,
                 keyring: RwLock::new(Arc::new(keyring)),
                 events,
+                activity,
+                rotation: tokio::sync::Mutex::new(()),
             }),
         };
         mint.spawn_payment_listener().await?;
@@ -251,7 +257,9 @@ impl Mint {
     }
 
     /// Rotates a unit's keyset: a new keyset becomes active, the old one stays redeemable.
+    /// Concurrent calls run one after the other, so each rotates once.
     pub async fn rotate_keyset(&self, unit: &CurrencyUnit) -> Result<KeySetInfo, Error> {
+        let _rotating = self.inner.rotation.lock().await;
         let unit_config = self
             .inner
             .units

@@ -3,6 +3,7 @@
 use cashu::nuts::nut10::SpendingConditionVerification;
 use cashu::nuts::{SwapRequest, SwapResponse};
 
+use crate::activity::Event;
 use crate::error::Error;
 use crate::store::Commit;
 use crate::verify::{sign_outputs, verify_inputs, verify_outputs};
@@ -61,6 +62,11 @@ impl Mint {
             })
             .await?;
         self.publish_spent(&inputs.proofs);
+        self.record(Event::Swapped {
+            unit: inputs.unit.clone(),
+            amount: inputs.total,
+            fee: inputs.fee,
+        });
         tracing::debug!(
             unit = %inputs.unit,
             inputs = inputs.proofs.len(),

@@ -6,6 +6,7 @@ use cashu::nuts::{
 };
 use cashu::Amount;
 
+use crate::activity::Event;
 use crate::backend::InvoiceStatus;
 use crate::error::Error;
 use crate::nut17::MintEvent;
@@ -71,6 +72,10 @@ impl Mint {
             locked = quote.pubkey.is_some(),
             "mint quote created"
         );
+        self.record(Event::QuoteCreated {
+            unit: quote.unit.clone(),
+            amount,
+        });
         // The invoice may have been paid before the quote was stored.
         let quote = self.refresh_quote(quote).await?;
         Ok(quote_response(&quote))
@@ -141,6 +146,10 @@ impl Mint {
             })
             .await?;
         tracing::info!(quote = %quote.id, unit = %quote.unit, amount = quote.amount, "minted");
+        self.record(Event::Minted {
+            unit: quote.unit.clone(),
+            amount: quote.amount,
+        });
         let mut issued = quote;
         issued.state = MintQuoteState::Issued;
         issued.updated_at = unix_now();
@@ -186,6 +195,10 @@ impl Mint {
             .await?
             .ok_or(Error::UnknownQuote)?;
         tracing::info!(quote = %updated.id, amount = updated.amount, "mint quote paid");
+        self.record(Event::QuotePaid {
+            unit: updated.unit.clone(),
+            amount: updated.amount,
+        });
         self.publish(MintEvent::MintQuote(quote_response(&updated)));
         Ok(updated)
     }

@@ -160,6 +160,7 @@ impl Mint {
             .store
             .commit(Commit {
                 spend: &inputs.proofs,
+                made: &change,
                 receipt,
                 account,
                 ..Commit::default()
@@ -191,8 +192,8 @@ impl Mint {
     }
 
     /// Makes fresh proofs worth `amount` in `unit`'s active keyset (a refund or a payout).
-    /// They are valid by their signature alone; record what they were for with
-    /// [`Mint::update_receipt`].
+    /// They are valid by their signature alone; record what they were for, and count them as
+    /// issued, with [`Mint::update_receipt`] (or use [`Mint::issue_proofs`]).
     pub async fn make_proofs(&self, unit: &CurrencyUnit, amount: u64) -> Result<Vec<Proof>, Error> {
         if amount == 0 {
             return Ok(Vec::new());
@@ -211,13 +212,37 @@ impl Mint {
         Ok(self.inner.store.receipt(key).await?)
     }
 
-    /// Replaces a receipt's data, durably.
-    pub async fn update_receipt(&self, receipt: ReceiptWrite<'_>) -> Result<(), Error> {
+    /// Makes fresh proofs worth `amount` in `unit` and counts them as issued, durably: ecash
+    /// the operator hands out (credit, vouchers).
+    pub async fn issue_proofs(
+        &self,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<Vec<Proof>, Error> {
+        let proofs = self.make_proofs(unit, amount).await?;
+        self.inner
+            .store
+            .commit(Commit {
+                made: &proofs,
+                ..Commit::default()
+            })
+            .await?;
+        Ok(proofs)
+    }
+
+    /// Replaces a receipt's data, durably, counting `made` (proofs from
+    /// [`Mint::make_proofs`] the receipt hands out) as issued in the same write.
+    pub async fn update_receipt(
+        &self,
+        receipt: ReceiptWrite<'_>,
+        made: &[Proof],
+    ) -> Result<(), Error> {
         Ok(self
             .inner
             .store
             .commit(Commit {
                 receipt: Some(receipt),
+                made,
                 ..Commit::default()
             })
             .await?)
@@ -289,6 +314,7 @@ impl Mint {
                         id,
                         balance: account.balance,
                     }),
+                    made: &proofs,
                     receipt: write,
                     ..Commit::default()
                 })

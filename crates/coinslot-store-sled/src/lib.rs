@@ -14,9 +14,10 @@
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
 //! | `receipts`| receipt key   | created_at (BE) + data        |
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
+//! | `supply`  | keyset id     | issued (BE) + redeemed (BE)   |
 //!
-//! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts` and
-//! `accounts` (serializable: a
+//! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
+//! `accounts` and `supply` (serializable: a
 //! conflicting transaction is retried and then sees the other's writes). The call returns only
 //! once the write is on disk, through **group commit** ([`flusher`]): each writer takes a
 //! ticket after its transaction, one flusher thread fsyncs everything written so far and
@@ -34,9 +35,10 @@
 
 use std::path::Path;
 
-use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, MintQuoteState, PublicKey};
+use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
-    point_key, AccountRecord, AccountWrite, Commit, KeysetRecord, MintQuoteRecord, ReceiptRecord,
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
+    MintQuoteRecord, ReceiptRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -55,6 +57,7 @@ pub struct SledStore {
     sigs: sled::Tree,
     receipts: sled::Tree,
     accounts: sled::Tree,
+    supply: sled::Tree,
     flusher: Flusher,
 }
 
@@ -83,6 +86,7 @@ impl SledStore {
             sigs: tree("sigs")?,
             receipts: tree("receipts")?,
             accounts: tree("accounts")?,
+            supply: tree("supply")?,
             flusher: Flusher::start(db),
         })
     }
@@ -127,6 +131,19 @@ fn split_u64(bytes: &[u8]) -> Result<(u64, &[u8]), StoreError> {
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("record too short"))?;
     Ok((u64::from_be_bytes(*head), rest))
+}
+
+fn encode_supply(supply: Supply) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&supply.issued.to_be_bytes());
+    bytes[8..].copy_from_slice(&supply.redeemed.to_be_bytes());
+    bytes
+}
+
+fn decode_supply(bytes: &[u8]) -> Result<Supply, StoreError> {
+    let (issued, rest) = split_u64(bytes)?;
+    let (redeemed, _) = split_u64(rest)?;
+    Ok(Supply { issued, redeemed })
 }
 
 fn encode_receipt(created_at: u64, data: &[u8]) -> Vec<u8> {
@@ -278,14 +295,19 @@ impl MintStore for SledStore {
         let receipt = commit
             .receipt
             .map(|r| (r.key.to_vec(), encode_receipt(r.created_at, r.data)));
+        let supply_changes: Vec<(Vec<u8>, Supply)> = supply_delta(&commit)
+            .into_iter()
+            .map(|(id, delta)| (id.to_bytes(), delta))
+            .collect();
         let trees = (
             &self.spent,
             &self.sigs,
             &self.quotes,
             &self.receipts,
             &self.accounts,
+            &self.supply,
         );
-        let result = trees.transaction(|(spent, sigs, quotes, receipts, accounts)| {
+        let result = trees.transaction(|(spent, sigs, quotes, receipts, accounts, supply)| {
             for (key, value) in &spent_values {
                 // `insert` returns the previous value: also catches a Y twice in one commit.
                 if spent.insert(&key[..], value.as_slice())?.is_some() {
@@ -348,6 +370,16 @@ impl MintStore for SledStore {
             }
             if let Some((key, value)) = &receipt {
                 receipts.insert(key.as_slice(), value.as_slice())?;
+            }
+            for (key, delta) in &supply_changes {
+                let current = match supply.get(key.as_slice())? {
+                    Some(bytes) => match decode_supply(&bytes) {
+                        Ok(current) => current,
+                        Err(e) => return abort(e),
+                    },
+                    None => Supply::default(),
+                };
+                supply.insert(key.as_slice(), &encode_supply(current.plus(*delta))[..])?;
             }
             Ok(())
         });
@@ -417,6 +449,26 @@ impl MintStore for SledStore {
                 return Ok(balance);
             }
         }
+    }
+
+    async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError> {
+        self.supply
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend)?;
+                let id = Id::from_bytes(&key).map_err(corrupt)?;
+                Ok((id, decode_supply(&value)?))
+            })
+            .collect()
+    }
+
+    async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError> {
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|entry| decode_account(&entry.map_err(backend)?.1))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(AccountTotal::sum(&accounts))
     }
 }
 

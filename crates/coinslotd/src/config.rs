@@ -19,13 +19,24 @@
 //! [backend]
 //! kind = "fake"
 //! pay_after_ms = 0
+//!
+//! [[proxy.upstreams]]
+//! name = "search"
+//! url = "http://127.0.0.1:8080"
+//! routes = [
+//!   { method = "GET", path = "/search", price = 2, unit = "sat" },
+//!   { path = "/health", free = true },
+//! ]
 //! ```
+//!
+//! Every section and key is described in `deploy/coinslotd.example.toml`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use coinslot_http::HttpOptions;
 use coinslot_mint::{FakeBackendConfig, MintConfig};
+use coinslot_proxy::ProxyConfig;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -49,6 +60,143 @@ pub struct Config {
     pub http: HttpOptions,
     /// Where top-up payments come from.
     pub backend: BackendConfig,
+    /// The URL clients reach this server at, written into payment requests and tokens
+    /// (default: `http://<listen>`).
+    pub public_url: Option<String>,
+    /// The paid reverse proxy: upstreams and prices.
+    pub proxy: ProxyConfig,
+    /// The paywall in front of the proxy: sessions, locks, timeouts.
+    pub paywall: PaywallConfig,
+    /// The operator's admin API.
+    pub admin: AdminConfig,
+    /// The top-up page.
+    pub topup: TopupConfig,
+    /// Abuse limits: request rates, header and body sizes.
+    pub limits: LimitsConfig,
+    /// Logs.
+    pub log: LogConfig,
+}
+
+/// `[paywall]`: how paid requests behave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaywallConfig {
+    /// Accept only tokens P2PK-locked to the mint's key.
+    pub require_lock: bool,
+    /// How long a prepaid session credential is valid, in seconds.
+    pub session_ttl_secs: u64,
+    /// Smallest session deposit.
+    pub min_deposit: u64,
+    /// A paid request that takes longer is cut off and refunded, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for PaywallConfig {
+    fn default() -> Self {
+        Self {
+            require_lock: false,
+            session_ttl_secs: 86_400,
+            min_deposit: 1,
+            timeout_secs: 120,
+        }
+    }
+}
+
+/// `[admin]`: the operator's API under `/admin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve `/admin` (tokens come from `coinslotd admin token`).
+    pub enabled: bool,
+    /// The largest credit one call may issue (`None`: no limit).
+    pub max_credit: Option<u64>,
+    /// Recent activity entries kept in memory.
+    pub activity_entries: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_credit: None,
+            activity_entries: 1000,
+        }
+    }
+}
+
+/// `[topup]`: the page where people buy ecash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopupConfig {
+    /// Serve the page.
+    pub enabled: bool,
+    /// Where (it hides an upstream's route of the same path).
+    pub path: String,
+    /// Page title [default: the mint's name].
+    pub title: Option<String>,
+    /// Preset amounts (in the first unit).
+    pub amounts: Vec<u64>,
+}
+
+impl Default for TopupConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/".into(),
+            title: None,
+            amounts: vec![100, 500, 1000, 5000],
+        }
+    }
+}
+
+/// `[limits]`: what one client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute from one IP address (0: no limit).
+    pub per_ip_per_minute: u32,
+    /// Requests per minute paid from one session (0: no limit).
+    pub per_session_per_minute: u32,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Largest request body forwarded upstream, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest total size of a request's headers, in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: 3000,
+            per_session_per_minute: 1200,
+            burst: 300,
+            trust_forwarded_for: false,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// `[log]`: how logs look (the level comes from `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -61,6 +209,13 @@ impl Default for Config {
             mint: MintConfig::default(),
             http: HttpOptions::default(),
             backend: BackendConfig::default(),
+            public_url: None,
+            proxy: ProxyConfig::default(),
+            paywall: PaywallConfig::default(),
+            admin: AdminConfig::default(),
+            topup: TopupConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -115,15 +270,109 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks values serde cannot (ranges, uniqueness).
+    /// Checks values serde cannot (ranges, uniqueness, prices against the mint's units).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |msg: &str| Err(ConfigError(msg.into()));
         self.mint.validate().map_err(ConfigError)?;
         if self.http.max_body_bytes < 1024 {
-            return Err(ConfigError(
-                "http.max_body_bytes: must be at least 1024".into(),
-            ));
+            return fail("http.max_body_bytes: must be at least 1024");
+        }
+        self.public_url()?;
+        self.proxy
+            .validate(&self.units())
+            .map_err(|e| ConfigError(e.0))?;
+        if self.paywall.session_ttl_secs == 0 {
+            return fail("paywall.session_ttl_secs: must be at least 1");
+        }
+        if self.paywall.timeout_secs == 0 {
+            return fail("paywall.timeout_secs: must be at least 1");
+        }
+        if !self.topup.path.starts_with('/') {
+            return Err(ConfigError(format!(
+                "topup.path: `{}` must start with `/`",
+                self.topup.path
+            )));
+        }
+        if self.topup.amounts.contains(&0) {
+            return fail("topup.amounts: amounts must be at least 1");
+        }
+        if self.limits.max_header_bytes < 1024 {
+            return fail("limits.max_header_bytes: must be at least 1024");
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return fail("limits.max_body_bytes: must be at least 1024");
+        }
+        if self.admin.activity_entries == 0 {
+            return fail("admin.activity_entries: must be at least 1");
         }
         Ok(())
+    }
+
+    /// The mint's units, in configuration order.
+    pub fn units(&self) -> Vec<coinslot_mint::cashu::nuts::CurrencyUnit> {
+        self.mint.units.iter().map(|u| u.currency_unit()).collect()
+    }
+
+    /// The URL clients reach this server at: `public_url`, or `http://<listen>`.
+    pub fn public_url(&self) -> Result<String, ConfigError> {
+        match &self.public_url {
+            Some(url) => {
+                let trimmed = url.trim_end_matches('/');
+                let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                    && trimmed.len() > "https://".len()
+                    && !trimmed.contains(['?', '#', ' ']);
+                if ok {
+                    Ok(trimmed.to_string())
+                } else {
+                    Err(ConfigError(format!(
+                        "public_url: `{url}` is not an http(s) URL without query"
+                    )))
+                }
+            }
+            None => Ok(format!("http://{}", self.listen)),
+        }
+    }
+}
+
+/// Key names whose values are secrets: hidden when a config is printed. Judged by the
+/// name's end: `max_secret_len` is a limit, `nwc_secret` a secret.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "secret",
+        "password",
+        "macaroon",
+        "nsec",
+        "token",
+        "key",
+        "credentials",
+    ]
+    .iter()
+    .any(|word| key.ends_with(word))
+}
+
+fn redact(value: &mut toml::Value) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table.iter_mut() {
+                if is_secret(key) {
+                    *value = toml::Value::String("<hidden>".into());
+                } else {
+                    redact(value);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+impl Config {
+    /// The configuration as TOML with every secret replaced by `<hidden>`.
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut value = toml::Value::try_from(self)?;
+        redact(&mut value);
+        toml::to_string_pretty(&value)
     }
 }
 
@@ -141,4 +390,37 @@ fn describe(err: &figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_recognised_by_the_end_of_their_name() {
+        for secret in [
+            "macaroon",
+            "api_key",
+            "nwc_secret",
+            "password",
+            "nsec",
+            "key",
+        ] {
+            assert!(is_secret(secret), "{secret}");
+        }
+        for plain in [
+            "max_secret_len",
+            "keyset_id_version",
+            "max_header_bytes",
+            "name",
+        ] {
+            assert!(!is_secret(plain), "{plain}");
+        }
+        let mut value: toml::Value =
+            toml::from_str("[lightning]\nmacaroon = \"abc\"\nurl = \"x\"\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        redact(&mut value);
+        assert_eq!(value["lightning"]["macaroon"].as_str(), Some("<hidden>"));
+        assert_eq!(value["lightning"]["url"].as_str(), Some("x"));
+    }
 }

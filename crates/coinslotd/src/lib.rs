@@ -1,22 +1,47 @@
 //! # coinslotd
 //!
-//! The Coinslot server: the embedded closed-loop mint ([`coinslot_mint`]) with its sled store
-//! ([`coinslot_store_sled`]) behind the Cashu HTTP API ([`coinslot_http`]).
+//! The Coinslot server: the embedded closed-loop mint ([`coinslot_mint`], sled store) behind
+//! the Cashu HTTP API ([`coinslot_http`]), and in front of your HTTP API as a paid reverse
+//! proxy ([`coinslot_proxy`] behind the [`coinslot::PaywallLayer`] paywall), with the operator's admin
+//! API ([`coinslot_admin`]), Prometheus metrics, health checks and abuse limits.
+//!
+//! What one server answers, in order:
+//! - `/v1/…`: the mint (NUT-01…09, 17, 19; melt disabled);
+//! - `/admin/…`: the admin API (JWT scopes);
+//! - `/health`, `/ready`, `/metrics`;
+//! - the top-up page (`/` by default);
+//! - everything else: the paywall, then the upstream its path and host select (the
+//!   paywall's session endpoint `/cashu/session` included).
 //!
 //! [`run`] is the one entry point, used by tests and embedders (the mini-redis pattern): give
 //! it a bound listener, a [`Config`] and a shutdown future. The binary does the same in two
 //! steps, [`open`] then [`serve`], so it prints its URL only once the store is open.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use coinslot::EmbeddedMint;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use coinslot::{EmbeddedMint, Mint, PaywallLayer};
+use coinslot_admin::{ActivityLog, Admin, AdminKey, ADMIN_KEY_FILE};
 use coinslot_mint::{FakeBackend, PaymentBackend};
+use coinslot_proxy::{Proxy, ProxyRoutes};
+use http::StatusCode;
+use serde_json::json;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod config;
+pub mod limits;
+pub mod metrics;
+pub mod prices;
 
 pub use config::{BackendConfig, Config, ConfigError};
 
@@ -40,6 +65,84 @@ pub async fn run(
     serve(listener, opened, &config, shutdown).await
 }
 
+/// The whole HTTP application of a server for `mint` (see the crate docs for its routes).
+pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
+    let public_url = config.public_url()?;
+    let metrics = metrics::Metrics::follow(mint)?;
+
+    let mut proxy_config = config.proxy.clone();
+    if let Some(saved) = prices::saved_upstreams(&config.data_dir)? {
+        tracing::warn!(
+            file = %config.data_dir.join(prices::PRICES_FILE).display(),
+            "using the prices set through the admin API instead of the config file's; delete the file to go back"
+        );
+        proxy_config.upstreams = saved;
+    }
+    let routes = ProxyRoutes::new(&proxy_config, config.units()).map_err(|e| ConfigError(e.0))?;
+    let paywall = PaywallLayer::new(mint.clone(), &public_url, routes.clone())?
+        .require_lock(config.paywall.require_lock)
+        .session_ttl(Duration::from_secs(config.paywall.session_ttl_secs))
+        .min_deposit(config.paywall.min_deposit)
+        .timeout(Duration::from_secs(config.paywall.timeout_secs));
+    let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
+    let service = ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+        .layer(paywall)
+        .service(Proxy::new(routes.clone()).map_err(|e| ConfigError(e.0))?);
+
+    let mut app = coinslot_http::router(mint.clone(), config.http.clone())
+        .route("/health", get(health))
+        .route("/ready", get(ready).with_state(mint.clone()))
+        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+    if config.admin.enabled {
+        let key = AdminKey::load_or_create(&config.data_dir.join(ADMIN_KEY_FILE))?;
+        let mint_url = public_url
+            .parse()
+            .with_context(|| format!("public_url `{public_url}`"))?;
+        app = app.merge(coinslot_admin::router(Admin {
+            mint: mint.clone(),
+            mint_url,
+            key,
+            activity: ActivityLog::follow(mint, config.admin.activity_entries),
+            prices: Some(Arc::new(prices::ProxyPriceBook::new(
+                routes.clone(),
+                &config.data_dir,
+            ))),
+            max_credit: config.admin.max_credit,
+        }));
+    }
+    let limits = limits::Limits::new(&config.limits, metrics.clone());
+    Ok(app
+        .fallback_service(service)
+        .layer(middleware::from_fn_with_state(limits, limits::enforce))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::time_requests,
+        ))
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// `GET /health`: the process is up.
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the store answers, so payments can be recorded.
+async fn ready(State(mint): State<Mint>) -> Response {
+    match mint.receipt(&[0; 32]).await {
+        Ok(_) => Json(json!({ "status": "ready" })).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "detail": "the store does not answer" })),
+            )
+                .into_response()
+        }
+    }
+}
+
 /// Serves an opened mint on `listener` until `shutdown` completes, then drains connections
 /// and flushes the store.
 pub async fn serve(
@@ -48,18 +151,26 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = coinslot_http::router(opened.mint.clone(), config.http.clone())
-        .layer(TraceLayer::new_for_http());
+    let mut config = config.clone();
+    if config.public_url.is_none() {
+        // Listening on port 0: the real address is known only now.
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let app = app(&opened.mint, &config)?;
     tracing::info!(
         addr = %listener.local_addr()?,
         pubkey = %opened.mint.pubkey(),
         data_dir = %config.data_dir.display(),
+        upstreams = config.proxy.upstreams.len(),
         "coinslotd serving"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server failed")?;
     opened.store.flush().await?;
     tracing::info!("coinslotd stopped");
     Ok(())

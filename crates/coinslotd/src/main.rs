@@ -1,61 +1,146 @@
-//! `coinslotd`: run the Coinslot mint. `coinslotd --help` lists the flags.
+//! `coinslotd`: run the Coinslot server. `coinslotd --help` lists the commands and flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use coinslot_admin::{parse_ttl, AdminKey, Scope, ADMIN_KEY_FILE};
+use coinslotd::config::LogFormat;
 use coinslotd::{Config, ConfigError};
 use tracing_subscriber::EnvFilter;
 
-/// Coinslot: an embedded, closed-loop Cashu mint (mint and swap only, never melt).
+/// Coinslot: charge for any HTTP API in Cashu ecash, with an embedded closed-loop mint
+/// (mint and swap only, never melt).
+///
+/// With no command, `coinslotd` serves (the same as `coinslotd serve`).
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the mint, the paid proxy, the admin API and the top-up page.
+    Serve(ServeArgs),
+    /// Operator tools.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "COINSLOT_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:3338].
     #[arg(long, env = "COINSLOT_LISTEN")]
     listen: Option<String>,
-    /// Directory for the seed and the store [default: ./coinslot-data].
+    /// Directory for the seed, the store and the admin key [default: ./coinslot-data].
     #[arg(long, env = "COINSLOT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// URL clients reach this server at [default: http://<listen>].
+    #[arg(long, env = "COINSLOT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "COINSLOT_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print an admin API token (a JWT signed with the key in the data directory).
+    Token {
+        /// How long it is valid: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        expires: std::time::Duration,
+        /// Comma-separated scopes: read, issue, prices, keys (or all).
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// Who the token is for (logged with every action it takes).
+        #[arg(long, default_value = "operator")]
+        subject: String,
+        /// TOML configuration file (for its data_dir).
+        #[arg(long, env = "COINSLOT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory holding admin.key [default: the config's, or ./coinslot-data].
+        #[arg(long, env = "COINSLOT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file and print the effective configuration, secrets hidden.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    // Logs go to stderr; stdout carries only the URL line, for scripts.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    let config = match configure(&args) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("coinslotd: {err}");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve_command(&cli.serve),
+        Some(Command::Serve(args)) => serve_command(&args),
+        Some(Command::Admin(AdminCommand::Token {
+            expires,
+            scope,
+            subject,
+            config,
+            data_dir,
+        })) => admin_token(expires, &scope, &subject, config, data_dir),
+        Some(Command::Config(ConfigCommand::Check { file })) => config_check(file),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("coinslotd: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(Failure::Usage(message)) => {
+            eprintln!("coinslotd: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(err)) => {
             eprintln!("coinslotd: {err:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn configure(args: &Args) -> Result<Config, ConfigError> {
+/// Exit 2 for what the user must fix in flags or config, 1 for everything else.
+enum Failure {
+    Usage(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(err: ConfigError) -> Self {
+        Failure::Usage(err.to_string())
+    }
+}
+
+fn serve_command(args: &ServeArgs) -> Result<(), Failure> {
+    let config = configure(args)?;
+    // Logs go to stderr; stdout carries only the URL line, for scripts.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.log.format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(config)).map_err(Failure::Runtime)
+}
+
+fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(listen) = &args.listen {
         config.listen = listen.parse::<SocketAddr>().map_err(|e| {
@@ -67,6 +152,17 @@ fn configure(args: &Args) -> Result<Config, ConfigError> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
+    if let Some(url) = &args.public_url {
+        config.public_url = Some(url.clone());
+    }
+    if let Some(format) = &args.log_format {
+        config.log.format = if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        };
+    }
+    config.validate()?;
     Ok(config)
 }
 
@@ -78,6 +174,53 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let opened = coinslotd::open(&config).await?;
     println!("coinslotd: mint listening on http://{addr}");
     coinslotd::serve(listener, opened, &config, shutdown_signal()).await
+}
+
+fn admin_token(
+    expires: std::time::Duration,
+    scope: &str,
+    subject: &str,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let scopes: Vec<Scope> = if scope.trim() == "all" {
+        Scope::ALL.to_vec()
+    } else {
+        scope
+            .split(',')
+            .map(|s| {
+                s.parse::<Scope>()
+                    .map_err(|e| Failure::Usage(format!("--scope: {e}")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => Config::load(config.as_deref())?.data_dir,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        Failure::Runtime(anyhow::anyhow!("cannot create {}: {e}", data_dir.display()))
+    })?;
+    let key = AdminKey::load_or_create(&data_dir.join(ADMIN_KEY_FILE))
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let token = key
+        .issue(subject, &scopes, expires, coinslot_mint::unix_now())
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    println!("{token}");
+    Ok(())
+}
+
+fn config_check(file: PathBuf) -> Result<(), Failure> {
+    let config = Config::load(Some(&file))?;
+    let text = config
+        .to_redacted_toml()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot print the config: {e}")))?;
+    println!(
+        "# {}: valid. Effective configuration (secrets hidden):",
+        file.display()
+    );
+    print!("{text}");
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -88,3 +88,88 @@ fn a_second_instance_on_the_same_data_dir_is_refused() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+#[test]
+fn admin_token_prints_a_token_signed_with_the_data_dir_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(exe())
+        .args([
+            "admin",
+            "token",
+            "--expires",
+            "1h",
+            "--scope",
+            "read,issue",
+            "--subject",
+            "ops",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let key = coinslot_admin::AdminKey::load_or_create(&dir.path().join("admin.key")).unwrap();
+    let claims = key.verify(token.trim()).unwrap();
+    assert_eq!(claims.sub, "ops");
+    assert!(claims.allows(coinslot_admin::Scope::Issue));
+    assert!(!claims.allows(coinslot_admin::Scope::Keys));
+    let lifetime = claims.exp - claims.iat;
+    assert_eq!(lifetime, 3600);
+
+    let bad = Command::new(exe())
+        .args(["admin", "token", "--scope", "root", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope `root`"));
+}
+
+#[test]
+fn config_check_validates_and_prints_the_effective_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[proxy.upstreams]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\nroutes = [{ path = \"/a\", price = 3 }]\n",
+    )
+    .unwrap();
+    let output = Command::new(exe())
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("valid") && printed.contains("price = 3"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("per_ip_per_minute"),
+        "defaults are shown: {printed}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[proxy.upstreams]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\nroutes = [{ path = \"/a\", price = 3, unit = \"eur\" }]\n").unwrap();
+    let output = Command::new(exe())
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("proxy.upstreams[0].routes[0].unit"),
+        "{stderr}"
+    );
+}

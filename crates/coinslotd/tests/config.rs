@@ -80,3 +80,83 @@ fn missing_file_is_refused() {
         .to_string();
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn proxy_errors_name_the_key() {
+    let upstream = |route: &str| {
+        format!(
+            r#"
+            [[proxy.upstreams]]
+            name = "api"
+            url = "http://127.0.0.1:8080"
+            routes = [ {route} ]
+            "#
+        )
+    };
+    let err = load_err(&upstream(r#"{ path = "/a", price = 2, unit = "usd" }"#));
+    assert!(
+        err.contains("proxy.upstreams[0].routes[0].unit") && err.contains("sat"),
+        "{err}"
+    );
+    let err = load_err(&upstream(r#"{ path = "/a" }"#));
+    assert!(
+        err.contains("proxy.upstreams[0].routes[0]: missing `price`"),
+        "{err}"
+    );
+    let err = load_err(&upstream(r#"{ path = "/a", price = 1, colour = "red" }"#));
+    assert!(err.contains("colour"), "{err}");
+    let err = load_err(
+        r#"
+        [[proxy.upstreams]]
+        name = "api"
+        url = "not a url"
+        "#,
+    );
+    assert!(err.contains("proxy.upstreams[0].url"), "{err}");
+    let err = load_err("public_url = \"ftp://x\"\n");
+    assert!(err.contains("public_url"), "{err}");
+    let err = load_err("[limits]\nmax_header_bytes = 10\n");
+    assert!(err.contains("limits.max_header_bytes"), "{err}");
+}
+
+#[test]
+fn a_full_product_config_loads() {
+    let file = write_config(
+        r#"
+        public_url = "https://api.example.com/"
+        [proxy]
+        timeout_secs = 30
+        [[proxy.upstreams]]
+        name = "search"
+        url = "http://127.0.0.1:8080"
+        hosts = ["api.example.com"]
+        unlisted = "free"
+        routes = [
+          { method = "GET", path = "/search", price = 2 },
+          { method = "POST", path = "/v1/chat/{model}", price = 500, metered = true, description = "LLM" },
+          { path = "/health", free = true },
+        ]
+        [admin]
+        max_credit = 100000
+        [topup]
+        path = "/topup"
+        [limits]
+        per_ip_per_minute = 0
+        [log]
+        format = "json"
+        "#,
+    );
+    let config = Config::load(Some(file.path())).unwrap();
+    assert_eq!(config.public_url().unwrap(), "https://api.example.com");
+    assert_eq!(config.proxy.upstreams[0].routes.len(), 3);
+    assert!(config.proxy.upstreams[0].routes[1].metered);
+    assert_eq!(config.admin.max_credit, Some(100_000));
+    assert_eq!(config.topup.path, "/topup");
+    assert_eq!(config.log.format, coinslotd::config::LogFormat::Json);
+    let printed = config.to_redacted_toml().unwrap();
+    let reparsed: Config = toml::from_str(&printed).unwrap();
+    assert_eq!(
+        reparsed, config,
+        "the printed config must load back as the same config"
+    );
+}

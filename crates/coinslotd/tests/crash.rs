@@ -15,7 +15,11 @@ use coinslot_mint::cashu::nuts::{
 use coinslot_tests::raw::RawClient;
 
 fn start(dir: &Path) -> (Child, String) {
-    coinslot_tests::spawn_coinslotd(Path::new(env!("CARGO_BIN_EXE_coinslotd")), dir).unwrap()
+    // Eight clients on one address drive it as fast as they can: no per-IP rate limit.
+    let config = dir.join("coinslotd.toml");
+    std::fs::write(&config, "[limits]\nper_ip_per_minute = 0\n").unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_coinslotd"));
+    coinslot_tests::spawn_coinslotd_with(exe, dir, Some(&config)).unwrap()
 }
 
 struct Attempt {

@@ -42,7 +42,11 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), _) => url.clone(),
         (None, true) => serve_from_memory().await?,
         (None, false) => {
-            let started = TestServer::start(dir.path()).await?;
+            // One load generator is one client address: per-IP rate limits would measure
+            // the limiter, not the mint.
+            let mut config = coinslotd::Config::with_data_dir(dir.path());
+            config.limits.per_ip_per_minute = 0;
+            let started = TestServer::start_with(config).await?;
             let url = started.url.clone();
             server = Some(started);
             url

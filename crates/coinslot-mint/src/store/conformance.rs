@@ -23,8 +23,8 @@ use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey, S
 use cashu::Amount;
 
 use super::{
-    AccountWrite, Commit, IssuedSignature, KeysetIdVersion, KeysetRecord, MintQuoteRecord,
-    MintStore, ReceiptWrite, SpentProof, StoreError,
+    AccountTotal, AccountWrite, Commit, IssuedSignature, KeysetIdVersion, KeysetRecord,
+    MintQuoteRecord, MintStore, ReceiptWrite, SpentProof, StoreError, Supply,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates.
@@ -45,7 +45,9 @@ macro_rules! store_conformance_tests {
             receipts_prune_by_age,
             accounts_credit_debit_close,
             concurrent_debits_never_overdraw,
-            account_close_needs_the_current_balance
+            account_close_needs_the_current_balance,
+            supply_counts_what_commits_write,
+            account_totals_sum_per_unit
         );
     };
 }
@@ -676,4 +678,104 @@ pub async fn account_close_needs_the_current_balance(store: Arc<dyn MintStore>) 
         })
         .await
         .expect("close with the current balance");
+}
+
+fn made_proof(keyset: Id, amount: u64) -> cashu::nuts::Proof {
+    cashu::nuts::Proof::new(
+        Amount::from(amount),
+        keyset,
+        cashu::secret::Secret::generate(),
+        point(),
+    )
+}
+
+/// Supply counters move in the commit they count: spends add to `redeemed`, signatures and
+/// made proofs to `issued`, per keyset; a failed commit moves nothing.
+pub async fn supply_counts_what_commits_write(store: Arc<dyn MintStore>) {
+    let other = Id::from_str("00ad268c4d1f5826").unwrap();
+    assert!(
+        store.supply().await.unwrap().is_empty(),
+        "a new store has counters"
+    );
+    let y = point();
+    store
+        .commit(Commit {
+            issue: &[signature(point()), signature(point())],
+            made: &[made_proof(other, 4)],
+            ..Commit::default()
+        })
+        .await
+        .expect("issue");
+    store
+        .commit(Commit {
+            spend: &[spent(y)],
+            made: &[made_proof(keyset_id(), 2), made_proof(keyset_id(), 1)],
+            ..Commit::default()
+        })
+        .await
+        .expect("spend with change");
+    let failed = store
+        .commit(Commit {
+            spend: &[spent(point()), spent(y)],
+            issue: &[signature(point())],
+            made: &[made_proof(other, 64)],
+            ..Commit::default()
+        })
+        .await;
+    assert!(failed.is_err(), "double spend accepted");
+
+    let mut supply = store.supply().await.expect("supply");
+    supply.sort_by_key(|(id, _)| id.to_string());
+    let mut expected = vec![
+        (
+            keyset_id(),
+            Supply {
+                issued: 8 + 8 + 2 + 1,
+                redeemed: 8,
+            },
+        ),
+        (
+            other,
+            Supply {
+                issued: 4,
+                redeemed: 0,
+            },
+        ),
+    ];
+    expected.sort_by_key(|(id, _)| id.to_string());
+    assert_eq!(supply, expected, "counters do not match the commits");
+    assert_eq!(
+        expected[0].1.outstanding() + expected[1].1.outstanding(),
+        15
+    );
+}
+
+/// Account totals count open accounts and their balances per unit.
+pub async fn account_totals_sum_per_unit(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    let credit_unit = CurrencyUnit::custom("credit");
+    store.commit(credit("s1", &sat, 10)).await.expect("credit");
+    store.commit(credit("s2", &sat, 7)).await.expect("credit");
+    store
+        .commit(credit("c1", &credit_unit, 3))
+        .await
+        .expect("credit");
+    store.debit_account("s2", &sat, 2).await.expect("debit");
+    let mut totals = store.account_totals().await.expect("totals");
+    totals.sort_by_key(|t| t.unit.to_string());
+    assert_eq!(
+        totals,
+        vec![
+            AccountTotal {
+                unit: credit_unit,
+                accounts: 1,
+                balance: 3
+            },
+            AccountTotal {
+                unit: sat,
+                accounts: 2,
+                balance: 15
+            },
+        ]
+    );
 }

@@ -1,14 +1,14 @@
 //! [`MemoryStore`]: everything in process memory. For tests and throw-away mints; nothing
 //! survives a restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use parking_lot::Mutex;
 
 use super::{
-    point_key, AccountRecord, AccountWrite, Commit, KeysetRecord, MintQuoteRecord, MintStore,
-    ReceiptRecord, StoreError,
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
+    MintQuoteRecord, MintStore, ReceiptRecord, StoreError, Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -26,6 +26,7 @@ struct Inner {
     signatures: HashMap<[u8; 33], BlindSignature>,
     receipts: HashMap<[u8; 32], ReceiptRecord>,
     accounts: HashMap<String, AccountRecord>,
+    supply: BTreeMap<Id, Supply>,
 }
 
 impl MemoryStore {
@@ -192,6 +193,10 @@ impl MintStore for MemoryStore {
                 .signatures
                 .insert(point_key(&issued.blinded), issued.signature.clone());
         }
+        for (keyset_id, delta) in supply_delta(&commit) {
+            let entry = inner.supply.entry(keyset_id).or_default();
+            *entry = entry.plus(delta);
+        }
         Ok(())
     }
 
@@ -223,5 +228,20 @@ impl MintStore for MemoryStore {
             .ok_or(StoreError::AccountNotFound)?;
         account.balance = account.debited(unit, amount)?;
         Ok(account.balance)
+    }
+
+    async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .supply
+            .iter()
+            .map(|(id, s)| (*id, *s))
+            .collect())
+    }
+
+    async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(AccountTotal::sum(inner.accounts.values()))
     }
 }

@@ -20,7 +20,9 @@
 //!
 //! Every implementation must pass the `conformance` suite (enable feature `conformance`).
 
-use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
+use std::collections::BTreeMap;
+
+use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, Proof, PublicKey};
 use serde::{Deserialize, Serialize};
 
 pub mod memory;
@@ -250,12 +252,95 @@ pub struct Commit<'a> {
     pub spend: &'a [SpentProof],
     /// Signatures to record. Fails with [`StoreError::AlreadySigned`] if any `B_` is known.
     pub issue: &'a [IssuedSignature],
+    /// Proofs the mint made itself (change, refunds, payouts): nothing is stored about them
+    /// but their value, added to the keyset's issued counter.
+    pub made: &'a [Proof],
     /// A quote to move from `PAID` to `ISSUED`.
     pub issue_quote: Option<&'a str>,
     /// A receipt to insert or replace.
     pub receipt: Option<ReceiptWrite<'a>>,
     /// An account to credit or close.
     pub account: Option<AccountWrite<'a>>,
+}
+
+/// The value counters of one keyset: what it signed and what was spent from it.
+///
+/// `issued - redeemed` is the ecash of this keyset still in circulation: the mint's
+/// outstanding liability. The counters move in the same [`Commit`] as the writes they count,
+/// so they cannot drift from the spent and signed records, even across a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Supply {
+    /// Value signed: blind signatures (mint, swap) and proofs the mint made itself.
+    pub issued: u64,
+    /// Value spent (swaps, payments, deposits).
+    pub redeemed: u64,
+}
+
+impl Supply {
+    /// Ecash still in circulation (`issued - redeemed`).
+    pub fn outstanding(&self) -> u64 {
+        self.issued.saturating_sub(self.redeemed)
+    }
+
+    /// Both counters plus `other`'s (saturating).
+    pub fn plus(self, other: Supply) -> Supply {
+        Supply {
+            issued: self.issued.saturating_add(other.issued),
+            redeemed: self.redeemed.saturating_add(other.redeemed),
+        }
+    }
+}
+
+/// What a commit adds to each keyset's [`Supply`]: the one rule every store applies.
+pub fn supply_delta(commit: &Commit<'_>) -> BTreeMap<Id, Supply> {
+    let mut delta: BTreeMap<Id, Supply> = BTreeMap::new();
+    for proof in commit.spend {
+        let entry = delta.entry(proof.keyset_id).or_default();
+        entry.redeemed = entry.redeemed.saturating_add(proof.amount);
+    }
+    let signed = commit
+        .issue
+        .iter()
+        .map(|s| (s.signature.keyset_id, u64::from(s.signature.amount)));
+    let made = commit
+        .made
+        .iter()
+        .map(|p| (p.keyset_id, u64::from(p.amount)));
+    for (keyset_id, amount) in signed.chain(made) {
+        let entry = delta.entry(keyset_id).or_default();
+        entry.issued = entry.issued.saturating_add(amount);
+    }
+    delta
+}
+
+/// Prepaid balances of one unit, summed over accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountTotal {
+    /// The unit.
+    pub unit: CurrencyUnit,
+    /// Number of open accounts.
+    pub accounts: u64,
+    /// Sum of their balances.
+    pub balance: u64,
+}
+
+impl AccountTotal {
+    /// Sums accounts per unit, in unit order.
+    pub fn sum<'a>(accounts: impl IntoIterator<Item = &'a AccountRecord>) -> Vec<AccountTotal> {
+        let mut totals: BTreeMap<String, AccountTotal> = BTreeMap::new();
+        for account in accounts {
+            let total = totals
+                .entry(account.unit.to_string())
+                .or_insert_with(|| AccountTotal {
+                    unit: account.unit.clone(),
+                    accounts: 0,
+                    balance: 0,
+                });
+            total.accounts += 1;
+            total.balance = total.balance.saturating_add(account.balance);
+        }
+        totals.into_values().collect()
+    }
 }
 
 /// Durable state of a mint. See the module docs for the contract.
@@ -320,6 +405,12 @@ pub trait MintStore: Send + Sync + 'static {
         unit: &CurrencyUnit,
         amount: u64,
     ) -> Result<u64, StoreError>;
+
+    /// The [`Supply`] counters of every keyset that has any.
+    async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError>;
+
+    /// Open accounts and their balances, per unit.
+    async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError>;
 }
 
 /// The canonical storage key of a point: its compressed encoding.

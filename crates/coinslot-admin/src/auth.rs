@@ -1,0 +1,308 @@
+//! Admin credentials: HS256 JWTs signed with a key kept in the data directory.
+//!
+//! The key is its own file (`admin.key`, 32 random bytes in hex, mode 0600), not derived from
+//! the mint seed, so an operator can revoke every admin token at once by deleting it (a new
+//! one is made at the next start) without touching the mint.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// File name of the admin key inside the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Audience of admin tokens, so no other token signed with the key passes.
+const AUDIENCE: &str = "coinslot-admin";
+
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Reports: liabilities, activity, keysets, prices.
+    Read,
+    /// Issue credit: paid quotes, tokens, vouchers.
+    Issue,
+    /// Change prices.
+    Prices,
+    /// Rotate keysets.
+    Keys,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Issue, Scope::Prices, Scope::Keys];
+
+    /// The scope's name in tokens and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Issue => "issue",
+            Scope::Prices => "prices",
+            Scope::Keys => "keys",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s.trim())
+            .ok_or_else(|| format!("unknown scope `{s}` (scopes: read, issue, prices, keys)"))
+    }
+}
+
+/// The claims of an admin token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Who holds the token (logged with every action).
+    pub sub: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Token id (logged, so an action can be traced to a token without logging the token).
+    pub jti: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// Always `coinslot-admin`.
+    pub aud: String,
+}
+
+impl Claims {
+    /// Whether the token grants `scope`.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scope.split_whitespace().any(|s| s == scope.as_str())
+    }
+}
+
+/// Why a key or token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The key file could not be read or written.
+    #[error("admin key {path}: {message}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The token is not valid: malformed, bad signature, expired, wrong audience.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The admin signing key.
+#[derive(Clone)]
+pub struct AdminKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey(..)")
+    }
+}
+
+impl AdminKey {
+    /// A key from raw secret bytes.
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Reads the key at `path`, or creates one readable by the owner only.
+    pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
+        let fail = |message: String| AuthError::KeyFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+            let secret = hex::decode(text.trim()).map_err(|e| fail(format!("not hex: {e}")))?;
+            if secret.len() < 32 {
+                return Err(fail("must hold at least 32 bytes".into()));
+            }
+            return Ok(Self::from_secret(&secret));
+        }
+        let secret: [u8; 32] = rand::random();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(|e| fail(e.to_string()))?;
+        std::io::Write::write_all(&mut file, hex::encode(secret).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        tracing::info!(path = %path.display(), "created the admin key");
+        Ok(Self::from_secret(&secret))
+    }
+
+    /// Signs a token for `subject` with `scopes`, valid for `ttl` from `now` (Unix seconds).
+    pub fn issue(
+        &self,
+        subject: &str,
+        scopes: &[Scope],
+        ttl: Duration,
+        now: u64,
+    ) -> Result<String, AuthError> {
+        let scope: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let claims = Claims {
+            sub: subject.to_string(),
+            scope: scope.join(" "),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            iat: now,
+            exp: now.saturating_add(ttl.as_secs()),
+            aud: AUDIENCE.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(format!("cannot sign: {e}")))
+    }
+
+    /// Checks a token's signature, audience and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                AuthError::Invalid(match e.kind() {
+                    ErrorKind::ExpiredSignature => "the admin token has expired".into(),
+                    ErrorKind::InvalidSignature => {
+                        "the admin token's signature is not valid (signed with another key?)".into()
+                    }
+                    ErrorKind::InvalidAudience => "not an admin token".into(),
+                    _ => format!("malformed admin token: {e}"),
+                })
+            })
+    }
+}
+
+/// Parses a duration like `90s`, `15m`, `1h`, `7d`.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (like 90s, 15m, 1h, 7d)"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use s, m, h or d)"
+            ))
+        }
+    };
+    if secs == 0 {
+        return Err("a token must be valid for at least one second".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> u64 {
+        coinslot_mint::unix_now()
+    }
+
+    #[test]
+    fn tokens_round_trip_with_their_scopes() {
+        let key = AdminKey::from_secret(&[7; 32]);
+        let token = key
+            .issue(
+                "alice",
+                &[Scope::Read, Scope::Issue],
+                Duration::from_secs(60),
+                now(),
+            )
+            .unwrap();
+        let claims = key.verify(&token).unwrap();
+        assert_eq!(claims.sub, "alice");
+        assert!(claims.allows(Scope::Read) && claims.allows(Scope::Issue));
+        assert!(!claims.allows(Scope::Keys));
+    }
+
+    #[test]
+    fn forged_and_expired_tokens_are_refused() {
+        let key = AdminKey::from_secret(&[7; 32]);
+        let other = AdminKey::from_secret(&[8; 32]);
+        let forged = other
+            .issue("mallory", &Scope::ALL, Duration::from_secs(60), now())
+            .unwrap();
+        let err = key.verify(&forged).unwrap_err().to_string();
+        assert!(err.contains("signature"), "{err}");
+        let expired = key
+            .issue("alice", &[Scope::Read], Duration::from_secs(1), now() - 10)
+            .unwrap();
+        let err = key.verify(&expired).unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+        assert!(key.verify("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ADMIN_KEY_FILE);
+        let first = AdminKey::load_or_create(&path).unwrap();
+        let token = first
+            .issue("a", &[Scope::Read], Duration::from_secs(60), now())
+            .unwrap();
+        let again = AdminKey::load_or_create(&path).unwrap();
+        assert!(again.verify(&token).is_ok(), "reloading changed the key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "zz").unwrap();
+        let err = AdminKey::load_or_create(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("admin key") && err.contains("not hex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_and_scopes_parse() {
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_ttl("1y").unwrap_err().contains("unknown unit"));
+        assert!(parse_ttl("0m").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert_eq!("issue".parse::<Scope>().unwrap(), Scope::Issue);
+        assert!("root"
+            .parse::<Scope>()
+            .unwrap_err()
+            .contains("unknown scope"));
+    }
+}

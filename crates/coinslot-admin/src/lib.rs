@@ -1,0 +1,29 @@
+//! # coinslot-admin
+//!
+//! The operator's API of a Coinslot mint, under `/admin`, for `coinslotd` or any axum app
+//! that embeds the mint.
+//!
+//! Every route needs `Authorization: Bearer <jwt>`, an HS256 token signed with the key in
+//! the data directory ([`auth`]; `coinslotd admin token --expires 1h --scope read,issue`
+//! prints one). No token, a bad signature or an expired token → `401`; a token without the
+//! route's scope → `403`; both with `{"error", "detail"}`. Every action is logged (target
+//! `coinslot::admin`) with the token's subject and id, never the token.
+//!
+//! | route | scope | what |
+//! |---|---|---|
+//! | `GET /admin/whoami` | read | the token's subject, scopes, expiry |
+//! | `GET /admin/liabilities` | read | per unit and keyset: issued, redeemed, outstanding, prepaid balances |
+//! | `GET /admin/activity?limit=N` | read | recent payments, refunds, top-ups, swaps, admin actions |
+//! | `GET /admin/keysets` | read | keysets (NUT-02 form) |
+//! | `POST /admin/keysets/rotate` `{"unit"}` | keys | a new active keyset for the unit |
+//! | `POST /admin/credit` `{"amount","unit","form","memo"?}` | issue | credit without Lightning: `form` = `quote` (a paid mint quote), `token`, or `voucher` (printable HTML with a QR code) |
+//! | `GET`/`PUT /admin/prices` | read / prices | the price table, changed without a restart |
+
+pub mod activity;
+pub mod api;
+pub mod auth;
+pub mod voucher;
+
+pub use activity::ActivityLog;
+pub use api::{router, Admin, PriceBook};
+pub use auth::{parse_ttl, AdminKey, AuthError, Claims, Scope, ADMIN_KEY_FILE};

@@ -1,0 +1,162 @@
+//! What the mint owes, for its operator: ecash in circulation per unit and keyset, prepaid
+//! balances, and credit issued without Lightning.
+
+use cashu::nuts::{CurrencyUnit, Id, MintQuoteBolt11Response, MintQuoteState};
+use serde::Serialize;
+
+use crate::activity::Event;
+use crate::error::Error;
+use crate::nut04::quote_response;
+use crate::nut17::MintEvent;
+use crate::store::{MintQuoteRecord, Supply};
+use crate::{unix_now, Mint};
+
+/// Prefix of the lookup id of quotes the operator paid by hand: no backend knows them.
+pub const CREDIT_LOOKUP_PREFIX: &str = "credit:";
+
+/// Everything the mint owes, per unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Liabilities {
+    /// One entry per configured unit, in configuration order.
+    pub units: Vec<UnitLiabilities>,
+}
+
+/// What the mint owes in one unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitLiabilities {
+    /// The unit.
+    pub unit: CurrencyUnit,
+    /// Value ever signed in this unit (top-ups, swap outputs, change, refunds, credit).
+    pub issued: u64,
+    /// Value ever spent in this unit (swap inputs, payments, deposits).
+    pub redeemed: u64,
+    /// Ecash in circulation: `issued - redeemed`.
+    pub outstanding: u64,
+    /// Open prepaid accounts (sessions).
+    pub accounts: u64,
+    /// What those accounts hold.
+    pub account_balance: u64,
+    /// Everything owed: `outstanding + account_balance`.
+    pub total: u64,
+    /// The same counters per keyset, oldest first.
+    pub keysets: Vec<KeysetLiabilities>,
+}
+
+/// The counters of one keyset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeysetLiabilities {
+    /// Keyset id.
+    pub id: Id,
+    /// Whether it signs new outputs.
+    pub active: bool,
+    /// Fee per input, parts per thousand.
+    pub input_fee_ppk: u64,
+    /// Value signed.
+    pub issued: u64,
+    /// Value spent.
+    pub redeemed: u64,
+    /// `issued - redeemed`.
+    pub outstanding: u64,
+}
+
+impl Mint {
+    /// Reads the supply counters and prepaid balances.
+    pub async fn liabilities(&self) -> Result<Liabilities, Error> {
+        let supply = self.inner.store.supply().await?;
+        let accounts = self.inner.store.account_totals().await?;
+        let ring = self.keyring();
+        let mut keysets: Vec<_> = ring.by_id.values().map(|k| k.record.clone()).collect();
+        keysets.sort_by_key(|k| (k.created_at, k.derivation_index));
+        let units = self
+            .inner
+            .config
+            .units
+            .iter()
+            .map(|unit| {
+                let unit = unit.currency_unit();
+                let keysets: Vec<KeysetLiabilities> = keysets
+                    .iter()
+                    .filter(|k| k.unit == unit)
+                    .map(|k| {
+                        let counters = supply
+                            .iter()
+                            .find(|(id, _)| *id == k.id)
+                            .map(|(_, s)| *s)
+                            .unwrap_or_default();
+                        KeysetLiabilities {
+                            id: k.id,
+                            active: k.active,
+                            input_fee_ppk: k.input_fee_ppk,
+                            issued: counters.issued,
+                            redeemed: counters.redeemed,
+                            outstanding: counters.outstanding(),
+                        }
+                    })
+                    .collect();
+                let sum = keysets.iter().fold(Supply::default(), |sum, k| {
+                    sum.plus(Supply {
+                        issued: k.issued,
+                        redeemed: k.redeemed,
+                    })
+                });
+                let (open, balance) = accounts
+                    .iter()
+                    .find(|a| a.unit == unit)
+                    .map(|a| (a.accounts, a.balance))
+                    .unwrap_or_default();
+                UnitLiabilities {
+                    unit,
+                    issued: sum.issued,
+                    redeemed: sum.redeemed,
+                    outstanding: sum.outstanding(),
+                    accounts: open,
+                    account_balance: balance,
+                    total: sum.outstanding().saturating_add(balance),
+                    keysets,
+                }
+            })
+            .collect();
+        Ok(Liabilities { units })
+    }
+
+    /// Creates a mint quote that is already paid, for credit the operator hands out without
+    /// Lightning (cash at the counter, promotions). Any wallet mints it with the quote id.
+    /// `memo` takes the place of the invoice in the quote.
+    pub async fn issue_credit_quote(
+        &self,
+        unit: &CurrencyUnit,
+        amount: u64,
+        memo: &str,
+    ) -> Result<MintQuoteBolt11Response<String>, Error> {
+        if !self.inner.units.contains_key(unit) {
+            return Err(Error::UnsupportedUnit(unit.to_string()));
+        }
+        if amount == 0 {
+            return Err(Error::InvalidRequest("amount must be positive".into()));
+        }
+        let now = unix_now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let quote = MintQuoteRecord {
+            lookup_id: format!("{CREDIT_LOOKUP_PREFIX}{id}"),
+            id,
+            amount,
+            unit: unit.clone(),
+            request: memo.to_string(),
+            state: MintQuoteState::Paid,
+            // Only an unpaid quote expires; this one never was.
+            expiry: now.saturating_add(self.inner.config.quote_ttl_secs),
+            created_at: now,
+            updated_at: now,
+            pubkey: None,
+        };
+        self.inner.store.add_mint_quote(&quote).await?;
+        tracing::info!(quote = %quote.id, unit = %unit, amount, "credit quote issued");
+        self.record(Event::QuotePaid {
+            unit: unit.clone(),
+            amount,
+        });
+        let response = quote_response(&quote);
+        self.publish(MintEvent::MintQuote(response.clone()));
+        Ok(response)
+    }
+}

@@ -1,0 +1,216 @@
+//! The `[proxy]` section of `coinslotd`'s config: upstreams and their price tables.
+//!
+//! ```toml
+//! [proxy]
+//! timeout_secs = 60
+//!
+//! [[proxy.upstreams]]
+//! name = "search"
+//! url = "http://127.0.0.1:8080"
+//! routes = [
+//!   { method = "GET", path = "/search", price = 2, unit = "sat" },
+//!   { method = "POST", path = "/v1/chat/{model}", price = 500, metered = true },
+//!   { path = "/health", free = true },
+//! ]
+//! ```
+
+use std::time::Duration;
+
+use coinslot_layer::cashu::nuts::CurrencyUnit;
+use coinslot_layer::{Price, PriceTable};
+use serde::{Deserialize, Serialize};
+
+/// Header prefix telling the upstream what was paid: `-Amount`, `-Unit`, `-Mode`, `-Via`.
+pub const DEFAULT_PAID_HEADER: &str = "x-coinslot-paid";
+/// Header in which an upstream reports the actual cost of a metered request.
+pub const DEFAULT_COST_HEADER: &str = "x-coinslot-cost";
+
+/// The reverse proxy: where requests go and what they cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Upstreams, tried in order: the first whose `hosts` and `prefix` match gets the request.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Prefix of the headers that tell the upstream what a request paid
+    /// (`<prefix>-amount`, `-unit`, `-mode`, `-via`).
+    pub paid_header: String,
+    /// Header in which the upstream reports a metered request's actual cost.
+    pub cost_header: String,
+    /// Seconds to wait for an upstream to start answering (and between body chunks).
+    pub timeout_secs: u64,
+    /// Seconds to wait for a connection to an upstream.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            paid_header: DEFAULT_PAID_HEADER.into(),
+            cost_header: DEFAULT_COST_HEADER.into(),
+            timeout_secs: 60,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// One upstream service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// A name for logs and errors.
+    pub name: String,
+    /// Base URL requests are forwarded to (`http://` or `https://`, optionally with a path).
+    pub url: String,
+    /// Host names this upstream serves (the request's `Host`, without port); empty: any.
+    /// `*.example.com` matches every subdomain.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix this upstream serves.
+    #[serde(default = "root")]
+    pub prefix: String,
+    /// Whether to remove `prefix` from the path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// What happens to a request no route matches.
+    #[serde(default)]
+    pub unlisted: Unlisted,
+    /// Prices by method and path; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn root() -> String {
+    "/".into()
+}
+
+/// What happens to requests no route of an upstream matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// `404`: only listed routes are reachable (a forgotten route is never free by accident).
+    #[default]
+    Deny,
+    /// Forwarded without charge.
+    Free,
+}
+
+/// One priced (or free) route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// HTTP method, or `*` for any.
+    #[serde(default = "any_method")]
+    pub method: String,
+    /// Path pattern: literal segments, `{name}` or `:name` for one segment, a trailing `*`
+    /// for the rest.
+    pub path: String,
+    /// Price per request (for a metered route: the most it can cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    /// Unit of the price (one the mint issues).
+    #[serde(default = "sat")]
+    pub unit: String,
+    /// The upstream reports the actual cost in the cost header.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub metered: bool,
+    /// No charge.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub free: bool,
+    /// Shown to people on the top-up page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn any_method() -> String {
+    "*".into()
+}
+
+fn sat() -> String {
+    "sat".into()
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A proxy configuration that cannot be used; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProxyConfigError(pub String);
+
+impl RouteConfig {
+    /// The price of this route (`None`: free), checked against the units the mint issues.
+    pub fn to_price(
+        &self,
+        key: &str,
+        units: &[CurrencyUnit],
+    ) -> Result<Option<Price>, ProxyConfigError> {
+        let err = |msg: String| Err(ProxyConfigError(format!("{key}: {msg}")));
+        match (self.free, self.price) {
+            (true, Some(_)) => {
+                err("a route is either `free = true` or has a `price`, not both".into())
+            }
+            (true, None) if self.metered => err("a free route cannot be `metered`".into()),
+            (true, None) => Ok(None),
+            (false, None) => err("missing `price` (or `free = true`)".into()),
+            (false, Some(0)) => err("`price` must be at least 1 (use `free = true`)".into()),
+            (false, Some(amount)) => {
+                let unit = units
+                    .iter()
+                    .find(|u| u.to_string() == self.unit)
+                    .cloned()
+                    .ok_or_else(|| {
+                        let known: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+                        ProxyConfigError(format!(
+                            "{key}.unit: the mint has no unit `{}` (it has: {})",
+                            self.unit,
+                            known.join(", ")
+                        ))
+                    })?;
+                Ok(Some(if self.metered {
+                    Price::metered(amount, unit)
+                } else {
+                    Price::new(amount, unit)
+                }))
+            }
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// The upstream's price table, checked.
+    pub fn price_table(
+        &self,
+        key: &str,
+        units: &[CurrencyUnit],
+    ) -> Result<PriceTable, ProxyConfigError> {
+        let mut table = PriceTable::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let route_key = format!("{key}.routes[{i}]");
+            if !route.path.starts_with('/') {
+                return Err(ProxyConfigError(format!(
+                    "{route_key}.path: `{}` must start with `/`",
+                    route.path
+                )));
+            }
+            let price = route.to_price(&route_key, units)?;
+            table = table
+                .try_route(&route.method, &route.path, price)
+                .map_err(|e| ProxyConfigError(format!("{route_key}.method: {e}")))?;
+        }
+        Ok(table)
+    }
+}
+
+impl ProxyConfig {
+    /// Upstream timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Checks everything serde cannot: URLs, names, prices against the mint's units.
+    pub fn validate(&self, units: &[CurrencyUnit]) -> Result<(), ProxyConfigError> {
+        crate::routes::Routes::compile(self, units).map(|_| ())
+    }
+}

@@ -1,0 +1,306 @@
+//! [`Proxy`]: the tower service that forwards a request to its upstream, streaming both
+//! bodies, and turns the upstream's cost header into a [`Charge`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use coinslot_layer::{Charge, Paid};
+use futures::TryStreamExt;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body as _;
+use tower_service::Service;
+
+use crate::config::ProxyConfigError;
+use crate::routes::ProxyRoutes;
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// The forwarding service: put it behind a [`PaywallLayer`](coinslot_layer::PaywallLayer)
+/// priced by the same [`ProxyRoutes`].
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    routes: ProxyRoutes,
+    client: reqwest::Client,
+}
+
+impl Proxy {
+    /// A proxy for `routes`, with one connection pool for all upstreams.
+    pub fn new(routes: ProxyRoutes) -> Result<Self, ProxyConfigError> {
+        let config = routes.load().config().clone();
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(config.connect_timeout_secs))
+            .read_timeout(config.timeout())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| ProxyConfigError(format!("proxy: cannot build the HTTP client: {e}")))?;
+        Ok(Self { routes, client })
+    }
+
+    async fn forward(self, request: Request<Body>) -> Response<Body> {
+        let routes = self.routes.load();
+        let config = routes.config();
+        let Some(resolved) = routes.resolve(request.headers(), request.uri(), request.method())
+        else {
+            return error(StatusCode::NOT_FOUND, "no upstream serves this path".into());
+        };
+        if !resolved.allowed() {
+            return error(StatusCode::NOT_FOUND, "no such route".into());
+        }
+        let upstream = resolved.upstream;
+        let (parts, body) = request.into_parts();
+        let url = upstream.target(parts.uri.path(), parts.uri.query());
+        let mut headers = forwarded_headers(
+            &parts.headers,
+            config.paid_header.as_str(),
+            &config.cost_header,
+        );
+        let client_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        add_forwarding(&mut headers, &parts.headers, client_ip);
+        if let Some(paid) = parts.extensions.get::<Paid>() {
+            add_paid(&mut headers, &config.paid_header, paid);
+        }
+
+        let mut outgoing = self
+            .client
+            .request(parts.method.clone(), url)
+            .headers(headers);
+        if body.size_hint().exact() != Some(0) {
+            outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        }
+        let sent = tokio::time::timeout(config.timeout(), outgoing.send()).await;
+        let answer = match sent {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(err)) => {
+                tracing::warn!(upstream = %upstream.name, error = %err, "upstream request failed");
+                let status = if err.is_timeout() {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                return error(
+                    status,
+                    format!("upstream `{}` did not answer", upstream.name),
+                );
+            }
+            Err(_) => {
+                tracing::warn!(upstream = %upstream.name, "upstream timed out");
+                return error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("upstream `{}` did not answer in time", upstream.name),
+                );
+            }
+        };
+        respond(answer, &config.cost_header, &upstream.name)
+    }
+}
+
+impl Service<Request<Body>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(request).await) })
+    }
+}
+
+/// The upstream's answer as ours: hop-by-hop headers dropped, the cost header turned into a
+/// [`Charge`], the body streamed through.
+fn respond(answer: reqwest::Response, cost_header: &str, upstream: &str) -> Response<Body> {
+    let status = answer.status();
+    let mut headers = answer.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let charge = headers.remove(cost_header).and_then(|value| {
+        let cost = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if cost.is_none() {
+            tracing::warn!(
+                upstream,
+                "upstream sent an unreadable cost header; charging the reservation"
+            );
+        }
+        cost.map(Charge)
+    });
+    let body = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    if let Some(charge) = charge {
+        response.extensions_mut().insert(charge);
+    }
+    response
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// The client's headers as the upstream should see them: no hop-by-hop headers, no payment
+/// credentials, no `Host` (the upstream's own is set), and nothing a client could use to
+/// pretend it paid (any `x-coinslot-*` header, the paid and cost headers).
+fn forwarded_headers(incoming: &HeaderMap, paid_prefix: &str, cost_header: &str) -> HeaderMap {
+    let mut headers = incoming.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    let paid_prefix = paid_prefix.to_ascii_lowercase();
+    let payment = |name: &HeaderName, value: &HeaderValue| {
+        let name = name.as_str();
+        if name.starts_with("x-cashu")
+            || name.starts_with("x-coinslot-")
+            || name.starts_with(paid_prefix.as_str())
+            || name.eq_ignore_ascii_case(cost_header)
+        {
+            return true;
+        }
+        name == header::AUTHORIZATION.as_str()
+            && value.to_str().is_ok_and(|v| {
+                let v = v.trim_start();
+                v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("cashu "))
+                    || v.get(..12)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("bearer cashu"))
+            })
+    };
+    let names: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| payment(name, value))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+    headers
+}
+
+fn add_forwarding(
+    headers: &mut HeaderMap,
+    incoming: &HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
+) {
+    if let Some(ip) = client_ip {
+        let chain = match incoming
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(earlier) => format!("{earlier}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    if let Some(host) = incoming.get(header::HOST) {
+        headers.insert("x-forwarded-host", host.clone());
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+}
+
+fn add_paid(headers: &mut HeaderMap, prefix: &str, paid: &Paid) {
+    let mut put = |suffix: &str, value: String| {
+        let name = HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&value)) {
+            headers.insert(name, value);
+        }
+    };
+    put("amount", paid.amount.to_string());
+    put("unit", paid.unit.to_string());
+    put(
+        "mode",
+        if paid.metered { "metered" } else { "fixed" }.into(),
+    );
+    put(
+        "via",
+        if paid.session.is_some() {
+            "session"
+        } else {
+            "token"
+        }
+        .into(),
+    );
+}
+
+fn error(status: StatusCode, detail: String) -> Response<Body> {
+    let body = serde_json::json!({ "detail": detail }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_and_spoofed_headers_are_not_forwarded() {
+        let mut incoming = HeaderMap::new();
+        for (name, value) in [
+            ("x-cashu", "cashuBxyz"),
+            ("x-cashu-session", "jwt"),
+            ("authorization", "Cashu cashuBxyz"),
+            ("x-coinslot-paid-amount", "1000"),
+            ("x-my-paid-amount", "1000"),
+            ("connection", "keep-alive, x-drop-me"),
+            ("x-drop-me", "1"),
+            ("host", "api.example.com"),
+            ("x-keep", "yes"),
+        ] {
+            incoming.append(name, value.parse().unwrap());
+        }
+        let headers = forwarded_headers(&incoming, "x-my-paid", "x-coinslot-cost");
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-keep"]);
+
+        let mut bearer = HeaderMap::new();
+        bearer.insert(
+            "authorization",
+            "Bearer someone-elses-api-key".parse().unwrap(),
+        );
+        let kept = forwarded_headers(&bearer, "x-coinslot-paid", "x-coinslot-cost");
+        assert!(
+            kept.contains_key("authorization"),
+            "a non-Cashu bearer must reach the upstream"
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! Compiled routes: which upstream a request goes to and what it costs. [`ProxyRoutes`] is
+//! shared by the paywall (as its [`Pricing`]) and the forwarder, and can be replaced at
+//! runtime (new prices without a restart) with one atomic swap.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use coinslot_layer::cashu::nuts::CurrencyUnit;
+use coinslot_layer::{Lookup, Price, PriceTable, Pricing};
+use http::request::Parts;
+use http::{HeaderMap, Method};
+use reqwest::Url;
+
+use crate::config::{ProxyConfig, ProxyConfigError, Unlisted, UpstreamConfig};
+
+/// One upstream, ready to use.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its name from the config.
+    pub name: String,
+    /// Base URL.
+    pub base: Url,
+    hosts: Vec<String>,
+    /// Normalized prefix: no trailing `/`; empty for the root.
+    prefix: String,
+    strip_prefix: bool,
+    unlisted: Unlisted,
+    table: PriceTable,
+}
+
+impl Upstream {
+    fn serves(&self, host: Option<&str>, path: &str) -> bool {
+        let host_ok = self.hosts.is_empty()
+            || host.is_some_and(|host| {
+                self.hosts
+                    .iter()
+                    .any(|pattern| match pattern.strip_prefix("*.") {
+                        Some(domain) => host
+                            .strip_suffix(domain)
+                            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                        None => pattern == host,
+                    })
+            });
+        host_ok && under_prefix(&self.prefix, path).is_some()
+    }
+
+    /// The URL a request for `path_and_query` is forwarded to.
+    pub fn target(&self, path: &str, query: Option<&str>) -> Url {
+        let rest = if self.strip_prefix {
+            under_prefix(&self.prefix, path).unwrap_or(path)
+        } else {
+            path
+        };
+        let mut url = self.base.clone();
+        let base_path = self.base.path().trim_end_matches('/');
+        let rest = if rest.is_empty() { "/" } else { rest };
+        url.set_path(&format!("{base_path}{rest}"));
+        url.set_query(query);
+        url
+    }
+}
+
+/// `path` below `prefix` (`""` or starting with `/`), if it is.
+fn under_prefix<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The upstream.
+    pub upstream: Arc<Upstream>,
+    /// What its table says.
+    pub lookup: Lookup,
+}
+
+impl Resolved {
+    /// Whether the request may be forwarded (listed, or unlisted on a permissive upstream).
+    pub fn allowed(&self) -> bool {
+        self.lookup != Lookup::Unlisted || self.upstream.unlisted == Unlisted::Free
+    }
+}
+
+/// A compiled [`ProxyConfig`].
+#[derive(Debug)]
+pub struct Routes {
+    upstreams: Vec<Arc<Upstream>>,
+    config: ProxyConfig,
+}
+
+impl Routes {
+    /// Checks and compiles `config`; prices must be in `units`.
+    pub fn compile(config: &ProxyConfig, units: &[CurrencyUnit]) -> Result<Self, ProxyConfigError> {
+        let err = |msg: String| Err(ProxyConfigError(msg));
+        if config.timeout_secs == 0 {
+            return err("proxy.timeout_secs: must be at least 1".into());
+        }
+        if config.connect_timeout_secs == 0 {
+            return err("proxy.connect_timeout_secs: must be at least 1".into());
+        }
+        for (key, value) in [
+            ("proxy.paid_header", &config.paid_header),
+            ("proxy.cost_header", &config.cost_header),
+        ] {
+            if http::HeaderName::from_bytes(value.as_bytes()).is_err() {
+                return err(format!("{key}: `{value}` is not a header name"));
+            }
+        }
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (i, upstream) in config.upstreams.iter().enumerate() {
+            upstreams.push(Arc::new(compile_upstream(
+                &format!("proxy.upstreams[{i}]"),
+                upstream,
+                units,
+            )?));
+        }
+        for (i, upstream) in upstreams.iter().enumerate() {
+            if upstreams[..i].iter().any(|u| u.name == upstream.name) {
+                return err(format!(
+                    "proxy.upstreams[{i}].name: `{}` is used twice",
+                    upstream.name
+                ));
+            }
+        }
+        Ok(Self {
+            upstreams,
+            config: config.clone(),
+        })
+    }
+
+    /// The config these routes were compiled from.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// The upstream for a request, and what its price table says.
+    pub fn resolve(
+        &self,
+        headers: &HeaderMap,
+        uri: &http::Uri,
+        method: &Method,
+    ) -> Option<Resolved> {
+        let host = request_host(headers, uri);
+        let path = uri.path();
+        let upstream = self
+            .upstreams
+            .iter()
+            .find(|u| u.serves(host.as_deref(), path))?;
+        Some(Resolved {
+            upstream: Arc::clone(upstream),
+            lookup: upstream.table.lookup(method, path),
+        })
+    }
+}
+
+fn compile_upstream(
+    key: &str,
+    config: &UpstreamConfig,
+    units: &[CurrencyUnit],
+) -> Result<Upstream, ProxyConfigError> {
+    let err = |msg: String| Err(ProxyConfigError(format!("{key}.{msg}")));
+    if config.name.trim().is_empty() {
+        return err("name: must not be empty".into());
+    }
+    let base = match Url::parse(&config.url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+        Ok(_) => return err(format!("url: `{}` is not an http(s) URL", config.url)),
+        Err(e) => return err(format!("url: `{}` is not a URL: {e}", config.url)),
+    };
+    if base.query().is_some() || base.fragment().is_some() {
+        return err(format!(
+            "url: `{}` must not have a query or fragment",
+            config.url
+        ));
+    }
+    if !config.prefix.starts_with('/') {
+        return err(format!("prefix: `{}` must start with `/`", config.prefix));
+    }
+    for host in &config.hosts {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if bare.is_empty() || bare.contains(['/', ':', '*', ' ']) {
+            return err(format!(
+                "hosts: `{host}` is not a host name (no scheme, port or path; `*.` only as a prefix)"
+            ));
+        }
+    }
+    let table = config.price_table(key, units)?;
+    Ok(Upstream {
+        name: config.name.clone(),
+        base,
+        hosts: config
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        prefix: config.prefix.trim_end_matches('/').to_string(),
+        strip_prefix: config.strip_prefix,
+        unlisted: config.unlisted,
+        table,
+    })
+}
+
+/// The request's host, lower-case, without port.
+fn request_host(headers: &HeaderMap, uri: &http::Uri) -> Option<String> {
+    let raw = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.host())?;
+    let host = match raw.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets' content.
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => raw.split(':').next().unwrap_or(raw),
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// The routes in force: shared by the paywall and the forwarder, replaceable at runtime.
+#[derive(Debug, Clone)]
+pub struct ProxyRoutes {
+    current: Arc<ArcSwap<Routes>>,
+    units: Arc<Vec<CurrencyUnit>>,
+}
+
+impl ProxyRoutes {
+    /// Compiles `config` with prices in `units`.
+    pub fn new(config: &ProxyConfig, units: Vec<CurrencyUnit>) -> Result<Self, ProxyConfigError> {
+        let routes = Routes::compile(config, &units)?;
+        Ok(Self {
+            current: Arc::new(ArcSwap::from_pointee(routes)),
+            units: Arc::new(units),
+        })
+    }
+
+    /// The routes in force now.
+    pub fn load(&self) -> Arc<Routes> {
+        self.current.load_full()
+    }
+
+    /// Replaces the upstreams (and their prices), keeping the other settings. Requests
+    /// already routed finish with the old routes; nothing changes if `upstreams` is invalid.
+    pub fn replace_upstreams(
+        &self,
+        upstreams: Vec<UpstreamConfig>,
+    ) -> Result<(), ProxyConfigError> {
+        let config = ProxyConfig {
+            upstreams,
+            ..self.load().config.clone()
+        };
+        let routes = Routes::compile(&config, &self.units)?;
+        self.current.store(Arc::new(routes));
+        Ok(())
+    }
+}
+
+impl Pricing for ProxyRoutes {
+    fn price(&self, request: &Parts) -> Option<Price> {
+        let resolved =
+            self.current
+                .load()
+                .resolve(&request.headers, &request.uri, &request.method)?;
+        match resolved.lookup {
+            Lookup::Paid(price) => Some(price),
+            Lookup::Free | Lookup::Unlisted => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouteConfig;
+
+    fn route(method: &str, path: &str, price: Option<u64>) -> RouteConfig {
+        RouteConfig {
+            method: method.into(),
+            path: path.into(),
+            price,
+            unit: "sat".into(),
+            metered: false,
+            free: price.is_none(),
+            description: None,
+        }
+    }
+
+    fn upstream(name: &str, prefix: &str, hosts: &[&str]) -> UpstreamConfig {
+        UpstreamConfig {
+            name: name.into(),
+            url: "http://127.0.0.1:9/base/".into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            prefix: prefix.into(),
+            strip_prefix: true,
+            unlisted: Unlisted::Deny,
+            routes: vec![
+                route("GET", "/api/search", Some(2)),
+                route("*", "/api/free", None),
+            ],
+        }
+    }
+
+    fn resolve(
+        routes: &Routes,
+        host: &str,
+        method: Method,
+        path: &str,
+    ) -> Option<(String, Lookup)> {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, host.parse().unwrap());
+        let uri: http::Uri = path.parse().unwrap();
+        routes
+            .resolve(&headers, &uri, &method)
+            .map(|r| (r.upstream.name.clone(), r.lookup))
+    }
+
+    #[test]
+    fn upstreams_are_chosen_by_host_then_prefix() {
+        let config = ProxyConfig {
+            upstreams: vec![
+                upstream("eu", "/api", &["*.eu.example.com"]),
+                upstream("api", "/api", &["api.example.com"]),
+                upstream("any", "/", &[]),
+            ],
+            ..ProxyConfig::default()
+        };
+        let routes = Routes::compile(&config, &[CurrencyUnit::Sat]).unwrap();
+        let name = |host, path| resolve(&routes, host, Method::GET, path).map(|r| r.0);
+        assert_eq!(
+            name("api.example.com:8443", "/api/search").as_deref(),
+            Some("api")
+        );
+        assert_eq!(name("x.eu.example.com", "/api/x").as_deref(), Some("eu"));
+        assert_eq!(name("eu.example.com", "/api/x").as_deref(), Some("any"));
+        assert_eq!(name("api.example.com", "/apix").as_deref(), Some("any"));
+        assert_eq!(name("other", "/api/search").as_deref(), Some("any"));
+    }
+
+    #[test]
+    fn lookups_follow_the_table() {
+        let config = ProxyConfig {
+            upstreams: vec![upstream("a", "/", &[])],
+            ..ProxyConfig::default()
+        };
+        let routes = Routes::compile(&config, &[CurrencyUnit::Sat]).unwrap();
+        let lookup = |method, path| resolve(&routes, "h", method, path).unwrap().1;
+        assert_eq!(
+            lookup(Method::GET, "/api/search"),
+            Lookup::Paid(Price::sat(2))
+        );
+        assert_eq!(lookup(Method::POST, "/api/search"), Lookup::Unlisted);
+        assert_eq!(lookup(Method::DELETE, "/api/free"), Lookup::Free);
+    }
+
+    #[test]
+    fn targets_join_base_and_path() {
+        let config = ProxyConfig {
+            upstreams: vec![upstream("a", "/api", &[])],
+            ..ProxyConfig::default()
+        };
+        let routes = Routes::compile(&config, &[CurrencyUnit::Sat]).unwrap();
+        let upstream = &routes.upstreams[0];
+        assert_eq!(
+            upstream.target("/api/search", Some("q=1")).as_str(),
+            "http://127.0.0.1:9/base/search?q=1"
+        );
+        assert_eq!(
+            upstream.target("/api", None).as_str(),
+            "http://127.0.0.1:9/base/"
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let units = [CurrencyUnit::Sat];
+        let check = |upstream: UpstreamConfig| {
+            let config = ProxyConfig {
+                upstreams: vec![upstream],
+                ..ProxyConfig::default()
+            };
+            Routes::compile(&config, &units).unwrap_err().0
+        };
+        let mut bad = upstream("a", "/", &[]);
+        bad.url = "ftp://x".into();
+        assert!(check(bad).starts_with("proxy.upstreams[0].url:"));
+        let mut bad = upstream("a", "/", &[]);
+        bad.routes[0].unit = "usd".into();
+        let msg = check(bad);
+        assert!(
+            msg.starts_with("proxy.upstreams[0].routes[0].unit:") && msg.contains("sat"),
+            "{msg}"
+        );
+        let mut bad = upstream("a", "/", &[]);
+        bad.routes[1].free = false;
+        assert!(check(bad).contains("routes[1]: missing `price`"));
+        let mut bad = upstream("a", "/", &[]);
+        bad.routes[0].method = "GE T".into();
+        assert!(check(bad).starts_with("proxy.upstreams[0].routes[0].method:"));
+        let mut bad = upstream("a", "/", &[]);
+        bad.hosts = vec!["http://x".into()];
+        assert!(check(bad).starts_with("proxy.upstreams[0].hosts:"));
+    }
+
+    #[test]
+    fn replacing_upstreams_is_atomic_and_checked() {
+        let config = ProxyConfig {
+            upstreams: vec![upstream("a", "/", &[])],
+            ..ProxyConfig::default()
+        };
+        let shared = ProxyRoutes::new(&config, vec![CurrencyUnit::Sat]).unwrap();
+        let mut cheaper = upstream("a", "/", &[]);
+        cheaper.routes[0].price = Some(1);
+        shared.replace_upstreams(vec![cheaper]).unwrap();
+        let parts = http::Request::get("/api/search")
+            .header("host", "h")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert_eq!(shared.price(&parts), Some(Price::sat(1)));
+        let mut broken = upstream("a", "/", &[]);
+        broken.routes[0].price = Some(0);
+        assert!(shared.replace_upstreams(vec![broken]).is_err());
+        assert_eq!(
+            shared.price(&parts),
+            Some(Price::sat(1)),
+            "a bad replacement changed prices"
+        );
+    }
+}

@@ -1,0 +1,593 @@
+//! The operator's side of `coinslotd`: admin API authentication and actions, operator-issued
+//! credit, liabilities that add up, `/metrics`, prices changed without a restart, keyset
+//! rotation and rate limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use anyhow::Result;
+use cdk::nuts::Token;
+use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use coinslot_admin::Scope;
+use coinslot_mint::unix_now;
+use coinslot_tests::proxy::{admin_token, ProxiedApp};
+use coinslot_tests::wallet::{
+    balance, mint_request, new_wallet, post_json, random_seed, send, topup,
+};
+use serde_json::{json, Value};
+
+async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    Ok((app, dir))
+}
+
+fn token_for(dir: &tempfile::TempDir, scopes: &[Scope]) -> String {
+    admin_token(dir.path(), scopes, unix_now(), 600).unwrap()
+}
+
+async fn admin_get(app: &ProxiedApp, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", app.url()));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+async fn admin_send(
+    app: &ProxiedApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> Result<reqwest::Response> {
+    Ok(reqwest::Client::new()
+        .request(method, format!("{}{path}", app.url()))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_requests_need_a_valid_token_with_the_scope() -> Result<()> {
+    let (app, dir) = start().await?;
+    let (status, body) = admin_get(&app, "/admin/liabilities", None).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    let forged = coinslot_admin::AdminKey::from_secret(&[1; 32]).issue(
+        "mallory",
+        &Scope::ALL,
+        std::time::Duration::from_secs(600),
+        unix_now(),
+    )?;
+    let (status, body) = admin_get(&app, "/admin/liabilities", Some(&forged)).await?;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"].as_str().unwrap().contains("signature"),
+        "{body}"
+    );
+
+    let expired = admin_token(dir.path(), &[Scope::Read], unix_now() - 120, 60)?;
+    let (status, body) = admin_get(&app, "/admin/liabilities", Some(&expired)).await?;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let reader = token_for(&dir, &[Scope::Read]);
+    let (status, _) = admin_get(&app, "/admin/liabilities", Some(&reader)).await?;
+    assert_eq!(status, 200);
+    let response = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &reader,
+        &json!({ "amount": 10, "unit": "sat", "form": "token" }),
+    )
+    .await?;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"], "forbidden");
+    assert!(body["detail"].as_str().unwrap().contains("issue"));
+    let (status, body) = admin_get(&app, "/admin/whoami", Some(&reader)).await?;
+    assert_eq!((status, body["sub"].as_str()), (200, Some("test-operator")));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_credit_spends_in_a_wallet() -> Result<()> {
+    let (app, dir) = start().await?;
+    let issuer = token_for(&dir, &[Scope::Issue]);
+
+    // A ready token.
+    let response = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &issuer,
+        &json!({ "amount": 21, "unit": "sat", "form": "token", "memo": "welcome" }),
+    )
+    .await?;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await?;
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    let received = wallet
+        .receive(body["token"].as_str().unwrap(), ReceiveOptions::default())
+        .await?;
+    assert_eq!(received.to_u64(), 21);
+
+    // A printable voucher: the page carries a token worth the amount and a QR code.
+    let response = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &issuer,
+        &json!({ "amount": 5, "unit": "sat", "form": "voucher", "memo": "Arcade night" }),
+    )
+    .await?;
+    assert_eq!(response.status(), 201);
+    assert!(response.headers()["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    let page = response.text().await?;
+    assert!(page.contains("<svg") && page.contains("Arcade night"));
+    let start = page.find("cashuB").expect("a token on the voucher");
+    let end = page[start..].find('<').unwrap() + start;
+    let voucher = &page[start..end];
+    assert_eq!(Token::from_str(voucher)?.value()?.to_u64(), 5);
+    assert_eq!(
+        wallet
+            .receive(voucher, ReceiveOptions::default())
+            .await?
+            .to_u64(),
+        5
+    );
+
+    // A paid quote: any wallet mints it with the quote id.
+    let response = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &issuer,
+        &json!({ "amount": 8, "unit": "sat", "form": "quote" }),
+    )
+    .await?;
+    let body: Value = response.json().await?;
+    assert_eq!(body["state"], "PAID");
+    let quote = body["quote"].as_str().unwrap();
+    let request = mint_request(&wallet, quote, 8.into()).await?;
+    let minted = post_json(
+        app.url(),
+        "/v1/mint/bolt11",
+        &serde_json::to_value(&request)?,
+    )
+    .await?;
+    assert_eq!(minted.status, 200, "{:?}", minted.body);
+    assert_eq!(minted.body["signatures"].as_array().unwrap().len(), 1);
+    let other = mint_request(&wallet, quote, 8.into()).await?;
+    let again = post_json(app.url(), "/v1/mint/bolt11", &serde_json::to_value(&other)?).await?;
+    assert_eq!(again.status, 400, "a credit quote minted twice");
+    assert_eq!(balance(&wallet).await?, 26);
+
+    let bad = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &issuer,
+        &json!({ "amount": 5, "unit": "usd", "form": "token" }),
+    )
+    .await?;
+    assert_eq!(bad.status(), 400);
+    app.stop().await
+}
+
+/// Liabilities per unit, read from the admin report.
+async fn sat_liabilities(app: &ProxiedApp, token: &str) -> Result<Value> {
+    let (status, body) = admin_get(app, "/admin/liabilities", Some(token)).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == "sat")
+        .cloned()
+        .unwrap())
+}
+
+async fn pay(wallet: &Wallet, url: &str, path: &str, amount: u64) -> Result<u16> {
+    let token = send(wallet, amount, SendOptions::default())
+        .await?
+        .to_string();
+    let response = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header("x-cashu", token)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    if let Some(back) = response.headers().get("x-cashu") {
+        wallet
+            .receive(back.to_str()?, ReceiveOptions::default())
+            .await?;
+    }
+    Ok(status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Result<()> {
+    let (app, dir) = start().await?;
+    let reader = token_for(&dir, &[Scope::Read, Scope::Issue]);
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 100).await?;
+    topup(&wallet, 28).await?;
+    assert_eq!(pay(&wallet, app.url(), "/search", 3).await?, 200); // 2 kept, 1 change
+    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
+    assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500); // refunded
+    let chat = send(&wallet, 10, SendOptions::default()).await?.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/x", app.url()))
+        .header("x-cashu", chat)
+        .send()
+        .await?;
+    let back = response.headers()["x-cashu"].to_str()?.to_string();
+    wallet.receive(&back, ReceiveOptions::default()).await?; // 3 kept, 7 back
+    let credit = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/credit",
+        &reader,
+        &json!({ "amount": 9, "unit": "sat", "form": "token" }),
+    )
+    .await?
+    .json::<Value>()
+    .await?;
+    wallet
+        .receive(credit["token"].as_str().unwrap(), ReceiveOptions::default())
+        .await?;
+    // A session holds 6 of it.
+    let session: Value = reqwest::Client::new()
+        .post(format!("{}/cashu/session", app.url()))
+        .header(
+            "x-cashu",
+            send(&wallet, 6, SendOptions::default()).await?.to_string(),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(session["balance"], 6);
+
+    let held = balance(&wallet).await?;
+    assert_eq!(held, 128 + 9 - 2 - 2 - 3 - 6);
+    let sat = sat_liabilities(&app, &reader).await?;
+    let (issued, redeemed, outstanding) = (
+        sat["issued"].as_u64().unwrap(),
+        sat["redeemed"].as_u64().unwrap(),
+        sat["outstanding"].as_u64().unwrap(),
+    );
+    assert_eq!(issued, redeemed + outstanding);
+    assert_eq!(
+        outstanding, held,
+        "outstanding ecash must be exactly what the wallet holds"
+    );
+    assert_eq!(sat["account_balance"], 6);
+    assert_eq!(sat["total"].as_u64().unwrap(), held + 6);
+    let keysets_sum: u64 = sat["keysets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["outstanding"].as_u64().unwrap())
+        .sum();
+    assert_eq!(keysets_sum, outstanding);
+
+    // The activity log saw it happen.
+    let (_, activity) = admin_get(&app, "/admin/activity?limit=500", Some(&reader)).await?;
+    let kinds: Vec<&str> = activity["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "quote_paid",
+        "minted",
+        "paid",
+        "refunded",
+        "credit_issued",
+        "deposited",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    app.stop().await
+}
+
+/// Parses the Prometheus text format: `name{labels} value` per sample line.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            assert!(
+                line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "bad comment line: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels: {line}");
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+fn sample(samples: &HashMap<String, f64>, name: &str, label: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(series, _)| series.starts_with(name) && series.contains(label))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_and_move_when_requests_are_paid() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let scrape = || async {
+        let response = reqwest::get(format!("{}/metrics", app.url())).await?;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/plain"));
+        anyhow::Ok(parse_metrics(&response.text().await?))
+    };
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 50).await?;
+    let before = scrape().await?;
+    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
+    assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500);
+    let unpaid = reqwest::get(format!("{}/search", app.url())).await?;
+    assert_eq!(unpaid.status(), 402);
+    let after = scrape().await?;
+
+    let moved =
+        |name: &str, label: &str| sample(&after, name, label) - sample(&before, name, label);
+    assert_eq!(moved("coinslot_requests_paid_total", "unit=\"sat\""), 2.0);
+    assert_eq!(moved("coinslot_redeemed_total", "unit=\"sat\""), 7.0);
+    assert_eq!(moved("coinslot_refunded_total", "why=\"failed\""), 5.0);
+    assert_eq!(
+        moved("coinslot_requests_refused_total", "payment_required"),
+        1.0
+    );
+    assert!(sample(&after, "coinslot_quotes_paid_total", "sat") >= 1.0);
+    assert_eq!(
+        sample(&after, "coinslot_ecash_outstanding", "sat"),
+        balance(&wallet).await? as f64
+    );
+    assert!(
+        sample(
+            &after,
+            "coinslot_http_request_duration_seconds_count",
+            "kind=\"service\""
+        ) >= 3.0
+    );
+    let health = reqwest::get(format!("{}/health", app.url())).await?;
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{}/ready", app.url())).await?;
+    assert_eq!(ready.status(), 200);
+    app.stop().await
+}
+
+async fn price_of(url: &str, path: &str) -> Result<u64> {
+    let response = reqwest::get(format!("{url}{path}")).await?;
+    assert_eq!(response.status(), 402);
+    Ok(response.json::<Value>().await?["amount"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prices_change_without_a_restart_and_stay_changed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    let token = token_for(&dir, &[Scope::Read, Scope::Prices]);
+    assert_eq!(price_of(app.url(), "/search").await?, 2);
+
+    let (_, mut prices) = admin_get(&app, "/admin/prices", Some(&token)).await?;
+    prices["upstreams"][0]["routes"][0]["price"] = json!(4);
+    let response = admin_send(&app, reqwest::Method::PUT, "/admin/prices", &token, &prices).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(price_of(app.url(), "/search").await?, 4);
+
+    let mut broken = prices.clone();
+    broken["upstreams"][0]["routes"][0]["unit"] = json!("usd");
+    let response = admin_send(&app, reqwest::Method::PUT, "/admin/prices", &token, &broken).await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await?;
+    assert!(body["detail"].as_str().unwrap().contains("unit"), "{body}");
+    assert_eq!(
+        price_of(app.url(), "/search").await?,
+        4,
+        "a refused change applied"
+    );
+
+    // A restart keeps the changed prices (the config file still says 2).
+    let upstream = app.upstream_url.clone();
+    app.stop().await?;
+    let again = ProxiedApp::start(dir.path(), |_| {}).await?;
+    assert_ne!(again.upstream_url, upstream);
+    let (_, prices) = admin_get(&again, "/admin/prices", Some(&token)).await?;
+    assert_eq!(prices["upstreams"][0]["routes"][0]["price"], 4);
+    again.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_a_keyset_keeps_old_ecash_spendable() -> Result<()> {
+    let (app, dir) = start().await?;
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 16).await?;
+    let old = send(&wallet, 4, SendOptions::default()).await?.to_string();
+    let keys = token_for(&dir, &[Scope::Keys, Scope::Read]);
+    let before: Value = reqwest::get(format!("{}/v1/keysets", app.url()))
+        .await?
+        .json()
+        .await?;
+    let sat = json!({ "unit": "sat" });
+    let (a, b) = tokio::join!(
+        admin_send(
+            &app,
+            reqwest::Method::POST,
+            "/admin/keysets/rotate",
+            &keys,
+            &sat
+        ),
+        admin_send(
+            &app,
+            reqwest::Method::POST,
+            "/admin/keysets/rotate",
+            &keys,
+            &sat
+        ),
+    );
+    assert_eq!((a?.status().as_u16(), b?.status().as_u16()), (200, 200));
+    let after: Value = reqwest::get(format!("{}/v1/keysets", app.url()))
+        .await?
+        .json()
+        .await?;
+    let count = |v: &Value| v["keysets"].as_array().unwrap().len();
+    let active = |v: &Value| {
+        v["keysets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["active"] == true && k["unit"] == "sat")
+            .count()
+    };
+    assert_eq!(
+        count(&after),
+        count(&before) + 2,
+        "two rotations, two new keysets"
+    );
+    assert_eq!(active(&after), 1);
+    let response = reqwest::Client::new()
+        .get(format!("{}/search", app.url()))
+        .header("x-cashu", old)
+        .send()
+        .await?;
+    assert_eq!(
+        response.status(),
+        200,
+        "ecash of the old keyset must still pay"
+    );
+    let refused = admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/admin/keysets/rotate",
+        &keys,
+        &json!({ "unit": "usd" }),
+    )
+    .await?;
+    assert_eq!(refused.status(), 400);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_answer_429_with_retry_after() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |config| {
+        config.limits.per_ip_per_minute = 6;
+        config.limits.burst = 3;
+    })
+    .await?;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let response = reqwest::get(format!("{}/status", app.url())).await?;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body: Value = response.json().await?;
+            assert!(body["detail"].as_str().unwrap().contains("too many"));
+        }
+    }
+    // A burst of 3 (less what start-up's readiness probe spent), then 429 until the bucket
+    // refills one request every 10 s.
+    let first_refusal = statuses
+        .iter()
+        .position(|s| *s == 429)
+        .expect("never limited");
+    assert!((1..=3).contains(&first_refusal), "{statuses:?}");
+    assert!(
+        statuses[..first_refusal].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_refusal..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+    let health = reqwest::get(format!("{}/health", app.url())).await?;
+    assert_eq!(health.status(), 200, "health checks are never rate limited");
+    let secs: u64 = retry_after.unwrap().parse()?;
+    assert!((1..=10).contains(&secs), "Retry-After {secs}");
+    let metrics = reqwest::get(format!("{}/metrics", app.url()))
+        .await?
+        .text()
+        .await?;
+    assert!(metrics.contains("reason=\"rate_limited\""));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_headers_and_bodies_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |config| {
+        config.limits.max_header_bytes = 2048;
+        config.limits.max_body_bytes = 4096;
+    })
+    .await?;
+    let response = reqwest::Client::new()
+        .get(format!("{}/status", app.url()))
+        .header("x-big", "a".repeat(4096))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 431);
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 8).await?;
+    let paid = send(&wallet, 1, SendOptions::default()).await?.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/upload", app.url()))
+        .header("x-cashu", &paid)
+        .body(vec![0u8; 10_000])
+        .send()
+        .await?;
+    assert_eq!(response.status(), 413);
+    let back = wallet.receive(&paid, ReceiveOptions::default()).await?;
+    assert_eq!(
+        back.to_u64(),
+        1,
+        "a refused request must leave its token spendable"
+    );
+    assert_eq!(balance(&wallet).await?, 8);
+    app.stop().await
+}

@@ -1,0 +1,248 @@
+//! `coinslotd` as a paid reverse proxy: a sample upstream API on `127.0.0.1:0`, coinslotd in
+//! front of it with a price table, and real cdk wallets paying over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Result;
+use cdk::nuts::Token;
+use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use coinslot_tests::proxy::ProxiedApp;
+use coinslot_tests::wallet::{balance, new_wallet, random_seed, send, topup};
+use futures::StreamExt;
+use serde_json::Value;
+
+async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    Ok((app, dir))
+}
+
+async fn funded(url: &str, amount: u64) -> Result<Wallet> {
+    let wallet = new_wallet(url, random_seed()).await?;
+    topup(&wallet, amount).await?;
+    Ok(wallet)
+}
+
+async fn token(wallet: &Wallet, amount: u64) -> Result<String> {
+    Ok(send(wallet, amount, SendOptions::default())
+        .await?
+        .to_string())
+}
+
+/// Takes a token handed back in `X-Cashu` into the wallet; returns its value (0 if none).
+async fn take_back(wallet: &Wallet, headers: &reqwest::header::HeaderMap) -> Result<u64> {
+    let Some(value) = headers.get("x-cashu") else {
+        return Ok(0);
+    };
+    let text = value.to_str()?;
+    Token::from_str(text)?;
+    Ok(wallet
+        .receive(text, ReceiveOptions::default())
+        .await?
+        .to_u64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fixed_free_and_unlisted_routes() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let client = reqwest::Client::new();
+
+    let free = client.get(format!("{}/status", app.url())).send().await?;
+    assert_eq!(free.status(), 200);
+    assert_eq!(free.text().await?, "upstream ok");
+
+    let unlisted = client.get(format!("{}/unlisted", app.url())).send().await?;
+    assert_eq!(
+        unlisted.status(),
+        404,
+        "a route missing from the table leaked"
+    );
+
+    let unpaid = client.get(format!("{}/search", app.url())).send().await?;
+    assert_eq!(unpaid.status(), 402);
+    assert!(unpaid.headers()["x-cashu"].to_str()?.starts_with("creq"));
+    let body: Value = unpaid.json().await?;
+    assert_eq!(
+        (body["amount"].as_u64(), body["unit"].as_str()),
+        (Some(2), Some("sat"))
+    );
+    assert_eq!(body["mint"].as_str(), Some(app.url()));
+
+    let wallet = funded(app.url(), 64).await?;
+    let paid = client
+        .get(format!("{}/search", app.url()))
+        .header("x-cashu", token(&wallet, 3).await?)
+        .header("x-coinslot-paid-amount", "1000000")
+        .header("x-coinslot-spoof", "yes")
+        .send()
+        .await?;
+    assert_eq!(paid.status(), 200);
+    let change = take_back(&wallet, paid.headers()).await?;
+    let seen: Value = paid.json().await?;
+    assert_eq!(seen["results"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        seen["paid_amount"], "2",
+        "the upstream must see what was paid, not the client's claim"
+    );
+    assert_eq!(seen["paid_unit"], "sat");
+    assert_eq!(seen["paid_mode"], "fixed");
+    assert_eq!(seen["paid_via"], "token");
+    assert_eq!(seen["saw_x_cashu"], false, "the token reached the upstream");
+    assert_eq!(
+        seen["saw_spoof"],
+        Value::Null,
+        "a client x-coinslot-* header reached the upstream"
+    );
+    assert_eq!(seen["forwarded_for"], "127.0.0.1");
+    assert_eq!(change, 1, "3 paid for a price of 2");
+    assert_eq!(balance(&wallet).await?, 62);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metered_routes_charge_what_the_upstream_reports() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 64).await?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/small", app.url()))
+        .header("x-cashu", token(&wallet, 10).await?)
+        .body("hello")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("x-coinslot-cost").is_none(),
+        "the cost header is for coinslotd, not the client"
+    );
+    let back = take_back(&wallet, response.headers()).await?;
+    assert_eq!(response.text().await?, "small says hi");
+    assert_eq!(
+        back, 7,
+        "a reservation of 10 with a reported cost of 3 gives 7 back"
+    );
+    assert_eq!(balance(&wallet).await?, 61);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_failures_are_refunded() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 64).await?;
+    let response = reqwest::Client::new()
+        .get(format!("{}/boom", app.url()))
+        .header("x-cashu", token(&wallet, 5).await?)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 500);
+    assert_eq!(take_back(&wallet, response.headers()).await?, 5);
+    assert_eq!(balance(&wallet).await?, 64, "a failed request ate ecash");
+
+    // An upstream that is down: 502, and the payment comes back too.
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let down_url = format!("http://{}", down.local_addr()?);
+    drop(down);
+    let dir = tempfile::tempdir()?;
+    let broken = ProxiedApp::start(dir.path(), |config| {
+        config.proxy.upstreams[0].url = down_url.clone();
+    })
+    .await?;
+    let wallet = funded(broken.url(), 8).await?;
+    let response = reqwest::Client::new()
+        .get(format!("{}/search", broken.url()))
+        .header("x-cashu", token(&wallet, 2).await?)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 502);
+    assert_eq!(take_back(&wallet, response.headers()).await?, 2);
+    assert_eq!(balance(&wallet).await?, 8);
+    broken.stop().await?;
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_stream_through_without_buffering() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 64).await?;
+    let client = reqwest::Client::new();
+
+    // Response: the first chunk arrives while the upstream is still holding the rest.
+    let response = client
+        .get(format!("{}/stream", app.url()))
+        .header("x-cashu", token(&wallet, 1).await?)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("the first chunk was held back: the response is buffered")
+        .unwrap()?;
+    assert_eq!(&first[..], b"first\n");
+    app.signals.release.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk?);
+    }
+    assert_eq!(rest, b"rest\n");
+
+    // Request: the upstream sees the first chunk before the client has sent the second.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let stream = tokio_stream_from(rx);
+    let upload = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{}/upload", app.url());
+        let paid = token(&wallet, 1).await?;
+        async move {
+            client
+                .post(url)
+                .header("x-cashu", paid)
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+        }
+    });
+    tx.send(Ok(vec![b'a'; 1000])).await?;
+    tokio::time::timeout(Duration::from_secs(10), app.signals.first_chunk.notified())
+        .await
+        .expect("the upstream did not see the first chunk: the request is buffered");
+    tx.send(Ok(vec![b'b'; 500])).await?;
+    drop(tx);
+    let response = upload.await??;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await?, "received 1500 bytes");
+    app.stop().await
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_pay_through_the_proxy() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 64).await?;
+    let client = reqwest::Client::new();
+    let opened: Value = client
+        .post(format!("{}/cashu/session", app.url()))
+        .header("x-cashu", token(&wallet, 10).await?)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let session = opened["session"].as_str().unwrap().to_string();
+    assert_eq!(opened["balance"], 10);
+    let response = client
+        .get(format!("{}/search", app.url()))
+        .header("x-cashu-session", &session)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cashu-balance"].to_str()?, "8 sat");
+    let seen: Value = response.json().await?;
+    assert_eq!(seen["paid_via"], "session");
+    app.stop().await
+}

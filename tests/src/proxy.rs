@@ -1,0 +1,207 @@
+//! Harness for the reverse-proxy tests: a sample upstream API on `127.0.0.1:0` and a
+//! `coinslotd` in front of it with a price table.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use coinslot_admin::{AdminKey, Scope, ADMIN_KEY_FILE};
+use coinslot_proxy::{ProxyConfig, RouteConfig, UpstreamConfig};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::TestServer;
+
+/// Signals between a test and the sample upstream's streaming routes.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Lets `/stream` send the rest of its body.
+    pub release: Arc<Notify>,
+    /// Fired by `/upload` once the first chunk of the request body arrived.
+    pub first_chunk: Arc<Notify>,
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The sample upstream: an API that knows nothing about Cashu.
+pub fn upstream_app(signals: Signals) -> Router {
+    let release = signals.release.clone();
+    let first_chunk = signals.first_chunk.clone();
+    Router::new()
+        .route(
+            "/search",
+            get(|headers: HeaderMap| async move {
+                axum::Json(json!({
+                    "results": ["a", "b"],
+                    "paid_amount": header(&headers, "x-coinslot-paid-amount"),
+                    "paid_unit": header(&headers, "x-coinslot-paid-unit"),
+                    "paid_mode": header(&headers, "x-coinslot-paid-mode"),
+                    "paid_via": header(&headers, "x-coinslot-paid-via"),
+                    "saw_x_cashu": headers.contains_key("x-cashu"),
+                    "saw_spoof": header(&headers, "x-coinslot-spoof"),
+                    "forwarded_for": header(&headers, "x-forwarded-for"),
+                }))
+            }),
+        )
+        .route("/status", get(|| async { "upstream ok" }))
+        .route("/unlisted", get(|| async { "should not be reachable" }))
+        .route(
+            "/v1/chat/{model}",
+            post(|Path(model): Path<String>| async move {
+                ([("x-coinslot-cost", "3")], format!("{model} says hi"))
+            }),
+        )
+        .route(
+            "/boom",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke") }),
+        )
+        .route(
+            "/stream",
+            get(move || {
+                let release = release.clone();
+                async move {
+                    let first = futures::stream::once(async {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"first\n"))
+                    });
+                    let rest = futures::stream::once(async move {
+                        release.notified().await;
+                        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"rest\n"))
+                    });
+                    Body::from_stream(first.chain(rest))
+                }
+            }),
+        )
+        .route(
+            "/upload",
+            post(move |body: Body| {
+                let first_chunk = first_chunk.clone();
+                async move {
+                    let mut stream = body.into_data_stream();
+                    let mut total = 0usize;
+                    let mut first = true;
+                    while let Some(chunk) = stream.next().await {
+                        let Ok(chunk) = chunk else {
+                            return (StatusCode::BAD_REQUEST, "broken body".to_string())
+                                .into_response();
+                        };
+                        total += chunk.len();
+                        if first {
+                            first = false;
+                            first_chunk.notify_one();
+                        }
+                    }
+                    format!("received {total} bytes").into_response()
+                }
+            }),
+        )
+}
+
+fn route(method: &str, path: &str, price: Option<u64>, metered: bool) -> RouteConfig {
+    RouteConfig {
+        method: method.into(),
+        path: path.into(),
+        price,
+        unit: "sat".into(),
+        metered,
+        free: price.is_none(),
+        description: None,
+    }
+}
+
+/// The price table of the sample upstream.
+pub fn upstream_config(url: &str) -> UpstreamConfig {
+    UpstreamConfig {
+        name: "api".into(),
+        url: url.into(),
+        hosts: Vec::new(),
+        prefix: "/".into(),
+        strip_prefix: false,
+        unlisted: coinslot_proxy::Unlisted::Deny,
+        routes: vec![
+            route("GET", "/search", Some(2), false),
+            route("GET", "/status", None, false),
+            route("POST", "/v1/chat/{model}", Some(10), true),
+            route("GET", "/boom", Some(5), false),
+            route("GET", "/stream", Some(1), false),
+            route("POST", "/upload", Some(1), false),
+        ],
+    }
+}
+
+/// A sample upstream and a `coinslotd` in front of it.
+pub struct ProxiedApp {
+    /// The coinslotd in front.
+    pub server: TestServer,
+    /// The upstream's own URL.
+    pub upstream_url: String,
+    /// Streaming signals.
+    pub signals: Signals,
+    upstream: tokio::task::JoinHandle<()>,
+}
+
+impl ProxiedApp {
+    /// Starts both; `adjust` may change the config before the server starts.
+    pub async fn start(
+        data_dir: &std::path::Path,
+        adjust: impl FnOnce(&mut coinslotd::Config),
+    ) -> anyhow::Result<Self> {
+        let signals = Signals::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let upstream_url = format!("http://{}", listener.local_addr()?);
+        let app = upstream_app(signals.clone());
+        let upstream = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut config = coinslotd::Config::with_data_dir(data_dir);
+        config.proxy = ProxyConfig {
+            upstreams: vec![upstream_config(&upstream_url)],
+            ..ProxyConfig::default()
+        };
+        adjust(&mut config);
+        let server = TestServer::start_with(config).await?;
+        Ok(Self {
+            server,
+            upstream_url,
+            signals,
+            upstream,
+        })
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// Stops both.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.upstream.abort();
+        self.server.stop().await
+    }
+}
+
+/// An admin token for `scopes`, signed with the key in `data_dir`, valid for `ttl_secs`
+/// from `now` (pass a past `now` for an expired one).
+pub fn admin_token(
+    data_dir: &std::path::Path,
+    scopes: &[Scope],
+    now: u64,
+    ttl_secs: u64,
+) -> anyhow::Result<String> {
+    let key = AdminKey::load_or_create(&data_dir.join(ADMIN_KEY_FILE))?;
+    Ok(key.issue(
+        "test-operator",
+        scopes,
+        std::time::Duration::from_secs(ttl_secs),
+        now,
+    )?)
+}
