@@ -591,3 +591,45 @@ async fn oversized_headers_and_bodies_are_refused() -> Result<()> {
     assert_eq!(balance(&wallet).await?, 8);
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_is_rate_limited_on_its_own() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |config| {
+        config.limits.per_ip_per_minute = 0;
+        config.limits.per_session_per_minute = 6;
+        config.limits.burst = 3;
+    })
+    .await?;
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 32).await?;
+    let client = reqwest::Client::new();
+    let opened: Value = client
+        .post(format!("{}/cashu/session", app.url()))
+        .header(
+            "x-cashu",
+            send(&wallet, 20, SendOptions::default()).await?.to_string(),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let session = opened["session"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = client
+            .get(format!("{}/search", app.url()))
+            .header("x-cashu-session", &session)
+            .send()
+            .await?;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    // Another client (no session) from the same address is not held back by it.
+    let unpaid = client.get(format!("{}/search", app.url())).send().await?;
+    assert_eq!(unpaid.status(), 402);
+    // Refused requests were not charged: 3 paid at 2 sat each.
+    let reader = token_for(&dir, &[Scope::Read]);
+    assert_eq!(sat_liabilities(&app, &reader).await?["account_balance"], 14);
+    app.stop().await
+}

@@ -160,3 +160,99 @@ fn a_full_product_config_loads() {
         "the printed config must load back as the same config"
     );
 }
+
+#[test]
+fn the_example_config_in_deploy_loads_as_the_defaults_say() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let defaults = Config::default();
+
+    // The example documents every key with its default value; only its one upstream is not
+    // a default (there are none). Comparing whole sections means a changed default in the
+    // code fails here until the example says the same.
+    let example = Config::load(Some(&deploy.join("coinslotd.example.toml"))).unwrap();
+    assert_eq!(example.listen, defaults.listen);
+    assert_eq!(example.data_dir, defaults.data_dir);
+    assert_eq!(example.public_url, defaults.public_url);
+    assert_eq!(example.mint, defaults.mint);
+    assert_eq!(example.http, defaults.http);
+    assert_eq!(example.backend, defaults.backend);
+    assert_eq!(example.paywall, defaults.paywall);
+    assert_eq!(example.admin, defaults.admin);
+    assert_eq!(example.topup, defaults.topup);
+    assert_eq!(example.limits, defaults.limits);
+    assert_eq!(example.log, defaults.log);
+    let mut without_upstreams = example.clone();
+    without_upstreams.proxy.upstreams.clear();
+    assert_eq!(
+        without_upstreams, defaults,
+        "everything but the example upstream is a default"
+    );
+    // The example upstream shows an upstream's own defaults and each kind of route.
+    let upstream = &example.proxy.upstreams[0];
+    assert!(upstream.hosts.is_empty());
+    assert_eq!(upstream.prefix, "/");
+    assert!(!upstream.strip_prefix);
+    assert_eq!(upstream.unlisted, coinslot_proxy::Unlisted::Deny);
+    let routes = &upstream.routes;
+    assert!(routes
+        .iter()
+        .any(|r| r.price.is_some() && !r.metered && !r.free));
+    assert!(routes
+        .iter()
+        .any(|r| r.metered && r.price.is_some() && r.description.is_some()));
+    assert!(routes.iter().any(|r| r.free && r.price.is_none()));
+    // Every key the code knows (unset options included: JSON keeps them as null) is written
+    // in the example, set or commented out, as `key =` or as a table header `[...key]`.
+    let text = std::fs::read_to_string(deploy.join("coinslotd.example.toml")).unwrap();
+    fn keys(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    out.push(key.clone());
+                    keys(value, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| keys(item, out)),
+            _ => {}
+        }
+    }
+    let mut known = Vec::new();
+    keys(&serde_json::to_value(&example).unwrap(), &mut known);
+    for key in known {
+        assert!(
+            text.contains(&format!("{key} =")) || text.contains(&format!("{key}]")),
+            "deploy/coinslotd.example.toml does not mention `{key}`"
+        );
+    }
+
+    // The docker compose config: listens in the container, data in the volume, `/api/*` paid,
+    // its health route free and listed before the paid catch-all.
+    let compose = Config::load(Some(&deploy.join("compose.coinslotd.toml"))).unwrap();
+    assert_eq!(compose.listen.to_string(), "0.0.0.0:3338");
+    assert_eq!(
+        compose.data_dir,
+        std::path::PathBuf::from("/var/lib/coinslot")
+    );
+    assert_eq!(compose.public_url().unwrap(), "http://127.0.0.1:3338");
+    assert_eq!(compose.backend, coinslotd::BackendConfig::default());
+    let upstream = &compose.proxy.upstreams[0];
+    assert_eq!(upstream.url, "http://whoami:8080");
+    let paid = upstream
+        .routes
+        .iter()
+        .position(|r| r.method == "GET" && r.path == "/api/*")
+        .expect("a GET /api/* route");
+    assert_eq!(upstream.routes[paid].price, Some(1));
+    assert_eq!(upstream.routes[paid].unit, "sat");
+    assert!(!upstream.routes[paid].free && !upstream.routes[paid].metered);
+    let health = upstream
+        .routes
+        .iter()
+        .position(|r| r.method == "GET" && r.path == "/api/health")
+        .expect("a GET /api/health route");
+    assert!(upstream.routes[health].free);
+    assert!(
+        health < paid,
+        "first match wins: the free route must come first"
+    );
+}

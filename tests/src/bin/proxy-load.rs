@@ -1,0 +1,176 @@
+//! Benchmark of `coinslotd` as a paid reverse proxy on loopback, all phases in one run:
+//!
+//! - (a) the sample upstream called directly (baseline),
+//! - (b) through coinslotd on a free route (routing, limits, metrics, forwarding),
+//! - (c) through coinslotd, paid from a prepaid session,
+//! - (d) through coinslotd, paid with a fresh one-proof token (verify + one durable write).
+//!
+//! ```text
+//! cargo run --release -p coinslot-tests --bin proxy-load -- --seconds 5 --concurrency 16
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use coinslot::cashu::nuts::{CurrencyUnit, Token};
+use coinslot_tests::load::{print_table, run_phase, Phase};
+use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
+use parking_lot::Mutex;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+/// What worker `i` sends next: a header, none, or `Err(())` when it has nothing left.
+type NextHeader = Result<Option<(&'static str, String)>, ()>;
+
+async fn hammer(
+    name: &str,
+    args: &Args,
+    url: String,
+    headers: impl Fn(usize) -> NextHeader + Send + Sync + 'static,
+) -> anyhow::Result<Phase> {
+    let duration = Duration::from_secs(args.seconds);
+    let client = reqwest::Client::new();
+    let headers = Arc::new(headers);
+    run_phase(name, args.concurrency, |worker| {
+        let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
+        async move {
+            let mut latencies = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let mut request = client.get(&url);
+                match headers(worker) {
+                    Ok(Some((name, value))) => request = request.header(name, value),
+                    Ok(None) => {}
+                    Err(()) => break,
+                }
+                let t = Instant::now();
+                let response = request.send().await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                anyhow::ensure!(
+                    status == 200,
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                latencies.push(t.elapsed());
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let sat = CurrencyUnit::Sat;
+
+    let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let upstream = format!("http://{}", upstream_listener.local_addr()?);
+    let app = upstream_app(Signals::default());
+    tokio::spawn(async move { axum::serve(upstream_listener, app).await });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
+    config.public_url = Some(url.clone());
+    // One load generator is one client address: a per-IP limit would measure the limiter.
+    config.limits.per_ip_per_minute = 0;
+    config.limits.per_session_per_minute = 0;
+    config.proxy.upstreams = vec![upstream_config(&upstream)];
+    let opened = coinslotd::open(&config).await?;
+    let mint = opened.mint.clone();
+    let serving = opened.clone();
+    let served_config = config.clone();
+    tokio::spawn(async move {
+        coinslotd::serve(listener, serving, &served_config, std::future::pending()).await
+    });
+
+    let client = reqwest::Client::new();
+    let mut sessions = Vec::new();
+    for _ in 0..args.concurrency {
+        let deposit = Token::new(
+            url.parse()?,
+            mint.make_proofs(&sat, 1_000_000).await?,
+            None,
+            sat.clone(),
+        );
+        let opened: serde_json::Value = client
+            .post(format!("{url}/cashu/session"))
+            .header("x-cashu", deposit.to_string())
+            .send()
+            .await?
+            .json()
+            .await?;
+        let credential = opened["session"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no session: {opened}"))?;
+        sessions.push(credential.to_string());
+    }
+    let sessions = Arc::new(sessions);
+    // Tokens are made before the run, so making them costs the server nothing. The route
+    // costs 2: a 2-proof token of exactly 2 (one proof of 2).
+    let wanted = (args.seconds as usize * 4000).max(1000);
+    let mut tokens = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        let proofs = mint.make_proofs(&sat, 2).await?;
+        tokens.push(Token::new(url.parse()?, proofs, None, sat.clone()).to_string());
+    }
+    let tokens = Arc::new(Mutex::new(tokens));
+
+    let a = hammer(
+        "(a) upstream, direct",
+        &args,
+        format!("{upstream}/status"),
+        |_| Ok(None),
+    )
+    .await?;
+    let b = hammer(
+        "(b) proxy, free route",
+        &args,
+        format!("{url}/status"),
+        |_| Ok(None),
+    )
+    .await?;
+    let c = hammer(
+        "(c) proxy, paid from a session",
+        &args,
+        format!("{url}/search"),
+        {
+            let sessions = Arc::clone(&sessions);
+            move |worker| Ok(Some(("x-cashu-session", sessions[worker].clone())))
+        },
+    )
+    .await?;
+    let d = hammer(
+        "(d) proxy, paid with a token",
+        &args,
+        format!("{url}/search"),
+        move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
+    )
+    .await?;
+
+    println!(
+        "proxy-load: {} clients, {} s per phase, sled store, loopback, upstream on the same cores",
+        args.concurrency, args.seconds
+    );
+    print_table(&a, &[&a, &b, &c, &d]);
+    println!(
+        "ratios: (b)/(a) = {:.3}  (c)/(a) = {:.3}  (d)/(a) = {:.3}",
+        b.rps / a.rps,
+        c.rps / a.rps,
+        d.rps / a.rps
+    );
+    opened.store.flush().await?;
+    Ok(())
+}
