@@ -633,3 +633,70 @@ async fn a_session_is_rate_limited_on_its_own() -> Result<()> {
     assert_eq!(sat_liabilities(&app, &reader).await?["account_balance"], 14);
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_top_up_page_is_served_with_live_prices() -> Result<()> {
+    let (app, dir) = start().await?;
+    let page = reqwest::get(format!("{}/", app.url())).await?;
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()?
+        .contains("default-src"));
+    let html = page.text().await?;
+    assert!(
+        html.contains(&format!("data-mint=\"{}\"", app.url())),
+        "tokens made by the page must name the public URL"
+    );
+    let prices = || async {
+        let body: Value = reqwest::get(format!("{}/_coinslot/topup/prices.json", app.url()))
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(body["prices"].as_array().unwrap().clone())
+    };
+    let listed = prices().await?;
+    let search = listed.iter().find(|p| p["path"] == "/search").unwrap();
+    assert_eq!(
+        (search["amount"].as_u64(), search["unit"].as_str()),
+        (Some(2), Some("sat"))
+    );
+    assert!(listed
+        .iter()
+        .any(|p| p["path"] == "/v1/chat/{model}" && p["metered"] == true));
+    assert!(
+        !listed.iter().any(|p| p["path"] == "/status"),
+        "free routes are not prices"
+    );
+
+    // The 402 sends people to the page.
+    let unpaid: Value = reqwest::get(format!("{}/search", app.url()))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(unpaid["topup"], format!("{}/", app.url()));
+
+    // A price change shows on the page at once.
+    let token = token_for(&dir, &[Scope::Read, Scope::Prices]);
+    let (_, mut table) = admin_get(&app, "/admin/prices", Some(&token)).await?;
+    table["upstreams"][0]["routes"][0]["price"] = json!(3);
+    admin_send(&app, reqwest::Method::PUT, "/admin/prices", &token, &table).await?;
+    let listed = prices().await?;
+    let search = listed.iter().find(|p| p["path"] == "/search").unwrap();
+    assert_eq!(search["amount"], 3);
+    app.stop().await?;
+
+    // It can be turned off.
+    let dir = tempfile::tempdir()?;
+    let off = ProxiedApp::start(dir.path(), |config| config.topup.enabled = false).await?;
+    let page = reqwest::get(format!("{}/_coinslot/topup/prices.json", off.url())).await?;
+    assert_eq!(page.status(), 404);
+    let unpaid: Value = reqwest::get(format!("{}/search", off.url()))
+        .await?
+        .json()
+        .await?;
+    assert!(unpaid["topup"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1/mint/quote/bolt11"));
+    off.stop().await
+}

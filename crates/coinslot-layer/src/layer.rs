@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub max_replays: u32,
     pub receipt_retention: Duration,
     pub max_token_len: usize,
+    /// A page where people buy ecash, named in 402 bodies.
+    pub topup_page: Option<String>,
 }
 
 /// State shared by every route the layer wraps: the mint, the session keys and the set of
@@ -94,6 +96,7 @@ impl PaywallLayer {
             max_replays: 2,
             receipt_retention: Duration::from_secs(24 * 3600),
             max_token_len: 64 * 1024,
+            topup_page: None,
         };
         let shared = Arc::new(Shared {
             mint,
@@ -170,6 +173,13 @@ impl PaywallLayer {
     /// The longest token accepted in a header, in bytes (default 64 KiB).
     pub fn max_token_len(self, len: usize) -> Self {
         self.update(|s| s.max_token_len = len)
+    }
+
+    /// A page where people buy ecash (absolute URL or path), named as `topup` in 402 bodies
+    /// instead of the mint's quote endpoint.
+    pub fn topup_page(self, url: &str) -> Self {
+        let url = url.to_string();
+        self.update(|s| s.topup_page = Some(url))
     }
 
     fn spawn_pruner(&self) {

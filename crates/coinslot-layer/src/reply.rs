@@ -138,7 +138,9 @@ pub(crate) fn challenge<B>(
         "mint": mint,
         "metered": price.is_metered(),
         "payment_request": encoded,
-        "topup": format!("{}/v1/mint/quote/bolt11", mint.trim_end_matches('/')),
+        "topup": settings.topup_page.clone().unwrap_or_else(|| {
+            format!("{}/v1/mint/quote/bolt11", mint.trim_end_matches('/'))
+        }),
         "session": settings.session_path,
         "how": "retry with the header `X-Cashu: cashuB…` holding a token of this mint worth at least `amount` `unit` plus the mint's input fees; or open a prepaid session at `session`",
     });

@@ -287,12 +287,7 @@ impl Config {
         if self.paywall.timeout_secs == 0 {
             return fail("paywall.timeout_secs: must be at least 1");
         }
-        if !self.topup.path.starts_with('/') {
-            return Err(ConfigError(format!(
-                "topup.path: `{}` must start with `/`",
-                self.topup.path
-            )));
-        }
+        check_topup_path(&self.topup.path)?;
         if self.topup.amounts.contains(&0) {
             return fail("topup.amounts: amounts must be at least 1");
         }
@@ -332,6 +327,30 @@ impl Config {
             None => Ok(format!("http://{}", self.listen)),
         }
     }
+}
+
+/// The top-up page's path: a plain path that hides none of coinslotd's own routes.
+fn check_topup_path(path: &str) -> Result<(), ConfigError> {
+    let fail = |why: &str| Err(ConfigError(format!("topup.path: `{path}` {why}")));
+    if !path.starts_with('/') {
+        return fail("must start with `/`");
+    }
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+    {
+        return fail("may only hold letters, digits, `/`, `-`, `_` and `.`");
+    }
+    let reserved = ["/v1", "/admin", "/_coinslot", "/cashu"];
+    let exact = ["/health", "/ready", "/metrics"];
+    if exact.contains(&path)
+        || reserved
+            .iter()
+            .any(|r| path == *r || path.starts_with(&format!("{r}/")))
+    {
+        return fail("is one of coinslotd's own routes");
+    }
+    Ok(())
 }
 
 /// Key names whose values are secrets: hidden when a config is printed. Judged by the

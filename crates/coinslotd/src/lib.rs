@@ -9,7 +9,7 @@
 //! - `/v1/…`: the mint (NUT-01…09, 17, 19; melt disabled);
 //! - `/admin/…`: the admin API (JWT scopes);
 //! - `/health`, `/ready`, `/metrics`;
-//! - the top-up page (`/` by default);
+//! - the top-up page (`/` by default, [`coinslot_topup`]), its assets under `/_coinslot/`;
 //! - everything else: the paywall, then the upstream its path and host select (the
 //!   paywall's session endpoint `/cashu/session` included).
 //!
@@ -31,6 +31,7 @@ use coinslot::{EmbeddedMint, Mint, PaywallLayer};
 use coinslot_admin::{ActivityLog, Admin, AdminKey, ADMIN_KEY_FILE};
 use coinslot_mint::{FakeBackend, PaymentBackend};
 use coinslot_proxy::{Proxy, ProxyRoutes};
+use coinslot_topup::{PriceLine, TopupPage};
 use http::StatusCode;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -79,11 +80,14 @@ pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
         proxy_config.upstreams = saved;
     }
     let routes = ProxyRoutes::new(&proxy_config, config.units()).map_err(|e| ConfigError(e.0))?;
-    let paywall = PaywallLayer::new(mint.clone(), &public_url, routes.clone())?
+    let mut paywall = PaywallLayer::new(mint.clone(), &public_url, routes.clone())?
         .require_lock(config.paywall.require_lock)
         .session_ttl(Duration::from_secs(config.paywall.session_ttl_secs))
         .min_deposit(config.paywall.min_deposit)
         .timeout(Duration::from_secs(config.paywall.timeout_secs));
+    if config.topup.enabled {
+        paywall = paywall.topup_page(&format!("{public_url}{}", config.topup.path));
+    }
     let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
     let service = ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -95,6 +99,21 @@ pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
         .route("/health", get(health))
         .route("/ready", get(ready).with_state(mint.clone()))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+    if config.topup.enabled {
+        let title = config
+            .topup
+            .title
+            .clone()
+            .unwrap_or_else(|| config.mint.info.name.clone());
+        let shown = routes.clone();
+        let page = TopupPage::new()
+            .title(title)
+            .path(&config.topup.path)
+            .amounts(config.topup.amounts.clone())
+            .mint_url(&public_url)
+            .prices(move || price_lines(&shown));
+        app = app.merge(page.router());
+    }
     if config.admin.enabled {
         let key = AdminKey::load_or_create(&config.data_dir.join(ADMIN_KEY_FILE))?;
         let mint_url = public_url
@@ -121,6 +140,28 @@ pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
             metrics::time_requests,
         ))
         .layer(TraceLayer::new_for_http()))
+}
+
+/// What the top-up page shows: every paid route of every upstream, as configured now.
+fn price_lines(routes: &ProxyRoutes) -> Vec<PriceLine> {
+    let current = routes.load();
+    current
+        .config()
+        .upstreams
+        .iter()
+        .flat_map(|upstream| &upstream.routes)
+        .filter_map(|route| {
+            let amount = route.price.filter(|_| !route.free)?;
+            let mut line = PriceLine::new(&route.method, &route.path, amount, &route.unit);
+            if route.metered {
+                line = line.metered();
+            }
+            if let Some(description) = &route.description {
+                line = line.description(description.clone());
+            }
+            Some(line)
+        })
+        .collect()
 }
 
 /// `GET /health`: the process is up.

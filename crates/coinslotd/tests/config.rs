@@ -256,3 +256,24 @@ fn the_example_config_in_deploy_loads_as_the_defaults_say() {
         "first match wins: the free route must come first"
     );
 }
+
+#[test]
+fn the_top_up_page_cannot_hide_coinslotd_routes() {
+    for path in [
+        "/v1/info",
+        "/admin",
+        "/metrics",
+        "/_coinslot/x",
+        "topup",
+        "/a b",
+        "/{x}",
+    ] {
+        let err = load_err(&format!("[topup]\npath = \"{path}\"\n"));
+        assert!(err.contains("topup.path"), "{path}: {err}");
+    }
+    let file = write_config("[topup]\npath = \"/buy-credit\"\n");
+    assert_eq!(
+        Config::load(Some(file.path())).unwrap().topup.path,
+        "/buy-credit"
+    );
+}
