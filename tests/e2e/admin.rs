@@ -18,8 +18,14 @@ use coinslot_tests::wallet::{
 use serde_json::{json, Value};
 
 async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
+    start_with(|_| {}).await
+}
+
+async fn start_with(
+    adjust: impl FnOnce(&mut coinslotd::Config),
+) -> Result<(ProxiedApp, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    let app = ProxiedApp::start(dir.path(), adjust).await?;
     Ok((app, dir))
 }
 
@@ -511,8 +517,7 @@ async fn rotating_a_keyset_keeps_old_ecash_spendable() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_429_with_retry_after() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), |config| {
+    let (app, _dir) = start_with(|config| {
         config.limits.per_ip_per_minute = 6;
         config.limits.burst = 3;
     })
@@ -560,8 +565,7 @@ async fn rate_limits_answer_429_with_retry_after() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_headers_and_bodies_are_refused() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), |config| {
+    let (app, _dir) = start_with(|config| {
         config.limits.max_header_bytes = 2048;
         config.limits.max_body_bytes = 4096;
     })
@@ -594,8 +598,7 @@ async fn oversized_headers_and_bodies_are_refused() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_is_rate_limited_on_its_own() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), |config| {
+    let (app, dir) = start_with(|config| {
         config.limits.per_ip_per_minute = 0;
         config.limits.per_session_per_minute = 6;
         config.limits.burst = 3;

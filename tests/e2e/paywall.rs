@@ -13,7 +13,7 @@ use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
 use coinslot::session::SessionKeys;
 use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
 use coinslot_tests::raw::RawClient;
-use coinslot_tests::wallet::{balance, new_wallet, random_seed, send, token_proofs, topup};
+use coinslot_tests::wallet::{self, balance, new_wallet, random_seed, send, token, token_proofs};
 use serde_json::Value;
 
 async fn app(options: PaidAppOptions) -> Result<(PaidApp, tempfile::TempDir)> {
@@ -23,15 +23,7 @@ async fn app(options: PaidAppOptions) -> Result<(PaidApp, tempfile::TempDir)> {
 }
 
 async fn funded(app: &PaidApp, amount: u64) -> Result<Wallet> {
-    let wallet = new_wallet(&app.url, random_seed()).await?;
-    topup(&wallet, amount).await?;
-    Ok(wallet)
-}
-
-async fn token(wallet: &Wallet, amount: u64) -> Result<String> {
-    Ok(send(wallet, amount, SendOptions::default())
-        .await?
-        .to_string())
+    wallet::funded(&app.url, amount).await
 }
 
 /// Receives a token into a fresh wallet and returns what it was worth.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cdk::nuts::Token;
-use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use cdk::wallet::{ReceiveOptions, Wallet};
 use coinslot_tests::proxy::ProxiedApp;
-use coinslot_tests::wallet::{balance, new_wallet, random_seed, send, topup};
+use coinslot_tests::wallet::{balance, funded, token};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -17,18 +17,6 @@ async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let app = ProxiedApp::start(dir.path(), |_| {}).await?;
     Ok((app, dir))
-}
-
-async fn funded(url: &str, amount: u64) -> Result<Wallet> {
-    let wallet = new_wallet(url, random_seed()).await?;
-    topup(&wallet, amount).await?;
-    Ok(wallet)
-}
-
-async fn token(wallet: &Wallet, amount: u64) -> Result<String> {
-    Ok(send(wallet, amount, SendOptions::default())
-        .await?
-        .to_string())
 }
 
 /// Takes a token handed back in `X-Cashu` into the wallet; returns its value (0 if none).

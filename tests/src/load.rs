@@ -1,6 +1,7 @@
 //! Shared parts of the load generators: run a phase with N concurrent workers, summarise
 //! latencies, print a table with ratios against a baseline measured in the same run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One measured phase.
@@ -78,4 +79,66 @@ pub async fn memory_mint() -> anyhow::Result<coinslot_mint::Mint> {
         std::sync::Arc::new(FakeBackend::new(Default::default())),
     )
     .await?)
+}
+
+/// What worker `i` sends with its next request: `Ok(None)` for no header, `Err(())` when it
+/// has nothing left to send (out of tokens, say).
+pub type NextHeader = Result<Option<(&'static str, String)>, ()>;
+
+/// `concurrency` workers GET `url` for `duration`, each request with `headers(worker)`
+/// and expecting `200`.
+pub async fn hammer(
+    name: &str,
+    duration: Duration,
+    concurrency: usize,
+    url: String,
+    headers: impl Fn(usize) -> NextHeader + Send + Sync + 'static,
+) -> anyhow::Result<Phase> {
+    let client = reqwest::Client::new();
+    let headers = Arc::new(headers);
+    run_phase(name, concurrency, |worker| {
+        let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
+        async move {
+            let mut latencies = Vec::new();
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let mut request = client.get(&url);
+                match headers(worker) {
+                    Ok(Some((name, value))) => request = request.header(name, value),
+                    Ok(None) => {}
+                    Err(()) => break,
+                }
+                let t = Instant::now();
+                let response = request.send().await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                anyhow::ensure!(
+                    status == 200,
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                latencies.push(t.elapsed());
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
+/// `n` tokens of `mint`, each one proof worth `amount` sat, made before a run so making them
+/// costs the server under test nothing.
+pub async fn premade_tokens(
+    mint: &coinslot_mint::Mint,
+    mint_url: &str,
+    amount: u64,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    use coinslot_mint::cashu::nuts::{CurrencyUnit, Token};
+    let url: coinslot_mint::cashu::mint_url::MintUrl = mint_url.parse()?;
+    let mut tokens = Vec::with_capacity(n);
+    for _ in 0..n {
+        let proofs = mint.make_proofs(&CurrencyUnit::Sat, amount).await?;
+        tokens.push(Token::new(url.clone(), proofs, None, CurrencyUnit::Sat).to_string());
+    }
+    Ok(tokens)
 }

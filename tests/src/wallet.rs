@@ -194,3 +194,17 @@ pub fn ws_url(mint_url: &str) -> String {
     };
     format!("{base}/v1/ws")
 }
+
+/// A new wallet for `mint_url` holding `amount` sat, topped up through the mint.
+pub async fn funded(mint_url: &str, amount: u64) -> Result<Wallet> {
+    let wallet = new_wallet(mint_url, random_seed()).await?;
+    topup(&wallet, amount).await?;
+    Ok(wallet)
+}
+
+/// A `cashuB` token worth `amount` sat taken from the wallet.
+pub async fn token(wallet: &Wallet, amount: u64) -> Result<String> {
+    Ok(send(wallet, amount, SendOptions::default())
+        .await?
+        .to_string())
+}

@@ -24,7 +24,7 @@ use coinslot::cashu::secret::Secret;
 use coinslot::cashu::SECP256K1;
 use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
 use coinslot_mint::Payment;
-use coinslot_tests::load::{memory_mint, print_table, run_phase, Phase};
+use coinslot_tests::load::{hammer, memory_mint, premade_tokens, print_table};
 use parking_lot::Mutex;
 
 #[derive(Debug, Parser)]
@@ -58,52 +58,10 @@ async fn serve(app: Router) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// The header worker `i` sends with its next request: `Ok(None)` for none, `Err(())` when
-/// it has nothing left to send (out of tokens).
-type NextHeader = Result<Option<(&'static str, String)>, ()>;
-
-/// Workers GET `url` with `headers(i)` for `duration`, each request expecting 200.
-async fn hammer(
-    name: &str,
-    args: &Args,
-    url: String,
-    headers: impl Fn(usize) -> NextHeader + Send + Sync + 'static,
-) -> anyhow::Result<Phase> {
-    let duration = Duration::from_secs(args.seconds);
-    let client = reqwest::Client::new();
-    let headers = Arc::new(headers);
-    run_phase(name, args.concurrency, |worker| {
-        let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
-        async move {
-            let mut latencies = Vec::new();
-            let end = Instant::now() + duration;
-            while Instant::now() < end {
-                let mut request = client.get(&url);
-                match headers(worker) {
-                    Ok(Some((name, value))) => request = request.header(name, value),
-                    Ok(None) => {}
-                    Err(()) => break,
-                }
-                let t = Instant::now();
-                let response = request.send().await?;
-                let status = response.status();
-                let body = response.bytes().await?;
-                anyhow::ensure!(
-                    status == 200,
-                    "{status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
-                latencies.push(t.elapsed());
-            }
-            Ok(latencies)
-        }
-    })
-    .await
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let phase_time = Duration::from_secs(args.seconds);
     let dir = tempfile::tempdir()?;
     let embedded = EmbeddedMint::open_dev(dir.path()).await?;
     let mint = embedded.mint.clone();
@@ -149,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
         let sessions = Arc::clone(&sessions);
         hammer(
             "(d) paid from a session",
-            &args,
+            phase_time,
+            args.concurrency,
             format!("{paid_url}/search"),
             move |worker| Ok(Some(("x-cashu-session", sessions[worker].clone()))),
         )
@@ -159,31 +118,30 @@ async fn main() -> anyhow::Result<()> {
         print_table(&d, &[&d]);
         return Ok(());
     }
-    // Tokens are made before the run so making them costs the server nothing.
     let wanted = (args.seconds as usize * 8000).max(1000);
-    let mut tokens = Vec::with_capacity(wanted);
-    for _ in 0..wanted {
-        let proofs = mint.make_proofs(&sat, 1).await?;
-        tokens.push(Token::new(paid_url.parse()?, proofs, None, sat.clone()).to_string());
-    }
-    let tokens = Arc::new(Mutex::new(tokens));
+    let tokens = Arc::new(Mutex::new(
+        premade_tokens(&mint, &paid_url, 1, wanted).await?,
+    ));
     let a = hammer(
         "(a) handler, no layer",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{plain}/search"),
         |_| Ok(None),
     )
     .await?;
     let b = hammer(
         "(b) layer, free route",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{paid_url}/free"),
         |_| Ok(None),
     )
     .await?;
     let c = hammer(
         "(c) paid, one-proof token",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{paid_url}/search"),
         move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
     )

@@ -10,11 +10,11 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use coinslot::cashu::nuts::{CurrencyUnit, Token};
-use coinslot_tests::load::{print_table, run_phase, Phase};
+use coinslot_tests::load::{hammer, premade_tokens, print_table};
 use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
 use parking_lot::Mutex;
 
@@ -28,50 +28,10 @@ struct Args {
     concurrency: usize,
 }
 
-/// What worker `i` sends next: a header, none, or `Err(())` when it has nothing left.
-type NextHeader = Result<Option<(&'static str, String)>, ()>;
-
-async fn hammer(
-    name: &str,
-    args: &Args,
-    url: String,
-    headers: impl Fn(usize) -> NextHeader + Send + Sync + 'static,
-) -> anyhow::Result<Phase> {
-    let duration = Duration::from_secs(args.seconds);
-    let client = reqwest::Client::new();
-    let headers = Arc::new(headers);
-    run_phase(name, args.concurrency, |worker| {
-        let (client, url, headers) = (client.clone(), url.clone(), Arc::clone(&headers));
-        async move {
-            let mut latencies = Vec::new();
-            let end = Instant::now() + duration;
-            while Instant::now() < end {
-                let mut request = client.get(&url);
-                match headers(worker) {
-                    Ok(Some((name, value))) => request = request.header(name, value),
-                    Ok(None) => {}
-                    Err(()) => break,
-                }
-                let t = Instant::now();
-                let response = request.send().await?;
-                let status = response.status();
-                let body = response.bytes().await?;
-                anyhow::ensure!(
-                    status == 200,
-                    "{status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
-                latencies.push(t.elapsed());
-            }
-            Ok(latencies)
-        }
-    })
-    .await
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let phase_time = Duration::from_secs(args.seconds);
     let dir = tempfile::tempdir()?;
     let sat = CurrencyUnit::Sat;
 
@@ -118,33 +78,30 @@ async fn main() -> anyhow::Result<()> {
         sessions.push(credential.to_string());
     }
     let sessions = Arc::new(sessions);
-    // Tokens are made before the run, so making them costs the server nothing. The route
-    // costs 2: a 2-proof token of exactly 2 (one proof of 2).
+    // The route costs 2: one proof of 2 per request.
     let wanted = (args.seconds as usize * 4000).max(1000);
-    let mut tokens = Vec::with_capacity(wanted);
-    for _ in 0..wanted {
-        let proofs = mint.make_proofs(&sat, 2).await?;
-        tokens.push(Token::new(url.parse()?, proofs, None, sat.clone()).to_string());
-    }
-    let tokens = Arc::new(Mutex::new(tokens));
+    let tokens = Arc::new(Mutex::new(premade_tokens(&mint, &url, 2, wanted).await?));
 
     let a = hammer(
         "(a) upstream, direct",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{upstream}/status"),
         |_| Ok(None),
     )
     .await?;
     let b = hammer(
         "(b) proxy, free route",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{url}/status"),
         |_| Ok(None),
     )
     .await?;
     let c = hammer(
         "(c) proxy, paid from a session",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{url}/search"),
         {
             let sessions = Arc::clone(&sessions);
@@ -154,7 +111,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let d = hammer(
         "(d) proxy, paid with a token",
-        &args,
+        phase_time,
+        args.concurrency,
         format!("{url}/search"),
         move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
     )
