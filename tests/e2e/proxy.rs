@@ -234,3 +234,87 @@ async fn sessions_pay_through_the_proxy() -> Result<()> {
     assert_eq!(seen["paid_via"], "session");
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_upstreams_by_host_and_prefix() -> Result<()> {
+    use axum::routing::get;
+    use coinslot_proxy::{RouteConfig, Unlisted, UpstreamConfig};
+
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let other_url = format!("http://{}", other.local_addr()?);
+    let other_app = axum::Router::new()
+        .route("/search", get(|| async { "other search" }))
+        .route("/status", get(|| async { "other ok" }));
+    let other_task = tokio::spawn(async move { axum::serve(other, other_app).await });
+    let route = |path: &str, price: Option<u64>| RouteConfig {
+        method: "GET".into(),
+        path: path.into(),
+        price,
+        unit: "sat".into(),
+        metered: false,
+        free: price.is_none(),
+        description: None,
+    };
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |config| {
+        let by_host = UpstreamConfig {
+            name: "by-host".into(),
+            url: other_url.clone(),
+            hosts: vec!["other.example".into()],
+            prefix: "/".into(),
+            strip_prefix: false,
+            unlisted: Unlisted::Deny,
+            routes: vec![route("/search", Some(5))],
+        };
+        let by_prefix = UpstreamConfig {
+            name: "by-prefix".into(),
+            hosts: Vec::new(),
+            prefix: "/other".into(),
+            strip_prefix: true,
+            routes: vec![route("/other/status", None)],
+            ..by_host.clone()
+        };
+        config.proxy.upstreams.insert(0, by_prefix);
+        config.proxy.upstreams.insert(0, by_host);
+    })
+    .await?;
+    let client = reqwest::Client::new();
+
+    let by_host = client
+        .get(format!("{}/search", app.url()))
+        .header("host", "other.example")
+        .send()
+        .await?;
+    assert_eq!(by_host.status(), 402);
+    assert_eq!(by_host.json::<Value>().await?["amount"], 5);
+    let wallet = funded(app.url(), 16).await?;
+    let paid = client
+        .get(format!("{}/search", app.url()))
+        .header("host", "other.example")
+        .header("x-cashu", token(&wallet, 5).await?)
+        .send()
+        .await?;
+    assert_eq!(paid.text().await?, "other search");
+
+    let default = client.get(format!("{}/search", app.url())).send().await?;
+    assert_eq!(default.json::<Value>().await?["amount"], 2);
+
+    let stripped = client
+        .get(format!("{}/other/status", app.url()))
+        .send()
+        .await?;
+    assert_eq!(stripped.status(), 200);
+    assert_eq!(
+        stripped.text().await?,
+        "other ok",
+        "the prefix must be stripped"
+    );
+    let unlisted = client
+        .get(format!("{}/other/search", app.url()))
+        .send()
+        .await?;
+    assert_eq!(unlisted.status(), 404);
+
+    other_task.abort();
+    app.stop().await
+}

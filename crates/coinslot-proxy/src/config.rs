@@ -103,7 +103,7 @@ pub struct RouteConfig {
     #[serde(default = "any_method")]
     pub method: String,
     /// Path pattern: literal segments, `{name}` or `:name` for one segment, a trailing `*`
-    /// for the rest.
+    /// for the rest. Matched against the path the client sent, before a `strip_prefix`.
     pub path: String,
     /// Price per request (for a metered route: the most it can cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -173,3 +173,56 @@ fn config_check_validates_and_prints_the_effective_config() {
         "{stderr}"
     );
 }
+
+/// `--log-format json` writes one JSON object per line, with the event's fields at the top
+/// level, and the admin key never appears in the logs.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(exe())
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let done = line.contains("coinslotd serving");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!lines.is_empty());
+    let key = std::fs::read_to_string(dir.path().join("admin.key")).unwrap();
+    for line in &lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{line}"
+        );
+        assert!(!line.contains(key.trim()), "the admin key was logged");
+    }
+    let serving: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert!(
+        serving["pubkey"].is_string(),
+        "fields are flattened: {serving}"
+    );
+}
