@@ -703,3 +703,38 @@ async fn the_top_up_page_is_served_with_live_prices() -> Result<()> {
         .ends_with("/v1/mint/quote/bolt11"));
     off.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_can_live_on_its_own_address() -> Result<()> {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let admin_addr = free.local_addr()?;
+    drop(free);
+    let (app, dir) = start_with(|config| config.admin.listen = Some(admin_addr)).await?;
+    let token = token_for(&dir, &[Scope::Read]);
+    let public = reqwest::Client::new()
+        .get(format!("{}/admin/liabilities", app.url()))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(
+        public.status(),
+        404,
+        "the admin API is still on the public port"
+    );
+    let private = reqwest::Client::new()
+        .get(format!("http://{admin_addr}/admin/liabilities"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(private.status(), 200);
+    let refused = reqwest::get(format!("http://{admin_addr}/admin/liabilities")).await?;
+    assert_eq!(
+        refused.status(),
+        401,
+        "its own address does not skip authentication"
+    );
+    app.stop().await?;
+    let gone = reqwest::get(format!("http://{admin_addr}/admin/whoami")).await;
+    assert!(gone.is_err(), "the admin listener outlived the server");
+    Ok(())
+}

@@ -112,6 +112,9 @@ pub struct AdminConfig {
     pub max_credit: Option<u64>,
     /// Recent activity entries kept in memory.
     pub activity_entries: usize,
+    /// Serve `/admin` on this address only (e.g. `127.0.0.1:3339`, reachable from the host
+    /// alone) instead of on the public listener.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for AdminConfig {
@@ -120,6 +123,7 @@ impl Default for AdminConfig {
             enabled: true,
             max_credit: None,
             activity_entries: 1000,
+            listen: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! What one server answers, in order:
 //! - `/v1/…`: the mint (NUT-01…09, 17, 19; melt disabled);
-//! - `/admin/…`: the admin API (JWT scopes);
+//! - `/admin/…`: the admin API (JWT scopes), unless `[admin] listen` gives it its own address;
 //! - `/health`, `/ready`, `/metrics`;
 //! - the top-up page (`/` by default, [`coinslot_topup`]), its assets under `/_coinslot/`;
 //! - everything else: the paywall, then the upstream its path and host select (the
@@ -66,8 +66,17 @@ pub async fn run(
     serve(listener, opened, &config, shutdown).await
 }
 
-/// The whole HTTP application of a server for `mint` (see the crate docs for its routes).
-pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
+/// The HTTP applications of one server.
+#[derive(Debug)]
+pub struct Apps {
+    /// Everything on the public listener (see the crate docs for its routes).
+    pub public: Router,
+    /// The admin API, when `[admin] listen` puts it on a listener of its own.
+    pub admin: Option<Router>,
+}
+
+/// The HTTP applications of a server for `mint`.
+pub fn apps(mint: &Mint, config: &Config) -> anyhow::Result<Apps> {
     let public_url = config.public_url()?;
     let metrics = metrics::Metrics::follow(mint)?;
 
@@ -114,12 +123,13 @@ pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
             .prices(move || price_lines(&shown));
         app = app.merge(page.router());
     }
+    let mut admin = None;
     if config.admin.enabled {
         let key = AdminKey::load_or_create(&config.data_dir.join(ADMIN_KEY_FILE))?;
         let mint_url = public_url
             .parse()
             .with_context(|| format!("public_url `{public_url}`"))?;
-        app = app.merge(coinslot_admin::router(Admin {
+        let router = coinslot_admin::router(Admin {
             mint: mint.clone(),
             mint_url,
             key,
@@ -129,17 +139,23 @@ pub fn app(mint: &Mint, config: &Config) -> anyhow::Result<Router> {
                 &config.data_dir,
             ))),
             max_credit: config.admin.max_credit,
-        }));
+        });
+        if config.admin.listen.is_some() {
+            admin = Some(router.layer(TraceLayer::new_for_http()));
+        } else {
+            app = app.merge(router);
+        }
     }
     let limits = limits::Limits::new(&config.limits, metrics.clone());
-    Ok(app
+    let public = app
         .fallback_service(service)
         .layer(middleware::from_fn_with_state(limits, limits::enforce))
         .layer(middleware::from_fn_with_state(
             metrics,
             metrics::time_requests,
         ))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http());
+    Ok(Apps { public, admin })
 }
 
 /// What the top-up page shows: every paid route of every upstream, as configured now.
@@ -197,7 +213,28 @@ pub async fn serve(
         // Listening on port 0: the real address is known only now.
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
-    let app = app(&opened.mint, &config)?;
+    let apps = apps(&opened.mint, &config)?;
+    // One shutdown signal for every listener.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let admin = match (apps.admin, config.admin.listen) {
+        (Some(router), Some(addr)) => {
+            let admin_listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
+            tracing::info!(addr = %admin_listener.local_addr()?, "admin API on its own listener");
+            let server = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(until_stopped(stopped.clone()));
+            Some(tokio::spawn(async move { server.await }))
+        }
+        _ => None,
+    };
     tracing::info!(
         addr = %listener.local_addr()?,
         pubkey = %opened.mint.pubkey(),
@@ -207,11 +244,15 @@ pub async fn serve(
     );
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        apps.public
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(until_stopped(stopped))
     .await
     .context("HTTP server failed")?;
+    if let Some(admin) = admin {
+        admin.await?.context("admin HTTP server failed")?;
+    }
     opened.store.flush().await?;
     tracing::info!("coinslotd stopped");
     Ok(())
