@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs coinslotd: a mint on http://127.0.0.1:3338 with its data in ./coinslot-data
-# and the fake Lightning backend (no real money). Extra arguments go to coinslotd.
+# Builds and runs coinslotd on http://127.0.0.1:3338 (the mint, the top-up page at /, the
+# admin API) with its data in ./coinslot-data and the fake Lightning backend (no real money).
+# Extra arguments go to coinslotd, e.g. `--config examples/proxy.toml`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
