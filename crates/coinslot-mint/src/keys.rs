@@ -62,13 +62,29 @@ impl MintSeed {
     }
 
     /// The mint's identity key (`m/129372'/0'`): NUT-06 `pubkey`, and its nostr key.
+    ///
+    /// Normalized to an even public key (the derived secret negated when its point has an
+    /// odd y), so the NUT-06 `pubkey` is `02 || x` where `x` is the BIP-340 x-only key nostr
+    /// shows: wallets and nostr clients see one identity.
     pub fn identity_key(&self) -> Result<SecretKey, Error> {
         let path = [hardened(PURPOSE)?, hardened(0)?];
         let xpriv = self
             .master()?
             .derive_priv(&SECP256K1, &path)
             .map_err(|e| Error::Storage(format!("key derivation: {e}")))?;
-        Ok(SecretKey::from(xpriv.private_key))
+        let secret = xpriv.private_key;
+        let (_, parity) = secret.x_only_public_key(&SECP256K1);
+        let even = match parity {
+            bitcoin::secp256k1::Parity::Even => secret,
+            bitcoin::secp256k1::Parity::Odd => secret.negate(),
+        };
+        Ok(SecretKey::from(even))
+    }
+
+    /// The identity's nostr public key as `npub…` (NIP-19).
+    pub fn npub(&self) -> Result<String, Error> {
+        let (x_only, _) = self.identity_key()?.x_only_public_key(&SECP256K1);
+        npub(&x_only.serialize())
     }
 
     /// A 32-byte secret for `purpose` (HMAC-SHA256 of the purpose under the seed), for keys
@@ -113,6 +129,13 @@ impl MintSeed {
             version,
         ))
     }
+}
+
+/// An x-only (BIP-340) public key as a NIP-19 `npub…`.
+pub fn npub(x_only: &[u8; 32]) -> Result<String, Error> {
+    let hrp = bitcoin::bech32::Hrp::parse("npub").map_err(|e| Error::Storage(e.to_string()))?;
+    bitcoin::bech32::encode::<bitcoin::bech32::Bech32>(hrp, x_only)
+        .map_err(|e| Error::Storage(format!("npub: {e}")))
 }
 
 fn hardened(index: u32) -> Result<ChildNumber, Error> {
@@ -244,5 +267,55 @@ impl Keyring {
                 ))
         });
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn npub_follows_nip19() {
+        // The NIP-19 example key.
+        let hex = "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d";
+        let bytes: [u8; 32] = hex::decode(hex).unwrap().try_into().unwrap();
+        assert_eq!(
+            npub(&bytes).unwrap(),
+            "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"
+        );
+    }
+
+    #[test]
+    fn the_identity_is_one_key_for_wallets_and_nostr() {
+        let mut odd_before = 0;
+        for _ in 0..32 {
+            let seed = MintSeed::generate();
+            let path = [hardened(PURPOSE).unwrap(), hardened(0).unwrap()];
+            let raw = seed
+                .master()
+                .unwrap()
+                .derive_priv(&SECP256K1, &path)
+                .unwrap()
+                .private_key;
+            if raw.public_key(&SECP256K1).serialize()[0] == 3 {
+                odd_before += 1;
+            }
+            let identity = seed.identity_key().unwrap();
+            let compressed = identity.public_key().to_bytes();
+            assert_eq!(compressed[0], 2, "the NUT-06 pubkey must be the even key");
+            let (x_only, _) = identity.x_only_public_key(&SECP256K1);
+            assert_eq!(&compressed[1..], &x_only.serialize()[..]);
+            assert_eq!(seed.npub().unwrap(), npub(&x_only.serialize()).unwrap());
+            assert_eq!(
+                raw.x_only_public_key(&SECP256K1).0,
+                x_only,
+                "same x as derived"
+            );
+        }
+        assert!(
+            odd_before > 0,
+            "32 seeds and no odd key: the normalization went untested"
+        );
     }
 }

@@ -142,6 +142,13 @@ impl Mint {
         &self.inner.identity
     }
 
+    /// The mint's identity as a nostr public key (`npub…`, NIP-19): the x of the NUT-06
+    /// `pubkey`, which is always the even key.
+    pub fn npub(&self) -> Result<String, Error> {
+        let (x_only, _) = self.inner.identity.x_only_public_key(&cashu::SECP256K1);
+        crate::keys::npub(&x_only.serialize())
+    }
+
     /// The configuration the mint runs with.
     pub fn config(&self) -> &MintConfig {
         &self.inner.config

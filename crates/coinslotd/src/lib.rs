@@ -238,6 +238,7 @@ pub async fn serve(
     tracing::info!(
         addr = %listener.local_addr()?,
         pubkey = %opened.mint.pubkey(),
+        npub = %opened.mint.npub()?,
         data_dir = %config.data_dir.display(),
         upstreams = config.proxy.upstreams.len(),
         "coinslotd serving"

@@ -225,4 +225,12 @@ fn json_logs_are_one_object_per_line() {
         serving["pubkey"].is_string(),
         "fields are flattened: {serving}"
     );
+    assert!(
+        serving["pubkey"].as_str().unwrap().starts_with("02"),
+        "the identity is the even key"
+    );
+    assert!(
+        serving["npub"].as_str().unwrap().starts_with("npub1"),
+        "{serving}"
+    );
 }
