@@ -385,6 +385,25 @@ async fn p2pk_locks_can_be_required() -> Result<()> {
     .to_string();
     let (status, _, body) = app.get("/search?q=x", &[("x-cashu", &locked)]).await?;
     assert_eq!(status, 200, "{body}");
+
+    // A lock to the odd form of the same x-only key (what a mint from before the identity
+    // was made even may have advertised) is a lock to this mint too.
+    let mut odd = app.mint.pubkey().to_bytes();
+    assert_eq!(odd[0], 2);
+    odd[0] = 3;
+    let odd = cdk::nuts::PublicKey::from_slice(&odd)?;
+    let locked = send(
+        &wallet,
+        2,
+        SendOptions {
+            conditions: Some(SpendingConditions::new_p2pk(odd, None)),
+            ..SendOptions::default()
+        },
+    )
+    .await?
+    .to_string();
+    let (status, _, body) = app.get("/search?q=x", &[("x-cashu", &locked)]).await?;
+    assert_eq!(status, 200, "{body}");
     Ok(())
 }
 

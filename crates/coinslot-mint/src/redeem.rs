@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::keys::Keyring;
-use crate::store::{point_key, AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
+use crate::store::{AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
 use crate::verify::verify_inputs;
 use crate::Mint;
 
@@ -346,13 +346,16 @@ fn check_conditions(
     require_lock: bool,
 ) -> Result<(), Error> {
     let own_pubkey = own.public_key();
+    // Compared by x only: NUT-11 signatures are BIP-340 (x-only), so a lock to `03 || x` is
+    // a lock to our `02 || x` too (mints from before the identity was made even used both).
+    let own_x = own_pubkey.x_only_public_key();
     for mut proof in proofs {
         let conditions = SpendingConditions::try_from(&proof.secret).ok();
         let locked_to_us = match &conditions {
             Some(SpendingConditions::P2PKConditions { .. }) => conditions
                 .as_ref()
                 .and_then(SpendingConditions::pubkeys)
-                .is_some_and(|keys| keys.iter().any(|k| point_key(k) == point_key(&own_pubkey))),
+                .is_some_and(|keys| keys.iter().any(|k| k.x_only_public_key() == own_x)),
             _ => false,
         };
         if require_lock && !locked_to_us {
