@@ -246,15 +246,6 @@ async fn several_upstreams_by_host_and_prefix() -> Result<()> {
         .route("/search", get(|| async { "other search" }))
         .route("/status", get(|| async { "other ok" }));
     let other_task = tokio::spawn(async move { axum::serve(other, other_app).await });
-    let route = |path: &str, price: Option<u64>| RouteConfig {
-        method: "GET".into(),
-        path: path.into(),
-        price,
-        unit: "sat".into(),
-        metered: false,
-        free: price.is_none(),
-        description: None,
-    };
     let dir = tempfile::tempdir()?;
     let app = ProxiedApp::start(dir.path(), |config| {
         let by_host = UpstreamConfig {
@@ -264,14 +255,14 @@ async fn several_upstreams_by_host_and_prefix() -> Result<()> {
             prefix: "/".into(),
             strip_prefix: false,
             unlisted: Unlisted::Deny,
-            routes: vec![route("/search", Some(5))],
+            routes: vec![RouteConfig::paid("GET", "/search", 5)],
         };
         let by_prefix = UpstreamConfig {
             name: "by-prefix".into(),
             hosts: Vec::new(),
             prefix: "/other".into(),
             strip_prefix: true,
-            routes: vec![route("/other/status", None)],
+            routes: vec![RouteConfig::free("GET", "/other/status")],
             ..by_host.clone()
         };
         config.proxy.upstreams.insert(0, by_prefix);

@@ -142,3 +142,29 @@ pub async fn premade_tokens(
     }
     Ok(tokens)
 }
+
+/// Opens `n` prepaid sessions at `url` (the paywall's `/cashu/session`), each with a deposit
+/// of `deposit` sat made by `mint`; returns their credentials.
+pub async fn open_sessions(
+    mint: &coinslot_mint::Mint,
+    url: &str,
+    deposit: u64,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let client = reqwest::Client::new();
+    let mut sessions = Vec::with_capacity(n);
+    for token in premade_tokens(mint, url, deposit, n).await? {
+        let opened: serde_json::Value = client
+            .post(format!("{url}/cashu/session"))
+            .header("x-cashu", token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let credential = opened["session"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no session: {opened}"))?;
+        sessions.push(credential.to_string());
+    }
+    Ok(sessions)
+}

@@ -106,18 +106,6 @@ pub fn upstream_app(signals: Signals) -> Router {
         )
 }
 
-fn route(method: &str, path: &str, price: Option<u64>, metered: bool) -> RouteConfig {
-    RouteConfig {
-        method: method.into(),
-        path: path.into(),
-        price,
-        unit: "sat".into(),
-        metered,
-        free: price.is_none(),
-        description: None,
-    }
-}
-
 /// The price table of the sample upstream.
 pub fn upstream_config(url: &str) -> UpstreamConfig {
     UpstreamConfig {
@@ -128,12 +116,15 @@ pub fn upstream_config(url: &str) -> UpstreamConfig {
         strip_prefix: false,
         unlisted: coinslot_proxy::Unlisted::Deny,
         routes: vec![
-            route("GET", "/search", Some(2), false),
-            route("GET", "/status", None, false),
-            route("POST", "/v1/chat/{model}", Some(10), true),
-            route("GET", "/boom", Some(5), false),
-            route("GET", "/stream", Some(1), false),
-            route("POST", "/upload", Some(1), false),
+            RouteConfig::paid("GET", "/search", 2),
+            RouteConfig::free("GET", "/status"),
+            RouteConfig {
+                metered: true,
+                ..RouteConfig::paid("POST", "/v1/chat/{model}", 10)
+            },
+            RouteConfig::paid("GET", "/boom", 5),
+            RouteConfig::paid("GET", "/stream", 1),
+            RouteConfig::paid("POST", "/upload", 1),
         ],
     }
 }

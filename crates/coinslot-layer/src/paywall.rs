@@ -57,51 +57,24 @@ where
     ReqBody: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
-    let mint = shared.mint.clone();
-    let response = pay(settings, shared, inner, request, price).await?;
+    let response = match nut24::find_token(request.headers()) {
+        Err(err) => reply::bad_request(&err.0),
+        Ok(Some((token, source))) => {
+            pay_with_token(&settings, &shared, inner, request, price, &token, source).await
+        }
+        Ok(None) => match nut24::find_session(request.headers()) {
+            Err(err) => reply::bad_request(&err.0),
+            Ok(Some(credential)) => {
+                let credential = credential.to_string();
+                pay_from_session(&settings, &shared, inner, request, price, &credential).await
+            }
+            Ok(None) => reply::challenge(&settings, &shared, &price, request.headers(), None),
+        },
+    };
     if let Some(reason) = reply::refusal(&response) {
-        mint.record(Event::Refused { reason });
+        shared.mint.record(Event::Refused { reason });
     }
     Ok(response)
-}
-
-async fn pay<S, ReqBody, ResBody>(
-    settings: Arc<Settings>,
-    shared: Arc<Shared>,
-    inner: S,
-    request: Request<ReqBody>,
-    price: Price,
-) -> Result<Reply<ResBody>, S::Error>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-{
-    match nut24::find_token(request.headers()) {
-        Err(err) => return Ok(reply::bad_request(&err.0)),
-        Ok(Some((token, source))) => {
-            return Ok(
-                pay_with_token(&settings, &shared, inner, request, price, &token, source).await,
-            )
-        }
-        Ok(None) => {}
-    }
-    match nut24::find_session(request.headers()) {
-        Err(err) => Ok(reply::bad_request(&err.0)),
-        Ok(Some(credential)) => {
-            let credential = credential.to_string();
-            Ok(pay_from_session(&settings, &shared, inner, request, price, &credential).await)
-        }
-        Ok(None) => Ok(reply::challenge(
-            &settings,
-            &shared,
-            &price,
-            request.headers(),
-            None,
-        )),
-    }
 }
 
 /// Decodes a token and checks that it is this mint's: returns its proofs and unit.

@@ -140,6 +140,29 @@ fn is_false(value: &bool) -> bool {
 pub struct ProxyConfigError(pub String);
 
 impl RouteConfig {
+    /// `method` on `path` at `price` sat (set `unit`, `metered`, `description` on the result
+    /// for anything else).
+    pub fn paid(method: &str, path: &str, price: u64) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            price: Some(price),
+            unit: sat(),
+            metered: false,
+            free: false,
+            description: None,
+        }
+    }
+
+    /// `method` on `path` free of charge.
+    pub fn free(method: &str, path: &str) -> Self {
+        Self {
+            price: None,
+            free: true,
+            ..Self::paid(method, path, 0)
+        }
+    }
+
     /// The price of this route (`None`: free), checked against the units the mint issues.
     pub fn to_price(
         &self,

@@ -271,18 +271,6 @@ mod tests {
     use super::*;
     use crate::config::RouteConfig;
 
-    fn route(method: &str, path: &str, price: Option<u64>) -> RouteConfig {
-        RouteConfig {
-            method: method.into(),
-            path: path.into(),
-            price,
-            unit: "sat".into(),
-            metered: false,
-            free: price.is_none(),
-            description: None,
-        }
-    }
-
     fn upstream(name: &str, prefix: &str, hosts: &[&str]) -> UpstreamConfig {
         UpstreamConfig {
             name: name.into(),
@@ -292,8 +280,8 @@ mod tests {
             strip_prefix: true,
             unlisted: Unlisted::Deny,
             routes: vec![
-                route("GET", "/api/search", Some(2)),
-                route("*", "/api/free", None),
+                RouteConfig::paid("GET", "/api/search", 2),
+                RouteConfig::free("*", "/api/free"),
             ],
         }
     }

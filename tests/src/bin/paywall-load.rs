@@ -19,12 +19,12 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use coinslot::cashu::dhke::hash_to_curve;
-use coinslot::cashu::nuts::{CurrencyUnit, SecretKey, Token};
+use coinslot::cashu::nuts::{CurrencyUnit, SecretKey};
 use coinslot::cashu::secret::Secret;
 use coinslot::cashu::SECP256K1;
 use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
 use coinslot_mint::Payment;
-use coinslot_tests::load::{hammer, memory_mint, premade_tokens, print_table};
+use coinslot_tests::load::{hammer, memory_mint, open_sessions, premade_tokens, print_table};
 use parking_lot::Mutex;
 
 #[derive(Debug, Parser)]
@@ -65,7 +65,6 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let embedded = EmbeddedMint::open_dev(dir.path()).await?;
     let mint = embedded.mint.clone();
-    let sat = CurrencyUnit::Sat;
 
     let plain = serve(Router::new().route("/search", get(handler))).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -80,28 +79,7 @@ async fn main() -> anyhow::Result<()> {
         .layer(PaywallLayer::new(mint.clone(), &paid_url, pricing)?);
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut sessions = Vec::new();
-    let client = reqwest::Client::new();
-    for _ in 0..args.concurrency {
-        let deposit = Token::new(
-            paid_url.parse()?,
-            mint.make_proofs(&sat, 1_000_000).await?,
-            None,
-            sat.clone(),
-        );
-        let opened: serde_json::Value = client
-            .post(format!("{paid_url}/cashu/session"))
-            .header("x-cashu", deposit.to_string())
-            .send()
-            .await?
-            .json()
-            .await?;
-        let credential = opened["session"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("no session: {opened}"))?;
-        sessions.push(credential.to_string());
-    }
-    let sessions = Arc::new(sessions);
+    let sessions = Arc::new(open_sessions(&mint, &paid_url, 1_000_000, args.concurrency).await?);
 
     let session_phase = || {
         let sessions = Arc::clone(&sessions);

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use coinslot::cashu::nuts::{CurrencyUnit, Token};
-use coinslot_tests::load::{hammer, premade_tokens, print_table};
+use coinslot_tests::load::{hammer, open_sessions, premade_tokens, print_table};
 use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
 use parking_lot::Mutex;
 
@@ -33,7 +32,6 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let phase_time = Duration::from_secs(args.seconds);
     let dir = tempfile::tempdir()?;
-    let sat = CurrencyUnit::Sat;
 
     let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let upstream = format!("http://{}", upstream_listener.local_addr()?);
@@ -56,28 +54,7 @@ async fn main() -> anyhow::Result<()> {
         coinslotd::serve(listener, serving, &served_config, std::future::pending()).await
     });
 
-    let client = reqwest::Client::new();
-    let mut sessions = Vec::new();
-    for _ in 0..args.concurrency {
-        let deposit = Token::new(
-            url.parse()?,
-            mint.make_proofs(&sat, 1_000_000).await?,
-            None,
-            sat.clone(),
-        );
-        let opened: serde_json::Value = client
-            .post(format!("{url}/cashu/session"))
-            .header("x-cashu", deposit.to_string())
-            .send()
-            .await?
-            .json()
-            .await?;
-        let credential = opened["session"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("no session: {opened}"))?;
-        sessions.push(credential.to_string());
-    }
-    let sessions = Arc::new(sessions);
+    let sessions = Arc::new(open_sessions(&mint, &url, 1_000_000, args.concurrency).await?);
     // The route costs 2: one proof of 2 per request.
     let wanted = (args.seconds as usize * 4000).max(1000);
     let tokens = Arc::new(Mutex::new(premade_tokens(&mint, &url, 2, wanted).await?));
