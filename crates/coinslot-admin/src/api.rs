@@ -1,5 +1,7 @@
 //! The `/admin` routes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -27,6 +29,13 @@ pub trait PriceBook: Send + Sync + 'static {
     fn set_prices(&self, prices: Value) -> Result<Value, String>;
 }
 
+/// The mint's state on nostr, for `GET /admin/nostr` (implemented by `coinslotd` over its
+/// nostr service, so this crate does not depend on nostr).
+pub trait NostrStatus: Send + Sync + 'static {
+    /// The report as JSON: relays, the announcement, recommendations of this mint.
+    fn report(&self) -> Pin<Box<dyn Future<Output = Value> + Send + '_>>;
+}
+
 /// What the admin routes work on.
 pub struct Admin {
     /// The mint.
@@ -41,6 +50,8 @@ pub struct Admin {
     pub prices: Option<Arc<dyn PriceBook>>,
     /// The largest credit one call may issue, per unit (`None`: no limit).
     pub max_credit: Option<u64>,
+    /// The nostr service, when the mint is on nostr.
+    pub nostr: Option<Arc<dyn NostrStatus>>,
 }
 
 /// The admin API, to be merged at the root (its routes start with `/admin`).
@@ -53,6 +64,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/admin/keysets/rotate", post(rotate))
         .route("/admin/credit", post(credit))
         .route("/admin/prices", get(prices).put(set_prices))
+        .route("/admin/nostr", get(nostr))
         .with_state(Arc::new(admin))
 }
 
@@ -157,6 +169,19 @@ async fn liabilities(State(admin): Shared, headers: HeaderMap) -> Result<Json<Va
         .await
         .map_err(|e| Refusal::mint(&e))?;
     Ok(Json(json!(report)))
+}
+
+/// `GET /admin/nostr`: relays, the announcement, and who recommends this mint.
+async fn nostr(State(admin): Shared, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
+    authorize(&admin, &headers, Scope::Read)?;
+    match &admin.nostr {
+        Some(nostr) => Ok(Json(nostr.report().await)),
+        None => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the mint is not on nostr: set `[nostr] relays` or COINSLOT_NOSTR_RELAYS",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@
 //! | `POST /admin/keysets/rotate` `{"unit"}` | keys | a new active keyset for the unit |
 //! | `POST /admin/credit` `{"amount","unit","form","memo"?}` | issue | credit without Lightning: `form` = `quote` (a paid mint quote), `token`, or `voucher` (printable HTML with a QR code) |
 //! | `GET`/`PUT /admin/prices` | read / prices | the price table, changed without a restart |
+//! | `GET /admin/nostr` | read | relays and their publishing state, the NIP-87 announcement, recommendations of this mint (404 when the mint is not on nostr) |
 
 pub mod activity;
 pub mod api;
@@ -25,5 +26,5 @@ pub mod auth;
 pub mod voucher;
 
 pub use activity::ActivityLog;
-pub use api::{router, Admin, PriceBook};
+pub use api::{router, Admin, NostrStatus, PriceBook};
 pub use auth::{parse_ttl, AdminKey, AuthError, Claims, Scope, ADMIN_KEY_FILE};

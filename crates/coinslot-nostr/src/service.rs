@@ -457,7 +457,7 @@ impl NostrService {
     }
 
     /// Stops every task and closes the relay connections.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         for task in &self.tasks {
             task.abort();
         }

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use coinslot_http::HttpOptions;
 use coinslot_mint::{FakeBackendConfig, MintConfig};
+use coinslot_nostr::NostrConfig;
 use coinslot_proxy::ProxyConfig;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
@@ -73,6 +74,8 @@ pub struct Config {
     pub topup: TopupConfig,
     /// Abuse limits: request rates, header and body sizes.
     pub limits: LimitsConfig,
+    /// The mint on nostr: NIP-87 announcement, recommendations, the mint over nostr.
+    pub nostr: NostrConfig,
     /// Logs.
     pub log: LogConfig,
 }
@@ -219,6 +222,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             topup: TopupConfig::default(),
             limits: LimitsConfig::default(),
+            nostr: NostrConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -304,7 +308,17 @@ impl Config {
         if self.admin.activity_entries == 0 {
             return fail("admin.activity_entries: must be at least 1");
         }
+        self.nostr.validate().map_err(ConfigError)?;
         Ok(())
+    }
+
+    /// The network the mint announces on nostr: `nostr.network`, or `regtest` for the fake
+    /// backend (no real money moves).
+    pub fn network(&self) -> String {
+        match (&self.nostr.network, &self.backend) {
+            (Some(network), _) => network.clone(),
+            (None, BackendConfig::Fake(_)) => "regtest".into(),
+        }
     }
 
     /// The mint's units, in configuration order.

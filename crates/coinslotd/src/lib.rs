@@ -8,10 +8,15 @@
 //! What one server answers, in order:
 //! - `/v1/…`: the mint (NUT-01…09, 17, 19; melt disabled);
 //! - `/admin/…`: the admin API (JWT scopes), unless `[admin] listen` gives it its own address;
+//!   `/admin/nostr` reports the mint's presence on nostr;
 //! - `/health`, `/ready`, `/metrics`;
 //! - the top-up page (`/` by default, [`coinslot_topup`]), its assets under `/_coinslot/`;
 //! - everything else: the paywall, then the upstream its path and host select (the
 //!   paywall's session endpoint `/cashu/session` included).
+//!
+//! With `[nostr] relays` (or `COINSLOT_NOSTR_RELAYS`), the mint is also on nostr
+//! ([`coinslot_nostr`]): it announces itself (NIP-87 kind 38172), follows recommendations
+//! of itself, and answers mint requests sent over nostr with the same API.
 //!
 //! [`run`] is the one entry point, used by tests and embedders (the mini-redis pattern): give
 //! it a bound listener, a [`Config`] and a shutdown future. The binary does the same in two
@@ -28,8 +33,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use coinslot::{EmbeddedMint, Mint, PaywallLayer};
-use coinslot_admin::{ActivityLog, Admin, AdminKey, ADMIN_KEY_FILE};
+use coinslot_admin::{ActivityLog, Admin, AdminKey, NostrStatus, ADMIN_KEY_FILE};
 use coinslot_mint::{FakeBackend, PaymentBackend};
+use coinslot_nostr::{MintIdentity, NostrService};
 use coinslot_proxy::{Proxy, ProxyRoutes};
 use coinslot_topup::{PriceLine, TopupPage};
 use http::StatusCode;
@@ -75,8 +81,13 @@ pub struct Apps {
     pub admin: Option<Router>,
 }
 
-/// The HTTP applications of a server for `mint`.
-pub fn apps(mint: &Mint, config: &Config) -> anyhow::Result<Apps> {
+/// The HTTP applications of a server for `mint`; `nostr` feeds the admin API's
+/// `/admin/nostr` when the mint is on nostr.
+pub fn apps(
+    mint: &Mint,
+    config: &Config,
+    nostr: Option<Arc<dyn NostrStatus>>,
+) -> anyhow::Result<Apps> {
     let public_url = config.public_url()?;
     let metrics = metrics::Metrics::follow(mint)?;
 
@@ -139,6 +150,7 @@ pub fn apps(mint: &Mint, config: &Config) -> anyhow::Result<Apps> {
                 &config.data_dir,
             ))),
             max_credit: config.admin.max_credit,
+            nostr,
         });
         if config.admin.listen.is_some() {
             admin = Some(router.layer(TraceLayer::new_for_http()));
@@ -213,7 +225,14 @@ pub async fn serve(
         // Listening on port 0: the real address is known only now.
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
-    let apps = apps(&opened.mint, &config)?;
+    let nostr = start_nostr(&opened.mint, &config).await?;
+    let apps = apps(
+        &opened.mint,
+        &config,
+        nostr
+            .clone()
+            .map(|n| Arc::new(NostrReport(n)) as Arc<dyn NostrStatus>),
+    )?;
     // One shutdown signal for every listener.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -254,7 +273,33 @@ pub async fn serve(
     if let Some(admin) = admin {
         admin.await?.context("admin HTTP server failed")?;
     }
+    if let Some(nostr) = nostr {
+        nostr.shutdown().await;
+    }
     opened.store.flush().await?;
     tracing::info!("coinslotd stopped");
     Ok(())
+}
+
+/// Puts the mint on nostr when `[nostr] relays` lists any: announcements and requests
+/// over nostr go to the same mint API as HTTP.
+async fn start_nostr(mint: &Mint, config: &Config) -> anyhow::Result<Option<Arc<NostrService>>> {
+    if !config.nostr.enabled() {
+        return Ok(None);
+    }
+    let mut urls = vec![config.public_url()?];
+    urls.extend(config.nostr.urls.iter().cloned());
+    let identity = MintIdentity::of(mint, urls, &config.network())?;
+    let api = coinslot_http::router(mint.clone(), config.http.clone());
+    let service = NostrService::start(identity, api, config.nostr.clone()).await?;
+    Ok(Some(Arc::new(service)))
+}
+
+/// The nostr service's report for the admin API.
+struct NostrReport(Arc<NostrService>);
+
+impl NostrStatus for NostrReport {
+    fn report(&self) -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send + '_>> {
+        Box::pin(async move { json!(self.0.report().await) })
+    }
 }

@@ -52,6 +52,10 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "COINSLOT_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Nostr relays to announce the mint on and answer from, comma-separated
+    /// (replaces `[nostr] relays`).
+    #[arg(long, env = "COINSLOT_NOSTR_RELAYS", value_delimiter = ',')]
+    nostr_relays: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +165,13 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
         } else {
             LogFormat::Text
         };
+    }
+    if let Some(relays) = &args.nostr_relays {
+        config.nostr.relays = relays
+            .iter()
+            .map(|relay| relay.trim().to_string())
+            .filter(|relay| !relay.is_empty())
+            .collect();
     }
     config.validate()?;
     Ok(config)

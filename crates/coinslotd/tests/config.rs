@@ -277,3 +277,36 @@ fn the_top_up_page_cannot_hide_coinslotd_routes() {
         "/buy-credit"
     );
 }
+
+#[test]
+fn nostr_settings_are_checked_by_name() {
+    let err = load_err("[nostr]\nrelays = [\"http://relay.example\"]");
+    assert!(
+        err.contains("nostr.relays") && err.contains("http://relay.example"),
+        "{err}"
+    );
+    let err = load_err("[nostr]\nnetwork = \"moonnet\"");
+    assert!(
+        err.contains("nostr.network") && err.contains("moonnet"),
+        "{err}"
+    );
+    let err = load_err("[[nostr.recommend]]\nmint_pubkey = \"02zz\"");
+    assert!(
+        err.contains("nostr.recommend[0]") && err.contains("02zz"),
+        "{err}"
+    );
+    let file = write_config(
+        r#"
+        [nostr]
+        relays = ["wss://relay.example", "ws://127.0.0.1:7777"]
+        network = "mainnet"
+        [[nostr.recommend]]
+        mint_pubkey = "0212397cb71d4adc4fa58a78874a44731d22d5774c070076d201e3b1c03db23522"
+        comment = "fast"
+        "#,
+    );
+    let config = Config::load(Some(file.path())).unwrap();
+    assert_eq!(config.nostr.relays.len(), 2);
+    assert_eq!(config.network(), "mainnet");
+    assert_eq!(Config::default().network(), "regtest");
+}

@@ -1,0 +1,229 @@
+//! coinslotd on nostr, against a real relay (rust-nostr's relay builder) on 127.0.0.1: the
+//! NIP-87 announcement and its replacement after a config change, recommendations in the
+//! admin report, and a cdk wallet that tops up, swaps and checks states over nostr only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, ProofsMethods, State};
+use cdk::wallet::{ReceiveOptions, SendOptions, WalletBuilder};
+use coinslot_admin::Scope;
+use coinslot_nostr::nip87::Recommendation;
+use coinslot_nostr::nostr_sdk::prelude::*;
+use coinslot_nostr::{discover, Discover, MintClient, NostrConnector};
+use coinslot_tests::{proxy::admin_token, wallet, TestServer};
+use nostr_relay_builder::prelude::*;
+use serde_json::Value;
+
+async fn relay() -> (LocalRelay, String) {
+    let builder = RelayBuilder::default()
+        .addr("127.0.0.1".parse().unwrap())
+        .rate_limit(RateLimit {
+            max_reqs: 500,
+            notes_per_minute: 100_000,
+        });
+    let relay = LocalRelay::new(builder);
+    relay.run().await.unwrap();
+    let url = relay.url().await.to_string();
+    (relay, url)
+}
+
+fn config(data_dir: &std::path::Path, relay: &str) -> coinslotd::Config {
+    let mut config = coinslotd::Config::with_data_dir(data_dir);
+    config.nostr.relays = vec![relay.to_string()];
+    config
+}
+
+async fn mint_key(url: &str) -> PublicKey {
+    let info = wallet::get_json(url, "/v1/info").await.unwrap().body;
+    let pubkey = info["pubkey"].as_str().unwrap().to_string();
+    PublicKey::from_hex(&pubkey[2..]).unwrap()
+}
+
+/// Polls until `check` gives `Some`, for at most 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 30 s: {what}");
+}
+
+#[tokio::test]
+async fn the_announcement_is_found_and_replaced_after_a_config_change() {
+    let (_relay, relay_url) = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(config(dir.path(), &relay_url))
+        .await
+        .unwrap();
+    let me = mint_key(&server.url).await;
+    let client = coinslot_nostr::connect([&relay_url]).await.unwrap();
+    let first = eventually("the announcement", || async {
+        discover(&client, Discover::Author(me), Duration::from_secs(2))
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(first.self_signed);
+    assert_eq!(first.announcement.urls, vec![server.url.clone()]);
+    assert_eq!(first.announcement.network, "regtest");
+    assert!(first.announcement.nuts.contains(&4));
+    assert!(!first.announcement.nuts.contains(&5));
+    assert_eq!(
+        first.announcement.metadata.as_ref().unwrap()["name"],
+        Value::from("Coinslot mint")
+    );
+
+    // A fan recommends the mint; the admin report shows it.
+    let fan = Keys::generate();
+    let recommendation = Recommendation {
+        mint_pubkey: first.announcement.mint_pubkey.clone(),
+        urls: first.announcement.urls.clone(),
+        announcement: Some(first.announcement.coordinate(me)),
+        relay_hint: Some(relay_url.clone()),
+        comment: "pays out in fun".into(),
+    };
+    client
+        .send_event(&recommendation.to_builder().sign_with_keys(&fan).unwrap())
+        .await
+        .unwrap();
+    let token = admin_token(dir.path(), &[Scope::Read], coinslot_mint::unix_now(), 600).unwrap();
+    let http = reqwest::Client::new();
+    let report: Value = eventually("the recommendation in the admin report", || async {
+        let report: Value = http
+            .get(format!("{}/admin/nostr", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (report["recommendations"].as_array()?.len() == 1).then_some(report)
+    })
+    .await;
+    assert_eq!(report["recommendations"][0]["comment"], "pays out in fun");
+    assert_eq!(
+        report["recommendations"][0]["author"],
+        Value::from(fan.public_key().to_bech32().unwrap())
+    );
+    assert!(report["relays"][&relay_url]["published_at"].is_u64());
+    assert_eq!(report["npub"], Value::from(me.to_bech32().unwrap()));
+    server.stop().await.unwrap();
+
+    // Restart on the same data with another URL: the new announcement replaces the old.
+    let mut changed = config(dir.path(), &relay_url);
+    changed.nostr.urls = vec!["http://coinslotexample.onion".into()];
+    let server = TestServer::start_with(changed).await.unwrap();
+    assert_eq!(mint_key(&server.url).await, me, "same seed, same identity");
+    let second = eventually("the new announcement", || async {
+        discover(&client, Discover::Author(me), Duration::from_secs(2))
+            .await
+            .ok()?
+            .into_iter()
+            .find(|found| found.event_id != first.event_id)
+    })
+    .await;
+    assert!(second.created_at > first.created_at);
+    assert_eq!(
+        second.announcement.urls,
+        vec![server.url.clone(), "http://coinslotexample.onion".into()]
+    );
+    let stored = client
+        .fetch_events(
+            Filter::new()
+                .author(me)
+                .kind(coinslot_nostr::nip87::CASHU_MINT_ANNOUNCEMENT),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        1,
+        "the relay keeps only the newest announcement"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cdk_wallet_tops_up_swaps_and_checks_states_over_nostr_only() {
+    let (_relay, relay_url) = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(config(dir.path(), &relay_url))
+        .await
+        .unwrap();
+    let me = mint_key(&server.url).await;
+
+    // The wallet's mint URL goes nowhere: every call must travel over nostr.
+    let client = MintClient::connect([&relay_url], me)
+        .await
+        .unwrap()
+        .timeout(Duration::from_secs(15));
+    let localstore = cdk_sqlite::wallet::memory::empty().await.unwrap();
+    let over_nostr = WalletBuilder::new()
+        .mint_url(MintUrl::from_str("http://127.0.0.1:9").unwrap())
+        .unit(CurrencyUnit::Sat)
+        .localstore(Arc::new(localstore))
+        .seed(wallet::random_seed())
+        .client(NostrConnector::new(client))
+        .build()
+        .unwrap();
+
+    let minted = wallet::topup(&over_nostr, 100).await.unwrap();
+    assert_eq!(minted.to_u64(), 100);
+    // A send that needs change swaps at the mint.
+    let token = wallet::send(&over_nostr, 37, SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(wallet::balance(&over_nostr).await.unwrap(), 63);
+    let proofs = wallet::token_proofs(&over_nostr, &token).await.unwrap();
+    assert_eq!(proofs.total_amount().unwrap().to_u64(), 37);
+    let states = wallet::proof_states(&over_nostr, &proofs).await.unwrap();
+    assert!(
+        states.iter().all(|state| *state == State::Unspent),
+        "{states:?}"
+    );
+
+    // The proofs are real: a wallet over HTTP takes them (in a token naming the HTTP URL),
+    // and then nostr sees them spent.
+    let over_http = wallet::new_wallet(&server.url, wallet::random_seed())
+        .await
+        .unwrap();
+    let for_http = cdk::nuts::Token::new(
+        MintUrl::from_str(&server.url).unwrap(),
+        proofs.clone(),
+        None,
+        CurrencyUnit::Sat,
+    );
+    let received = wallet::receive(&over_http, &for_http, ReceiveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(received.to_u64(), 37);
+    let states = wallet::proof_states(&over_nostr, &proofs).await.unwrap();
+    assert!(
+        states.iter().all(|state| *state == State::Spent),
+        "{states:?}"
+    );
+
+    // Spending them again over nostr is refused with the HTTP error (11001, already spent).
+    let again = wallet::receive(&over_nostr, &token, ReceiveOptions::default()).await;
+    let err = again.unwrap_err();
+    let cdk_err = err.downcast_ref::<cdk::Error>().expect("a cdk error");
+    assert!(
+        matches!(cdk_err, cdk::Error::TokenAlreadySpent),
+        "{cdk_err:?}"
+    );
+    server.stop().await.unwrap();
+}
