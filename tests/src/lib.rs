@@ -95,6 +95,16 @@ pub fn spawn_coinslotd_with(
     data_dir: &Path,
     config: Option<&Path>,
 ) -> anyhow::Result<(std::process::Child, String)> {
+    spawn_coinslotd_env(exe, data_dir, config, &[])
+}
+
+/// [`spawn_coinslotd_with`] with more environment variables.
+pub fn spawn_coinslotd_env(
+    exe: &Path,
+    data_dir: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(std::process::Child, String)> {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
 
@@ -102,6 +112,7 @@ pub fn spawn_coinslotd_with(
     if let Some(config) = config {
         command.env("COINSLOT_CONFIG", config);
     }
+    command.envs(env.iter().copied());
     let mut child = command
         .env("COINSLOT_LISTEN", "127.0.0.1:0")
         .env("COINSLOT_DATA_DIR", data_dir)

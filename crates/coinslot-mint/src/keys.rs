@@ -19,9 +19,13 @@ use crate::store::{KeysetIdVersion, KeysetRecord};
 /// Purpose index of Coinslot's derivation paths (`m/129372'/…`, the Cashu purpose).
 const PURPOSE: u32 = 129_372;
 
-/// 64 bytes from which every key of the mint is derived.
+/// 64 bytes from which every key of the mint is derived, and optionally an identity key
+/// given by the operator (an `nsec`) instead of the derived one.
 #[derive(Clone)]
-pub struct MintSeed([u8; 64]);
+pub struct MintSeed {
+    bytes: [u8; 64],
+    identity: Option<SecretKey>,
+}
 
 impl std::fmt::Debug for MintSeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,14 +36,26 @@ impl std::fmt::Debug for MintSeed {
 impl MintSeed {
     /// A seed from bytes.
     pub fn from_bytes(bytes: [u8; 64]) -> Self {
-        Self(bytes)
+        Self {
+            bytes,
+            identity: None,
+        }
+    }
+
+    /// Uses `secret` (32 bytes, e.g. a decoded `nsec`) as the identity key instead of the
+    /// one derived from the seed; keysets still derive from the seed.
+    pub fn with_identity(mut self, secret: &[u8; 32]) -> Result<Self, Error> {
+        let key = SecretKey::from_slice(secret)
+            .map_err(|e| Error::InvalidRequest(format!("identity key: {e}")))?;
+        self.identity = Some(key);
+        Ok(self)
     }
 
     /// A fresh random seed.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 64];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes[..]);
-        Self(bytes)
+        Self::from_bytes(bytes)
     }
 
     /// Parses the hex form written by [`MintSeed::to_hex`].
@@ -48,16 +64,16 @@ impl MintSeed {
         let bytes: [u8; 64] = bytes
             .try_into()
             .map_err(|b: Vec<u8>| format!("seed must be 64 bytes, found {}", b.len()))?;
-        Ok(Self(bytes))
+        Ok(Self::from_bytes(bytes))
     }
 
     /// Hex form, for the seed file.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.bytes)
     }
 
     fn master(&self) -> Result<Xpriv, Error> {
-        Xpriv::new_master(bitcoin::Network::Bitcoin, &self.0)
+        Xpriv::new_master(bitcoin::Network::Bitcoin, &self.bytes)
             .map_err(|e| Error::Storage(format!("invalid seed: {e}")))
     }
 
@@ -66,13 +82,18 @@ impl MintSeed {
     /// Normalized to an even public key (the derived secret negated when its point has an
     /// odd y), so the NUT-06 `pubkey` is `02 || x` where `x` is the BIP-340 x-only key nostr
     /// shows: wallets and nostr clients see one identity.
+    /// An identity given with [`MintSeed::with_identity`] is normalized the same way.
     pub fn identity_key(&self) -> Result<SecretKey, Error> {
-        let path = [hardened(PURPOSE)?, hardened(0)?];
-        let xpriv = self
-            .master()?
-            .derive_priv(&SECP256K1, &path)
-            .map_err(|e| Error::Storage(format!("key derivation: {e}")))?;
-        let secret = xpriv.private_key;
+        let secret = match &self.identity {
+            Some(given) => **given,
+            None => {
+                let path = [hardened(PURPOSE)?, hardened(0)?];
+                self.master()?
+                    .derive_priv(&SECP256K1, &path)
+                    .map_err(|e| Error::Storage(format!("key derivation: {e}")))?
+                    .private_key
+            }
+        };
         let (_, parity) = secret.x_only_public_key(&SECP256K1);
         let even = match parity {
             bitcoin::secp256k1::Parity::Even => secret,
@@ -92,7 +113,7 @@ impl MintSeed {
     /// session credentials. Different purposes give unrelated secrets.
     pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
         use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
-        let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&self.0);
+        let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&self.bytes);
         engine.input(b"coinslot/");
         engine.input(purpose.as_bytes());
         hmac::Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
@@ -274,6 +295,29 @@ impl Keyring {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_given_identity_replaces_the_derived_one_and_is_made_even() {
+        let seed = MintSeed::generate();
+        let derived = seed.identity_key().unwrap();
+        // Find keys of both parities: each must come out as the even point of its x.
+        let mut parities = std::collections::HashSet::new();
+        for byte in 1u8..=16 {
+            let given = [byte; 32];
+            let with = seed.clone().with_identity(&given).unwrap();
+            let key = with.identity_key().unwrap();
+            let original = SecretKey::from_slice(&given).unwrap();
+            let (x, parity) = original.x_only_public_key(&SECP256K1);
+            parities.insert(parity);
+            assert_eq!(key.public_key().to_bytes()[0], 0x02);
+            assert_eq!(key.public_key().to_bytes()[1..], x.serialize());
+            assert_ne!(key, derived);
+            // Keysets still come from the seed.
+            assert_eq!(with.to_hex(), seed.to_hex());
+        }
+        assert_eq!(parities.len(), 2, "both parities were exercised");
+        assert!(seed.clone().with_identity(&[0u8; 32]).is_err());
+    }
 
     #[test]
     fn npub_follows_nip19() {

@@ -41,7 +41,8 @@ pub use client::{connect, discover, ClientError, Discover, DiscoveredMint, MintC
 pub use nostr_sdk;
 pub use responder::{Ignored, Responder, ResponderLimits};
 pub use service::{
-    MintIdentity, NostrConfig, NostrError, NostrReport, NostrService, RecommendConfig,
+    parse_secret_key, MintIdentity, NostrConfig, NostrError, NostrReport, NostrService,
+    RecommendConfig,
 };
 #[cfg(feature = "wallet")]
 pub use wallet::NostrConnector;

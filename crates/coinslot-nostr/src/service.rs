@@ -55,6 +55,10 @@ pub struct NostrConfig {
     pub requests: ResponderLimits,
     /// Requests over nostr answered at the same time; more wait.
     pub max_concurrent_requests: usize,
+    /// A file holding the mint's identity as an `nsec` (or 64 hex characters), used instead
+    /// of the key derived from the seed; `COINSLOT_NOSTR_NSEC` overrides it. This is the
+    /// NUT-06 `pubkey` too: tokens locked to the old identity are no longer the mint's.
+    pub nsec_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NostrConfig {
@@ -71,6 +75,7 @@ impl Default for NostrConfig {
             recommend: Vec::new(),
             requests: ResponderLimits::default(),
             max_concurrent_requests: 32,
+            nsec_file: None,
         }
     }
 }
@@ -164,6 +169,14 @@ impl RecommendConfig {
             comment: self.comment.clone(),
         })
     }
+}
+
+/// Decodes a nostr secret key given as `nsec1…` or 64 hex characters. The error never
+/// repeats the input.
+pub fn parse_secret_key(text: &str) -> Result<[u8; 32], String> {
+    SecretKey::parse(text.trim())
+        .map(|key| key.secret_bytes())
+        .map_err(|_| "not an nsec or a 64-character hex secret key".to_string())
 }
 
 /// Why the nostr service could not start.

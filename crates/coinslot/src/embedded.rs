@@ -60,13 +60,27 @@ impl EmbeddedMint {
         config: MintConfig,
         backend: Arc<dyn PaymentBackend>,
     ) -> Result<Self, OpenError> {
+        Self::open_with_identity(data_dir, config, backend, None).await
+    }
+
+    /// Like [`EmbeddedMint::open`], with the mint's identity (NUT-06 `pubkey` and nostr
+    /// key) given as 32 secret bytes (a decoded `nsec`) instead of derived from the seed.
+    pub async fn open_with_identity(
+        data_dir: impl AsRef<Path>,
+        config: MintConfig,
+        backend: Arc<dyn PaymentBackend>,
+        identity: Option<&[u8; 32]>,
+    ) -> Result<Self, OpenError> {
         let dir = data_dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
             what: "cannot create data directory",
             path: dir.to_path_buf(),
             source,
         })?;
-        let seed = load_or_create_seed(&dir.join(SEED_FILE))?;
+        let mut seed = load_or_create_seed(&dir.join(SEED_FILE))?;
+        if let Some(identity) = identity {
+            seed = seed.with_identity(identity)?;
+        }
         let store = SledStore::open(&dir.join(STORE_DIR))?;
         let mint = Mint::new(config, seed, Arc::new(store.clone()), backend).await?;
         Ok(Self { mint, store })

@@ -59,8 +59,36 @@ pub async fn open(config: &Config) -> anyhow::Result<EmbeddedMint> {
     let backend: Arc<dyn PaymentBackend> = match &config.backend {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
     };
-    Ok(EmbeddedMint::open(&config.data_dir, config.mint.clone(), backend).await?)
+    let identity = identity_key(config)?;
+    Ok(EmbeddedMint::open_with_identity(
+        &config.data_dir,
+        config.mint.clone(),
+        backend,
+        identity.as_ref(),
+    )
+    .await?)
 }
+
+/// The identity key the operator gave: `COINSLOT_NOSTR_NSEC`, else `[nostr] nsec_file`;
+/// `None` to derive it from the seed.
+fn identity_key(config: &Config) -> anyhow::Result<Option<[u8; 32]>> {
+    if let Ok(nsec) = std::env::var(NSEC_ENV) {
+        let key = coinslot_nostr::parse_secret_key(&nsec)
+            .map_err(|e| anyhow::anyhow!("{NSEC_ENV}: {e}"))?;
+        return Ok(Some(key));
+    }
+    let Some(path) = &config.nostr.nsec_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("nostr.nsec_file {}: {e}", path.display()))?;
+    let key = coinslot_nostr::parse_secret_key(&text)
+        .map_err(|e| anyhow::anyhow!("nostr.nsec_file {}: {e}", path.display()))?;
+    Ok(Some(key))
+}
+
+/// The environment variable that gives the mint's identity as an `nsec`.
+pub const NSEC_ENV: &str = "COINSLOT_NOSTR_NSEC";
 
 /// Opens the mint from `config` and serves it on `listener` until `shutdown` completes.
 pub async fn run(

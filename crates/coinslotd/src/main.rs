@@ -33,6 +33,45 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Find mints on nostr and talk to a mint over nostr (NIP-87, draft NIP-74).
+    #[command(subcommand)]
+    Nostr(NostrCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NostrCommand {
+    /// Print the Cashu mints announced (kind 38172) on the relays, one JSON object a line.
+    Discover {
+        /// Relays to ask (repeat, or comma-separated).
+        #[arg(long = "relay", required = true, value_delimiter = ',')]
+        relays: Vec<String>,
+        /// Only the announcements signed by this key (npub or hex): a mint's own.
+        #[arg(long, conflicts_with = "recommended_by")]
+        author: Option<String>,
+        /// Only the mints this key recommends (its kind 38000 events).
+        #[arg(long)]
+        recommended_by: Option<String>,
+        /// How long to wait for the relays, in seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+    /// Run one mint operation over nostr and print the mint's JSON answer.
+    Call {
+        /// Relays the mint listens on (repeat, or comma-separated).
+        #[arg(long = "relay", required = true, value_delimiter = ',')]
+        relays: Vec<String>,
+        /// The mint's key: npub, x-only hex, or its NUT-06 pubkey (02…/03…).
+        #[arg(long)]
+        mint: String,
+        /// info, keys, keysets, mint_quote, mint_quote_state, mint, swap, check, restore.
+        method: String,
+        /// The operation's JSON input (the HTTP body, or `{"quote": …}` and the like).
+        #[arg(default_value = "{}")]
+        data: String,
+        /// How long to wait for the answer, in seconds.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -102,6 +141,7 @@ fn main() -> ExitCode {
             data_dir,
         })) => admin_token(expires, &scope, &subject, config, data_dir),
         Some(Command::Config(ConfigCommand::Check { file })) => config_check(file),
+        Some(Command::Nostr(command)) => nostr_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,4 +301,89 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+fn nostr_command(command: NostrCommand) -> Result<(), Failure> {
+    use coinslot_nostr::nip74::Method;
+    use coinslot_nostr::nostr_sdk::prelude::PublicKey;
+    use std::time::Duration;
+
+    let key = |what: &str, text: &str| -> Result<PublicKey, Failure> {
+        let text = text.trim();
+        // A NUT-06 pubkey is the x-only key with a parity byte in front.
+        let x_only = match text.len() {
+            66 if text.starts_with("02") || text.starts_with("03") => &text[2..],
+            _ => text,
+        };
+        PublicKey::parse(x_only)
+            .map_err(|e| Failure::Usage(format!("{what} `{text}` is not a nostr key: {e}")))
+    };
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the runtime: {e}")))?;
+    match command {
+        NostrCommand::Discover {
+            relays,
+            author,
+            recommended_by,
+            timeout,
+        } => {
+            let query = match (author, recommended_by) {
+                (Some(author), _) => coinslot_nostr::Discover::Author(key("--author", &author)?),
+                (None, Some(by)) => {
+                    coinslot_nostr::Discover::RecommendedBy(key("--recommended-by", &by)?)
+                }
+                (None, None) => coinslot_nostr::Discover::All,
+            };
+            runtime.block_on(async {
+                let client = coinslot_nostr::connect(&relays)
+                    .await
+                    .map_err(runtime_error)?;
+                let found =
+                    coinslot_nostr::discover(&client, query, Duration::from_secs(timeout)).await;
+                client.shutdown().await;
+                for mint in found.map_err(runtime_error)? {
+                    let line = serde_json::json!({
+                        "author": mint.author.to_hex(),
+                        "self_signed": mint.self_signed,
+                        "event_id": mint.event_id.to_hex(),
+                        "created_at": mint.created_at.as_secs(),
+                        "mint_pubkey": mint.announcement.mint_pubkey,
+                        "urls": mint.announcement.urls,
+                        "nuts": mint.announcement.nuts,
+                        "network": mint.announcement.network,
+                    });
+                    println!("{line}");
+                }
+                Ok(())
+            })
+        }
+        NostrCommand::Call {
+            relays,
+            mint,
+            method,
+            data,
+            timeout,
+        } => {
+            let mint = key("--mint", &mint)?;
+            let method: Method = serde_json::from_value(serde_json::Value::String(method.clone()))
+                .map_err(|_| Failure::Usage(format!("`{method}` is not a mint operation")))?;
+            let data: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| Failure::Usage(format!("the data is not JSON: {e}")))?;
+            runtime.block_on(async {
+                let client = coinslot_nostr::MintClient::connect(&relays, mint)
+                    .await
+                    .map_err(runtime_error)?
+                    .timeout(Duration::from_secs(timeout));
+                let answer = client.call(method, data).await;
+                client.shutdown().await;
+                let answer = answer.map_err(runtime_error)?;
+                println!("{answer}");
+                Ok(())
+            })
+        }
+    }
+}
+
+fn runtime_error(err: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(anyhow::anyhow!("{err}"))
 }
