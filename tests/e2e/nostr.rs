@@ -14,7 +14,7 @@ use coinslot_admin::Scope;
 use coinslot_nostr::nip87::Recommendation;
 use coinslot_nostr::nostr_sdk::prelude::*;
 use coinslot_nostr::{discover, Discover, MintClient, NostrConnector};
-use coinslot_tests::{proxy::admin_token, wallet, TestServer};
+use coinslot_tests::{eventually, proxy::admin_token, wallet, TestServer};
 use nostr_relay_builder::prelude::*;
 use serde_json::Value;
 
@@ -41,21 +41,6 @@ async fn mint_key(url: &str) -> PublicKey {
     let info = wallet::get_json(url, "/v1/info").await.unwrap().body;
     let pubkey = info["pubkey"].as_str().unwrap().to_string();
     PublicKey::from_hex(&pubkey[2..]).unwrap()
-}
-
-/// Polls until `check` gives `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within 30 s: {what}");
 }
 
 #[tokio::test]

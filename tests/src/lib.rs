@@ -148,3 +148,19 @@ pub(crate) fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most 30 s; panics with `what`
+/// otherwise (for what a server does in the background, e.g. publishing to a relay).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not within 30 s: {what}");
+}
