@@ -212,3 +212,98 @@ async fn a_cdk_wallet_tops_up_swaps_and_checks_states_over_nostr_only() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_spent_secret_feed_lists_each_spent_y_once() {
+    let (_relay, relay_url) = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), &relay_url);
+    config.nostr.spent_feed = true;
+    config.nostr.spent_feed_secs = 1;
+    let server = TestServer::start_with(config).await.unwrap();
+    let me = mint_key(&server.url).await;
+
+    // A token received by a second wallet: its proofs are swapped, so spent.
+    let sender = wallet::funded(&server.url, 64).await.unwrap();
+    let token = wallet::send(&sender, 21, SendOptions::default())
+        .await
+        .unwrap();
+    let proofs = wallet::token_proofs(&sender, &token).await.unwrap();
+    let receiver = wallet::new_wallet(&server.url, wallet::random_seed())
+        .await
+        .unwrap();
+    wallet::receive(&receiver, &token, ReceiveOptions::default())
+        .await
+        .unwrap();
+    let wanted: Vec<String> = proofs.iter().map(|p| p.y().unwrap().to_hex()).collect();
+
+    let client = coinslot_nostr::connect([&relay_url]).await.unwrap();
+    let feed = Filter::new()
+        .author(me)
+        .kind(coinslot_nostr::spent_feed::SPENT_FEED);
+    let listed = eventually("the spent Ys in the feed", || async {
+        let events = client
+            .fetch_events(feed.clone(), Duration::from_secs(2))
+            .await
+            .ok()?;
+        let ys: Vec<String> = events
+            .iter()
+            .flat_map(|event| coinslot_nostr::spent_feed::spent_ys(event).unwrap())
+            .collect();
+        wanted.iter().all(|y| ys.contains(y)).then_some(ys)
+    })
+    .await;
+    let mut unique = listed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), listed.len(), "a Y was published twice");
+    // Unspent proofs are not listed: the sender's remaining change.
+    let kept = sender.get_unspent_proofs().await.unwrap();
+    assert!(!kept.is_empty());
+    for proof in kept {
+        assert!(!listed.contains(&proof.y().unwrap().to_hex()));
+    }
+    client.shutdown().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_feed_is_off_by_default() {
+    let (_relay, relay_url) = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(config(dir.path(), &relay_url))
+        .await
+        .unwrap();
+    let me = mint_key(&server.url).await;
+    let sender = wallet::funded(&server.url, 8).await.unwrap();
+    let token = wallet::send(&sender, 3, SendOptions::default())
+        .await
+        .unwrap();
+    let receiver = wallet::new_wallet(&server.url, wallet::random_seed())
+        .await
+        .unwrap();
+    wallet::receive(&receiver, &token, ReceiveOptions::default())
+        .await
+        .unwrap();
+    let client = coinslot_nostr::connect([&relay_url]).await.unwrap();
+    // The announcement arrives, the feed never does.
+    eventually("the announcement", || async {
+        discover(&client, Discover::Author(me), Duration::from_secs(2))
+            .await
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let feed = Filter::new()
+        .author(me)
+        .kind(coinslot_nostr::spent_feed::SPENT_FEED);
+    let events = client
+        .fetch_events(feed, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(events.is_empty(), "the feed published while off");
+    client.shutdown().await;
+    server.stop().await.unwrap();
+}

@@ -50,15 +50,21 @@ impl TestServer {
             shutdown: Some(tx),
             task,
         };
+        let mut server = server;
         server.wait_ready().await?;
         Ok(server)
     }
 
-    async fn wait_ready(&self) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if self.task.is_finished() {
-                anyhow::bail!("coinslotd exited during start-up");
+                let why = match (&mut self.task).await {
+                    Ok(Err(err)) => format!("{err:#}"),
+                    Ok(Ok(())) => "it stopped".into(),
+                    Err(err) => err.to_string(),
+                };
+                anyhow::bail!("coinslotd exited during start-up: {why}");
             }
             if let Ok(response) = client.get(format!("{}/v1/info", self.url)).send().await {
                 if response.status().is_success() {

@@ -10,6 +10,7 @@
 //!   service that answers HTTP, so rules and errors are identical;
 //! - [`NostrService`]: what `coinslotd` runs with `[nostr] relays`: announces (retrying
 //!   each relay with backoff), follows recommendations, answers requests;
+//! - [`spent_feed`]: optionally, the `Y` of every spent proof, published for audit;
 //! - [`MintClient`] and [`discover`]: the wallet side, a fresh key per request;
 //! - `NostrConnector` (feature `wallet`): a `cdk` wallet that reaches the mint over nostr
 //!   only.
@@ -34,6 +35,7 @@ pub mod nip74;
 pub mod nip87;
 pub mod responder;
 pub mod service;
+pub mod spent_feed;
 #[cfg(feature = "wallet")]
 pub mod wallet;
 

@@ -55,6 +55,11 @@ pub struct NostrConfig {
     pub requests: ResponderLimits,
     /// Requests over nostr answered at the same time; more wait.
     pub max_concurrent_requests: usize,
+    /// Publish the `Y` of every spent proof (see [`crate::spent_feed`]; off by default:
+    /// it shows the mint's volume and tells a proof's holders when it was spent).
+    pub spent_feed: bool,
+    /// How often a spent-secret batch goes out, in seconds.
+    pub spent_feed_secs: u64,
     /// A file holding the mint's identity as an `nsec` (or 64 hex characters), used instead
     /// of the key derived from the seed; `COINSLOT_NOSTR_NSEC` overrides it. This is the
     /// NUT-06 `pubkey` too: tokens locked to the old identity are no longer the mint's.
@@ -75,6 +80,8 @@ impl Default for NostrConfig {
             recommend: Vec::new(),
             requests: ResponderLimits::default(),
             max_concurrent_requests: 32,
+            spent_feed: false,
+            spent_feed_secs: 60,
             nsec_file: None,
         }
     }
@@ -124,6 +131,9 @@ impl NostrConfig {
         }
         if self.reannounce_secs < 60 {
             return Err("nostr.reannounce_secs: must be at least 60".into());
+        }
+        if self.spent_feed_secs == 0 {
+            return Err("nostr.spent_feed_secs: must be at least 1".into());
         }
         if self.max_concurrent_requests == 0 {
             return Err("nostr.max_concurrent_requests: must be at least 1".into());
@@ -187,8 +197,8 @@ pub struct NostrError(pub String);
 /// What the mint says about itself on nostr, read from the mint.
 #[derive(Debug, Clone)]
 pub struct MintIdentity {
-    keys: Keys,
-    mint_pubkey: String,
+    pub(crate) keys: Keys,
+    pub(crate) mint_pubkey: String,
     info: Value,
     units: Vec<String>,
     nuts: Vec<u16>,
@@ -336,10 +346,10 @@ pub struct NostrReport {
     pub requests_ignored: u64,
 }
 
-struct Shared {
-    client: Client,
-    identity: MintIdentity,
-    config: NostrConfig,
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) identity: MintIdentity,
+    pub(crate) config: NostrConfig,
     current: watch::Sender<Vec<Event>>,
     reannounce: Notify,
     relays: Mutex<BTreeMap<String, RelayReport>>,
@@ -417,6 +427,14 @@ impl NostrService {
             "on nostr"
         );
         Ok(Self { shared, tasks })
+    }
+
+    /// Starts the spent-secret feed of `mint` when `spent_feed` is on (a no-op otherwise).
+    pub fn follow_spends(&mut self, mint: &coinslot_mint::Mint) {
+        if self.shared.config.spent_feed {
+            let task = crate::spent_feed::run(self.shared.clone(), mint.subscribe());
+            self.tasks.push(tokio::spawn(task));
+        }
     }
 
     /// Publishes the events again now, with a newer `created_at`.

@@ -16,6 +16,12 @@
 //! spendable. Writes are checked (signature, duplicate) *before* they are charged, and a
 //! paid event the store then refuses gives its price back to the author's balance.
 //!
+//! Why not `nostr-relay-builder` with a write policy: its `WritePolicy` sees the event and
+//! the peer address, not the connection's NIP-42 identity, and runs before the duplicate
+//! check, so a re-sent event would be charged again and a balance could not be bound to an
+//! authenticated pubkey. The relay here is small (one module per NIP concern) and uses
+//! rust-nostr's messages, filters and databases.
+//!
 //! ```no_run
 //! # async fn demo(mint: coinslot_mint::Mint) -> Result<(), Box<dyn std::error::Error>> {
 //! use coinslot_relay::{PaidRelay, RelayConfig};

@@ -69,14 +69,37 @@ fn corrupt(err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(err.to_string())
 }
 
+/// How long [`SledStore::open`] waits for a directory another handle still locks.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| backend(format!("cannot open sled store at {}: {e}", dir.display())))?;
+            .mode(sled::Mode::HighThroughput);
+        // sled locks the directory. A store this process just closed can still be held for
+        // a moment by a task that has not finished dropping its handle (a restart in the
+        // same process), so contention is retried briefly; another process holding it
+        // still fails, after LOCK_WAIT.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(backend(format!(
+                        "cannot open sled store at {}: {e}",
+                        dir.display()
+                    )))
+                }
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         Ok(Self {
             keysets: tree("keysets")?,

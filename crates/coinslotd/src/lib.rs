@@ -319,7 +319,8 @@ async fn start_nostr(mint: &Mint, config: &Config) -> anyhow::Result<Option<Arc<
     urls.extend(config.nostr.urls.iter().cloned());
     let identity = MintIdentity::of(mint, urls, &config.network())?;
     let api = coinslot_http::router(mint.clone(), config.http.clone());
-    let service = NostrService::start(identity, api, config.nostr.clone()).await?;
+    let mut service = NostrService::start(identity, api, config.nostr.clone()).await?;
+    service.follow_spends(mint);
     Ok(Some(Arc::new(service)))
 }
 
