@@ -6,20 +6,39 @@
 //! very relay and answers mint requests sent to it over nostr, so a client that only speaks
 //! nostr can find the mint, top up and pay here.
 //!
-//! [`open`] opens the mint; [`serve`] serves it until a shutdown signal.
+//! [`open`] opens the mint and the event store (LMDB, in the data directory); [`serve`]
+//! serves them until a shutdown signal.
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 use coinslot::cashu::mint_url::MintUrl;
 use coinslot::{EmbeddedMint, Mint};
+use coinslot_nostr::nostr_sdk::prelude::NostrDatabase;
 use coinslot_nostr::{MintIdentity, NostrConfig, NostrService};
 use coinslot_relay::{PaidRelay, RelayConfig};
 
-/// The relay's router and the relay (for its counters), serving the mint at `public_url`.
-pub fn app(mint: Mint, public_url: &str) -> anyhow::Result<(Router, PaidRelay)> {
+/// Where the events are kept, under the data directory.
+pub const EVENTS_DIR: &str = "events";
+
+/// What [`open`] opens: the mint (seed and sled store) and the relay's event store.
+pub struct Opened {
+    /// The mint.
+    pub embedded: EmbeddedMint,
+    /// The events (LMDB).
+    pub events: Arc<dyn NostrDatabase>,
+}
+
+/// The relay's router and the relay (for its counters), serving the mint at `public_url`
+/// and keeping events in `events`.
+pub fn app(
+    mint: Mint,
+    events: Arc<dyn NostrDatabase>,
+    public_url: &str,
+) -> anyhow::Result<(Router, PaidRelay)> {
     let mint_url: MintUrl = public_url
         .parse()
         .with_context(|| format!("public URL {public_url:?}"))?;
@@ -29,7 +48,7 @@ pub fn app(mint: Mint, public_url: &str) -> anyhow::Result<(Router, PaidRelay)> 
         ..RelayConfig::default()
     };
     PaidRelay::validate(&config).map_err(anyhow::Error::msg)?;
-    let relay = PaidRelay::new(mint.clone(), mint_url, config);
+    let relay = PaidRelay::with_database(mint.clone(), mint_url, config, events);
     let router = relay
         .router()
         .merge(coinslot::mint_api(mint, Default::default()));
@@ -48,20 +67,30 @@ pub fn relay_url(public_url: &str) -> String {
     }
 }
 
-/// Opens the mint in `data_dir` (fake Lightning backend: quotes are paid at once).
-pub async fn open(data_dir: &Path) -> anyhow::Result<EmbeddedMint> {
-    Ok(EmbeddedMint::open_dev(data_dir).await?)
+/// Opens the mint (fake Lightning backend: quotes are paid at once) and the event store in
+/// `data_dir`.
+pub async fn open(data_dir: &Path) -> anyhow::Result<Opened> {
+    let embedded = EmbeddedMint::open_dev(data_dir).await?;
+    let dir = data_dir.join(EVENTS_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let events = nostr_lmdb::NostrLMDB::open(&dir)
+        .with_context(|| format!("cannot open the event store in {}", dir.display()))?;
+    Ok(Opened {
+        embedded,
+        events: Arc::new(events),
+    })
 }
 
 /// Serves the relay and the mint on `listener` and announces the mint on the relay itself,
 /// until `shutdown` completes; then flushes the store.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    embedded: EmbeddedMint,
+    opened: Opened,
     public_url: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (router, relay) = app(embedded.mint.clone(), public_url)?;
+    let Opened { embedded, events } = opened;
+    let (router, relay) = app(embedded.mint.clone(), events, public_url)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)

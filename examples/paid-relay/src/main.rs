@@ -40,15 +40,15 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let embedded = paid_relay::open(&args.data_dir)
+    let opened = paid_relay::open(&args.data_dir)
         .await
         .with_context(|| format!("cannot open the mint in {}", args.data_dir.display()))?;
     println!(
         "paid-relay: relay at {} (mint at {public_url}, {})",
         paid_relay::relay_url(&public_url),
-        embedded.mint.npub()?,
+        opened.embedded.mint.npub()?,
     );
-    paid_relay::serve(listener, embedded, &public_url, async {
+    paid_relay::serve(listener, opened, &public_url, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

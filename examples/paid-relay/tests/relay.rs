@@ -31,12 +31,12 @@ impl Server {
     async fn start(dir: &Path) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let embedded = paid_relay::open(dir).await?;
-        let mint = embedded.mint.clone();
+        let opened = paid_relay::open(dir).await?;
+        let mint = opened.embedded.mint.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let public = url.clone();
         let task = tokio::spawn(async move {
-            paid_relay::serve(listener, embedded, &public, async {
+            paid_relay::serve(listener, opened, &public, async {
                 let _ = stopped.await;
             })
             .await
@@ -362,6 +362,11 @@ async fn a_nip42_balance_pays_posts_and_survives_a_restart() -> Result<()> {
     let mut conn = Conn::open(&server.ws).await?;
     let (_, message) = conn.auth(&alice, &server.ws).await?;
     assert_eq!(message, "authenticated; balance 1 sat");
+    // So do the posts (LMDB).
+    let stored = conn
+        .req("mine", json!({"authors": [alice.public_key()]}))
+        .await?;
+    assert_eq!(stored.len(), 2, "posts lost across a restart");
     let (accepted, message) = conn.publish(&note(&alice, "last sat", None)).await?;
     assert!(accepted, "{message}");
     let (accepted, message) = conn.publish(&note(&alice, "empty", None)).await?;
