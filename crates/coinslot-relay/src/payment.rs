@@ -198,7 +198,15 @@ impl Cashier {
                 Err(self
                     .payment_required(price, &format!("the prepaid balance is {balance} {unit}")))
             }
-            Err(err) => Err(internal(&err)),
+            Err(err) => {
+                let Refused(mut message) = internal(&err);
+                if deposited > 0 {
+                    message.push_str(&format!(
+                        "; the token's {deposited} {unit} are in your balance"
+                    ));
+                }
+                Err(Refused(message))
+            }
         }
     }
 
