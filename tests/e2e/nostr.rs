@@ -43,6 +43,50 @@ async fn mint_key(url: &str) -> PublicKey {
     PublicKey::from_hex(&pubkey[2..]).unwrap()
 }
 
+/// A coinslotd on an in-process relay. Destructure it naming every field, not with `..`,
+/// which would drop the relay and the data directory at once.
+struct OnNostr {
+    _relay: LocalRelay,
+    relay_url: String,
+    _dir: tempfile::TempDir,
+    server: TestServer,
+    /// The mint's nostr key.
+    me: PublicKey,
+}
+
+async fn on_nostr(configure: impl FnOnce(&mut coinslotd::Config)) -> OnNostr {
+    let (relay, relay_url) = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), &relay_url);
+    configure(&mut config);
+    let server = TestServer::start_with(config).await.unwrap();
+    let me = mint_key(&server.url).await;
+    OnNostr {
+        _relay: relay,
+        relay_url,
+        _dir: dir,
+        server,
+        me,
+    }
+}
+
+/// Sends `amount` from a funded wallet to a second one over HTTP, so the token's proofs are
+/// spent; returns the sender and those proofs.
+async fn spend_a_token(url: &str, amount: u64) -> (cdk::wallet::Wallet, cdk::nuts::Proofs) {
+    let sender = wallet::funded(url, amount * 3).await.unwrap();
+    let token = wallet::send(&sender, amount, SendOptions::default())
+        .await
+        .unwrap();
+    let proofs = wallet::token_proofs(&sender, &token).await.unwrap();
+    let receiver = wallet::new_wallet(url, wallet::random_seed())
+        .await
+        .unwrap();
+    wallet::receive(&receiver, &token, ReceiveOptions::default())
+        .await
+        .unwrap();
+    (sender, proofs)
+}
+
 #[tokio::test]
 async fn the_announcement_is_found_and_replaced_after_a_config_change() {
     let (_relay, relay_url) = relay().await;
@@ -144,12 +188,13 @@ async fn the_announcement_is_found_and_replaced_after_a_config_change() {
 
 #[tokio::test]
 async fn a_cdk_wallet_tops_up_swaps_and_checks_states_over_nostr_only() {
-    let (_relay, relay_url) = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(config(dir.path(), &relay_url))
-        .await
-        .unwrap();
-    let me = mint_key(&server.url).await;
+    let OnNostr {
+        _relay,
+        _dir,
+        relay_url,
+        server,
+        me,
+    } = on_nostr(|_| {}).await;
 
     // The wallet's mint URL goes nowhere: every call must travel over nostr.
     let client = MintClient::connect([&relay_url], me)
@@ -215,26 +260,18 @@ async fn a_cdk_wallet_tops_up_swaps_and_checks_states_over_nostr_only() {
 
 #[tokio::test]
 async fn the_spent_secret_feed_lists_each_spent_y_once() {
-    let (_relay, relay_url) = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path(), &relay_url);
-    config.nostr.spent_feed = true;
-    config.nostr.spent_feed_secs = 1;
-    let server = TestServer::start_with(config).await.unwrap();
-    let me = mint_key(&server.url).await;
-
-    // A token received by a second wallet: its proofs are swapped, so spent.
-    let sender = wallet::funded(&server.url, 64).await.unwrap();
-    let token = wallet::send(&sender, 21, SendOptions::default())
-        .await
-        .unwrap();
-    let proofs = wallet::token_proofs(&sender, &token).await.unwrap();
-    let receiver = wallet::new_wallet(&server.url, wallet::random_seed())
-        .await
-        .unwrap();
-    wallet::receive(&receiver, &token, ReceiveOptions::default())
-        .await
-        .unwrap();
+    let OnNostr {
+        _relay,
+        _dir,
+        relay_url,
+        server,
+        me,
+    } = on_nostr(|config| {
+        config.nostr.spent_feed = true;
+        config.nostr.spent_feed_secs = 1;
+    })
+    .await;
+    let (sender, proofs) = spend_a_token(&server.url, 21).await;
     let wanted: Vec<String> = proofs.iter().map(|p| p.y().unwrap().to_hex()).collect();
 
     let client = coinslot_nostr::connect([&relay_url]).await.unwrap();
@@ -269,22 +306,14 @@ async fn the_spent_secret_feed_lists_each_spent_y_once() {
 
 #[tokio::test]
 async fn the_feed_is_off_by_default() {
-    let (_relay, relay_url) = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(config(dir.path(), &relay_url))
-        .await
-        .unwrap();
-    let me = mint_key(&server.url).await;
-    let sender = wallet::funded(&server.url, 8).await.unwrap();
-    let token = wallet::send(&sender, 3, SendOptions::default())
-        .await
-        .unwrap();
-    let receiver = wallet::new_wallet(&server.url, wallet::random_seed())
-        .await
-        .unwrap();
-    wallet::receive(&receiver, &token, ReceiveOptions::default())
-        .await
-        .unwrap();
+    let OnNostr {
+        _relay,
+        _dir,
+        relay_url,
+        server,
+        me,
+    } = on_nostr(|_| {}).await;
+    spend_a_token(&server.url, 3).await;
     let client = coinslot_nostr::connect([&relay_url]).await.unwrap();
     // The announcement arrives, the feed never does.
     eventually("the announcement", || async {
