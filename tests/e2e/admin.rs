@@ -381,7 +381,18 @@ async fn metrics_parse_and_move_when_requests_are_paid() -> Result<()> {
     assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500);
     let unpaid = reqwest::get(format!("{}/search", app.url())).await?;
     assert_eq!(unpaid.status(), 402);
-    let after = scrape().await?;
+    // The metrics follow the mint's activity feed in a task of their own: wait until the
+    // counters caught up, then check they moved by exactly what happened.
+    let caught_up = |m: &HashMap<String, f64>| {
+        let moved = |name: &str, label: &str| sample(m, name, label) - sample(&before, name, label);
+        moved("coinslot_requests_paid_total", "unit=\"sat\"") >= 2.0
+            && moved("coinslot_refunded_total", "why=\"failed\"") >= 5.0
+            && moved("coinslot_requests_refused_total", "payment_required") >= 1.0
+    };
+    let after = coinslot_tests::eventually("the metrics to catch up", || async {
+        scrape().await.ok().filter(|m| caught_up(m))
+    })
+    .await;
 
     let moved =
         |name: &str, label: &str| sample(&after, name, label) - sample(&before, name, label);
@@ -562,11 +573,17 @@ async fn rate_limits_answer_429_with_retry_after() -> Result<()> {
     assert_eq!(health.status(), 200, "health checks are never rate limited");
     let secs: u64 = retry_after.unwrap().parse()?;
     assert!((1..=10).contains(&secs), "Retry-After {secs}");
-    let metrics = reqwest::get(format!("{}/metrics", app.url()))
-        .await?
-        .text()
-        .await?;
-    assert!(metrics.contains("reason=\"rate_limited\""));
+    // Counted by the metrics task, a moment after the answers.
+    coinslot_tests::eventually("a rate_limited refusal in the metrics", || async {
+        let metrics = reqwest::get(format!("{}/metrics", app.url()))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics.contains("reason=\"rate_limited\"").then_some(())
+    })
+    .await;
     app.stop().await
 }
 
