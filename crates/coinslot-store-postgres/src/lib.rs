@@ -1,0 +1,744 @@
+//! # coinslot-store-postgres
+//!
+//! A [`MintStore`] on PostgreSQL, for several `coinslotd` instances sharing one database.
+//! It passes the same conformance suite as the sled and in-memory stores.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), coinslot_mint::StoreError> {
+//! use coinslot_store_postgres::{PostgresOptions, PostgresStore};
+//!
+//! let store = PostgresStore::connect(
+//!     "postgres://coinslot@db.internal/coinslot",
+//!     PostgresOptions::default(),
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Double spends across instances.** A commit is one transaction. Spent `Y`s and signed
+//! `B_`s are primary keys inserted with `ON CONFLICT DO NOTHING … RETURNING`: of two
+//! transactions inserting the same key, the second waits on the first's index entry and,
+//! once it commits, inserts nothing, so it sees that the proof is spent and rolls back
+//! everything it wrote. No row is read and then updated (no lost-update window) and no
+//! table is locked: unrelated spends never wait for each other. A quote moves to `ISSUED`
+//! with `UPDATE … WHERE state = 'PAID'`, which the row lock makes single-winner too.
+//!
+//! **Durability.** Commits return after PostgreSQL's `COMMIT` (with the server's default
+//! `synchronous_commit = on`, after the WAL is flushed). Account debits run with
+//! `synchronous_commit = off`: they are ordered with every other write, and a crash may
+//! forget the newest ones, in the customer's favour, as the [`MintStore`] contract allows.
+//!
+//! **Supply counters** are append-only rows (one per commit) summed on read and folded into
+//! one row per keyset every minute, so commits of one keyset do not queue on one row lock.
+//!
+//! Migrations are embedded (`migrations/`, run by refinery) and run at connect under a
+//! PostgreSQL advisory lock, so instances starting together do not race.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
+use coinslot_mint::store::{
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
+    MintQuoteRecord, ReceiptRecord, Supply,
+};
+use coinslot_mint::{MintStore, StoreError};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Held (as a session advisory lock) while migrations run.
+const MIGRATION_LOCK: i64 = 0x636f_696e_736c_6f74; // "coinslot"
+
+/// How to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Schema holding the tables (created if missing); `None`: the server's default
+    /// (`public`). Lets several mints, or test runs, share one database.
+    pub schema: Option<String>,
+    /// Connections in the pool.
+    pub max_connections: usize,
+    /// How long a request waits for a connection (or for connecting) before it fails: the
+    /// database is down or overloaded.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    _compactor: Arc<Compactor>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Folds supply rows periodically; stopped with the last clone of the store.
+struct Compactor(tokio::task::JoinHandle<()>);
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often supply rows are folded.
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database` or a libpq
+    /// key=value string), creates the schema if needed and runs the migrations. Must run
+    /// inside a tokio runtime. TLS is not supported yet: use a local socket, a private
+    /// network or a tunnel.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| backend(format!("database URL: {e}")))?;
+        config.connect_timeout(options.acquire_timeout);
+        if let Some(schema) = &options.schema {
+            let valid = !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(backend(format!(
+                    "schema `{schema}`: use letters, digits and underscores only"
+                )));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.acquire_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| backend(format!("connection pool: {e}")))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        if let Some(schema) = &options.schema {
+            let created = client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await;
+            // Two instances creating it at once: one of them sees a unique violation.
+            if let Err(e) = created {
+                if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+                    return Err(backend(format!("cannot create schema `{schema}`: {e}")));
+                }
+            }
+        }
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        let migrated = embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(|e| backend(format!("migrations: {e}")));
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        migrated?;
+        drop(client);
+        let compactor = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut tick = tokio::time::interval(COMPACT_EVERY);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = compact_supply(&pool).await {
+                        tracing::warn!(target: "coinslot::store", error = %e, "cannot fold supply rows");
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            pool,
+            _compactor: Arc::new(Compactor(compactor)),
+        })
+    }
+
+    /// Runs SQL statements as they are (administration: e.g. dropping a test schema).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<(), StoreError> {
+        self.client().await?.batch_execute(sql).await.map_err(db)
+    }
+
+    /// Closes the pool: connections in use close when they come back.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| backend(format!("PostgreSQL unavailable: {e}")))
+    }
+
+    /// Runs one query on a pooled connection, as a prepared (and cached) statement.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        client.query(&statement, params).await.map_err(db)
+    }
+}
+
+/// Folds all supply rows into one per keyset, in one statement. Rows inserted meanwhile
+/// are not touched; two folds at once each move only the rows they deleted.
+async fn compact_supply(pool: &Pool) -> Result<(), StoreError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| backend(format!("PostgreSQL unavailable: {e}")))?;
+    client
+        .batch_execute(
+            "WITH moved AS (DELETE FROM supply_deltas RETURNING keyset_id, issued, redeemed) \
+             INSERT INTO supply_deltas (keyset_id, issued, redeemed) \
+             SELECT keyset_id, sum(issued)::bigint, sum(redeemed)::bigint FROM moved \
+             GROUP BY keyset_id",
+        )
+        .await
+        .map_err(db)
+}
+
+fn backend(message: impl Into<String>) -> StoreError {
+    StoreError::Backend(message.into())
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(err) => backend(format!("PostgreSQL: {}", err.message())),
+        None => backend(format!("PostgreSQL: {e}")),
+    }
+}
+
+fn int(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| backend(format!("{value} does not fit a BIGINT")))
+}
+
+fn uint(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative amount {value}")))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| backend(format!("encoding: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.try_get(column)
+        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+fn state_name(state: MintQuoteState) -> &'static str {
+    match state {
+        MintQuoteState::Unpaid => "UNPAID",
+        MintQuoteState::Paid => "PAID",
+        MintQuoteState::Issued => "ISSUED",
+    }
+}
+
+fn parse_state(name: &str) -> Result<MintQuoteState, StoreError> {
+    match name {
+        "UNPAID" => Ok(MintQuoteState::Unpaid),
+        "PAID" => Ok(MintQuoteState::Paid),
+        "ISSUED" => Ok(MintQuoteState::Issued),
+        other => Err(StoreError::Corrupt(format!("quote state {other}"))),
+    }
+}
+
+fn parse_unit(name: &str) -> CurrencyUnit {
+    CurrencyUnit::from_str(name).unwrap_or_else(|_| CurrencyUnit::custom(name))
+}
+
+/// A quote row: the record, with the state columns as the truth.
+fn quote_from_row(row: &Row) -> Result<MintQuoteRecord, StoreError> {
+    let mut quote: MintQuoteRecord = from_json(get(row, "record")?)?;
+    quote.state = parse_state(get(row, "state")?)?;
+    quote.updated_at = uint(get(row, "updated_at")?)?;
+    Ok(quote)
+}
+
+fn account_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord {
+        unit: parse_unit(get(row, "unit")?),
+        balance: uint(get(row, "balance")?)?,
+        created_at: uint(get(row, "created_at")?)?,
+    })
+}
+
+/// The first of `points` that is repeated in it or missing from `inserted`: the one that
+/// made an insert of all of them fail.
+fn first_refused(points: &[PublicKey], inserted: &HashSet<Vec<u8>>) -> String {
+    let mut seen = HashSet::new();
+    points
+        .iter()
+        .find(|point| {
+            let key = point_key(point).to_vec();
+            !seen.insert(key.clone()) || !inserted.contains(&key)
+        })
+        .map(|point| point.to_hex())
+        .unwrap_or_default()
+}
+
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// Runs an `INSERT … ON CONFLICT DO NOTHING RETURNING <key>` and returns the keys it
+/// inserted; fewer than given means some were there already, or repeated, and the caller
+/// rolls back.
+async fn inserted_keys(
+    tx: &Tx<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<HashSet<Vec<u8>>, StoreError> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    let rows = tx.query(&statement, params).await.map_err(db)?;
+    rows.iter().map(|row| get(row, "key")).collect()
+}
+
+async fn one(
+    tx: &Tx<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>, StoreError> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.query_opt(&statement, params).await.map_err(db)
+}
+
+async fn run(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.execute(&statement, params).await.map_err(db)
+}
+
+impl PostgresStore {
+    /// One commit, in one transaction: every check is a write that fails (and rolls
+    /// everything back) when its rule does not hold.
+    async fn apply(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        if !commit.spend.is_empty() {
+            let ys: Vec<PublicKey> = commit.spend.iter().map(|p| p.y).collect();
+            let keys: Vec<Vec<u8>> = ys.iter().map(|y| point_key(y).to_vec()).collect();
+            let inserted = inserted_keys(
+                &tx,
+                "INSERT INTO spent (y) SELECT * FROM UNNEST($1::bytea[]) \
+                 ON CONFLICT DO NOTHING RETURNING y AS key",
+                &[&keys],
+            )
+            .await?;
+            if inserted.len() != ys.len() {
+                return Err(StoreError::AlreadySpent(first_refused(&ys, &inserted)));
+            }
+        }
+        if !commit.issue.is_empty() {
+            let bs: Vec<PublicKey> = commit.issue.iter().map(|s| s.blinded).collect();
+            let keys: Vec<Vec<u8>> = bs.iter().map(|b| point_key(b).to_vec()).collect();
+            let signatures = commit
+                .issue
+                .iter()
+                .map(|s| json(&s.signature))
+                .collect::<Result<Vec<_>, _>>()?;
+            let inserted = inserted_keys(
+                &tx,
+                "INSERT INTO signatures (b, signature) \
+                 SELECT * FROM UNNEST($1::bytea[], $2::jsonb[]) \
+                 ON CONFLICT DO NOTHING RETURNING b AS key",
+                &[&keys, &signatures],
+            )
+            .await?;
+            if inserted.len() != bs.len() {
+                return Err(StoreError::AlreadySigned(first_refused(&bs, &inserted)));
+            }
+        }
+        if let Some(id) = commit.issue_quote {
+            let issued = run(
+                &tx,
+                "UPDATE mint_quotes SET state = 'ISSUED' WHERE id = $1 AND state = 'PAID'",
+                &[&id],
+            )
+            .await?;
+            if issued == 0 {
+                let found = one(&tx, "SELECT state FROM mint_quotes WHERE id = $1", &[&id]).await?;
+                let state = found
+                    .map(|row| get::<String>(&row, "state").and_then(|s| parse_state(&s)))
+                    .transpose()?;
+                return Err(match state {
+                    None => StoreError::QuoteNotFound,
+                    Some(MintQuoteState::Issued) => StoreError::QuoteAlreadyIssued,
+                    Some(_) => StoreError::QuoteNotPaid,
+                });
+            }
+        }
+        match commit.account {
+            Some(AccountWrite::Credit { id, unit, amount }) => {
+                let credited = one(
+                    &tx,
+                    "INSERT INTO accounts (id, unit, balance, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + EXCLUDED.balance \
+                     WHERE accounts.unit = EXCLUDED.unit RETURNING balance",
+                    &[
+                        &id,
+                        &unit.to_string(),
+                        &int(amount)?,
+                        &int(coinslot_mint::unix_now())?,
+                    ],
+                )
+                .await;
+                let credited = match credited {
+                    Err(StoreError::Backend(why)) if why.contains("out of range") => {
+                        return Err(backend("account balance overflows"))
+                    }
+                    other => other?,
+                };
+                if credited.is_none() {
+                    let found = one(&tx, "SELECT unit FROM accounts WHERE id = $1", &[&id]).await?;
+                    let unit = found
+                        .map(|row| get::<String>(&row, "unit"))
+                        .transpose()?
+                        .unwrap_or_default();
+                    return Err(StoreError::AccountUnitMismatch(unit));
+                }
+            }
+            Some(AccountWrite::Close { id, balance }) => {
+                let closed = run(
+                    &tx,
+                    "DELETE FROM accounts WHERE id = $1 AND balance = $2",
+                    &[&id, &int(balance)?],
+                )
+                .await?;
+                if closed == 0 {
+                    let found =
+                        one(&tx, "SELECT balance FROM accounts WHERE id = $1", &[&id]).await?;
+                    return Err(match found {
+                        None => StoreError::AccountNotFound,
+                        Some(_) => StoreError::BalanceChanged,
+                    });
+                }
+            }
+            None => {}
+        }
+        if let Some(receipt) = commit.receipt {
+            run(
+                &tx,
+                "INSERT INTO receipts (key, created_at, data) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE \
+                 SET created_at = EXCLUDED.created_at, data = EXCLUDED.data",
+                &[
+                    &receipt.key.to_vec(),
+                    &int(receipt.created_at)?,
+                    &receipt.data.to_vec(),
+                ],
+            )
+            .await?;
+        }
+        let delta = supply_delta(commit);
+        if !delta.is_empty() {
+            let mut ids = Vec::with_capacity(delta.len());
+            let mut issued = Vec::with_capacity(delta.len());
+            let mut redeemed = Vec::with_capacity(delta.len());
+            for (id, supply) in delta {
+                ids.push(id.to_string());
+                issued.push(int(supply.issued)?);
+                redeemed.push(int(supply.redeemed)?);
+            }
+            run(
+                &tx,
+                "INSERT INTO supply_deltas (keyset_id, issued, redeemed) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])",
+                &[&ids, &issued, &redeemed],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+#[async_trait::async_trait]
+impl MintStore for PostgresStore {
+    async fn keysets(&self) -> Result<Vec<KeysetRecord>, StoreError> {
+        self.query("SELECT record FROM keysets", &[])
+            .await?
+            .iter()
+            .map(|row| from_json(get(row, "record")?))
+            .collect()
+    }
+
+    async fn put_keysets(&self, keysets: &[KeysetRecord]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        for keyset in keysets {
+            run(
+                &tx,
+                "INSERT INTO keysets (id, record) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                &[&keyset.id.to_string(), &json(keyset)?],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn add_mint_quote(&self, quote: &MintQuoteRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let added = client
+            .execute(
+                "INSERT INTO mint_quotes (id, lookup_id, state, updated_at, record) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &quote.id,
+                    &quote.lookup_id,
+                    &state_name(quote.state),
+                    &int(quote.updated_at)?,
+                    &json(quote)?,
+                ],
+            )
+            .await;
+        match added {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                let on_lookup = e
+                    .as_db_error()
+                    .and_then(|d| d.constraint())
+                    .is_some_and(|c| c.contains("lookup"));
+                Err(StoreError::Duplicate(if on_lookup {
+                    format!("quote lookup id {}", quote.lookup_id)
+                } else {
+                    format!("quote {}", quote.id)
+                }))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn mint_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
+        self.query(
+            "SELECT state, updated_at, record FROM mint_quotes WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .first()
+        .map(quote_from_row)
+        .transpose()
+    }
+
+    async fn mint_quote_by_lookup_id(
+        &self,
+        lookup_id: &str,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        self.query(
+            "SELECT state, updated_at, record FROM mint_quotes WHERE lookup_id = $1",
+            &[&lookup_id],
+        )
+        .await?
+        .first()
+        .map(quote_from_row)
+        .transpose()
+    }
+
+    async fn mark_mint_quote_paid(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        self.query(
+            "UPDATE mint_quotes SET state = 'PAID', updated_at = $2 \
+             WHERE id = $1 AND state = 'UNPAID' RETURNING id",
+            &[&id, &int(now)?],
+        )
+        .await?;
+        self.mint_quote(id).await
+    }
+
+    async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError> {
+        let keys: Vec<Vec<u8>> = ys.iter().map(|y| point_key(y).to_vec()).collect();
+        let found = self
+            .query("SELECT y FROM spent WHERE y = ANY($1)", &[&keys])
+            .await?
+            .iter()
+            .map(|row| get::<Vec<u8>>(row, "y"))
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(keys.iter().map(|key| found.contains(key)).collect())
+    }
+
+    async fn blind_signatures(
+        &self,
+        blinded: &[PublicKey],
+    ) -> Result<Vec<Option<BlindSignature>>, StoreError> {
+        let keys: Vec<Vec<u8>> = blinded.iter().map(|b| point_key(b).to_vec()).collect();
+        let rows = self
+            .query(
+                "SELECT b, signature FROM signatures WHERE b = ANY($1)",
+                &[&keys],
+            )
+            .await?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let signature: BlindSignature = from_json(get(row, "signature")?)?;
+            found.insert(get::<Vec<u8>>(row, "b")?, signature);
+        }
+        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        self.apply(&commit).await
+    }
+
+    async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
+        self.query(
+            "SELECT created_at, data FROM receipts WHERE key = $1",
+            &[&key.to_vec()],
+        )
+        .await?
+        .first()
+        .map(|row| {
+            Ok(ReceiptRecord {
+                created_at: uint(get(row, "created_at")?)?,
+                data: get(row, "data")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM receipts WHERE created_at < $1",
+                &[&int(created_before)?],
+            )
+            .await
+            .map_err(db)
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.query(
+            "SELECT unit, balance, created_at FROM accounts WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .first()
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn debit_account(
+        &self,
+        id: &str,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        // Ordered with every other write, but not waited for: see the crate docs.
+        tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+            .await
+            .map_err(db)?;
+        let debited = one(
+            &tx,
+            "UPDATE accounts SET balance = balance - $3 \
+             WHERE id = $1 AND unit = $2 AND balance >= $3 RETURNING balance",
+            &[&id, &unit.to_string(), &int(amount)?],
+        )
+        .await?;
+        let Some(row) = debited else {
+            let found = one(
+                &tx,
+                "SELECT unit, balance, created_at FROM accounts WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+            let account = found
+                .as_ref()
+                .map(account_from_row)
+                .transpose()?
+                .ok_or(StoreError::AccountNotFound)?;
+            // Names the rule that failed (unit or balance), as every store does.
+            account.debited(unit, amount)?;
+            return Err(backend("the debit raced with another write; try again"));
+        };
+        let balance = uint(get(&row, "balance")?)?;
+        tx.commit().await.map_err(db)?;
+        Ok(balance)
+    }
+
+    async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError> {
+        self.query(
+            "SELECT keyset_id, sum(issued)::bigint AS issued, sum(redeemed)::bigint AS redeemed \
+             FROM supply_deltas GROUP BY keyset_id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let id: String = get(row, "keyset_id")?;
+            let id = Id::from_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((
+                id,
+                Supply {
+                    issued: uint(get(row, "issued")?)?,
+                    redeemed: uint(get(row, "redeemed")?)?,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError> {
+        self.query(
+            "SELECT unit, count(*) AS accounts, sum(balance)::bigint AS balance \
+             FROM accounts GROUP BY unit ORDER BY unit COLLATE \"C\"",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AccountTotal {
+                unit: parse_unit(get(row, "unit")?),
+                accounts: uint(get(row, "accounts")?)?,
+                balance: uint(get(row, "balance")?)?,
+            })
+        })
+        .collect()
+    }
+}
