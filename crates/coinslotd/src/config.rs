@@ -76,8 +76,88 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The mint on nostr: NIP-87 announcement, recommendations, the mint over nostr.
     pub nostr: NostrConfig,
+    /// Where the mint's state lives: sled in `data_dir`, or a PostgreSQL database.
+    pub store: StoreConfig,
     /// Logs.
     pub log: LogConfig,
+}
+
+/// `[store]`: sled in `data_dir` unless `url` names a PostgreSQL database, which several
+/// instances can share (each still needs the same `seed` file in its data directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database` (or `COINSLOT_DATABASE_URL`,
+    /// `--database-url`). Unset: the embedded sled store.
+    pub url: Option<String>,
+    /// Schema holding the tables (created if missing; default: the server's, `public`).
+    pub schema: Option<String>,
+    /// Database connections per instance.
+    pub max_connections: usize,
+    /// How long a request waits for a database connection before it fails with 503, in
+    /// seconds.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            schema: None,
+            max_connections: 16,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks what serde cannot; the message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError(
+                    "store.url: only PostgreSQL is supported (postgres://user:password@host/db)"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(schema) = &self.schema {
+            let valid = !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ConfigError(format!(
+                    "store.schema: `{schema}`: use letters, digits and underscores only"
+                )));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError(
+                "store.max_connections: must be at least 1".into(),
+            ));
+        }
+        if self.acquire_timeout_secs == 0 {
+            return Err(ConfigError(
+                "store.acquire_timeout_secs: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `url` with its password replaced by `<hidden>`.
+pub fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<hidden>@{host}"),
+        None => url.to_string(),
+    }
 }
 
 /// `[paywall]`: how paid requests behave.
@@ -223,6 +303,7 @@ impl Default for Config {
             topup: TopupConfig::default(),
             limits: LimitsConfig::default(),
             nostr: NostrConfig::default(),
+            store: StoreConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -309,6 +390,7 @@ impl Config {
             return fail("admin.activity_entries: must be at least 1");
         }
         self.nostr.validate().map_err(ConfigError)?;
+        self.store.validate()?;
         Ok(())
     }
 
@@ -409,6 +491,14 @@ impl Config {
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
         let mut value = toml::Value::try_from(self)?;
         redact(&mut value);
+        if let Some(url) = value
+            .get_mut("store")
+            .and_then(|store| store.get_mut("url"))
+        {
+            if let Some(text) = url.as_str() {
+                *url = toml::Value::String(hide_password(text));
+            }
+        }
         toml::to_string_pretty(&value)
     }
 }
@@ -432,6 +522,29 @@ fn describe(err: &figment::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_hidden_and_urls_checked() {
+        assert_eq!(
+            hide_password("postgres://coinslot:s3cret@db:5432/mint"),
+            "postgres://coinslot:<hidden>@db:5432/mint"
+        );
+        assert_eq!(
+            hide_password("postgres://coinslot@db/mint"),
+            "postgres://coinslot@db/mint"
+        );
+        let mut config = Config::default();
+        config.store.url = Some("postgres://u:p4ss@127.0.0.1/test".into());
+        let shown = config.to_redacted_toml().unwrap();
+        assert!(!shown.contains("p4ss"), "{shown}");
+        assert!(
+            shown.contains("postgres://u:<hidden>@127.0.0.1/test"),
+            "{shown}"
+        );
+        config.store.url = Some("mysql://u@h/db".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+    }
 
     #[test]
     fn secrets_are_recognised_by_the_end_of_their_name() {

@@ -1,6 +1,7 @@
 //! # coinslotd
 //!
-//! The Coinslot server: the embedded closed-loop mint ([`coinslot_mint`], sled store) behind
+//! The Coinslot server: the embedded closed-loop mint ([`coinslot_mint`], on sled or, for
+//! several instances, PostgreSQL: [`Store`]) behind
 //! the Cashu HTTP API ([`coinslot_http`]), and in front of your HTTP API as a paid reverse
 //! proxy ([`coinslot_proxy`] behind the [`coinslot::PaywallLayer`] paywall), with the operator's admin
 //! API ([`coinslot_admin`]), Prometheus metrics, health checks and abuse limits.
@@ -32,11 +33,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
+use coinslot::crates::store_sled::SledStore;
 use coinslot::{EmbeddedMint, Mint, PaywallLayer};
 use coinslot_admin::{ActivityLog, Admin, AdminKey, NostrStatus, ADMIN_KEY_FILE};
 use coinslot_mint::{FakeBackend, PaymentBackend};
 use coinslot_nostr::{MintIdentity, NostrService};
 use coinslot_proxy::{Proxy, ProxyRoutes};
+use coinslot_store_postgres::{PostgresOptions, PostgresStore};
 use coinslot_topup::{PriceLine, TopupPage};
 use http::StatusCode;
 use serde_json::json;
@@ -55,18 +58,76 @@ pub use config::{BackendConfig, Config, ConfigError};
 pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 
 /// Opens the data directory (seed + store), the backend and the mint.
-pub async fn open(config: &Config) -> anyhow::Result<EmbeddedMint> {
+pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     let backend: Arc<dyn PaymentBackend> = match &config.backend {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
     };
     let identity = identity_key(config)?;
-    Ok(EmbeddedMint::open_with_identity(
-        &config.data_dir,
-        config.mint.clone(),
-        backend,
-        identity.as_ref(),
-    )
-    .await?)
+    let Some(url) = &config.store.url else {
+        let embedded = EmbeddedMint::open_with_identity(
+            &config.data_dir,
+            config.mint.clone(),
+            backend,
+            identity.as_ref(),
+        )
+        .await?;
+        return Ok(Opened {
+            mint: embedded.mint,
+            store: Store::Sled(embedded.store),
+        });
+    };
+    // The seed still lives in the data directory: every instance on one database needs
+    // the same one (the mint refuses to start on keysets another seed made).
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let mut seed = load_or_create_seed(&config.data_dir.join(SEED_FILE))?;
+    if let Some(identity) = &identity {
+        seed = seed.with_identity(identity)?;
+    }
+    let options = PostgresOptions {
+        schema: config.store.schema.clone(),
+        max_connections: config.store.max_connections,
+        acquire_timeout: Duration::from_secs(config.store.acquire_timeout_secs),
+    };
+    let store = PostgresStore::connect(url, options)
+        .await
+        .with_context(|| format!("store.url {}", config::hide_password(url)))?;
+    tracing::info!(url = %config::hide_password(url), schema = ?config.store.schema, "PostgreSQL store");
+    let mint = Mint::new(config.mint.clone(), seed, Arc::new(store.clone()), backend).await?;
+    Ok(Opened {
+        mint,
+        store: Store::Postgres(store),
+    })
+}
+
+/// An opened mint and the store under it.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The mint.
+    pub mint: Mint,
+    /// Its store.
+    pub store: Store,
+}
+
+/// The store a server runs on.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded, in the data directory (the default).
+    Sled(SledStore),
+    /// A PostgreSQL database, shared by every instance on it.
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// Makes everything written so far durable, before the process stops (sled; a
+    /// PostgreSQL commit is durable when it returns).
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Sled(store) => store.flush().await?,
+            Store::Postgres(store) => store.close(),
+        }
+        Ok(())
+    }
 }
 
 /// The identity key the operator gave: `COINSLOT_NOSTR_NSEC`, else `[nostr] nsec_file`;
@@ -244,7 +305,7 @@ async fn ready(State(mint): State<Mint>) -> Response {
 /// and flushes the store.
 pub async fn serve(
     listener: TcpListener,
-    opened: EmbeddedMint,
+    opened: Opened,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {

@@ -95,6 +95,11 @@ struct ServeArgs {
     /// (replaces `[nostr] relays`).
     #[arg(long, env = "COINSLOT_NOSTR_RELAYS", value_delimiter = ',')]
     nostr_relays: Option<Vec<String>>,
+    /// PostgreSQL database for the mint's state, shared by several instances
+    /// (postgres://user:password@host/db; replaces `[store] url`; default: sled in the data
+    /// directory).
+    #[arg(long, env = "COINSLOT_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +217,9 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
             .map(|relay| relay.trim().to_string())
             .filter(|relay| !relay.is_empty())
             .collect();
+    }
+    if let Some(url) = &args.database_url {
+        config.store.url = Some(url.clone());
     }
     config.validate()?;
     Ok(config)

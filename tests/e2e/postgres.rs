@@ -1,0 +1,192 @@
+//! Two coinslotd instances on one PostgreSQL database: they share keysets, quotes and spent
+//! proofs, so a quote paid through one mints on the other and one token sent to both at
+//! once is accepted once, also after a restart.
+//!
+//! Runs when `COINSLOT_TEST_POSTGRES_URL` names a database (`.ci/run` sets it); each test
+//! works in a schema of its own, dropped at the end. Skipped (and says so) otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use cdk::nuts::{ProofsMethods, State};
+use cdk::wallet::SendOptions;
+use coinslot_store_postgres::{PostgresOptions, PostgresStore};
+use coinslot_tests::wallet::{
+    funded, get_json, mint_request, new_wallet, post_json, proof_states, random_seed, send,
+    swap_request, token_proofs,
+};
+use coinslot_tests::{eventually, TestServer};
+use serde_json::json;
+
+const URL_ENV: &str = "COINSLOT_TEST_POSTGRES_URL";
+
+/// A schema of its own on the test server, dropped when the guard goes.
+struct Database {
+    url: String,
+    schema: String,
+}
+
+impl Database {
+    fn new() -> Option<Self> {
+        let Ok(url) = std::env::var(URL_ENV) else {
+            use std::io::Write;
+            // Past the harness's capture, so a plain `cargo test` shows it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "postgres e2e skipped: set {URL_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            return None;
+        };
+        let schema = format!("coinslot_e2e_{:016x}", rand::random::<u64>());
+        Some(Self { url, schema })
+    }
+
+    fn config(&self, data_dir: &Path) -> coinslotd::Config {
+        let mut config = coinslotd::Config::with_data_dir(data_dir);
+        config.store.url = Some(self.url.clone());
+        config.store.schema = Some(self.schema.clone());
+        config
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(store) = PostgresStore::connect(&url, PostgresOptions::default()).await {
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = store.execute_unprepared(&drop).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_quotes_keysets_and_spent_proofs() {
+    let Some(db) = Database::new() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(db.config(dir_a.path()))
+        .await
+        .unwrap();
+    // Every instance needs the same seed.
+    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+    let b = TestServer::start_with(db.config(dir_b.path()))
+        .await
+        .unwrap();
+    let keysets_a = get_json(&a.url, "/v1/keysets").await.unwrap().body;
+    assert_eq!(
+        keysets_a,
+        get_json(&b.url, "/v1/keysets").await.unwrap().body
+    );
+
+    // A quote made (and paid) through B mints through A, and only once.
+    let quote = post_json(
+        &b.url,
+        "/v1/mint/quote/bolt11",
+        &json!({"amount": 8, "unit": "sat"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(quote.status, 200, "{}", quote.body);
+    let id = quote.body["quote"].as_str().unwrap().to_string();
+    eventually("the quote paid, seen from A", || async {
+        let state = get_json(&a.url, &format!("/v1/mint/quote/bolt11/{id}"))
+            .await
+            .ok()?;
+        (state.body["state"] == "PAID").then_some(())
+    })
+    .await;
+    let wallet = new_wallet(&a.url, random_seed()).await.unwrap();
+    let minted = post_json(
+        &a.url,
+        "/v1/mint/bolt11",
+        &serde_json::to_value(mint_request(&wallet, &id, 8.into()).await.unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(minted.status, 200, "{}", minted.body);
+    let again = post_json(
+        &b.url,
+        "/v1/mint/bolt11",
+        &serde_json::to_value(mint_request(&wallet, &id, 8.into()).await.unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.status, again.code()),
+        (400, Some(20002)),
+        "{}",
+        again.body
+    );
+
+    // One token, swapped at both instances at once, many times over: one winner each time.
+    let payer = funded(&a.url, 64).await.unwrap();
+    let mut spent = Vec::new();
+    for _ in 0..6 {
+        let token = send(&payer, 2, SendOptions::default()).await.unwrap();
+        let proofs = token_proofs(&payer, &token).await.unwrap();
+        let mut tries = Vec::new();
+        for i in 0..8 {
+            let url = if i % 2 == 0 {
+                a.url.clone()
+            } else {
+                b.url.clone()
+            };
+            let body =
+                serde_json::to_value(swap_request(&payer, proofs.clone()).await.unwrap()).unwrap();
+            tries.push(tokio::spawn(async move {
+                post_json(&url, "/v1/swap", &body).await.unwrap()
+            }));
+        }
+        let mut won = 0;
+        for answer in futures::future::join_all(tries).await {
+            let answer = answer.unwrap();
+            match answer.status {
+                200 => won += 1,
+                _ => assert_eq!(answer.code(), Some(11001), "{}", answer.body),
+            }
+        }
+        assert_eq!(
+            won, 1,
+            "a token was swapped {won} times across two instances"
+        );
+        spent.extend(proofs);
+    }
+    assert_eq!(spent.total_amount().unwrap(), 12.into());
+
+    // Still spent, seen from either instance, after A restarts.
+    a.stop().await.unwrap();
+    let a = TestServer::start_with(db.config(dir_a.path()))
+        .await
+        .unwrap();
+    for url in [&a.url, &b.url] {
+        let checker = new_wallet(url, random_seed()).await.unwrap();
+        let states = proof_states(&checker, &spent).await.unwrap();
+        assert!(states.iter().all(|s| *s == State::Spent), "{states:?}");
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_seed_on_the_same_database_is_refused() {
+    let Some(db) = Database::new() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(db.config(dir_a.path()))
+        .await
+        .unwrap();
+    // B has a seed of its own: it must not sign with keysets the database says are A's.
+    let refused = TestServer::start_with(db.config(dir_b.path())).await;
+    let err = refused
+        .err()
+        .expect("an instance with another seed started");
+    assert!(err.to_string().contains("wrong seed file"), "{err}");
+    a.stop().await.unwrap();
+}
