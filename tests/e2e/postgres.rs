@@ -190,3 +190,99 @@ async fn another_seed_on_the_same_database_is_refused() {
     assert!(err.to_string().contains("wrong seed file"), "{err}");
     a.stop().await.unwrap();
 }
+
+/// A TCP forwarder to the database that can be cut (every connection dropped, new ones
+/// refused) and restored: a network outage between coinslotd and PostgreSQL.
+struct Link {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Link {
+    async fn to(target: &str) -> Link {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let link = Link {
+            port,
+            up: Default::default(),
+            open: Default::default(),
+        };
+        link.up.store(true, Ordering::SeqCst);
+        let (up, open, target) = (link.up.clone(), link.open.clone(), target.to_string());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused, as good as
+                }
+                let target = target.clone();
+                open.lock().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        link
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.open.lock().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_the_database_is_down_requests_get_503_and_no_token_is_taken() {
+    let Some(db) = Database::new() else { return };
+    // The test server's address, from the URL: postgres://user@HOST:PORT/db.
+    let after_at = db.url.rsplit_once('@').unwrap().1;
+    let (host_port, database) = after_at.split_once('/').unwrap();
+    let link = Link::to(host_port).await;
+    let user = db
+        .url
+        .split_once("://")
+        .unwrap()
+        .1
+        .split_once('@')
+        .unwrap()
+        .0;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = db.config(dir.path());
+    config.store.url = Some(format!(
+        "postgres://{user}@127.0.0.1:{}/{database}",
+        link.port
+    ));
+    config.store.acquire_timeout_secs = 1;
+    let server = TestServer::start_with(config).await.unwrap();
+    let payer = funded(&server.url, 16).await.unwrap();
+    let token = send(&payer, 4, SendOptions::default()).await.unwrap();
+    let proofs = token_proofs(&payer, &token).await.unwrap();
+
+    link.cut();
+    let swap = serde_json::to_value(swap_request(&payer, proofs.clone()).await.unwrap()).unwrap();
+    let refused = post_json(&server.url, "/v1/swap", &swap).await.unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body["detail"].is_string(), "{}", refused.body);
+    let ready = get_json(&server.url, "/ready").await.unwrap();
+    assert_eq!(ready.status, 503);
+
+    // Back up: the pool reconnects by itself, and the token was never spent.
+    link.restore();
+    eventually("ready again", || async {
+        let ready = get_json(&server.url, "/ready").await.ok()?;
+        (ready.status == 200).then_some(())
+    })
+    .await;
+    let swap = serde_json::to_value(swap_request(&payer, proofs).await.unwrap()).unwrap();
+    let accepted = post_json(&server.url, "/v1/swap", &swap).await.unwrap();
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    server.stop().await.unwrap();
+}

@@ -1,5 +1,6 @@
 //! The wire form of errors: `{"detail": "...", "code": N}` (NUT-00).
 
+use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -27,19 +28,23 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // Storage and backend faults are ours: 500 tells the client to retry later. Every
-        // fault of the request is a Cashu error with status 400, as wallets expect.
-        let status = if self.0.is_internal() {
-            tracing::error!(error = %self.0, "internal error");
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            tracing::debug!(code = self.0.code(), error = %self.0, "request refused");
-            StatusCode::BAD_REQUEST
-        };
         let body = ErrorBody {
             detail: self.0.to_string(),
             code: self.0.code(),
         };
-        (status, Json(body)).into_response()
+        // Storage and backend faults are ours, and pass (a database that is down comes
+        // back): 503 with Retry-After tells the client to try again; nothing was written.
+        // Every fault of the request is a Cashu error with status 400, as wallets expect.
+        if self.0.is_internal() {
+            tracing::error!(error = %self.0, "internal error");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "1")],
+                Json(body),
+            )
+                .into_response();
+        }
+        tracing::debug!(code = self.0.code(), error = %self.0, "request refused");
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
     }
 }
