@@ -14,10 +14,10 @@ use coinslot_mint::cashu::nuts::{
 };
 use coinslot_tests::raw::RawClient;
 
-fn start(dir: &Path) -> (Child, String) {
+fn start(dir: &Path, store: &str) -> (Child, String) {
     // Eight clients on one address drive it as fast as they can: no per-IP rate limit.
     let config = dir.join("coinslotd.toml");
-    std::fs::write(&config, "[limits]\nper_ip_per_minute = 0\n").unwrap();
+    std::fs::write(&config, format!("[limits]\nper_ip_per_minute = 0\n{store}")).unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_coinslotd"));
     coinslot_tests::spawn_coinslotd_with(exe, dir, Some(&config)).unwrap()
 }
@@ -45,8 +45,38 @@ async fn states(client: &RawClient, proofs: &Proofs) -> Vec<State> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_swaps_loses_no_acknowledged_spend_and_no_funds() {
+    crash_and_check("").await;
+}
+
+/// The same on PostgreSQL (when `COINSLOT_TEST_POSTGRES_URL` names a database; `.ci/run`
+/// sets it), in a schema of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_swaps_on_postgres_loses_nothing_either() {
+    let Ok(url) = std::env::var("COINSLOT_TEST_POSTGRES_URL") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "crash test on PostgreSQL skipped: set COINSLOT_TEST_POSTGRES_URL"
+        );
+        return;
+    };
+    let schema = format!("coinslot_crash_{:016x}", rand::random::<u64>());
+    crash_and_check(&format!(
+        "[store]\nurl = \"{url}\"\nschema = \"{schema}\"\n"
+    ))
+    .await;
+    let admin = coinslot_store_postgres::PostgresStore::connect(&url, Default::default())
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+async fn crash_and_check(store: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = start(dir.path());
+    let (mut child, url) = start(dir.path(), store);
     let client = RawClient::new(&url);
     let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
 
@@ -102,7 +132,7 @@ async fn sigkill_during_swaps_loses_no_acknowledged_spend_and_no_funds() {
         "too few swaps before the crash to test anything"
     );
 
-    let (mut child, url) = start(dir.path());
+    let (mut child, url) = start(dir.path(), store);
     let client = RawClient::new(&url);
     let mut restored = 0;
     for attempt in &attempts {
