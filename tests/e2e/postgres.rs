@@ -16,7 +16,9 @@ use coinslot_tests::wallet::{
     swap_request, token_proofs,
 };
 use coinslot_tests::{eventually, TestServer};
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 const URL_ENV: &str = "COINSLOT_TEST_POSTGRES_URL";
 
@@ -285,4 +287,97 @@ async fn while_the_database_is_down_requests_get_503_and_no_token_is_taken() {
     let accepted = post_json(&server.url, "/v1/swap", &swap).await.unwrap();
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     server.stop().await.unwrap();
+}
+
+/// Waits on a NUT-17 socket for a notification of `sub_id` whose payload has `field` =
+/// `value`.
+async fn notified(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    sub_id: &str,
+    field: &str,
+    value: &str,
+) -> serde_json::Value {
+    let wait = async {
+        while let Some(message) = ws.next().await {
+            let Ok(Message::Text(text)) = message else {
+                continue;
+            };
+            let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            let params = &message["params"];
+            if params["subId"] == sub_id && params["payload"][field] == value {
+                return params["payload"].clone();
+            }
+        }
+        panic!("the websocket closed");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(15), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {field} = {value} notification for {sub_id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_websocket_on_one_instance_sees_what_the_other_did() {
+    let Some(db) = Database::new() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(db.config(dir_a.path()))
+        .await
+        .unwrap();
+    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+    let b = TestServer::start_with(db.config(dir_b.path()))
+        .await
+        .unwrap();
+
+    // A client of B watches a token's proofs and a quote made through A.
+    let payer = funded(&a.url, 16).await.unwrap();
+    let token = send(&payer, 4, SendOptions::default()).await.unwrap();
+    let proofs = token_proofs(&payer, &token).await.unwrap();
+    let ys: Vec<String> = proofs.iter().map(|p| p.y().unwrap().to_hex()).collect();
+    let quote = post_json(
+        &a.url,
+        "/v1/mint/quote/bolt11",
+        &json!({"amount": 3, "unit": "sat"}),
+    )
+    .await
+    .unwrap();
+    let quote_id = quote.body["quote"].as_str().unwrap().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(coinslot_tests::wallet::ws_url(&b.url))
+        .await
+        .unwrap();
+    for (id, kind, filters) in [
+        (0, "proof_state", json!(ys)),
+        (1, "bolt11_mint_quote", json!([quote_id])),
+    ] {
+        let subscribe = json!({
+            "jsonrpc": "2.0", "id": id, "method": "subscribe",
+            "params": { "kind": kind, "subId": kind, "filters": filters },
+        });
+        ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    }
+    notified(&mut ws, "bolt11_mint_quote", "state", "PAID").await;
+
+    // A swaps the token and mints the quote; B's client hears of both.
+    let swap = serde_json::to_value(swap_request(&payer, proofs).await.unwrap()).unwrap();
+    assert_eq!(
+        post_json(&a.url, "/v1/swap", &swap).await.unwrap().status,
+        200
+    );
+    let mut waiting: std::collections::HashSet<String> = ys.into_iter().collect();
+    while !waiting.is_empty() {
+        let seen = notified(&mut ws, "proof_state", "state", "SPENT").await;
+        waiting.remove(seen["Y"].as_str().unwrap());
+    }
+    let mint =
+        serde_json::to_value(mint_request(&payer, &quote_id, 3.into()).await.unwrap()).unwrap();
+    assert_eq!(
+        post_json(&a.url, "/v1/mint/bolt11", &mint)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    notified(&mut ws, "bolt11_mint_quote", "state", "ISSUED").await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }

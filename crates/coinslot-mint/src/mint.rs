@@ -124,6 +124,7 @@ impl Mint {
             }),
         };
         mint.spawn_payment_listener().await?;
+        mint.spawn_shared_listener();
         Ok(mint)
     }
 
@@ -319,6 +320,53 @@ impl Mint {
             tracing::debug!("payment listener stopped");
         });
         Ok(())
+    }
+}
+
+impl Mint {
+    /// Publishes to this process's subscribers what other instances on a shared store did.
+    fn spawn_shared_listener(&self) {
+        let Some(mut shared) = self.inner.store.shared_events() else {
+            return;
+        };
+        let weak: Weak<MintInner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let event = match shared.recv().await {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "missed changes from other instances");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(inner) = weak.upgrade() else { break };
+                let mint = Mint { inner };
+                match event {
+                    crate::store::SharedEvent::Spent(ys) => {
+                        for y in ys {
+                            mint.publish(MintEvent::ProofState(cashu::nuts::ProofState {
+                                y,
+                                state: cashu::nuts::State::Spent,
+                                witness: None,
+                            }));
+                        }
+                    }
+                    crate::store::SharedEvent::Quote(id) => {
+                        match mint.inner.store.mint_quote(&id).await {
+                            Ok(Some(quote)) => mint.publish(MintEvent::MintQuote(
+                                crate::nut04::quote_response(&quote),
+                            )),
+                            Ok(None) => {}
+                            Err(err) => {
+                                tracing::warn!(error = %err, "cannot read a quote another instance changed")
+                            }
+                        }
+                    }
+                }
+            }
+            tracing::debug!("shared-store listener stopped");
+        });
     }
 }
 

@@ -28,6 +28,11 @@
 //! `synchronous_commit = off`: they are ordered with every other write, and a crash may
 //! forget the newest ones, in the customer's favour, as the [`MintStore`] contract allows.
 //!
+//! **Other instances' changes** reach this one's NUT-17 subscribers: a commit notifies
+//! (`pg_notify`, delivered only if it commits) the `Y`s it spent and the quote it issued,
+//! and a quote marked paid is notified too; every store `LISTEN`s on its schema's channel
+//! and hands the other instances' changes to the mint ([`MintStore::shared_events`]).
+//!
 //! **Supply counters** are append-only rows (one per commit) summed on read and folded into
 //! one row per keyset every minute, so commits of one keyset do not queue on one row lock.
 //!
@@ -42,13 +47,14 @@ use std::time::Duration;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, ReceiptRecord, Supply,
+    MintQuoteRecord, ReceiptRecord, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::broadcast;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -84,7 +90,12 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    _compactor: Arc<Compactor>,
+    /// This store's id in notifications, so it ignores its own.
+    instance: String,
+    /// The NOTIFY channel of this schema.
+    channel: String,
+    shared: broadcast::Sender<SharedEvent>,
+    _tasks: Arc<Tasks>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -95,14 +106,20 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// Folds supply rows periodically; stopped with the last clone of the store.
-struct Compactor(tokio::task::JoinHandle<()>);
+/// Background tasks (supply folding, the LISTEN connection), stopped with the last clone
+/// of the store.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
-impl Drop for Compactor {
+impl Drop for Tasks {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
+
+/// `Y`s per notification: PostgreSQL caps a payload at 8000 bytes.
+const YS_PER_NOTIFICATION: usize = 100;
 
 /// How often supply rows are folded.
 const COMPACT_EVERY: Duration = Duration::from_secs(60);
@@ -128,6 +145,8 @@ impl PostgresStore {
             }
             config.options(format!("-c search_path={schema}"));
         }
+        let channel = format!("coinslot_{}", options.schema.as_deref().unwrap_or("public"));
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -183,10 +202,42 @@ impl PostgresStore {
                 }
             }
         });
+        let instance = format!("{:016x}", rand::random::<u64>());
+        let (shared, _) = broadcast::channel(4096);
+        let listener = tokio::spawn(listen(
+            listen_config,
+            channel.clone(),
+            instance.clone(),
+            shared.clone(),
+        ));
         Ok(Self {
             pool,
-            _compactor: Arc::new(Compactor(compactor)),
+            instance,
+            channel,
+            shared,
+            _tasks: Arc::new(Tasks(vec![compactor, listener])),
         })
+    }
+
+    /// The notifications telling other instances what a commit changed: spent `Y`s in
+    /// chunks, and the quote it issued.
+    fn notifications(&self, commit: &Commit<'_>) -> Vec<String> {
+        let mut payloads: Vec<String> = commit
+            .spend
+            .chunks(YS_PER_NOTIFICATION)
+            .map(|chunk| {
+                let ys: Vec<String> = chunk.iter().map(|p| p.y.to_hex()).collect();
+                serde_json::json!({ "from": self.instance, "spent": ys }).to_string()
+            })
+            .collect();
+        if let Some(id) = commit.issue_quote {
+            payloads.push(self.quote_notification(id));
+        }
+        payloads
+    }
+
+    fn quote_notification(&self, id: &str) -> String {
+        serde_json::json!({ "from": self.instance, "quote": id }).to_string()
     }
 
     /// Runs SQL statements as they are (administration: e.g. dropping a test schema).
@@ -490,8 +541,86 @@ impl PostgresStore {
             )
             .await?;
         }
+        // Delivered to listeners when (and only if) the transaction commits.
+        let payloads = self.notifications(commit);
+        if !payloads.is_empty() {
+            run(
+                &tx,
+                "SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p",
+                &[&self.channel, &payloads],
+            )
+            .await?;
+        }
         tx.commit().await.map_err(db)
     }
+}
+
+/// Holds a connection that `LISTEN`s on `channel` and turns other instances' notifications
+/// into [`SharedEvent`]s, reconnecting with backoff. What is notified while it is down is
+/// missed: websocket clients see it on their next check.
+async fn listen(
+    config: tokio_postgres::Config,
+    channel: String,
+    instance: String,
+    shared: broadcast::Sender<SharedEvent>,
+) {
+    let mut retry = Duration::from_secs(1);
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                let _ = notified.send(n.payload().to_string());
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN \"{channel}\""))
+                    .await
+                    .is_ok()
+                {
+                    retry = Duration::from_secs(1);
+                    while let Some(payload) = notifications.recv().await {
+                        if let Some(event) = parse_notification(&payload, &instance) {
+                            let _ = shared.send(event);
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => {
+                tracing::warn!(target: "coinslot::store", error = %e, retry_in = ?retry, "cannot listen for other instances");
+            }
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// A notification from another instance as an event; `None` for our own or a malformed one.
+fn parse_notification(payload: &str, instance: &str) -> Option<SharedEvent> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    if value.get("from")?.as_str()? == instance {
+        return None;
+    }
+    if let Some(id) = value.get("quote").and_then(|q| q.as_str()) {
+        return Some(SharedEvent::Quote(id.to_string()));
+    }
+    let ys = value
+        .get("spent")?
+        .as_array()?
+        .iter()
+        .filter_map(|y| y.as_str().and_then(|y| PublicKey::from_hex(y).ok()))
+        .collect();
+    Some(SharedEvent::Spent(ys))
 }
 
 #[async_trait::async_trait]
@@ -581,10 +710,12 @@ impl MintStore for PostgresStore {
         id: &str,
         now: u64,
     ) -> Result<Option<MintQuoteRecord>, StoreError> {
+        // Only a quote that changed is notified, in the same statement.
         self.query(
-            "UPDATE mint_quotes SET state = 'PAID', updated_at = $2 \
-             WHERE id = $1 AND state = 'UNPAID' RETURNING id",
-            &[&id, &int(now)?],
+            "WITH paid AS (UPDATE mint_quotes SET state = 'PAID', updated_at = $2 \
+             WHERE id = $1 AND state = 'UNPAID' RETURNING id) \
+             SELECT pg_notify($3, $4) FROM paid",
+            &[&id, &int(now)?, &self.channel, &self.quote_notification(id)],
         )
         .await?;
         self.mint_quote(id).await
@@ -724,6 +855,10 @@ impl MintStore for PostgresStore {
         .collect()
     }
 
+    fn shared_events(&self) -> Option<broadcast::Receiver<SharedEvent>> {
+        Some(self.shared.subscribe())
+    }
+
     async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError> {
         self.query(
             "SELECT unit, count(*) AS accounts, sum(balance)::bigint AS balance \
@@ -740,5 +875,27 @@ impl MintStore for PostgresStore {
             })
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_from_others_become_events_and_our_own_are_ignored() {
+        let y = coinslot_mint::cashu::nuts::SecretKey::generate().public_key();
+        let spent = serde_json::json!({"from": "b", "spent": [y.to_hex(), "not a point"]});
+        assert_eq!(
+            parse_notification(&spent.to_string(), "a"),
+            Some(SharedEvent::Spent(vec![y]))
+        );
+        assert_eq!(parse_notification(&spent.to_string(), "b"), None);
+        let quote = serde_json::json!({"from": "b", "quote": "q1"}).to_string();
+        assert_eq!(
+            parse_notification(&quote, "a"),
+            Some(SharedEvent::Quote("q1".into()))
+        );
+        assert_eq!(parse_notification("garbage", "a"), None);
     }
 }

@@ -343,6 +343,16 @@ impl AccountTotal {
     }
 }
 
+/// A change another process made to a store it shares with this one (instances on one
+/// database), so this process's NUT-17 subscribers hear of it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedEvent {
+    /// These proofs were spent.
+    Spent(Vec<PublicKey>),
+    /// This quote changed state.
+    Quote(String),
+}
+
 /// Durable state of a mint. See the module docs for the contract.
 #[async_trait::async_trait]
 pub trait MintStore: Send + Sync + 'static {
@@ -411,6 +421,12 @@ pub trait MintStore: Send + Sync + 'static {
 
     /// Open accounts and their balances, per unit.
     async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError>;
+
+    /// Changes other processes make to this store, when it is shared (a database several
+    /// instances use); `None` for a store only this process writes (the default).
+    fn shared_events(&self) -> Option<tokio::sync::broadcast::Receiver<SharedEvent>> {
+        None
+    }
 }
 
 /// The canonical storage key of a point: its compressed encoding.
