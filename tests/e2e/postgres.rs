@@ -51,6 +51,24 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Two instances on this database, each with its data directory (the second gets a
+    /// copy of the first's seed, as every instance needs the same one).
+    async fn two_instances(
+        &self,
+    ) -> (tempfile::TempDir, TestServer, tempfile::TempDir, TestServer) {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = TestServer::start_with(self.config(dir_a.path()))
+            .await
+            .unwrap();
+        std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+        let b = TestServer::start_with(self.config(dir_b.path()))
+            .await
+            .unwrap();
+        (dir_a, a, dir_b, b)
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let (url, schema) = (self.url.clone(), self.schema.clone());
@@ -73,15 +91,7 @@ impl Drop for Database {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_quotes_keysets_and_spent_proofs() {
     let Some(db) = Database::new() else { return };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestServer::start_with(db.config(dir_a.path()))
-        .await
-        .unwrap();
-    // Every instance needs the same seed.
-    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
-    let b = TestServer::start_with(db.config(dir_b.path()))
-        .await
-        .unwrap();
+    let (dir_a, a, _dir_b, b) = db.two_instances().await;
     let keysets_a = get_json(&a.url, "/v1/keysets").await.unwrap().body;
     assert_eq!(
         keysets_a,
@@ -320,14 +330,7 @@ async fn notified(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_websocket_on_one_instance_sees_what_the_other_did() {
     let Some(db) = Database::new() else { return };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestServer::start_with(db.config(dir_a.path()))
-        .await
-        .unwrap();
-    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
-    let b = TestServer::start_with(db.config(dir_b.path()))
-        .await
-        .unwrap();
+    let (_dir_a, a, _dir_b, b) = db.two_instances().await;
 
     // A client of B watches a token's proofs and a quote made through A.
     let payer = funded(&a.url, 16).await.unwrap();

@@ -30,55 +30,42 @@ use super::{
     MintQuoteRecord, MintStore, ReceiptWrite, SpentProof, StoreError, Supply,
 };
 
-/// Generates one `#[tokio::test]` per conformance check for the store `$make` creates.
+/// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
+/// (`optional $make`: a factory returning `Option`, `None` skipping the checks).
 #[macro_export]
 macro_rules! store_conformance_tests {
     (optional $make:expr) => {
-        $crate::__store_conformance_tests!(
-            @optional $make;
-            keysets_round_trip,
-            quotes_round_trip,
-            spends_are_unique_and_atomic,
-            signatures_are_unique_and_restorable,
-            quote_issues_once,
-            concurrent_spends_have_one_winner,
-            concurrent_quote_issues_have_one_winner,
-            points_are_keyed_as_points,
-            receipts_are_written_with_their_spend,
-            receipts_prune_by_age,
-            accounts_credit_debit_close,
-            concurrent_debits_never_overdraw,
-            account_close_needs_the_current_balance,
-            supply_counts_what_commits_write,
-            account_totals_sum_per_unit
-        );
+        $crate::__store_conformance_tests!(@checks [optional] $make);
     };
     ($make:expr) => {
-        $crate::__store_conformance_tests!(
-            $make;
-            keysets_round_trip,
-            quotes_round_trip,
-            spends_are_unique_and_atomic,
-            signatures_are_unique_and_restorable,
-            quote_issues_once,
-            concurrent_spends_have_one_winner,
-            concurrent_quote_issues_have_one_winner,
-            points_are_keyed_as_points,
-            receipts_are_written_with_their_spend,
-            receipts_prune_by_age,
-            accounts_credit_debit_close,
-            concurrent_debits_never_overdraw,
-            account_close_needs_the_current_balance,
-            supply_counts_what_commits_write,
-            account_totals_sum_per_unit
-        );
+        $crate::__store_conformance_tests!(@checks [required] $make);
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __store_conformance_tests {
-    (@optional $make:expr; $($name:ident),*) => {
+    (@checks [$mode:ident] $make:expr) => {
+        $crate::__store_conformance_tests!(
+            @tests [$mode] $make;
+            keysets_round_trip,
+            quotes_round_trip,
+            spends_are_unique_and_atomic,
+            signatures_are_unique_and_restorable,
+            quote_issues_once,
+            concurrent_spends_have_one_winner,
+            concurrent_quote_issues_have_one_winner,
+            points_are_keyed_as_points,
+            receipts_are_written_with_their_spend,
+            receipts_prune_by_age,
+            accounts_credit_debit_close,
+            concurrent_debits_never_overdraw,
+            account_close_needs_the_current_balance,
+            supply_counts_what_commits_write,
+            account_totals_sum_per_unit
+        );
+    };
+    (@tests [optional] $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
@@ -89,7 +76,7 @@ macro_rules! __store_conformance_tests {
             }
         )*
     };
-    ($make:expr; $($name:ident),*) => {
+    (@tests [required] $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
