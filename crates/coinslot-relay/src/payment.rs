@@ -165,13 +165,7 @@ impl Cashier {
         let mut deposited = 0;
         if let Some(token) = token_tag(event) {
             deposited = self.deposit(token, &account, price).await?;
-        } else if price == 0 {
-            return Ok(Charged {
-                price,
-                deposited,
-                balance: self.balance(&event.pubkey).await.unwrap_or(0),
-            });
-        } else if authed != Some(&event.pubkey) {
+        } else if price > 0 && authed != Some(&event.pubkey) {
             return Err(self.payment_required(
                 price,
                 "attach a [\"cashu\", \"<token>\"] tag, or AUTH (NIP-42) to pay from a prepaid balance",
