@@ -59,6 +59,7 @@ pub fn router(admin: Admin) -> Router {
     Router::new()
         .route("/admin/whoami", get(whoami))
         .route("/admin/liabilities", get(liabilities))
+        .route("/admin/audit", get(audit))
         .route("/admin/activity", get(activity))
         .route("/admin/keysets", get(keysets))
         .route("/admin/keysets/rotate", post(rotate))
@@ -169,6 +170,16 @@ async fn liabilities(State(admin): Shared, headers: HeaderMap) -> Result<Json<Va
         .await
         .map_err(|e| Refusal::mint(&e))?;
     Ok(Json(json!(report)))
+}
+
+/// `GET /admin/audit`: the books checked (200 either way; `ok` says whether they add up).
+async fn audit(State(admin): Shared, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
+    authorize(&admin, &headers, Scope::Read)?;
+    let audit = admin.mint.audit().await.map_err(|e| Refusal::mint(&e))?;
+    if !audit.ok {
+        tracing::error!(violations = ?audit.violations, "the audit found books that do not add up");
+    }
+    Ok(Json(json!(audit)))
 }
 
 /// `GET /admin/nostr`: relays, the announcement, and who recommends this mint.

@@ -140,17 +140,12 @@ impl AdminKey {
             return Ok(Self::from_secret(&secret));
         }
         let secret: [u8; 32] = rand::random();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| fail(e.to_string()))?;
-        std::io::Write::write_all(&mut file, hex::encode(secret).as_bytes())
-            .and_then(|()| file.sync_all())
+        let created = coinslot_mint::secret_file::create_once(path, hex::encode(secret).as_bytes())
             .map_err(|e| fail(e.to_string()))?;
+        if !created {
+            // Another process starting on this data directory made it first.
+            return Self::load_or_create(path);
+        }
         tracing::info!(path = %path.display(), "created the admin key");
         Ok(Self::from_secret(&secret))
     }

@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | `GET /admin/whoami` | read | the token's subject, scopes, expiry |
 //! | `GET /admin/liabilities` | read | per unit and keyset: issued, redeemed, outstanding, prepaid balances |
+//! | `GET /admin/audit` | read | the books checked: value in through quotes vs ecash and balances owed, per keyset issued ≥ redeemed; `ok` and the violations |
 //! | `GET /admin/activity?limit=N` | read | recent payments, refunds, top-ups, swaps, admin actions |
 //! | `GET /admin/keysets` | read | keysets (NUT-02 form) |
 //! | `POST /admin/keysets/rotate` `{"unit"}` | keys | a new active keyset for the unit |

@@ -50,10 +50,11 @@ mod nut07;
 mod nut09;
 pub mod nut17;
 pub mod redeem;
+pub mod secret_file;
 pub mod store;
 mod verify;
 
-pub use accounting::{KeysetLiabilities, Liabilities, UnitLiabilities};
+pub use accounting::{Audit, KeysetLiabilities, Liabilities, UnitAudit, UnitLiabilities};
 pub use activity::{Activity, Event, PaidWith};
 pub use backend::{FakeBackend, FakeBackendConfig, PaymentBackend};
 pub use cashu;

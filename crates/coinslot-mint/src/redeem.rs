@@ -213,17 +213,23 @@ impl Mint {
     }
 
     /// Makes fresh proofs worth `amount` in `unit` and counts them as issued, durably: ecash
-    /// the operator hands out (credit, vouchers).
+    /// the operator hands out (credit, vouchers). Recorded as a credit quote minted in the
+    /// same write, so the audit sees where the value came from.
     pub async fn issue_proofs(
         &self,
         unit: &CurrencyUnit,
         amount: u64,
     ) -> Result<Vec<Proof>, Error> {
+        let quote = self.credit_quote(unit, amount, "operator ecash")?;
         let proofs = self.make_proofs(unit, amount).await?;
+        // A crash between these two writes leaves a paid quote nobody knows the id of: it
+        // counts for nothing until minted, which cannot happen.
+        self.inner.store.add_mint_quote(&quote).await?;
         self.inner
             .store
             .commit(Commit {
                 made: &proofs,
+                issue_quote: Some(&quote.id),
                 ..Commit::default()
             })
             .await?;

@@ -44,10 +44,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coinslot_mint::accounting::CREDIT_LOOKUP_PREFIX;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, ReceiptRecord, SharedEvent, Supply,
+    MintQuoteRecord, QuoteTotal, ReceiptRecord, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -243,6 +244,20 @@ impl PostgresStore {
     /// Runs SQL statements as they are (administration: e.g. dropping a test schema).
     pub async fn execute_unprepared(&self, sql: &str) -> Result<(), StoreError> {
         self.client().await?.batch_execute(sql).await.map_err(db)
+    }
+
+    /// Bytes on disk of each table of this store, indexes and TOAST included, largest first.
+    pub async fn table_bytes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.query(
+            "SELECT c.relname::text AS name, pg_total_relation_size(c.oid) AS bytes \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY bytes DESC",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((get(row, "name")?, uint(get(row, "bytes")?)?)))
+        .collect()
     }
 
     /// Closes the pool: connections in use close when they come back.
@@ -872,6 +887,29 @@ impl MintStore for PostgresStore {
                 unit: parse_unit(get(row, "unit")?),
                 accounts: uint(get(row, "accounts")?)?,
                 balance: uint(get(row, "balance")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
+        let credit = format!("{CREDIT_LOOKUP_PREFIX}%");
+        self.query(
+            "SELECT unit, count(*) AS quotes, sum(amount)::bigint AS amount, \
+             coalesce(sum(amount) FILTER (WHERE credit), 0)::bigint AS credit \
+             FROM (SELECT record->>'unit' AS unit, (record->>'amount')::bigint AS amount, \
+             lookup_id LIKE $1 AS credit FROM mint_quotes WHERE state = 'ISSUED') AS minted \
+             GROUP BY unit ORDER BY unit COLLATE \"C\"",
+            &[&credit],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(QuoteTotal {
+                unit: parse_unit(get(row, "unit")?),
+                quotes: uint(get(row, "quotes")?)?,
+                amount: uint(get(row, "amount")?)?,
+                credit: uint(get(row, "credit")?)?,
             })
         })
         .collect()

@@ -38,7 +38,7 @@ use std::path::Path;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, ReceiptRecord, Supply,
+    MintQuoteRecord, QuoteTotal, ReceiptRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -492,6 +492,18 @@ impl MintStore for SledStore {
             .map(|entry| decode_account(&entry.map_err(backend)?.1))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(AccountTotal::sum(&accounts))
+    }
+
+    async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
+        let quotes = self
+            .quotes
+            .iter()
+            .map(|entry| {
+                let (_, bytes) = entry.map_err(backend)?;
+                serde_json::from_slice::<MintQuoteRecord>(&bytes).map_err(corrupt)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(QuoteTotal::sum(&quotes))
     }
 }
 

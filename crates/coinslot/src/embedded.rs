@@ -101,41 +101,43 @@ pub fn load_or_create_seed(path: &Path) -> Result<MintSeed, OpenError> {
         move |source| OpenError::Io { what, path, source }
     };
     if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(io("cannot read seed file"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(io("cannot read seed file"))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{:o}", mode & 0o777),
-                    "seed file is readable by others; chmod 600 it"
-                );
-            }
-        }
-        return MintSeed::from_hex(&text).map_err(|message| OpenError::Seed {
-            path: path.to_path_buf(),
-            message,
-        });
+        return read_seed(path);
     }
     let seed = MintSeed::generate();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    let created = coinslot_mint::secret_file::create_once(path, seed.to_hex().as_bytes())
+        .map_err(io("cannot create seed file"))?;
+    if !created {
+        return read_seed(path);
     }
-    let mut file = options.open(path).map_err(io("cannot create seed file"))?;
-    std::io::Write::write_all(&mut file, seed.to_hex().as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io("cannot write seed file"))?;
     tracing::info!(path = %path.display(), "created a new mint seed; back it up");
     Ok(seed)
+}
+
+fn read_seed(path: &Path) -> Result<MintSeed, OpenError> {
+    let io = |what: &'static str| {
+        let path = path.to_path_buf();
+        move |source| OpenError::Io { what, path, source }
+    };
+    let text = std::fs::read_to_string(path).map_err(io("cannot read seed file"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(io("cannot read seed file"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "seed file is readable by others; chmod 600 it"
+            );
+        }
+    }
+    MintSeed::from_hex(&text).map_err(|message| OpenError::Seed {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 #[cfg(test)]

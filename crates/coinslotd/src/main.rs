@@ -122,6 +122,13 @@ enum AdminCommand {
         #[arg(long, env = "COINSLOT_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Check the books on the store and print them as JSON: value in through quotes against
+    /// ecash and balances owed, per unit and keyset. Exits 1 if they do not add up. On sled,
+    /// stop the server first (or ask it: GET /admin/audit).
+    Audit {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
             config,
             data_dir,
         })) => admin_token(expires, &scope, &subject, config, data_dir),
+        Some(Command::Admin(AdminCommand::Audit { serve })) => audit_command(&serve),
         Some(Command::Config(ConfigCommand::Check { file })) => config_check(file),
         Some(Command::Nostr(command)) => nostr_command(command),
     };
@@ -267,6 +275,31 @@ fn admin_token(
         .map_err(|e| Failure::Runtime(e.into()))?;
     println!("{token}");
     Ok(())
+}
+
+fn audit_command(args: &ServeArgs) -> Result<(), Failure> {
+    let config = configure(args)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the runtime: {e}")))?;
+    let audit = runtime
+        .block_on(async {
+            let opened = coinslotd::open(&config).await?;
+            let audit = opened.mint.audit().await?;
+            opened.store.flush().await?;
+            anyhow::Ok(audit)
+        })
+        .map_err(Failure::Runtime)?;
+    let text = serde_json::to_string_pretty(&audit)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot print the audit: {e}")))?;
+    println!("{text}");
+    if audit.ok {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "the books do not add up: {}",
+            audit.violations.join("; ")
+        )))
+    }
 }
 
 fn config_check(file: PathBuf) -> Result<(), Failure> {

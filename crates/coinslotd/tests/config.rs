@@ -255,6 +255,18 @@ fn the_example_config_in_deploy_loads_as_the_defaults_say() {
         health < paid,
         "first match wins: the free route must come first"
     );
+
+    // The two-instance compose config: the same, plus the balancer's X-Forwarded-For trusted;
+    // the database URL comes from the environment the compose file sets.
+    let scale = Config::load(Some(&deploy.join("compose.scale.toml"))).unwrap();
+    assert_eq!(scale.proxy.upstreams[0].routes, upstream.routes);
+    assert!(scale.limits.trust_forwarded_for);
+    assert_eq!(scale.store.url, None);
+    let compose = std::fs::read_to_string(deploy.join("compose.scale.yml")).unwrap();
+    assert!(compose.contains("COINSLOT_DATABASE_URL: postgres://"));
+    assert!(
+        compose.contains("coinslotd-a: *coinslotd") && compose.contains("coinslotd-b: *coinslotd")
+    );
 }
 
 #[test]

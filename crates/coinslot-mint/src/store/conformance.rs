@@ -27,7 +27,7 @@ use cashu::Amount;
 
 use super::{
     AccountTotal, AccountWrite, Commit, IssuedSignature, KeysetIdVersion, KeysetRecord,
-    MintQuoteRecord, MintStore, ReceiptWrite, SpentProof, StoreError, Supply,
+    MintQuoteRecord, MintStore, QuoteTotal, ReceiptWrite, SpentProof, StoreError, Supply,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
@@ -62,7 +62,8 @@ macro_rules! __store_conformance_tests {
             concurrent_debits_never_overdraw,
             account_close_needs_the_current_balance,
             supply_counts_what_commits_write,
-            account_totals_sum_per_unit
+            account_totals_sum_per_unit,
+            minted_quotes_sum_issued_quotes_per_unit
         );
     };
     (@tests [optional] $make:expr; $($name:ident),*) => {
@@ -796,6 +797,62 @@ pub async fn account_totals_sum_per_unit(store: Arc<dyn MintStore>) {
                 unit: sat,
                 accounts: 2,
                 balance: 15
+            },
+        ]
+    );
+}
+
+/// Minted-quote totals count `ISSUED` quotes only, per unit, with credit quotes apart.
+pub async fn minted_quotes_sum_issued_quotes_per_unit(store: Arc<dyn MintStore>) {
+    assert!(store.minted_quotes().await.expect("totals").is_empty());
+    let credit_unit = CurrencyUnit::custom("credit");
+    let mut quotes = Vec::new();
+    for (unit, amount, credit, minted) in [
+        (CurrencyUnit::Sat, 64, false, true),
+        (CurrencyUnit::Sat, 5, true, true),
+        (CurrencyUnit::Sat, 1000, false, false), // paid, not minted
+        (credit_unit.clone(), 7, true, true),
+    ] {
+        let mut quote = sample_quote();
+        quote.unit = unit;
+        quote.amount = amount;
+        if credit {
+            quote.lookup_id = format!("credit:{}", quote.id);
+        }
+        store.add_mint_quote(&quote).await.expect("add");
+        store
+            .mark_mint_quote_paid(&quote.id, 1_700_000_001)
+            .await
+            .expect("paid");
+        if minted {
+            store
+                .commit(Commit {
+                    issue_quote: Some(&quote.id),
+                    ..Commit::default()
+                })
+                .await
+                .expect("issue");
+        }
+        quotes.push(quote);
+    }
+    let unpaid = sample_quote();
+    store.add_mint_quote(&unpaid).await.expect("add unpaid");
+    let mut totals = store.minted_quotes().await.expect("totals");
+    totals.sort_by_key(|t| t.unit.to_string());
+    assert_eq!(
+        totals,
+        vec![
+            QuoteTotal {
+                unit: credit_unit,
+                quotes: 1,
+                amount: 7,
+                credit: 7
+            },
+            QuoteTotal {
+                unit: CurrencyUnit::Sat,
+                quotes: 2,
+                amount: 69,
+                credit: 5
             },
         ]
     );

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, MintStore, ReceiptRecord, StoreError, Supply,
+    MintQuoteRecord, MintStore, QuoteTotal, ReceiptRecord, StoreError, Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -243,5 +243,9 @@ impl MintStore for MemoryStore {
     async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError> {
         let inner = self.inner.lock();
         Ok(AccountTotal::sum(inner.accounts.values()))
+    }
+
+    async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
+        Ok(QuoteTotal::sum(self.inner.lock().quotes.values()))
     }
 }

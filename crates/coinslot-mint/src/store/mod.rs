@@ -343,6 +343,46 @@ impl AccountTotal {
     }
 }
 
+/// The value that came into one unit through quotes: the `ISSUED` ones, minted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QuoteTotal {
+    /// The unit.
+    pub unit: CurrencyUnit,
+    /// Number of minted quotes.
+    pub quotes: u64,
+    /// Their amounts, summed: Lightning payments and operator credit.
+    pub amount: u64,
+    /// The part of `amount` the operator issued as credit (lookup id `credit:`…).
+    pub credit: u64,
+}
+
+impl QuoteTotal {
+    /// Sums the `ISSUED` quotes among `quotes` per unit, in unit order.
+    pub fn sum<'a>(quotes: impl IntoIterator<Item = &'a MintQuoteRecord>) -> Vec<QuoteTotal> {
+        let mut totals: BTreeMap<String, QuoteTotal> = BTreeMap::new();
+        for quote in quotes {
+            if quote.state != MintQuoteState::Issued {
+                continue;
+            }
+            let total = totals
+                .entry(quote.unit.to_string())
+                .or_insert_with(|| QuoteTotal {
+                    unit: quote.unit.clone(),
+                    ..QuoteTotal::default()
+                });
+            total.quotes = total.quotes.saturating_add(1);
+            total.amount = total.amount.saturating_add(quote.amount);
+            if quote
+                .lookup_id
+                .starts_with(crate::accounting::CREDIT_LOOKUP_PREFIX)
+            {
+                total.credit = total.credit.saturating_add(quote.amount);
+            }
+        }
+        totals.into_values().collect()
+    }
+}
+
 /// A change another process made to a store it shares with this one (instances on one
 /// database), so this process's NUT-17 subscribers hear of it too.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,6 +461,10 @@ pub trait MintStore: Send + Sync + 'static {
 
     /// Open accounts and their balances, per unit.
     async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError>;
+
+    /// The minted (`ISSUED`) quotes, summed per unit: all the value that ever came in. Reads
+    /// every quote; for audits, not for the hot path.
+    async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError>;
 
     /// Changes other processes make to this store, when it is shared (a database several
     /// instances use); `None` for a store only this process writes (the default).
