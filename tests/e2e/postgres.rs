@@ -141,7 +141,7 @@ async fn two_instances_share_quotes_keysets_and_spent_proofs() {
     // One token, swapped at both instances at once, many times over: one winner each time.
     let payer = funded(&a.url, 64).await.unwrap();
     let mut spent = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..16 {
         let token = send(&payer, 2, SendOptions::default()).await.unwrap();
         let proofs = token_proofs(&payer, &token).await.unwrap();
         let mut tries = Vec::new();
@@ -171,7 +171,7 @@ async fn two_instances_share_quotes_keysets_and_spent_proofs() {
         );
         spent.extend(proofs);
     }
-    assert_eq!(spent.total_amount().unwrap(), 12.into());
+    assert_eq!(spent.total_amount().unwrap(), 32.into());
 
     // Still spent, seen from either instance, after A restarts.
     a.stop().await.unwrap();

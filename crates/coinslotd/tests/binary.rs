@@ -89,6 +89,35 @@ fn a_second_instance_on_the_same_data_dir_is_refused() {
     first.wait().unwrap();
 }
 
+/// A database that cannot be reached at start stops coinslotd with an error that says so,
+/// without the password, and the audit command fails the same way.
+#[test]
+fn an_unreachable_database_at_start_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://coinslot:hunter2@127.0.0.1:1/coinslot";
+    for args in [&["serve"][..], &["admin", "audit"][..]] {
+        let output = Command::new(exe())
+            .args(args)
+            .env("COINSLOT_LISTEN", "127.0.0.1:0")
+            .env("COINSLOT_DATA_DIR", dir.path())
+            .env("COINSLOT_DATABASE_URL", url)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "{args:?} started without its database"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("PostgreSQL"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{args:?} printed the password: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn admin_token_prints_a_token_signed_with_the_data_dir_key() {
     let dir = tempfile::tempdir().unwrap();

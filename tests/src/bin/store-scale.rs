@@ -68,7 +68,9 @@ async fn swapper(
     Ok(latencies)
 }
 
-async fn measure(name: &str, config: coinslotd::Config, args: &Args) -> anyhow::Result<Phase> {
+async fn measure(name: &str, mut config: coinslotd::Config, args: &Args) -> anyhow::Result<Phase> {
+    // All clients come from one address: no per-IP rate limit.
+    config.limits.per_ip_per_minute = 0;
     let server = TestServer::start_with(config).await?;
     let client = RawClient::new(&server.url);
     let keyset = client.active_keyset(&CurrencyUnit::Sat).await?;
@@ -149,6 +151,15 @@ async fn fill(store: Arc<dyn MintStore>, count: u64, batch: usize) -> anyhow::Re
     Ok(())
 }
 
+/// `10 M`, `200 k`.
+fn count(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{} M", n / 1_000_000)
+    } else {
+        format!("{} k", n / 1_000)
+    }
+}
+
 fn dir_bytes(path: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(path)? {
@@ -167,12 +178,12 @@ fn report(store: &str, empty: &Phase, full: &Phase, bytes: u64, proofs: u64) {
     println!("\n{store}:");
     print_table(empty, &[empty, full]);
     println!(
-        "p50 {:.2}x, p99 {:.2}x of the empty store; {:.1} bytes per spent proof ({:.2} GB for {} M)",
+        "p50 {:.2}x, p99 {:.2}x of the empty store; {:.1} bytes per spent proof ({:.2} GB for {})",
         full.p50.as_secs_f64() / empty.p50.as_secs_f64(),
         full.p99.as_secs_f64() / empty.p99.as_secs_f64(),
         bytes as f64 / proofs as f64,
         bytes as f64 / 1e9,
-        proofs / 1_000_000
+        count(proofs)
     );
 }
 
@@ -197,7 +208,7 @@ async fn sled(args: &Args) -> anyhow::Result<()> {
         store.flush().await?;
     }
     let bytes = dir_bytes(&store_dir)?.saturating_sub(before);
-    let name = format!("sled, {} M spent", args.proofs / 1_000_000);
+    let name = format!("sled, {} spent", count(args.proofs));
     let full = measure(
         &name,
         coinslotd::Config::with_data_dir(full_dir.path()),
@@ -243,7 +254,7 @@ async fn postgres(url: &str, args: &Args) -> anyhow::Result<()> {
                 .find(|(table, _)| table == "spent")
                 .map(|(_, bytes)| bytes)
                 .unwrap_or_default();
-            let name = format!("postgres, {} M spent", args.proofs / 1_000_000);
+            let name = format!("postgres, {} spent", count(args.proofs));
             let full = measure(&name, config(full_dir.path(), &full_schema), args).await;
             full.map(|full| {
                 report(
