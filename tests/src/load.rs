@@ -168,3 +168,22 @@ pub async fn open_sessions(
     }
     Ok(sessions)
 }
+
+/// One client of a swap benchmark: tops up 1 sat at the mint `client` talks to, then swaps
+/// it for a fresh proof again and again until `until`; returns each swap's latency.
+pub async fn swap_chain(
+    client: crate::raw::RawClient,
+    keyset: coinslot_mint::cashu::nuts::KeySet,
+    until: Instant,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut proofs = client.topup_with(&keyset, 1).await?;
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        let start = Instant::now();
+        let (status, body, next) = client.swap_with(&keyset, proofs).await?;
+        anyhow::ensure!(status == 200, "swap failed: {status} {body}");
+        latencies.push(start.elapsed());
+        proofs = next.ok_or_else(|| anyhow::anyhow!("no proofs back"))?;
+    }
+    Ok(latencies)
+}

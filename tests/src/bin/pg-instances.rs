@@ -16,9 +16,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use coinslot_mint::cashu::nuts::{CurrencyUnit, KeySet};
+use coinslot_mint::cashu::nuts::CurrencyUnit;
 use coinslot_store_postgres::PostgresStore;
-use coinslot_tests::load::{print_table, run_phase, Phase};
+use coinslot_tests::load::{print_table, run_phase, swap_chain, Phase};
 use coinslot_tests::raw::RawClient;
 
 #[derive(Debug, Parser)]
@@ -61,34 +61,17 @@ fn start(exe: &Path, dir: &Path, url: &str, schema: &str) -> anyhow::Result<Inst
     Ok(Instance { child, url })
 }
 
-async fn swapper(
-    client: RawClient,
-    keyset: KeySet,
-    until: Instant,
-) -> anyhow::Result<Vec<Duration>> {
-    let mut proofs = client.topup_with(&keyset, 1).await?;
-    let mut latencies = Vec::new();
-    while Instant::now() < until {
-        let start = Instant::now();
-        let (status, body, next) = client.swap_with(&keyset, proofs).await?;
-        anyhow::ensure!(status == 200, "swap failed: {status} {body}");
-        latencies.push(start.elapsed());
-        proofs = next.ok_or_else(|| anyhow::anyhow!("no proofs back"))?;
-    }
-    Ok(latencies)
-}
-
 async fn phase(name: &str, urls: &[&str], args: &Args) -> anyhow::Result<Phase> {
     let clients: Vec<RawClient> = urls.iter().map(|url| RawClient::new(url)).collect();
     let keyset = clients[0].active_keyset(&CurrencyUnit::Sat).await?;
     let warm = Instant::now() + Duration::from_secs(1);
     run_phase("warm-up", args.concurrency, |i| {
-        swapper(clients[i % clients.len()].clone(), keyset.clone(), warm)
+        swap_chain(clients[i % clients.len()].clone(), keyset.clone(), warm)
     })
     .await?;
     let until = Instant::now() + Duration::from_secs(args.seconds);
     run_phase(name, args.concurrency, |i| {
-        swapper(clients[i % clients.len()].clone(), keyset.clone(), until)
+        swap_chain(clients[i % clients.len()].clone(), keyset.clone(), until)
     })
     .await
 }

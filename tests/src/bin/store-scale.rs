@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use coinslot::crates::store_sled::SledStore;
-use coinslot_mint::cashu::nuts::{CurrencyUnit, KeySet, Proofs, PublicKey, SecretKey};
+use coinslot_mint::cashu::nuts::{CurrencyUnit, PublicKey, SecretKey};
 use coinslot_mint::store::{Commit, SpentProof};
 use coinslot_mint::MintStore;
 use coinslot_store_postgres::{PostgresOptions, PostgresStore};
-use coinslot_tests::load::{print_table, run_phase, Phase};
+use coinslot_tests::load::{print_table, run_phase, swap_chain, Phase};
 use coinslot_tests::raw::RawClient;
 use coinslot_tests::TestServer;
 
@@ -50,24 +50,6 @@ struct Args {
     no_sled: bool,
 }
 
-/// One client: tops up 1 sat, then swaps it again and again until `until`.
-async fn swapper(
-    client: RawClient,
-    keyset: KeySet,
-    until: Instant,
-) -> anyhow::Result<Vec<Duration>> {
-    let mut proofs: Proofs = client.topup_with(&keyset, 1).await?;
-    let mut latencies = Vec::new();
-    while Instant::now() < until {
-        let start = Instant::now();
-        let (status, body, next) = client.swap_with(&keyset, proofs).await?;
-        anyhow::ensure!(status == 200, "swap failed: {status} {body}");
-        latencies.push(start.elapsed());
-        proofs = next.ok_or_else(|| anyhow::anyhow!("no proofs back"))?;
-    }
-    Ok(latencies)
-}
-
 async fn measure(name: &str, mut config: coinslotd::Config, args: &Args) -> anyhow::Result<Phase> {
     // All clients come from one address: no per-IP rate limit.
     config.limits.per_ip_per_minute = 0;
@@ -77,12 +59,12 @@ async fn measure(name: &str, mut config: coinslotd::Config, args: &Args) -> anyh
     // A short warm-up (connections, caches) that is not counted.
     let warm = Instant::now() + Duration::from_secs(1);
     run_phase("warm-up", args.concurrency, |_| {
-        swapper(client.clone(), keyset.clone(), warm)
+        swap_chain(client.clone(), keyset.clone(), warm)
     })
     .await?;
     let until = Instant::now() + Duration::from_secs(args.seconds);
     let phase = run_phase(name, args.concurrency, |_| {
-        swapper(client.clone(), keyset.clone(), until)
+        swap_chain(client.clone(), keyset.clone(), until)
     })
     .await?;
     server.stop().await?;
