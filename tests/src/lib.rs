@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod load;
+pub mod nwc;
 pub mod paywall;
 pub mod proxy;
 pub mod raw;

@@ -17,7 +17,7 @@
 //! msat_per_unit = 10000
 //!
 //! [backend]
-//! kind = "fake"
+//! kind = "fake"            # or "nwc", with connection_file (or COINSLOT_NWC_URI)
 //! pay_after_ms = 0
 //!
 //! [[proxy.upstreams]]
@@ -315,6 +315,48 @@ impl Default for Config {
 pub enum BackendConfig {
     /// Fake invoices that pay themselves. Development only: no money moves.
     Fake(FakeBackendConfig),
+    /// A Nostr Wallet Connect (NIP-47) wallet: invoices from it, payments into it.
+    Nwc(NwcBackendConfig),
+}
+
+/// `[backend] kind = "nwc"`: the connection string is a secret, so it is never in this file:
+/// it comes from `COINSLOT_NWC_URI`, else from `connection_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NwcBackendConfig {
+    /// File holding the `nostr+walletconnect://…` string (mode 0600).
+    pub connection_file: Option<PathBuf>,
+    /// How long to wait for the wallet's answer to each request, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for NwcBackendConfig {
+    fn default() -> Self {
+        Self {
+            connection_file: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// The environment variable holding the NWC connection string.
+pub const NWC_URI_ENV: &str = "COINSLOT_NWC_URI";
+
+impl NwcBackendConfig {
+    /// The connection string: `COINSLOT_NWC_URI`, else the file's content.
+    pub fn connection(&self) -> Result<String, ConfigError> {
+        if let Ok(uri) = std::env::var(NWC_URI_ENV) {
+            return Ok(uri);
+        }
+        let Some(path) = &self.connection_file else {
+            return Err(ConfigError(format!(
+                "backend: kind \"nwc\" needs the wallet's connection string in {NWC_URI_ENV} or in a file named by backend.connection_file"
+            )));
+        };
+        std::fs::read_to_string(path)
+            .map(|text| text.trim().to_string())
+            .map_err(|e| ConfigError(format!("backend.connection_file {}: {e}", path.display())))
+    }
 }
 
 impl Default for BackendConfig {
@@ -391,6 +433,11 @@ impl Config {
         }
         self.nostr.validate().map_err(ConfigError)?;
         self.store.validate()?;
+        if let BackendConfig::Nwc(nwc) = &self.backend {
+            if nwc.timeout_secs == 0 {
+                return fail("backend.timeout_secs: must be at least 1");
+            }
+        }
         Ok(())
     }
 
@@ -400,6 +447,7 @@ impl Config {
         match (&self.nostr.network, &self.backend) {
             (Some(network), _) => network.clone(),
             (None, BackendConfig::Fake(_)) => "regtest".into(),
+            (None, BackendConfig::Nwc(_)) => "mainnet".into(),
         }
     }
 

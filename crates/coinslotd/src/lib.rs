@@ -53,7 +53,7 @@ pub mod limits;
 pub mod metrics;
 pub mod prices;
 
-pub use config::{BackendConfig, Config, ConfigError};
+pub use config::{BackendConfig, Config, ConfigError, NwcBackendConfig};
 
 pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 
@@ -61,6 +61,12 @@ pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     let backend: Arc<dyn PaymentBackend> = match &config.backend {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
+        BackendConfig::Nwc(nwc) => {
+            let options = coinslot_backend_nwc::NwcOptions {
+                timeout: Duration::from_secs(nwc.timeout_secs),
+            };
+            Arc::new(coinslot_backend_nwc::NwcBackend::connect(&nwc.connection()?, options).await?)
+        }
     };
     let identity = identity_key(config)?;
     let Some(url) = &config.store.url else {

@@ -17,6 +17,35 @@ fn load_err(text: &str) -> String {
 }
 
 #[test]
+fn an_nwc_backend_is_configured_without_its_secret_in_the_file() {
+    let file =
+        write_config("[backend]\nkind = \"nwc\"\nconnection_file = \"/etc/coinslot/nwc.uri\"\n");
+    let config = Config::load(Some(file.path())).unwrap();
+    let coinslotd::BackendConfig::Nwc(nwc) = &config.backend else {
+        panic!("not nwc: {:?}", config.backend);
+    };
+    assert_eq!(nwc.timeout_secs, 30);
+    assert_eq!(config.network(), "mainnet");
+    // The file is missing: the error names the key and the path.
+    if std::env::var(coinslotd::config::NWC_URI_ENV).is_err() {
+        let err = nwc.connection().unwrap_err().to_string();
+        assert!(
+            err.contains("backend.connection_file /etc/coinslot/nwc.uri"),
+            "{err}"
+        );
+        let err = coinslotd::NwcBackendConfig::default()
+            .connection()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("COINSLOT_NWC_URI"), "{err}");
+    }
+    let err = load_err("[backend]\nkind = \"nwc\"\ntimeout_secs = 0\n");
+    assert!(err.contains("backend.timeout_secs"), "{err}");
+    let err = load_err("[backend]\nkind = \"nwc\"\nconnection = \"nostr+walletconnect://x\"\n");
+    assert!(err.contains("connection"), "{err}");
+}
+
+#[test]
 fn no_config_means_a_sat_mint_on_3338() {
     let config = Config::load(None).unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:3338");

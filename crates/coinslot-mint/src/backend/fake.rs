@@ -24,7 +24,14 @@ use crate::unix_now;
 pub struct FakeBackendConfig {
     /// Milliseconds after which an invoice counts as paid. `None`: never by itself, only
     /// through [`FakeBackend::pay`].
+    // Left out when it has its default, so a config layered over the defaults can switch
+    // `[backend] kind` without this key staying behind.
+    #[serde(skip_serializing_if = "pays_at_once")]
     pub pay_after_ms: Option<u64>,
+}
+
+fn pays_at_once(pay_after_ms: &Option<u64>) -> bool {
+    *pay_after_ms == Some(0)
 }
 
 impl Default for FakeBackendConfig {

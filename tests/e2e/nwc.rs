@@ -4,8 +4,7 @@
 //! the mint was down.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,201 +14,11 @@ use coinslot_mint::cashu::nuts::{
 };
 use coinslot_mint::cashu::Amount;
 use coinslot_mint::{MemoryStore, Mint, MintConfig, MintSeed, MintStore, PaymentBackend};
-use nostr_relay_builder::prelude::*;
-use nostr_sdk::nips::nip04;
-use nostr_sdk::nips::nip47::{
-    ErrorCode, LookupInvoiceResponse, MakeInvoiceResponse, NIP47Error, Notification,
-    NotificationResult, NotificationType, PaymentNotification, Request, RequestParams, Response,
-    ResponseResult,
-};
+use coinslot_tests::nwc::WalletService;
 use nostr_sdk::prelude::*;
-use parking_lot::Mutex;
 
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr("127.0.0.1".parse().unwrap()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
-
-#[derive(Debug, Clone)]
-struct Held {
-    invoice: String,
-    amount: u64,
-    created_at: Timestamp,
-    settled_at: Option<Timestamp>,
-}
-
-/// A NIP-47 wallet service: answers `make_invoice` and `lookup_invoice` for the one app key
-/// it was paired with, and notifies payments.
-#[derive(Clone)]
-struct WalletService {
-    keys: Keys,
-    app: PublicKey,
-    client: Client,
-    invoices: Arc<Mutex<HashMap<String, Held>>>,
-    online: Arc<AtomicBool>,
-}
-
-impl WalletService {
-    /// Starts the service and returns it with the connection string for the app.
-    async fn start(relay: &str) -> (WalletService, String) {
-        let keys = Keys::generate();
-        let app = Keys::generate();
-        let client = Client::default();
-        client.add_relay(relay).await.unwrap();
-        client.connect().await;
-        client.wait_for_connection(Duration::from_secs(5)).await;
-        let service = WalletService {
-            keys: keys.clone(),
-            app: app.public_key(),
-            client,
-            invoices: Arc::default(),
-            online: Arc::new(AtomicBool::new(true)),
-        };
-        let filter = Filter::new()
-            .kind(Kind::WalletConnectRequest)
-            .pubkey(keys.public_key());
-        let mut notifications = service.client.notifications();
-        service.client.subscribe(filter, None).await.unwrap();
-        let serving = service.clone();
-        tokio::spawn(async move {
-            while let Ok(notification) = notifications.recv().await {
-                if let RelayPoolNotification::Event { event, .. } = notification {
-                    if event.kind == Kind::WalletConnectRequest
-                        && serving.online.load(Ordering::SeqCst)
-                    {
-                        serving.answer(&event).await;
-                    }
-                }
-            }
-        });
-        let uri = format!(
-            "nostr+walletconnect://{}?relay={relay}&secret={}",
-            keys.public_key().to_hex(),
-            app.secret_key().to_secret_hex()
-        );
-        (service, uri)
-    }
-
-    async fn answer(&self, event: &Event) {
-        let Ok(plain) = nip04::decrypt(self.keys.secret_key(), &event.pubkey, &event.content)
-        else {
-            return;
-        };
-        let request = Request::from_json(plain).unwrap();
-        let refuse = |code, message: &str| Response {
-            result_type: request.method,
-            error: Some(NIP47Error {
-                code,
-                message: message.into(),
-            }),
-            result: None,
-        };
-        let response = if event.pubkey != self.app {
-            refuse(ErrorCode::Unauthorized, "no wallet connected for this key")
-        } else {
-            match &request.params {
-                RequestParams::MakeInvoice(make) => {
-                    let hash = hex::encode(rand::random::<[u8; 32]>());
-                    let held = Held {
-                        invoice: format!("lnbcrt{}n1p{}", make.amount / 100, &hash[..20]),
-                        amount: make.amount,
-                        created_at: Timestamp::now(),
-                        settled_at: None,
-                    };
-                    self.invoices.lock().insert(hash.clone(), held.clone());
-                    Response {
-                        result_type: request.method,
-                        error: None,
-                        result: Some(ResponseResult::MakeInvoice(MakeInvoiceResponse {
-                            invoice: held.invoice,
-                            payment_hash: Some(hash),
-                            description: make.description.clone(),
-                            description_hash: None,
-                            preimage: None,
-                            amount: Some(make.amount),
-                            created_at: Some(held.created_at),
-                            expires_at: make.expiry.map(|e| held.created_at + e),
-                        })),
-                    }
-                }
-                RequestParams::LookupInvoice(lookup) => {
-                    let hash = lookup.payment_hash.clone().unwrap_or_default();
-                    match self.invoices.lock().get(&hash).cloned() {
-                        Some(held) => Response {
-                            result_type: request.method,
-                            error: None,
-                            result: Some(ResponseResult::LookupInvoice(LookupInvoiceResponse {
-                                transaction_type: None,
-                                state: None,
-                                invoice: Some(held.invoice),
-                                description: None,
-                                description_hash: None,
-                                preimage: None,
-                                payment_hash: hash,
-                                amount: held.amount,
-                                fees_paid: 0,
-                                created_at: held.created_at,
-                                expires_at: None,
-                                settled_at: held.settled_at,
-                                metadata: None,
-                            })),
-                        },
-                        None => refuse(ErrorCode::NotFound, "no such invoice"),
-                    }
-                }
-                _ => refuse(ErrorCode::NotImplemented, "receive only"),
-            }
-        };
-        let content =
-            nip04::encrypt(self.keys.secret_key(), &event.pubkey, response.as_json()).unwrap();
-        let answer = EventBuilder::new(Kind::WalletConnectResponse, content)
-            .tags([Tag::event(event.id), Tag::public_key(event.pubkey)])
-            .sign_with_keys(&self.keys)
-            .unwrap();
-        self.client.send_event(&answer).await.unwrap();
-    }
-
-    /// Marks the invoice settled; with `notify`, also sends `times` payment notifications.
-    async fn pay(&self, hash: &str, notify: bool, times: usize) {
-        let held = {
-            let mut invoices = self.invoices.lock();
-            let held = invoices.get_mut(hash).expect("an invoice of ours");
-            held.settled_at = Some(Timestamp::now());
-            held.clone()
-        };
-        if !notify {
-            return;
-        }
-        let notification = Notification {
-            notification_type: NotificationType::PaymentReceived,
-            notification: NotificationResult::PaymentReceived(PaymentNotification {
-                transaction_type: None,
-                state: None,
-                invoice: held.invoice,
-                description: None,
-                description_hash: None,
-                preimage: hex::encode([7u8; 32]),
-                payment_hash: hash.to_string(),
-                amount: held.amount,
-                fees_paid: 0,
-                created_at: held.created_at,
-                expires_at: None,
-                settled_at: Timestamp::now(),
-                metadata: None,
-            }),
-        };
-        for _ in 0..times {
-            let content =
-                nip04::encrypt(self.keys.secret_key(), &self.app, notification.as_json()).unwrap();
-            let event = EventBuilder::new(Kind::WalletConnectNotification, content)
-                .tag(Tag::public_key(self.app))
-                .sign_with_keys(&self.keys)
-                .unwrap();
-            self.client.send_event(&event).await.unwrap();
-        }
-    }
+async fn relay() -> (nostr_relay_builder::LocalRelay, String) {
+    coinslot_tests::nwc::relay().await.unwrap()
 }
 
 fn options() -> NwcOptions {
@@ -430,5 +239,56 @@ async fn an_offline_wallet_or_a_wrong_secret_fails_quotes_clearly() {
             .0
             .contains(&uri[uri.find("secret=").unwrap() + 7..]),
         "{secretless}"
+    );
+}
+
+/// coinslotd with `[backend] kind = "nwc"`: a cdk wallet tops up over HTTP, the invoice comes
+/// from the NWC wallet and the quote turns paid when that wallet is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinslotd_takes_top_ups_into_an_nwc_wallet() {
+    use coinslot_tests::wallet::{balance, mint_quote, new_wallet, random_seed, wait_quote_paid};
+    let (_relay, url) = relay().await;
+    let (service, uri) = WalletService::start(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let connection = dir.path().join("nwc.uri");
+    std::fs::write(&connection, format!("{uri}\n")).unwrap();
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
+    config.backend = coinslotd::BackendConfig::Nwc(coinslotd::NwcBackendConfig {
+        connection_file: Some(connection.clone()),
+        timeout_secs: 5,
+    });
+    let server = coinslot_tests::TestServer::start_with(config.clone())
+        .await
+        .unwrap();
+
+    let wallet = new_wallet(&server.url, random_seed()).await.unwrap();
+    let quote = mint_quote(&wallet, 34).await.unwrap();
+    let hash = service
+        .invoices
+        .lock()
+        .iter()
+        .find(|(_, held)| held.invoice == quote.request)
+        .map(|(hash, _)| hash.clone())
+        .expect("the invoice came from the NWC wallet");
+    assert_eq!(service.invoices.lock()[&hash].amount, 34_000);
+    service.pay(&hash, true, 1).await;
+    wait_quote_paid(&wallet, &quote.id).await.unwrap();
+    let proofs = wallet
+        .mint(&quote.id, cdk::amount::SplitTarget::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(proofs.iter().map(|p| u64::from(p.amount)).sum::<u64>(), 34);
+    assert_eq!(balance(&wallet).await.unwrap(), 34);
+    server.stop().await.unwrap();
+
+    // A connection string that does not parse stops the start with a clear error.
+    std::fs::write(&connection, "nostr+walletconnect://not-a-key").unwrap();
+    let err = coinslot_tests::TestServer::start_with(config)
+        .await
+        .err()
+        .expect("started");
+    assert!(
+        format!("{err:#}").contains("NWC connection string"),
+        "{err:#}"
     );
 }
