@@ -22,6 +22,13 @@ pub struct MintConfig {
     pub keyset_id_version: KeysetIdVersion,
     /// How long a mint quote's invoice can be paid, in seconds.
     pub quote_ttl_secs: u64,
+    /// How often unpaid quotes are checked with the backend, in seconds (also once at
+    /// start), so a payment missed while the mint was down or unnotified is credited; `0`
+    /// turns it off.
+    pub reconcile_secs: u64,
+    /// How far back reconciliation looks, in seconds: quotes created earlier stay unpaid
+    /// until a wallet asks about them.
+    pub reconcile_window_secs: u64,
 }
 
 impl Default for MintConfig {
@@ -32,6 +39,8 @@ impl Default for MintConfig {
             limits: Limits::default(),
             keyset_id_version: KeysetIdVersion::V2,
             quote_ttl_secs: 3600,
+            reconcile_secs: 300,
+            reconcile_window_secs: 7 * 24 * 3600,
         }
     }
 }

@@ -125,6 +125,7 @@ impl Mint {
         };
         mint.spawn_payment_listener().await?;
         mint.spawn_shared_listener();
+        mint.spawn_reconciler();
         Ok(mint)
     }
 

@@ -169,6 +169,48 @@ impl Mint {
         self.mark_paid(quote).await.map(|_| ())
     }
 
+    /// Asks the backend about every unpaid quote of the reconciliation window and records
+    /// the payments it reports; returns how many quotes turned paid. Credits what arrived
+    /// while the mint was down, or whose notification was lost.
+    pub async fn reconcile_quotes(&self) -> Result<usize, Error> {
+        let window = self.inner.config.reconcile_window_secs;
+        let unpaid = self
+            .inner
+            .store
+            .unpaid_quotes(unix_now().saturating_sub(window))
+            .await?;
+        let mut paid = 0;
+        for quote in unpaid {
+            if self.refresh_quote(quote).await?.state != MintQuoteState::Unpaid {
+                paid += 1;
+            }
+        }
+        Ok(paid)
+    }
+
+    /// Runs [`Mint::reconcile_quotes`] at start and every `reconcile_secs`, for as long as
+    /// the mint lives.
+    pub(crate) fn spawn_reconciler(&self) {
+        let every = self.inner.config.reconcile_secs;
+        if every == 0 {
+            return;
+        }
+        let weak = self.downgrade();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(mint) = weak.upgrade() else { return };
+                match mint.reconcile_quotes().await {
+                    Ok(0) => {}
+                    Ok(paid) => tracing::info!(paid, "reconciliation: quotes paid"),
+                    Err(err) => tracing::warn!(error = %err, "reconciliation failed"),
+                }
+            }
+        });
+    }
+
     /// If `quote` is unpaid, asks the backend and records a payment.
     async fn refresh_quote(&self, quote: MintQuoteRecord) -> Result<MintQuoteRecord, Error> {
         if quote.state != MintQuoteState::Unpaid {

@@ -892,6 +892,18 @@ impl MintStore for PostgresStore {
         .collect()
     }
 
+    async fn unpaid_quotes(&self, created_since: u64) -> Result<Vec<MintQuoteRecord>, StoreError> {
+        self.query(
+            "SELECT state, updated_at, record FROM mint_quotes \
+             WHERE state = 'UNPAID' AND (record->>'created_at')::bigint >= $1",
+            &[&int(created_since)?],
+        )
+        .await?
+        .iter()
+        .map(quote_from_row)
+        .collect()
+    }
+
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         let credit = format!("{CREDIT_LOOKUP_PREFIX}%");
         self.query(

@@ -494,6 +494,18 @@ impl MintStore for SledStore {
         Ok(AccountTotal::sum(&accounts))
     }
 
+    async fn unpaid_quotes(&self, created_since: u64) -> Result<Vec<MintQuoteRecord>, StoreError> {
+        let mut unpaid = Vec::new();
+        for entry in self.quotes.iter() {
+            let (_, bytes) = entry.map_err(backend)?;
+            let quote: MintQuoteRecord = serde_json::from_slice(&bytes).map_err(corrupt)?;
+            if quote.state == MintQuoteState::Unpaid && quote.created_at >= created_since {
+                unpaid.push(quote);
+            }
+        }
+        Ok(unpaid)
+    }
+
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         let quotes = self
             .quotes

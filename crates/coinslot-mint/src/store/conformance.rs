@@ -63,7 +63,8 @@ macro_rules! __store_conformance_tests {
             account_close_needs_the_current_balance,
             supply_counts_what_commits_write,
             account_totals_sum_per_unit,
-            minted_quotes_sum_issued_quotes_per_unit
+            minted_quotes_sum_issued_quotes_per_unit,
+            unpaid_quotes_lists_unpaid_quotes_since
         );
     };
     (@tests [optional] $make:expr; $($name:ident),*) => {
@@ -856,4 +857,32 @@ pub async fn minted_quotes_sum_issued_quotes_per_unit(store: Arc<dyn MintStore>)
             },
         ]
     );
+}
+
+/// `unpaid_quotes` lists the `UNPAID` quotes created since a time, and nothing else.
+pub async fn unpaid_quotes_lists_unpaid_quotes_since(store: Arc<dyn MintStore>) {
+    let mut old = sample_quote();
+    old.created_at = 1_600_000_000;
+    let fresh = sample_quote();
+    let paid = sample_quote();
+    for quote in [&old, &fresh, &paid] {
+        store.add_mint_quote(quote).await.expect("add");
+    }
+    store
+        .mark_mint_quote_paid(&paid.id, 1_700_000_001)
+        .await
+        .expect("paid");
+    let unpaid = store.unpaid_quotes(1_650_000_000).await.expect("unpaid");
+    assert_eq!(unpaid, vec![fresh.clone()], "only the fresh unpaid quote");
+    let mut all: Vec<String> = store
+        .unpaid_quotes(0)
+        .await
+        .expect("unpaid")
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    all.sort();
+    let mut expected = vec![old.id, fresh.id];
+    expected.sort();
+    assert_eq!(all, expected);
 }

@@ -245,6 +245,17 @@ impl MintStore for MemoryStore {
         Ok(AccountTotal::sum(inner.accounts.values()))
     }
 
+    async fn unpaid_quotes(&self, created_since: u64) -> Result<Vec<MintQuoteRecord>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .quotes
+            .values()
+            .filter(|q| q.state == MintQuoteState::Unpaid && q.created_at >= created_since)
+            .cloned()
+            .collect())
+    }
+
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         Ok(QuoteTotal::sum(self.inner.lock().quotes.values()))
     }

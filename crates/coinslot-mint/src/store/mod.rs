@@ -423,6 +423,10 @@ pub trait MintStore: Send + Sync + 'static {
         now: u64,
     ) -> Result<Option<MintQuoteRecord>, StoreError>;
 
+    /// `UNPAID` quotes created at or after `created_since` (Unix seconds), for reconciling
+    /// with the backend.
+    async fn unpaid_quotes(&self, created_since: u64) -> Result<Vec<MintQuoteRecord>, StoreError>;
+
     /// For each `Y`: `true` if spent.
     async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError>;
 
