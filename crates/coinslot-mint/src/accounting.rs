@@ -8,7 +8,7 @@ use crate::activity::Event;
 use crate::error::Error;
 use crate::nut04::quote_response;
 use crate::nut17::MintEvent;
-use crate::store::{MintQuoteRecord, Supply};
+use crate::store::{AccountTotal, MintQuoteRecord, Supply};
 use crate::{unix_now, Mint};
 
 /// How many times [`Mint::audit`] reads books that do not add up before it reports them.
@@ -67,6 +67,11 @@ impl Mint {
     pub async fn liabilities(&self) -> Result<Liabilities, Error> {
         let supply = self.inner.store.supply().await?;
         let accounts = self.inner.store.account_totals().await?;
+        Ok(self.liabilities_of(&supply, &accounts))
+    }
+
+    /// The liabilities these counters and balances add up to, per configured unit.
+    fn liabilities_of(&self, supply: &[(Id, Supply)], accounts: &[AccountTotal]) -> Liabilities {
         let ring = self.keyring();
         let mut keysets: Vec<_> = ring.by_id.values().map(|k| k.record.clone()).collect();
         keysets.sort_by_key(|k| (k.created_at, k.derivation_index));
@@ -119,7 +124,7 @@ impl Mint {
                 }
             })
             .collect();
-        Ok(Liabilities { units })
+        Liabilities { units }
     }
 
     /// Creates a mint quote that is already paid, for credit the operator hands out without
@@ -192,9 +197,11 @@ impl Mint {
     }
 
     async fn audit_once(&self) -> Result<Audit, Error> {
-        let liabilities = self.liabilities().await?;
-        let minted = self.inner.store.minted_quotes().await?;
+        // One read of each: the counters checked per keyset are the ones summed per unit.
         let supply = self.inner.store.supply().await?;
+        let accounts = self.inner.store.account_totals().await?;
+        let liabilities = self.liabilities_of(&supply, &accounts);
+        let minted = self.inner.store.minted_quotes().await?;
         let ring = self.keyring();
         let mut violations = Vec::new();
         for (id, counters) in &supply {

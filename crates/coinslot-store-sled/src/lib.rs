@@ -120,6 +120,17 @@ impl SledStore {
         self.flusher.durable().await
     }
 
+    /// Every quote, decoded (a full scan: for audits and reconciliation).
+    fn all_quotes(&self) -> Result<Vec<MintQuoteRecord>, StoreError> {
+        self.quotes
+            .iter()
+            .map(|entry| {
+                let (_, bytes) = entry.map_err(backend)?;
+                serde_json::from_slice(&bytes).map_err(corrupt)
+            })
+            .collect()
+    }
+
     fn get_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
         self.quotes
             .get(id.as_bytes())
@@ -495,27 +506,13 @@ impl MintStore for SledStore {
     }
 
     async fn unpaid_quotes(&self, created_since: u64) -> Result<Vec<MintQuoteRecord>, StoreError> {
-        let mut unpaid = Vec::new();
-        for entry in self.quotes.iter() {
-            let (_, bytes) = entry.map_err(backend)?;
-            let quote: MintQuoteRecord = serde_json::from_slice(&bytes).map_err(corrupt)?;
-            if quote.state == MintQuoteState::Unpaid && quote.created_at >= created_since {
-                unpaid.push(quote);
-            }
-        }
+        let mut unpaid = self.all_quotes()?;
+        unpaid.retain(|q| q.state == MintQuoteState::Unpaid && q.created_at >= created_since);
         Ok(unpaid)
     }
 
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
-        let quotes = self
-            .quotes
-            .iter()
-            .map(|entry| {
-                let (_, bytes) = entry.map_err(backend)?;
-                serde_json::from_slice::<MintQuoteRecord>(&bytes).map_err(corrupt)
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(QuoteTotal::sum(&quotes))
+        Ok(QuoteTotal::sum(&self.all_quotes()?))
     }
 }
 
