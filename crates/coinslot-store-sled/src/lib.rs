@@ -72,6 +72,13 @@ fn corrupt(err: impl std::fmt::Display) -> StoreError {
 /// How long [`SledStore::open`] waits for a directory another handle still locks.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Whether opening failed only because the directory lock is held. sled 0.34 rewraps the
+/// `WouldBlock` of `try_lock` as an `Other` error whose text names it, so both are checked.
+fn is_lock_contention(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::WouldBlock
+        || err.to_string().starts_with("could not acquire lock")
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -87,8 +94,7 @@ impl SledStore {
             match config.open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < deadline =>
+                    if is_lock_contention(&e) && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

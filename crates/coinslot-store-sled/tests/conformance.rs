@@ -85,3 +85,18 @@ async fn concurrent_commits_all_complete() {
     .expect("every concurrent commit must complete");
     assert_eq!(store.spent(&all).await.expect("states"), vec![true; 400]);
 }
+
+/// A directory still locked by a handle that is about to go away (a restart in the same
+/// process) is waited for, not refused.
+#[test]
+fn open_waits_for_a_handle_being_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = SledStore::open(dir.path()).expect("open");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let second = SledStore::open(dir.path());
+    release.join().expect("release thread");
+    assert!(second.is_ok(), "{:?}", second.err());
+}
