@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Coinslot needs beyond the Rust toolchain. Safe to run again.
 #
-# Today that is nothing but a C compiler (the test wallets' SQLite is compiled from source):
-# Coinslot's mint is built on the `cashu` crate and does not need cdk's gRPC signatory, so no
-# `protoc` either.
+# - a C compiler (the test wallets' SQLite is compiled from source);
+# - `protoc`, for the LND backend (cdk-lnd compiles LND's gRPC definitions at build time).
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -15,6 +14,17 @@ if ! command -v cc >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq build-essential
     else
         echo "setup: no C compiler (cc) found: install gcc or clang" >&2
+        exit 1
+    fi
+fi
+if ! command -v protoc >/dev/null 2>&1 && [ -z "${PROTOC:-}" ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq protobuf-compiler >/dev/null 2>&1 \
+            || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+    elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
+        sudo apt-get install -y -qq protobuf-compiler
+    else
+        echo "setup: protoc not found: install the protobuf compiler (apt: protobuf-compiler, brew: protobuf) or set PROTOC" >&2
         exit 1
     fi
 fi

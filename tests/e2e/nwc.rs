@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coinslot_backend_nwc::{NwcBackend, NwcOptions};
-use coinslot_mint::cashu::nuts::{
-    BlindedMessage, CurrencyUnit, MintQuoteBolt11Request, MintQuoteState, MintRequest,
-};
+use coinslot_mint::cashu::nuts::{CurrencyUnit, MintQuoteBolt11Request, MintQuoteState};
 use coinslot_mint::cashu::Amount;
 use coinslot_mint::{MemoryStore, Mint, MintConfig, MintSeed, MintStore, PaymentBackend};
+use coinslot_tests::direct::{self, mint_once, quote, wait_stored};
 use coinslot_tests::nwc::WalletService;
 use nostr_sdk::prelude::*;
 
@@ -28,68 +27,7 @@ fn options() -> NwcOptions {
 }
 
 async fn mint_over(store: &Arc<MemoryStore>, seed: &MintSeed, backend: NwcBackend) -> Mint {
-    Mint::new(
-        MintConfig::default(),
-        seed.clone(),
-        Arc::clone(store) as Arc<dyn MintStore>,
-        Arc::new(backend),
-    )
-    .await
-    .unwrap()
-}
-
-async fn quote(mint: &Mint, amount: u64) -> String {
-    mint.create_mint_quote(MintQuoteBolt11Request {
-        amount: Amount::from(amount),
-        unit: CurrencyUnit::Sat,
-        description: None,
-        pubkey: None,
-    })
-    .await
-    .unwrap()
-    .quote
-}
-
-/// Waits until the store (not a wallet's question, which would check the backend itself)
-/// holds the quote in `state`.
-async fn wait_stored(store: &MemoryStore, id: &str, state: MintQuoteState) {
-    for _ in 0..100 {
-        if store.mint_quote(id).await.unwrap().unwrap().state == state {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("quote {id} never reached {state} in the store");
-}
-
-/// Blinded outputs worth `amount`, one per power of two (the signatures are only counted).
-fn outputs(mint: &Mint, amount: u64) -> Vec<BlindedMessage> {
-    let keyset = mint.keys().keysets[0].id;
-    (0..64)
-        .map(|bit| 1u64 << bit)
-        .filter(|value| amount & value != 0)
-        .map(|value| {
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            let (blinded, _r) =
-                coinslot_mint::cashu::dhke::blind_message(secret.as_bytes(), None).unwrap();
-            BlindedMessage::new(Amount::from(value), keyset, blinded)
-        })
-        .collect()
-}
-
-async fn mint_once(mint: &Mint, id: &str, amount: u64) -> Result<u64, coinslot_mint::Error> {
-    let response = mint
-        .mint(MintRequest {
-            quote: id.to_string(),
-            outputs: outputs(mint, amount),
-            signature: None,
-        })
-        .await?;
-    Ok(response
-        .signatures
-        .iter()
-        .map(|s| u64::from(s.amount))
-        .sum())
+    direct::mint_over(store, seed, Arc::new(backend), MintConfig::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod direct;
 pub mod load;
+pub mod nodes;
 pub mod nwc;
 pub mod paywall;
 pub mod proxy;

@@ -53,13 +53,16 @@ pub mod limits;
 pub mod metrics;
 pub mod prices;
 
-pub use config::{BackendConfig, Config, ConfigError, NwcBackendConfig};
+pub use config::{
+    BackendConfig, ClnBackendConfig, Config, ConfigError, LnbitsBackendConfig, LndBackendConfig,
+    NwcBackendConfig,
+};
 
 pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
 
-/// Opens the data directory (seed + store), the backend and the mint.
-pub async fn open(config: &Config) -> anyhow::Result<Opened> {
-    let backend: Arc<dyn PaymentBackend> = match &config.backend {
+/// The configured Lightning backend.
+pub async fn backend(config: &BackendConfig) -> anyhow::Result<Arc<dyn PaymentBackend>> {
+    Ok(match config {
         BackendConfig::Fake(fake) => Arc::new(FakeBackend::new(fake.clone())),
         BackendConfig::Nwc(nwc) => {
             let options = coinslot_backend_nwc::NwcOptions {
@@ -67,7 +70,52 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
             };
             Arc::new(coinslot_backend_nwc::NwcBackend::connect(&nwc.connection()?, options).await?)
         }
-    };
+        BackendConfig::Lnd(lnd) => {
+            coinslot_backend_cdk::lnd(coinslot_backend_cdk::LndOptions {
+                address: lnd.address.clone(),
+                cert_file: lnd.cert_file.clone(),
+                macaroon_file: lnd.macaroon_file.clone(),
+            })
+            .await?
+        }
+        BackendConfig::Cln(cln) => {
+            coinslot_backend_cdk::cln(coinslot_backend_cdk::ClnOptions {
+                rpc_socket: cln.rpc_socket.clone(),
+            })
+            .await?
+        }
+        BackendConfig::Lnbits(lnbits) => {
+            coinslot_backend_cdk::lnbits(coinslot_backend_cdk::LnbitsOptions {
+                api_url: lnbits.api_url.clone(),
+                invoice_key: lnbits.invoice_key()?,
+            })
+            .await?
+        }
+    })
+}
+
+/// Proves the backend works for what the mint needs: creates a small invoice (1 sat,
+/// expiring in a minute, never paid) and looks it up. Used by `coinslotd config check
+/// --connect`.
+pub async fn probe_backend(backend: &dyn PaymentBackend) -> anyhow::Result<String> {
+    let invoice = backend
+        .create_invoice(1000, "coinslotd connection check", 60)
+        .await
+        .context("cannot create an invoice")?;
+    let status = backend
+        .invoice_status(&invoice.lookup_id)
+        .await
+        .context("created an invoice but cannot look it up")?;
+    anyhow::ensure!(
+        status == coinslot_mint::backend::InvoiceStatus::Unpaid,
+        "a fresh invoice is reported {status:?}, not unpaid"
+    );
+    Ok(invoice.bolt11)
+}
+
+/// Opens the data directory (seed + store), the backend and the mint.
+pub async fn open(config: &Config) -> anyhow::Result<Opened> {
+    let backend = backend(&config.backend).await?;
     let identity = identity_key(config)?;
     let Some(url) = &config.store.url else {
         let embedded = EmbeddedMint::open_with_identity(

@@ -137,6 +137,10 @@ enum ConfigCommand {
     Check {
         /// The TOML file.
         file: PathBuf,
+        /// Also connect to the Lightning backend and create and look up a 1-sat test
+        /// invoice (never paid; it expires in a minute).
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -153,7 +157,9 @@ fn main() -> ExitCode {
             data_dir,
         })) => admin_token(expires, &scope, &subject, config, data_dir),
         Some(Command::Admin(AdminCommand::Audit { serve })) => audit_command(&serve),
-        Some(Command::Config(ConfigCommand::Check { file })) => config_check(file),
+        Some(Command::Config(ConfigCommand::Check { file, connect })) => {
+            config_check(file, connect)
+        }
         Some(Command::Nostr(command)) => nostr_command(command),
     };
     match result {
@@ -302,7 +308,7 @@ fn audit_command(args: &ServeArgs) -> Result<(), Failure> {
     }
 }
 
-fn config_check(file: PathBuf) -> Result<(), Failure> {
+fn config_check(file: PathBuf, connect: bool) -> Result<(), Failure> {
     let config = Config::load(Some(&file))?;
     let text = config
         .to_redacted_toml()
@@ -312,6 +318,22 @@ fn config_check(file: PathBuf) -> Result<(), Failure> {
         file.display()
     );
     print!("{text}");
+    if connect {
+        let kind = config.backend.kind();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        runtime
+            .block_on(async {
+                let backend = coinslotd::backend(&config.backend).await?;
+                coinslotd::probe_backend(backend.as_ref()).await
+            })
+            .map_err(|e| {
+                Failure::Runtime(e.context(format!("backend {kind}: connection check failed")))
+            })?;
+        println!("# backend {kind}: connected; created and looked up a 1-sat test invoice");
+    }
     Ok(())
 }
 
