@@ -283,3 +283,118 @@ for_each_backend!(
     a_payment_made_while_down_is_credited_at_start,
     a_refusing_or_absent_node_fails_quotes_clearly,
 );
+
+/// A fiat-like unit priced from a live source: quotes become invoices at the current price,
+/// follow it when it moves, and stop (saying why) when the price goes stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fiat_unit_is_priced_from_a_live_source() {
+    use coinslot_mint::{PriceSource, UnitConfig};
+    use serde_json::{json, Value};
+
+    let price = Arc::new(parking_lot::Mutex::new(
+        json!({"bitcoin": {"usd": 100_000}}),
+    ));
+    let shown = Arc::clone(&price);
+    let app = axum::Router::new().route(
+        "/simple/price",
+        axum::routing::get(move || {
+            let body = shown.lock().clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let price_url = format!("http://{}/simple/price", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let node = Node::start(Kind::Lnd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = coinslotd::Config::with_data_dir(dir.path());
+    config.backend = node.config();
+    config.mint.info.name = "Arcade".into();
+    config.mint.invoice_description = "{name}: {amount} {unit} of play".into();
+    config.mint.units.push(UnitConfig {
+        price: Some(PriceSource {
+            url: price_url,
+            pointer: "/bitcoin/usd".into(),
+            units_per_currency: 100,
+            refresh_secs: 1,
+            max_age_secs: 2,
+        }),
+        ..UnitConfig::new("usd")
+    });
+    let server = coinslot_tests::TestServer::start_with(config)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let quote_usd = |cents: u64| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let response = http
+                .post(format!("{url}/v1/mint/quote/bolt11"))
+                .json(&json!({"amount": cents, "unit": "usd"}))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let held = |body: &Value| {
+        node.ledger()
+            .by_bolt11(body["request"].as_str().unwrap())
+            .unwrap()
+    };
+    let invoiced = |body: &Value| held(body).amount_msat;
+
+    let info: Value = http
+        .get(format!("{}/v1/info", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        info["nuts"]["4"]["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["unit"] == "usd"),
+        "{info}"
+    );
+
+    // $100,000 per bitcoin: $2.50 is 2,500 sat.
+    let (status, body) = quote_usd(250).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(invoiced(&body), 2_500_000);
+    assert_eq!(held(&body).memo, "Arcade: 250 usd of play");
+
+    // The price halves: the same top-up costs twice as much.
+    *price.lock() = json!({"bitcoin": {"usd": "50000.00"}});
+    coinslot_tests::eventually("quotes follow the new price", || async {
+        let (status, body) = quote_usd(250).await;
+        (status == 200 && invoiced(&body) == 5_000_000).then_some(())
+    })
+    .await;
+
+    // The source stops giving a price: after max_age, top-ups in usd pause (503: ours,
+    // and passing, like a backend that is down).
+    *price.lock() = json!({"bitcoin": {"usd": "n/a"}});
+    let body = coinslot_tests::eventually("quotes refuse a stale price", || async {
+        let (status, body) = quote_usd(250).await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("stale"), "{body}");
+    // Sat top-ups are unaffected.
+    let response = http
+        .post(format!("{}/v1/mint/quote/bolt11", server.url))
+        .json(&json!({"amount": 10, "unit": "sat"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await.unwrap();
+}

@@ -206,6 +206,55 @@ mod tests {
         assert!(round_up_to_sats(u64::MAX).is_err());
     }
 
+    /// A signed regtest invoice for `msat` with payment hash `hash`.
+    fn invoice(msat: Option<u64>, hash: [u8; 32]) -> String {
+        use bitcoin::hashes::{sha256, Hash};
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
+        let key = SecretKey::from_slice(&[3u8; 32]).unwrap();
+        let builder = InvoiceBuilder::new(Currency::Regtest)
+            .description("test".into())
+            .payment_hash(sha256::Hash::from_byte_array(hash))
+            .payment_secret(PaymentSecret([5u8; 32]))
+            .current_timestamp()
+            .min_final_cltv_expiry_delta(144);
+        let secp = Secp256k1::signing_only();
+        let sign = |h: &bitcoin::secp256k1::Message| secp.sign_ecdsa_recoverable(h, &key);
+        match msat {
+            Some(msat) => builder
+                .amount_milli_satoshis(msat)
+                .build_signed(sign)
+                .unwrap()
+                .to_string(),
+            None => builder.build_signed(sign).unwrap().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_node_invoice_must_match_the_quote() {
+        let hash = [9u8; 32];
+        assert!(check_invoice("lnd", &invoice(Some(21_000), hash), &hash, 21_000, 21_000).is_ok());
+        // Rounded up to whole sats (LNbits): covers what was wanted.
+        assert!(check_invoice("lnbits", &invoice(Some(2_000), hash), &hash, 1_500, 2_000).is_ok());
+        let cheaper = check_invoice("lnd", &invoice(Some(20_000), hash), &hash, 21_000, 21_000);
+        assert!(cheaper
+            .unwrap_err()
+            .0
+            .contains("asks 20000 msat instead of 21000"));
+        let other = check_invoice(
+            "cln",
+            &invoice(Some(21_000), [1u8; 32]),
+            &hash,
+            21_000,
+            21_000,
+        );
+        assert!(other.unwrap_err().0.contains("another payment hash"));
+        let open = check_invoice("cln", &invoice(None, hash), &hash, 21_000, 21_000);
+        assert!(open.unwrap_err().0.contains("no amount"));
+        let junk = check_invoice("cln", "lnbc1junk", &hash, 21_000, 21_000);
+        assert!(junk.unwrap_err().0.contains("not BOLT11"));
+    }
+
     #[test]
     fn lookup_ids_must_be_hashes() {
         let hash = [7u8; 32];

@@ -29,6 +29,9 @@ pub struct MintConfig {
     /// How far back reconciliation looks, in seconds: quotes created earlier stay unpaid
     /// until a wallet asks about them.
     pub reconcile_window_secs: u64,
+    /// Description of top-up invoices when the wallet gives none: `{name}` is replaced by
+    /// `info.name`, `{amount}` and `{unit}` by the quote's.
+    pub invoice_description: String,
 }
 
 impl Default for MintConfig {
@@ -41,6 +44,7 @@ impl Default for MintConfig {
             quote_ttl_secs: 3600,
             reconcile_secs: 300,
             reconcile_window_secs: 7 * 24 * 3600,
+            invoice_description: "{name} top-up".into(),
         }
     }
 }
@@ -62,6 +66,55 @@ pub struct UnitConfig {
     pub min_mint: u64,
     /// Largest amount one mint quote may ask for.
     pub max_mint: u64,
+    /// A live price instead of the fixed `msat_per_unit` (fiat-like units): the mint then
+    /// takes Lightning top-ups in this unit at the last fresh price.
+    pub price: Option<PriceSource>,
+}
+
+/// Where a fiat-like unit's price comes from: a URL answering JSON that holds the price of
+/// one bitcoin, e.g. `{"bitcoin": {"usd": 97000.5}}` with `pointer = "/bitcoin/usd"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceSource {
+    /// The price URL (HTTP GET, JSON answer).
+    pub url: String,
+    /// JSON pointer (RFC 6901) to the price of one bitcoin in the answer.
+    pub pointer: String,
+    /// Units per currency unit of that price: 100 when the unit is cents of a dollar price.
+    pub units_per_currency: u64,
+    /// How often the price is fetched, in seconds.
+    pub refresh_secs: u64,
+    /// A price older than this (seconds) is not used: quotes in the unit fail instead.
+    pub max_age_secs: u64,
+}
+
+impl Default for PriceSource {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            pointer: String::new(),
+            units_per_currency: 100,
+            refresh_secs: 300,
+            max_age_secs: 1800,
+        }
+    }
+}
+
+/// Millisatoshis in one bitcoin.
+const MSAT_PER_BTC: f64 = 100_000_000_000.0;
+
+impl PriceSource {
+    /// Millisatoshis per unit at `btc_price` (the price of one bitcoin read from the
+    /// source), rounded to the nearest msat; `None` for a price that is not a positive
+    /// finite number or that makes one unit worth less than 1 msat.
+    pub fn msat_per_unit(&self, btc_price: f64) -> Option<u64> {
+        let units_per_btc = btc_price * self.units_per_currency as f64;
+        if !units_per_btc.is_finite() || units_per_btc <= 0.0 {
+            return None;
+        }
+        let msat = (MSAT_PER_BTC / units_per_btc).round();
+        (msat >= 1.0 && msat < u64::MAX as f64).then_some(msat as u64)
+    }
 }
 
 impl UnitConfig {
@@ -80,7 +133,12 @@ impl UnitConfig {
             .unwrap_or_else(|_| CurrencyUnit::custom(&self.name))
     }
 
-    /// Millisatoshis per unit for Lightning top-ups, if this unit has a rate.
+    /// Whether the unit can be topped up over Lightning (a fixed rate or a live price).
+    pub fn takes_lightning(&self) -> bool {
+        self.bolt11_rate().is_some() || self.price.is_some()
+    }
+
+    /// Millisatoshis per unit for Lightning top-ups, if this unit has a fixed rate.
     pub fn bolt11_rate(&self) -> Option<u64> {
         self.msat_per_unit.or(match self.name.as_str() {
             "sat" => Some(1000),
@@ -99,6 +157,7 @@ impl Default for UnitConfig {
             msat_per_unit: None,
             min_mint: 1,
             max_mint: 1_000_000,
+            price: None,
         }
     }
 }
@@ -219,6 +278,35 @@ impl MintConfig {
             if unit.msat_per_unit == Some(0) {
                 return Err(format!("{key}.msat_per_unit: must be at least 1"));
             }
+            if let Some(price) = &unit.price {
+                if unit.msat_per_unit.is_some() || matches!(name, "sat" | "msat") {
+                    return Err(format!(
+                        "{key}.price: a live price is for fiat-like units without msat_per_unit"
+                    ));
+                }
+                if !(price.url.starts_with("http://") || price.url.starts_with("https://")) {
+                    return Err(format!(
+                        "{key}.price.url: `{}` is not an http(s) URL",
+                        price.url
+                    ));
+                }
+                if !price.pointer.starts_with('/') {
+                    return Err(format!(
+                        "{key}.price.pointer: `{}` is not a JSON pointer (like /bitcoin/usd)",
+                        price.pointer
+                    ));
+                }
+                if price.units_per_currency == 0 || price.refresh_secs == 0 {
+                    return Err(format!(
+                        "{key}.price: units_per_currency and refresh_secs must be at least 1"
+                    ));
+                }
+                if price.max_age_secs < price.refresh_secs {
+                    return Err(format!(
+                        "{key}.price.max_age_secs: must be at least refresh_secs"
+                    ));
+                }
+            }
             if unit.min_mint == 0 || unit.min_mint > unit.max_mint {
                 return Err(format!(
                     "{key}.min_mint/max_mint: need 1 <= min_mint ({}) <= max_mint ({})",
@@ -242,5 +330,55 @@ impl MintConfig {
             return Err("mint.quote_ttl_secs: must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_bitcoin_price_becomes_msat_per_unit() {
+        let cents = PriceSource::default();
+        // $100,000 per bitcoin: a cent is 10 sat.
+        assert_eq!(cents.msat_per_unit(100_000.0), Some(10_000));
+        assert_eq!(cents.msat_per_unit(30_000.0), Some(33_333));
+        let whole = PriceSource {
+            units_per_currency: 1,
+            ..PriceSource::default()
+        };
+        assert_eq!(whole.msat_per_unit(100_000.0), Some(1_000_000));
+        for bad in [0.0, -5.0, f64::NAN, f64::INFINITY, 1e30] {
+            assert_eq!(cents.msat_per_unit(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_price_source_is_only_for_fiat_like_units() {
+        let priced = |name: &str, fixed: Option<u64>| MintConfig {
+            units: vec![UnitConfig {
+                msat_per_unit: fixed,
+                price: Some(PriceSource {
+                    url: "https://prices.example/btc".into(),
+                    pointer: "/bitcoin/usd".into(),
+                    ..PriceSource::default()
+                }),
+                ..UnitConfig::new(name)
+            }],
+            ..MintConfig::default()
+        };
+        assert!(priced("usd", None).validate().is_ok());
+        assert!(priced("sat", None)
+            .validate()
+            .unwrap_err()
+            .contains("price"));
+        assert!(priced("usd", Some(10))
+            .validate()
+            .unwrap_err()
+            .contains("price"));
+        let mut bad = priced("usd", None);
+        bad.units[0].price.as_mut().unwrap().pointer = "bitcoin.usd".into();
+        assert!(bad.validate().unwrap_err().contains("JSON pointer"));
     }
 }

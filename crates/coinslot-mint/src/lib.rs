@@ -58,7 +58,7 @@ pub use accounting::{Audit, KeysetLiabilities, Liabilities, UnitAudit, UnitLiabi
 pub use activity::{Activity, Event, PaidWith};
 pub use backend::{FakeBackend, FakeBackendConfig, PaymentBackend};
 pub use cashu;
-pub use config::{Contact, InfoConfig, Limits, MintConfig, UnitConfig};
+pub use config::{Contact, InfoConfig, Limits, MintConfig, PriceSource, UnitConfig};
 pub use error::{Error, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};

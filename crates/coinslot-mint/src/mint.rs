@@ -70,6 +70,8 @@ pub(crate) struct MintInner {
     pub activity: broadcast::Sender<crate::activity::Activity>,
     /// Serializes keyset rotations: each reads the keyring, derives and writes.
     pub rotation: tokio::sync::Mutex<()>,
+    /// Live prices of units with a price source: msat per unit, and when it was set.
+    pub rates: RwLock<HashMap<CurrencyUnit, (u64, std::time::Instant)>>,
 }
 
 impl Mint {
@@ -121,6 +123,7 @@ impl Mint {
                 events,
                 activity,
                 rotation: tokio::sync::Mutex::new(()),
+                rates: RwLock::new(HashMap::new()),
             }),
         };
         mint.spawn_payment_listener().await?;
@@ -149,6 +152,40 @@ impl Mint {
     pub fn npub(&self) -> Result<String, Error> {
         let (x_only, _) = self.inner.identity.x_only_public_key(&cashu::SECP256K1);
         crate::keys::npub(&x_only.serialize())
+    }
+
+    /// Sets the live price of a unit with a price source (see [`crate::PriceSource`]).
+    pub fn set_rate(&self, unit: &CurrencyUnit, msat_per_unit: u64) {
+        self.inner
+            .rates
+            .write()
+            .insert(unit.clone(), (msat_per_unit, std::time::Instant::now()));
+    }
+
+    /// Millisatoshis per unit for a Lightning top-up now: the fixed rate, or the live price
+    /// if it is fresh enough.
+    pub fn bolt11_rate(&self, unit: &CurrencyUnit) -> Result<u64, Error> {
+        let config = self
+            .inner
+            .units
+            .get(unit)
+            .ok_or_else(|| Error::UnsupportedUnit(unit.to_string()))?;
+        if let Some(rate) = config.bolt11_rate() {
+            return Ok(rate);
+        }
+        let Some(price) = &config.price else {
+            return Err(Error::UnsupportedUnit(unit.to_string()));
+        };
+        match self.inner.rates.read().get(unit) {
+            Some((rate, at)) if at.elapsed().as_secs() <= price.max_age_secs => Ok(*rate),
+            Some(_) => Err(Error::Backend(format!(
+                "the price of {unit} is stale (older than {} s): top-ups in {unit} are paused",
+                price.max_age_secs
+            ))),
+            None => Err(Error::Backend(format!(
+                "no price for {unit} yet: top-ups in {unit} start once the price source answers"
+            ))),
+        }
     }
 
     /// The configuration the mint runs with.
@@ -206,7 +243,7 @@ impl Mint {
         let mut mint_methods = Vec::new();
         let mut ws_methods = Vec::new();
         for unit in &config.units {
-            if unit.bolt11_rate().is_none() {
+            if !unit.takes_lightning() {
                 continue;
             }
             let currency = unit.currency_unit();

@@ -26,9 +26,7 @@ impl Mint {
             .units
             .get(&request.unit)
             .ok_or_else(|| Error::UnsupportedUnit(request.unit.to_string()))?;
-        let rate = unit
-            .bolt11_rate()
-            .ok_or_else(|| Error::UnsupportedUnit(request.unit.to_string()))?;
+        let rate = self.bolt11_rate(&request.unit)?;
         let amount = u64::from(request.amount);
         if amount < unit.min_mint || amount > unit.max_mint {
             return Err(Error::AmountOutOfLimitRange {
@@ -40,10 +38,14 @@ impl Mint {
         let amount_msat = amount
             .checked_mul(rate)
             .ok_or_else(|| Error::InvalidRequest("amount overflows".into()))?;
-        let description = request
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("{} top-up", self.inner.config.info.name));
+        let description = request.description.clone().unwrap_or_else(|| {
+            self.inner
+                .config
+                .invoice_description
+                .replace("{name}", &self.inner.config.info.name)
+                .replace("{amount}", &amount.to_string())
+                .replace("{unit}", &request.unit.to_string())
+        });
         let ttl = self.inner.config.quote_ttl_secs;
         let invoice = self
             .inner

@@ -51,6 +51,7 @@ use tower_http::trace::TraceLayer;
 pub mod config;
 pub mod limits;
 pub mod metrics;
+pub mod price_feed;
 pub mod prices;
 
 pub use config::{
@@ -368,6 +369,7 @@ pub async fn serve(
         // Listening on port 0: the real address is known only now.
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
+    price_feed::spawn(&opened.mint);
     let nostr = start_nostr(&opened.mint, &config).await?;
     let apps = apps(
         &opened.mint,
