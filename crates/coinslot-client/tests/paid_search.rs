@@ -1,0 +1,239 @@
+//! The client against `examples/paid-search` (a real server on 127.0.0.1:0 with its
+//! embedded mint): the first request pays by itself and the rest stays in the wallet; over
+//! budget, an untrusted mint or too little ecash → a clear error and nothing spent; a
+//! server failure → the refund is back in the wallet.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use cdk::mint_url::MintUrl;
+use cdk::nuts::CurrencyUnit;
+use coinslot_client::{Budget, Error, Limits, OverBudget, PayingClient, Wallets};
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn paid_search() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = paid_search::open(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = paid_search::app(embedded.mint.clone(), &url).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server { url, _dir: dir }
+}
+
+/// A server whose paid route always fails (500): the layer must refund.
+async fn broken_server() -> Server {
+    use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedMint::open_dev(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let paywall = PaywallLayer::new(
+        embedded.mint.clone(),
+        &url,
+        PriceTable::new().route("GET", "/broken", Price::sat(3)),
+    )
+    .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/broken",
+            axum::routing::get(|| async {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "index is down",
+                )
+            }),
+        )
+        .layer(paywall)
+        .merge(coinslot::mint_api(
+            embedded.mint.clone(),
+            Default::default(),
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server { url, _dir: dir }
+}
+
+fn mint(url: &str) -> MintUrl {
+    url.parse().unwrap()
+}
+
+/// In-memory wallets holding `amount` sat from the server's mint.
+async fn funded(url: &str, amount: u64) -> Wallets {
+    let wallets = Wallets::in_memory(coinslot_tests::wallet::random_seed())
+        .await
+        .unwrap();
+    let wallet = wallets.wallet(&mint(url), &CurrencyUnit::Sat).unwrap();
+    coinslot_tests::wallet::topup(&wallet, amount)
+        .await
+        .unwrap();
+    wallets
+}
+
+fn budget(per_request: u64, per_host_per_hour: u64) -> Budget {
+    Budget::new().allow(
+        CurrencyUnit::Sat,
+        Limits {
+            per_request: Some(per_request),
+            per_host_per_hour: Some(per_host_per_hour),
+            per_hour: Some(1000),
+        },
+    )
+}
+
+async fn balance(wallets: &Wallets, url: &str) -> u64 {
+    wallets
+        .balance(&mint(url), &CurrencyUnit::Sat)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_pays_by_itself_and_the_rest_stays_in_the_wallet() {
+    let server = paid_search().await;
+    let wallets = funded(&server.url, 20).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 100),
+        [mint(&server.url)],
+    );
+
+    let paid = client
+        .get(&format!("{}/search?q=payment", server.url))
+        .await
+        .unwrap();
+    assert_eq!(paid.response.status(), 200);
+    let payment = paid.payment.clone().expect("paid");
+    assert_eq!((payment.price, payment.fee, payment.cost()), (2, 0, 2));
+    let body: serde_json::Value = paid.response.json().await.unwrap();
+    assert_eq!(body["paid"]["amount"], 2);
+    assert!(!body["results"].as_array().unwrap().is_empty(), "{body}");
+    assert_eq!(balance(&wallets, &server.url).await, 18, "the rest is kept");
+
+    // Free routes cost nothing; a second search pays again.
+    let free = client.get(&format!("{}/", server.url)).await.unwrap();
+    assert!(free.payment.is_none());
+    client
+        .get(&format!("{}/search?q=nut", server.url))
+        .await
+        .unwrap();
+    assert_eq!(balance(&wallets, &server.url).await, 16);
+    assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_budget_untrusted_or_too_poor_spends_nothing() {
+    let server = paid_search().await;
+    let search = format!("{}/search?q=nut", server.url);
+    let wallets = funded(&server.url, 20).await;
+
+    let strict = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(1, 100),
+        [mint(&server.url)],
+    );
+    let err = strict.get(&search).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OverBudget(OverBudget::PerRequest {
+                amount: 2,
+                limit: 1,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(balance(&wallets, &server.url).await, 20);
+
+    let hourly = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 3),
+        [mint(&server.url)],
+    );
+    hourly.get(&search).await.unwrap();
+    let err = hourly.get(&search).await.unwrap_err();
+    assert!(err.to_string().contains("within an hour"), "{err}");
+    assert_eq!(balance(&wallets, &server.url).await, 18);
+
+    let stranger = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 100),
+        [mint("http://mint.other.example")],
+    );
+    let err = stranger.get(&search).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UntrustedMint(m) if m[0].starts_with(&server.url)),
+        "{err}"
+    );
+    assert_eq!(balance(&wallets, &server.url).await, 18);
+
+    let poor = funded(&server.url, 1).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        poor.clone(),
+        budget(5, 100),
+        [mint(&server.url)],
+    );
+    let err = client.get(&search).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InsufficientFunds { needed: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(balance(&poor, &server.url).await, 1);
+    assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_refunds_into_the_wallet() {
+    let server = broken_server().await;
+    let wallets = funded(&server.url, 10).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 100),
+        [mint(&server.url)],
+    );
+    let paid = client.get(&format!("{}/broken", server.url)).await.unwrap();
+    assert_eq!(paid.response.status(), 500);
+    let payment = paid.payment.expect("paid");
+    assert_eq!((payment.price, payment.returned, payment.cost()), (3, 3, 0));
+    assert_eq!(balance(&wallets, &server.url).await, 10, "refund kept");
+    assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepaid_session_is_opened_reused_and_closed() {
+    let server = paid_search().await;
+    let wallets = funded(&server.url, 20).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(10, 100),
+        [mint(&server.url)],
+    )
+    .with_sessions(10);
+
+    for i in 0..3 {
+        let paid = client
+            .get(&format!("{}/search?q=nut", server.url))
+            .await
+            .unwrap();
+        assert_eq!(paid.response.status(), 200, "search {i}");
+        assert!(paid.via_session && paid.payment.is_none(), "search {i}");
+        let body: serde_json::Value = paid.response.json().await.unwrap();
+        assert_eq!(body["paid"]["session"], true);
+    }
+    // One deposit of 10 left the wallet; three searches took 6 of it.
+    assert_eq!(balance(&wallets, &server.url).await, 10);
+    assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 10);
+    assert_eq!(client.close_sessions().await, 4);
+    assert_eq!(balance(&wallets, &server.url).await, 14);
+    assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 6);
+    assert_eq!(client.close_sessions().await, 0, "nothing left open");
+}
