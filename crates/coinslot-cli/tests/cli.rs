@@ -1,0 +1,80 @@
+//! The `coinslot` binary against `examples/paid-search` (in-process, on 127.0.0.1:0):
+//! `topup` discovers the mint from a 402, shows the invoice and mints; `get` pays by
+//! itself; `balance`, `send`, `receive`; an over-budget `get` fails clearly and spends
+//! nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::path::Path;
+use std::process::Output;
+
+async fn paid_search() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = paid_search::open(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = paid_search::app(embedded.mint.clone(), &url).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, dir)
+}
+
+/// Runs `coinslot --wallet <wallet> args…` off the runtime (the server lives on it).
+async fn coinslot(wallet: &Path, args: &[&str]) -> (Output, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coinslot"));
+    command.arg("--wallet").arg(wallet).args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output, stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topup_then_get_pays_by_itself() {
+    let (url, _server) = paid_search().await;
+    let wallet = tempfile::tempdir().unwrap();
+    let search = format!("{url}/search?q=nut");
+
+    // The mint is found from the service's own 402.
+    let (out, stdout, stderr) = coinslot(wallet.path(), &["topup", &search, "20"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("lnbcrt"), "the invoice is shown: {stdout}");
+    assert!(
+        stdout.contains('█') || stdout.contains('▀'),
+        "and a QR code"
+    );
+    assert!(stderr.contains("minted 20 sat"), "{stderr}");
+
+    let (out, stdout, stderr) = coinslot(wallet.path(), &["get", &search]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("paid 2 sat"), "{stderr}");
+    let body: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["paid"]["amount"], 2);
+
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("18 sat"), "{stdout}");
+
+    // Over budget: a clear error, nothing spent.
+    let (out, _, stderr) =
+        coinslot(wallet.path(), &["get", &search, "--max-per-request", "1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("over budget"), "{stderr}");
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("18 sat"), "{stdout}");
+
+    // Send 5 to another wallet, which receives it.
+    let (out, token, stderr) = coinslot(wallet.path(), &["send", "5"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(token.trim().starts_with("cashuB"), "{token}");
+    let other = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = coinslot(other.path(), &["receive", token.trim()]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("received 5 sat"), "{stderr}");
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("13 sat"), "{stdout}");
+    // The receiver trusts the mint now and can pay the service with it.
+    let (out, _, stderr) = coinslot(other.path(), &["get", &search]).await;
+    assert!(out.status.success(), "{stderr}");
+    let (_, stdout, _) = coinslot(other.path(), &["balance"]).await;
+    assert!(stdout.starts_with("3 sat"), "{stdout}");
+}
