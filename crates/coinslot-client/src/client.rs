@@ -467,6 +467,40 @@ struct Spent {
     wallet: cdk::wallet::Wallet,
 }
 
+/// The client as a [`tower::Service`] over `http` types, so it composes with tower
+/// middleware (timeouts, rate limits, retries) and code written against `http::Request`.
+/// The answer is the final response (after paying if asked); what it cost is in its
+/// extensions as a [`Payment`].
+impl<B> tower_service::Service<http::Request<B>> for PayingClient
+where
+    B: Into<reqwest::Body>,
+{
+    type Response = http::Response<reqwest::Body>;
+    type Error = Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let client = self.clone();
+        let request = reqwest::Request::try_from(request);
+        Box::pin(async move {
+            let paid = client.execute(request?).await?;
+            let mut response = http::Response::from(paid.response);
+            if let Some(payment) = paid.payment {
+                response.extensions_mut().insert(payment);
+            }
+            Ok(response)
+        })
+    }
+}
+
 /// `scheme://host[:port]` of a URL: what a session belongs to.
 fn origin(url: &reqwest::Url) -> String {
     url.origin().ascii_serialization()
@@ -488,4 +522,37 @@ pub fn decode_request(text: &str) -> Result<PaymentRequest, Error> {
         PaymentRequest::from_str(text).map_err(|e| e.to_string())
     };
     decoded.map_err(|e| Error::BadRequest(format!("cannot decode the payment request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn both_payment_request_encodings_decode() {
+        let mint: MintUrl = "http://127.0.0.1:3338".parse().unwrap();
+        let request = PaymentRequest::builder()
+            .amount(Amount::from(21u64))
+            .unit(CurrencyUnit::Sat)
+            .single_use(true)
+            .mints(vec![mint.clone()])
+            .build();
+        let creq_a = request.to_string();
+        let creq_b = request.to_bech32_string().unwrap();
+        assert!(creq_a.starts_with("creqA"));
+        for text in [creq_a, creq_b.clone(), creq_b.to_lowercase()] {
+            let decoded = decode_request(&text).unwrap();
+            assert_eq!(decoded.amount, Some(Amount::from(21u64)));
+            assert_eq!(decoded.mints, vec![mint.clone()]);
+        }
+        assert!(matches!(
+            decode_request("creqAnot-base64"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_request("cashuB"),
+            Err(Error::BadRequest(_))
+        ));
+    }
 }

@@ -237,3 +237,95 @@ async fn a_prepaid_session_is_opened_reused_and_closed() {
     assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 6);
     assert_eq!(client.close_sessions().await, 0, "nothing left open");
 }
+
+/// A proxy in front of `upstream` that, once, forwards a paid request and then drops the
+/// client's connection without the answer: the payment happened, the client never heard.
+async fn dropping_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dropped = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&dropped);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, flag) = (upstream.clone(), std::sync::Arc::clone(&flag));
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                // One request per connection: upstream closes after answering.
+                let text = text.replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                let paid = text.to_lowercase().contains("x-cashu: cashu");
+                let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                server.write_all(text.as_bytes()).await.unwrap();
+                let mut response = Vec::new();
+                server.read_to_end(&mut response).await.unwrap();
+                if paid && !flag.swap(true, Ordering::SeqCst) {
+                    return; // processed and paid upstream; the answer is lost
+                }
+                let _ = client.write_all(&response).await;
+            });
+        }
+    });
+    (url, dropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_retried_with_the_same_token_and_paid_once() {
+    let server = paid_search().await;
+    let (proxy, dropped) = dropping_proxy(&server.url).await;
+    let wallets = funded(&server.url, 20).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 100),
+        [mint(&server.url)],
+    );
+    let paid = client.get(&format!("{proxy}/search?q=nut")).await.unwrap();
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "the answer was dropped"
+    );
+    assert_eq!(paid.response.status(), 200);
+    let body: serde_json::Value = paid.response.json().await.unwrap();
+    assert_eq!(
+        body["paid"]["replay"], true,
+        "answered from the receipt: {body}"
+    );
+    assert_eq!(balance(&wallets, &server.url).await, 18, "paid once");
+}
+
+/// The client as a tower service: composes with tower middleware, answers `http` types,
+/// and says what the request cost in the response's extensions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_tower_service_it_pays_and_reports_the_payment() {
+    use tower::{ServiceBuilder, ServiceExt};
+    let server = paid_search().await;
+    let wallets = funded(&server.url, 10).await;
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget(5, 100),
+        [mint(&server.url)],
+    );
+    let service = ServiceBuilder::new().concurrency_limit(4).service(client);
+    let request = http::Request::get(format!("{}/search?q=nut", server.url))
+        .body(Vec::<u8>::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let payment = response
+        .extensions()
+        .get::<coinslot_client::Payment>()
+        .expect("payment reported");
+    assert_eq!(payment.cost(), 2);
+    assert_eq!(balance(&wallets, &server.url).await, 8);
+}
