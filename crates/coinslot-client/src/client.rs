@@ -467,7 +467,7 @@ struct Spent {
     wallet: cdk::wallet::Wallet,
 }
 
-/// The client as a [`tower::Service`] over `http` types, so it composes with tower
+/// The client as a tower [`Service`](tower_service::Service) over `http` types, so it composes with tower
 /// middleware (timeouts, rate limits, retries) and code written against `http::Request`.
 /// The answer is the final response (after paying if asked); what it cost is in its
 /// extensions as a [`Payment`].
