@@ -9,11 +9,7 @@ use std::process::Output;
 
 async fn paid_search() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = paid_search::open(dir.path()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = paid_search::app(embedded.mint.clone(), &url).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = paid_search::spawn_on_loopback(dir.path()).await.unwrap();
     (url, dir)
 }
 

@@ -66,6 +66,7 @@ pub struct PayingClient {
     /// Deposit for prepaid sessions, when the client opens them.
     session_deposit: Option<u64>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
+    nip60: Option<Arc<crate::Nip60>>,
 }
 
 /// A prepaid session the client holds with one origin.
@@ -74,6 +75,8 @@ struct Session {
     path: String,
     credential: String,
     reservation: Reservation,
+    mint: MintUrl,
+    unit: CurrencyUnit,
 }
 
 impl PayingClient {
@@ -92,6 +95,24 @@ impl PayingClient {
             trusted: Arc::new(trusted.into_iter().collect()),
             session_deposit: None,
             sessions: Arc::new(Mutex::new(HashMap::new())),
+            nip60: None,
+        }
+    }
+
+    /// Keeps the wallet's proofs on the user's relays too (NIP-60): after every payment,
+    /// change, refund or session, the token events there are rolled over.
+    pub fn with_nip60(mut self, nip60: Arc<crate::Nip60>) -> Self {
+        self.nip60 = Some(nip60);
+        self
+    }
+
+    /// Publishes the wallet's state at `mint` to NIP-60, if on; a relay failure is logged,
+    /// not fatal (the proofs are safe locally and the next change publishes them again).
+    async fn sync_nip60(&self, mint: &MintUrl, unit: &CurrencyUnit) {
+        if let Some(nip60) = &self.nip60 {
+            if let Err(err) = nip60.publish(&self.wallets, mint, unit).await {
+                tracing::warn!(error = %err, "could not update the NIP-60 wallet");
+            }
         }
     }
 
@@ -227,8 +248,11 @@ impl PayingClient {
                 path: path.to_string(),
                 credential,
                 reservation: spent.reservation,
+                mint: offer.mint.clone(),
+                unit: offer.unit.clone(),
             },
         );
+        self.sync_nip60(&offer.mint, &offer.unit).await;
         Ok(())
     }
 
@@ -261,6 +285,7 @@ impl PayingClient {
             }
         };
         self.budget.lock().release(&session.reservation, back);
+        self.sync_nip60(&session.mint, &session.unit).await;
         back
     }
 
@@ -402,6 +427,7 @@ impl PayingClient {
         if returned > 0 {
             self.budget.lock().release(&reservation, returned);
         }
+        self.sync_nip60(&offer.mint, &offer.unit).await;
         let payment = Payment {
             mint: offer.mint,
             unit: offer.unit,

@@ -1,7 +1,7 @@
 //! The client's ecash: one cdk wallet per (mint, unit), all in one wallet database and
 //! derived from one seed, opened as payments need them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,6 +103,90 @@ impl Wallets {
             (a.0.to_string(), a.1.to_string()).cmp(&(b.0.to_string(), b.1.to_string()))
         });
         Ok(all)
+    }
+
+    /// The unspent proofs of `unit` at `mint`.
+    pub async fn unspent(
+        &self,
+        mint: &MintUrl,
+        unit: &CurrencyUnit,
+    ) -> Result<Vec<cdk::nuts::Proof>, Error> {
+        let infos = self
+            .db
+            .get_proofs(
+                Some(mint.clone()),
+                Some(unit.clone()),
+                Some(vec![cdk::nuts::State::Unspent]),
+                None,
+            )
+            .await
+            .map_err(|e| Error::Wallet(e.to_string()))?;
+        Ok(infos.into_iter().map(|info| info.proof).collect())
+    }
+
+    /// Adds proofs that are already this wallet's (kept elsewhere, e.g. on relays by
+    /// NIP-60), skipping any it knows in any state, then asks the mint which are spent.
+    /// Returns what was added and is unspent.
+    pub async fn import(
+        &self,
+        mint: &MintUrl,
+        unit: &CurrencyUnit,
+        proofs: Vec<cdk::nuts::Proof>,
+    ) -> Result<u64, Error> {
+        let mut ys = Vec::with_capacity(proofs.len());
+        for proof in &proofs {
+            ys.push(proof.y().map_err(|e| Error::BadToken(e.to_string()))?);
+        }
+        let known: HashSet<cdk::nuts::PublicKey> = self
+            .db
+            .get_proofs_by_ys(ys)
+            .await
+            .map_err(|e| Error::Wallet(e.to_string()))?
+            .into_iter()
+            .map(|info| info.y)
+            .collect();
+        let mut fresh = Vec::new();
+        for proof in proofs {
+            let y = proof.y().map_err(|e| Error::BadToken(e.to_string()))?;
+            if !known.contains(&y)
+                && !fresh
+                    .iter()
+                    .any(|p: &cdk::nuts::Proof| p.y().ok() == Some(y))
+            {
+                fresh.push(proof);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let infos = fresh
+            .iter()
+            .map(|p| {
+                cdk::wallet::types::ProofInfo::new(
+                    p.clone(),
+                    mint.clone(),
+                    cdk::nuts::State::Unspent,
+                    unit.clone(),
+                )
+                .map_err(|e| Error::Wallet(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.db
+            .update_proofs(infos, Vec::new())
+            .await
+            .map_err(|e| Error::Wallet(e.to_string()))?;
+        let wallet = self.wallet(mint, unit)?;
+        let states = wallet.check_proofs_spent(fresh.clone()).await?;
+        let spent: HashSet<cdk::nuts::PublicKey> = states
+            .iter()
+            .filter(|s| s.state == cdk::nuts::State::Spent)
+            .map(|s| s.y)
+            .collect();
+        Ok(fresh
+            .iter()
+            .filter(|p| p.y().map(|y| !spent.contains(&y)).unwrap_or(false))
+            .map(|p| u64::from(p.amount))
+            .sum())
     }
 
     /// Takes in a token (swapping it at its mint, so nobody else can spend it); returns its

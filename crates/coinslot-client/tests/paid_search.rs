@@ -15,12 +15,18 @@ struct Server {
 
 async fn paid_search() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = paid_search::open(dir.path()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = paid_search::app(embedded.mint.clone(), &url).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = paid_search::spawn_on_loopback(dir.path()).await.unwrap();
     Server { url, _dir: dir }
+}
+
+/// A client paying from `wallets` with ecash of `server`'s mint only.
+fn client(wallets: &Wallets, budget: Budget, server: &Server) -> PayingClient {
+    PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget,
+        [mint(&server.url)],
+    )
 }
 
 /// A server whose paid route always fails (500): the layer must refund.
@@ -93,12 +99,7 @@ async fn balance(wallets: &Wallets, url: &str) -> u64 {
 async fn the_first_request_pays_by_itself_and_the_rest_stays_in_the_wallet() {
     let server = paid_search().await;
     let wallets = funded(&server.url, 20).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(5, 100),
-        [mint(&server.url)],
-    );
+    let client = client(&wallets, budget(5, 100), &server);
 
     let paid = client
         .get(&format!("{}/search?q=payment", server.url))
@@ -129,12 +130,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     let search = format!("{}/search?q=nut", server.url);
     let wallets = funded(&server.url, 20).await;
 
-    let strict = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(1, 100),
-        [mint(&server.url)],
-    );
+    let strict = client(&wallets, budget(1, 100), &server);
     let err = strict.get(&search).await.unwrap_err();
     assert!(
         matches!(
@@ -149,12 +145,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     );
     assert_eq!(balance(&wallets, &server.url).await, 20);
 
-    let hourly = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(5, 3),
-        [mint(&server.url)],
-    );
+    let hourly = client(&wallets, budget(5, 3), &server);
     hourly.get(&search).await.unwrap();
     let err = hourly.get(&search).await.unwrap_err();
     assert!(err.to_string().contains("within an hour"), "{err}");
@@ -174,12 +165,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     assert_eq!(balance(&wallets, &server.url).await, 18);
 
     let poor = funded(&server.url, 1).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        poor.clone(),
-        budget(5, 100),
-        [mint(&server.url)],
-    );
+    let client = client(&poor, budget(5, 100), &server);
     let err = client.get(&search).await.unwrap_err();
     assert!(
         matches!(err, Error::InsufficientFunds { needed: 2, .. }),
@@ -193,12 +179,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
 async fn a_failed_request_refunds_into_the_wallet() {
     let server = broken_server().await;
     let wallets = funded(&server.url, 10).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(5, 100),
-        [mint(&server.url)],
-    );
+    let client = client(&wallets, budget(5, 100), &server);
     let paid = client.get(&format!("{}/broken", server.url)).await.unwrap();
     assert_eq!(paid.response.status(), 500);
     let payment = paid.payment.expect("paid");
@@ -211,13 +192,7 @@ async fn a_failed_request_refunds_into_the_wallet() {
 async fn a_prepaid_session_is_opened_reused_and_closed() {
     let server = paid_search().await;
     let wallets = funded(&server.url, 20).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(10, 100),
-        [mint(&server.url)],
-    )
-    .with_sessions(10);
+    let client = client(&wallets, budget(10, 100), &server).with_sessions(10);
 
     for i in 0..3 {
         let paid = client
@@ -283,12 +258,7 @@ async fn a_lost_answer_is_retried_with_the_same_token_and_paid_once() {
     let server = paid_search().await;
     let (proxy, dropped) = dropping_proxy(&server.url).await;
     let wallets = funded(&server.url, 20).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(5, 100),
-        [mint(&server.url)],
-    );
+    let client = client(&wallets, budget(5, 100), &server);
     let paid = client.get(&format!("{proxy}/search?q=nut")).await.unwrap();
     assert!(
         dropped.load(std::sync::atomic::Ordering::SeqCst),
@@ -310,12 +280,7 @@ async fn as_a_tower_service_it_pays_and_reports_the_payment() {
     use tower::{ServiceBuilder, ServiceExt};
     let server = paid_search().await;
     let wallets = funded(&server.url, 10).await;
-    let client = PayingClient::new(
-        reqwest::Client::new(),
-        wallets.clone(),
-        budget(5, 100),
-        [mint(&server.url)],
-    );
+    let client = client(&wallets, budget(5, 100), &server);
     let service = ServiceBuilder::new().concurrency_limit(4).service(client);
     let request = http::Request::get(format!("{}/search?q=nut", server.url))
         .body(Vec::<u8>::new())

@@ -84,6 +84,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// Opens the mint in `data_dir` and serves [`app`] on a fresh `127.0.0.1` port in a
+/// background task (for tests and demos); returns its URL.
+pub async fn spawn_on_loopback(data_dir: &Path) -> anyhow::Result<String> {
+    let embedded = open(data_dir).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = app(embedded.mint.clone(), &url)?;
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "paid-search stopped");
+        }
+    });
+    Ok(url)
+}
+
 async fn index() -> &'static str {
     "paid-search: GET /search?q=<words> costs 2 sat.\n\
      \n\
