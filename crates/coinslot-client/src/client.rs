@@ -164,10 +164,20 @@ impl PayingClient {
             None => None,
         };
         if let (Some(deposit), Some(path)) = (self.session_deposit, session_path) {
-            self.open_session(&origin, &path, &offer, deposit.max(offer.amount), &host)
-                .await?;
-            if let Some(paid) = self.try_session(&again, &origin).await? {
-                return Ok(paid);
+            let opened = self
+                .open_session(&origin, &path, &offer, deposit.max(offer.amount), &host)
+                .await;
+            match opened {
+                Ok(()) => {
+                    if let Some(paid) = self.try_session(&again, &origin).await? {
+                        return Ok(paid);
+                    }
+                }
+                // A deposit the budget or the wallet cannot cover: pay this request alone.
+                Err(Error::OverBudget(_) | Error::InsufficientFunds { .. }) => {
+                    tracing::info!(origin, "cannot fund a session; paying per request");
+                }
+                Err(err) => return Err(err),
             }
         }
         self.pay_and_send(again, offer, &host).await

@@ -51,8 +51,9 @@ pub struct Nip60 {
     timeout: Duration,
     /// The live token events per (mint, unit), as last restored or published.
     live: Mutex<HashMap<(MintUrl, CurrencyUnit), Vec<EventId>>>,
-    /// The balance last published per (mint, unit), for the history's direction.
-    published: Mutex<HashMap<(MintUrl, CurrencyUnit), u64>>,
+    /// What was last published per (mint, unit): the balance (for the history's
+    /// direction) and the proofs' Ys, sorted.
+    published: Mutex<HashMap<(MintUrl, CurrencyUnit), (u64, Vec<cdk::nuts::PublicKey>)>>,
 }
 
 impl std::fmt::Debug for Nip60 {
@@ -155,13 +156,17 @@ impl Nip60 {
             live.entry((mint, unit)).or_default().push(id);
         }
         for (key, ids) in live {
+            // What the relay holds now may differ from the wallet (proofs it already knew,
+            // spent ones): the next publish compares against an empty set and rolls over.
             let balance = wallets
                 .unspent(&key.0, &key.1)
                 .await?
                 .iter()
                 .map(|p| u64::from(p.amount))
                 .sum();
-            self.published.lock().insert(key.clone(), balance);
+            self.published
+                .lock()
+                .insert(key.clone(), (balance, Vec::new()));
             self.live.lock().insert(key, ids);
         }
         Ok(added)
@@ -178,9 +183,16 @@ impl Nip60 {
         let key = (mint.clone(), unit.clone());
         let proofs = wallets.unspent(mint, unit).await?;
         let balance: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
-        let before = self.published.lock().get(&key).copied().unwrap_or(0);
+        let mut ys = proofs
+            .iter()
+            .map(|p| p.y().map_err(|e| Error::BadToken(e.to_string())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        ys.sort();
+        let (before, published_ys) = self.published.lock().get(&key).cloned().unwrap_or_default();
         let old: Vec<EventId> = self.live.lock().get(&key).cloned().unwrap_or_default();
-        if balance == before && !old.is_empty() {
+        // Same proofs as on the relay: nothing to roll over. (Same balance is not enough:
+        // a refund swaps proofs for others of the same value.)
+        if ys == published_ys && !old.is_empty() {
             return Ok(());
         }
         self.publish_wallet(mint).await?;
@@ -237,7 +249,7 @@ impl Nip60 {
             .map_err(relay_error)?;
         tracing::debug!(mint = %mint, unit = %unit, balance, "NIP-60 token event rolled over");
         self.live.lock().insert(key.clone(), vec![created]);
-        self.published.lock().insert(key, balance);
+        self.published.lock().insert(key, (balance, ys));
         Ok(())
     }
 

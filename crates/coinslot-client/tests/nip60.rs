@@ -64,8 +64,22 @@ async fn proofs_survive_a_reinstall_through_the_relay_and_are_counted_once() {
     assert_eq!(nip60.restore(&third).await.unwrap(), 18);
     assert_eq!(third.balance(&mint, &sat).await.unwrap(), 18);
 
-    // On the relay: the first token event deleted (kind 5; the relay drops it), so one token
-    // event is left; a wallet event; history.
+    // Same balance, other proofs (sent to itself and received back, as a refund would):
+    // still rolled over, so a reinstall finds spendable proofs, not the spent ones.
+    let wallet = third.wallet(&mint, &sat).unwrap();
+    let token = coinslot_tests::wallet::send(&wallet, 5, Default::default())
+        .await
+        .unwrap();
+    third.receive(&token.to_string()).await.unwrap();
+    assert_eq!(third.balance(&mint, &sat).await.unwrap(), 18);
+    nip60.publish(&third, &mint, &sat).await.unwrap();
+    let fourth = fresh_wallets().await;
+    let nip60 = Nip60::connect(keys.clone(), [&relay_url]).await.unwrap();
+    assert_eq!(nip60.restore(&fourth).await.unwrap(), 18);
+    assert_eq!(fourth.balance(&mint, &sat).await.unwrap(), 18);
+
+    // On the relay: the replaced token events deleted (kind 5; the relay drops them), so one
+    // token event is left; a wallet event; history.
     let reader = Client::default();
     reader.add_relay(&relay_url).await.unwrap();
     reader.connect().await;
@@ -80,7 +94,7 @@ async fn proofs_survive_a_reinstall_through_the_relay_and_are_counted_once() {
         }
     };
     assert_eq!(fetch(mine(TOKEN_KIND)).await.len(), 1);
-    assert_eq!(fetch(mine(Kind::EventDeletion)).await.len(), 1);
+    assert_eq!(fetch(mine(Kind::EventDeletion)).await.len(), 2);
     assert!(!fetch(mine(WALLET_KIND)).await.is_empty());
     assert!(!fetch(mine(Kind::Custom(7376))).await.is_empty());
     // Contents are encrypted: no proof secret in the clear.

@@ -20,7 +20,7 @@ async fn paid_search() -> Server {
 }
 
 /// A client paying from `wallets` with ecash of `server`'s mint only.
-fn client(wallets: &Wallets, budget: Budget, server: &Server) -> PayingClient {
+fn paying_client(wallets: &Wallets, budget: Budget, server: &Server) -> PayingClient {
     PayingClient::new(
         reqwest::Client::new(),
         wallets.clone(),
@@ -99,7 +99,7 @@ async fn balance(wallets: &Wallets, url: &str) -> u64 {
 async fn the_first_request_pays_by_itself_and_the_rest_stays_in_the_wallet() {
     let server = paid_search().await;
     let wallets = funded(&server.url, 20).await;
-    let client = client(&wallets, budget(5, 100), &server);
+    let client = paying_client(&wallets, budget(5, 100), &server);
 
     let paid = client
         .get(&format!("{}/search?q=payment", server.url))
@@ -130,7 +130,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     let search = format!("{}/search?q=nut", server.url);
     let wallets = funded(&server.url, 20).await;
 
-    let strict = client(&wallets, budget(1, 100), &server);
+    let strict = paying_client(&wallets, budget(1, 100), &server);
     let err = strict.get(&search).await.unwrap_err();
     assert!(
         matches!(
@@ -145,7 +145,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     );
     assert_eq!(balance(&wallets, &server.url).await, 20);
 
-    let hourly = client(&wallets, budget(5, 3), &server);
+    let hourly = paying_client(&wallets, budget(5, 3), &server);
     hourly.get(&search).await.unwrap();
     let err = hourly.get(&search).await.unwrap_err();
     assert!(err.to_string().contains("within an hour"), "{err}");
@@ -165,7 +165,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
     assert_eq!(balance(&wallets, &server.url).await, 18);
 
     let poor = funded(&server.url, 1).await;
-    let client = client(&poor, budget(5, 100), &server);
+    let client = paying_client(&poor, budget(5, 100), &server);
     let err = client.get(&search).await.unwrap_err();
     assert!(
         matches!(err, Error::InsufficientFunds { needed: 2, .. }),
@@ -179,7 +179,7 @@ async fn over_budget_untrusted_or_too_poor_spends_nothing() {
 async fn a_failed_request_refunds_into_the_wallet() {
     let server = broken_server().await;
     let wallets = funded(&server.url, 10).await;
-    let client = client(&wallets, budget(5, 100), &server);
+    let client = paying_client(&wallets, budget(5, 100), &server);
     let paid = client.get(&format!("{}/broken", server.url)).await.unwrap();
     assert_eq!(paid.response.status(), 500);
     let payment = paid.payment.expect("paid");
@@ -192,7 +192,7 @@ async fn a_failed_request_refunds_into_the_wallet() {
 async fn a_prepaid_session_is_opened_reused_and_closed() {
     let server = paid_search().await;
     let wallets = funded(&server.url, 20).await;
-    let client = client(&wallets, budget(10, 100), &server).with_sessions(10);
+    let client = paying_client(&wallets, budget(10, 100), &server).with_sessions(10);
 
     for i in 0..3 {
         let paid = client
@@ -211,6 +211,17 @@ async fn a_prepaid_session_is_opened_reused_and_closed() {
     assert_eq!(balance(&wallets, &server.url).await, 14);
     assert_eq!(client.spent_last_hour(&CurrencyUnit::Sat), 6);
     assert_eq!(client.close_sessions().await, 0, "nothing left open");
+
+    // A deposit the budget does not allow: that request is paid on its own.
+    let frugal = paying_client(&wallets, budget(5, 100), &server).with_sessions(50);
+    let paid = frugal
+        .get(&format!("{}/search?q=nut", server.url))
+        .await
+        .unwrap();
+    assert_eq!(paid.response.status(), 200);
+    assert!(!paid.via_session);
+    assert_eq!(paid.payment.map(|p| p.cost()), Some(2));
+    assert_eq!(balance(&wallets, &server.url).await, 12);
 }
 
 /// A proxy in front of `upstream` that, once, forwards a paid request and then drops the
@@ -258,7 +269,7 @@ async fn a_lost_answer_is_retried_with_the_same_token_and_paid_once() {
     let server = paid_search().await;
     let (proxy, dropped) = dropping_proxy(&server.url).await;
     let wallets = funded(&server.url, 20).await;
-    let client = client(&wallets, budget(5, 100), &server);
+    let client = paying_client(&wallets, budget(5, 100), &server);
     let paid = client.get(&format!("{proxy}/search?q=nut")).await.unwrap();
     assert!(
         dropped.load(std::sync::atomic::Ordering::SeqCst),
@@ -280,7 +291,7 @@ async fn as_a_tower_service_it_pays_and_reports_the_payment() {
     use tower::{ServiceBuilder, ServiceExt};
     let server = paid_search().await;
     let wallets = funded(&server.url, 10).await;
-    let client = client(&wallets, budget(5, 100), &server);
+    let client = paying_client(&wallets, budget(5, 100), &server);
     let service = ServiceBuilder::new().concurrency_limit(4).service(client);
     let request = http::Request::get(format!("{}/search?q=nut", server.url))
         .body(Vec::<u8>::new())
