@@ -44,6 +44,9 @@ struct TokenContent {
     del: Vec<String>,
 }
 
+/// What was last published for one (mint, unit): balance and sorted proof Ys.
+type Published = (u64, Vec<cdk::nuts::PublicKey>);
+
 /// A NIP-60 wallet on relays, for one nostr identity.
 pub struct Nip60 {
     client: Client,
@@ -53,7 +56,7 @@ pub struct Nip60 {
     live: Mutex<HashMap<(MintUrl, CurrencyUnit), Vec<EventId>>>,
     /// What was last published per (mint, unit): the balance (for the history's
     /// direction) and the proofs' Ys, sorted.
-    published: Mutex<HashMap<(MintUrl, CurrencyUnit), (u64, Vec<cdk::nuts::PublicKey>)>>,
+    published: Mutex<HashMap<(MintUrl, CurrencyUnit), Published>>,
 }
 
 impl std::fmt::Debug for Nip60 {
