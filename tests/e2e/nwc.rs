@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coinslot_backend_nwc::{NwcBackend, NwcOptions};
-use coinslot_mint::cashu::nuts::{CurrencyUnit, MintQuoteBolt11Request, MintQuoteState};
-use coinslot_mint::cashu::Amount;
+use coinslot_mint::cashu::nuts::MintQuoteState;
 use coinslot_mint::{MemoryStore, Mint, MintConfig, MintSeed, MintStore, PaymentBackend};
 use coinslot_tests::direct::{self, mint_once, quote, wait_stored};
 use coinslot_tests::nwc::WalletService;
@@ -141,15 +140,7 @@ async fn an_offline_wallet_or_a_wrong_secret_fails_quotes_clearly() {
         NwcBackend::connect(&uri, options()).await.unwrap(),
     )
     .await;
-    let err = mint
-        .create_mint_quote(MintQuoteBolt11Request {
-            amount: Amount::from(5u64),
-            unit: CurrencyUnit::Sat,
-            description: None,
-            pubkey: None,
-        })
-        .await
-        .unwrap_err();
+    let err = direct::try_quote(&mint, 5).await.unwrap_err();
     assert!(err.to_string().contains("did not answer"), "{err}");
     assert_eq!(mint.keys().keysets.len(), 1);
 

@@ -133,50 +133,40 @@ impl Wallets {
         unit: &CurrencyUnit,
         proofs: Vec<cdk::nuts::Proof>,
     ) -> Result<u64, Error> {
-        let mut ys = Vec::with_capacity(proofs.len());
-        for proof in &proofs {
-            ys.push(proof.y().map_err(|e| Error::BadToken(e.to_string()))?);
-        }
-        let known: HashSet<cdk::nuts::PublicKey> = self
+        let infos = proofs
+            .into_iter()
+            .map(|p| {
+                cdk::wallet::types::ProofInfo::new(
+                    p,
+                    mint.clone(),
+                    cdk::nuts::State::Unspent,
+                    unit.clone(),
+                )
+                .map_err(|e| Error::BadToken(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Skip what the wallet knows in any state, and repeats within `proofs`.
+        let mut known: HashSet<cdk::nuts::PublicKey> = self
             .db
-            .get_proofs_by_ys(ys)
+            .get_proofs_by_ys(infos.iter().map(|info| info.y).collect())
             .await
             .map_err(|e| Error::Wallet(e.to_string()))?
             .into_iter()
             .map(|info| info.y)
             .collect();
-        let mut fresh = Vec::new();
-        for proof in proofs {
-            let y = proof.y().map_err(|e| Error::BadToken(e.to_string()))?;
-            if !known.contains(&y)
-                && !fresh
-                    .iter()
-                    .any(|p: &cdk::nuts::Proof| p.y().ok() == Some(y))
-            {
-                fresh.push(proof);
-            }
-        }
+        let fresh: Vec<_> = infos
+            .into_iter()
+            .filter(|info| known.insert(info.y))
+            .collect();
         if fresh.is_empty() {
             return Ok(0);
         }
-        let infos = fresh
-            .iter()
-            .map(|p| {
-                cdk::wallet::types::ProofInfo::new(
-                    p.clone(),
-                    mint.clone(),
-                    cdk::nuts::State::Unspent,
-                    unit.clone(),
-                )
-                .map_err(|e| Error::Wallet(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let proofs: Vec<cdk::nuts::Proof> = fresh.iter().map(|info| info.proof.clone()).collect();
         self.db
-            .update_proofs(infos, Vec::new())
+            .update_proofs(fresh.clone(), Vec::new())
             .await
             .map_err(|e| Error::Wallet(e.to_string()))?;
-        let wallet = self.wallet(mint, unit)?;
-        let states = wallet.check_proofs_spent(fresh.clone()).await?;
+        let states = self.wallet(mint, unit)?.check_proofs_spent(proofs).await?;
         let spent: HashSet<cdk::nuts::PublicKey> = states
             .iter()
             .filter(|s| s.state == cdk::nuts::State::Spent)
@@ -184,8 +174,8 @@ impl Wallets {
             .collect();
         Ok(fresh
             .iter()
-            .filter(|p| p.y().map(|y| !spent.contains(&y)).unwrap_or(false))
-            .map(|p| u64::from(p.amount))
+            .filter(|info| !spent.contains(&info.y))
+            .map(|info| u64::from(info.proof.amount))
             .sum())
     }
 

@@ -49,11 +49,6 @@ impl Cln {
         }
     }
 
-    /// Settles the invoice as if it was paid.
-    pub fn pay(&self, held: &Held) -> bool {
-        self.ledger.settle(&held.hash)
-    }
-
     /// Stops answering (the socket file stays, like a crashed lightningd's).
     pub fn stop(&self) {
         self.task.abort();

@@ -86,11 +86,6 @@ impl Lnbits {
     pub fn drop_websockets(&self) {
         self.kick.send_modify(|n| *n += 1);
     }
-
-    /// Settles the invoice as if it was paid.
-    pub fn pay(&self, held: &Held) -> bool {
-        self.ledger.settle(&held.hash)
-    }
 }
 
 impl Drop for Lnbits {
