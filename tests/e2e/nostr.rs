@@ -19,16 +19,14 @@ use nostr_relay_builder::prelude::*;
 use serde_json::Value;
 
 async fn relay() -> (LocalRelay, String) {
-    let builder = RelayBuilder::default()
-        .addr("127.0.0.1".parse().unwrap())
-        .rate_limit(RateLimit {
+    coinslot_tests::nwc::local_relay(|| {
+        RelayBuilder::default().rate_limit(RateLimit {
             max_reqs: 500,
             notes_per_minute: 100_000,
-        });
-    let relay = LocalRelay::new(builder);
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
+        })
+    })
+    .await
+    .unwrap()
 }
 
 fn config(data_dir: &std::path::Path, relay: &str) -> coinslotd::Config {

@@ -16,14 +16,33 @@ use nostr_sdk::nips::nip47::{
 use nostr_sdk::prelude::*;
 use parking_lot::Mutex;
 
-/// A local relay on `127.0.0.1:0` and its URL.
+/// A local relay on `127.0.0.1` and its URL.
 pub async fn relay() -> anyhow::Result<(nostr_relay_builder::LocalRelay, String)> {
-    let relay = nostr_relay_builder::LocalRelay::new(
-        nostr_relay_builder::RelayBuilder::default().addr("127.0.0.1".parse()?),
-    );
-    relay.run().await?;
-    let url = relay.url().await.to_string();
-    Ok((relay, url))
+    local_relay(nostr_relay_builder::RelayBuilder::default).await
+}
+
+/// Starts a relay on `127.0.0.1` built by `builder` (called again for each try).
+/// nostr-relay-builder probes for a free port and binds it later, so a test running at the
+/// same time can take the port in between: that bind is retried on a new port.
+pub async fn local_relay(
+    builder: impl Fn() -> nostr_relay_builder::RelayBuilder,
+) -> anyhow::Result<(nostr_relay_builder::LocalRelay, String)> {
+    let mut tries = 0;
+    loop {
+        let relay = nostr_relay_builder::LocalRelay::new(builder().addr("127.0.0.1".parse()?));
+        match relay.run().await {
+            Ok(()) => {
+                let url = relay.url().await.to_string();
+                return Ok((relay, url));
+            }
+            Err(nostr_relay_builder::Error::IO(e))
+                if e.kind() == std::io::ErrorKind::AddrInUse && tries < 10 =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// An invoice the wallet made.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use coinslot_nostr::nostr_sdk::prelude::*;
 use coinslot_tests::spawn_coinslotd_env;
-use nostr_relay_builder::prelude::*;
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_coinslotd"))
@@ -20,9 +19,7 @@ fn coinslotd(args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_nsec_is_the_identity_and_the_cli_finds_and_calls_the_mint() {
-    let relay = LocalRelay::new(RelayBuilder::default().addr("127.0.0.1".parse().unwrap()));
-    relay.run().await.unwrap();
-    let relay_url = relay.url().await.to_string();
+    let (_relay, relay_url) = coinslot_tests::nwc::relay().await.unwrap();
     let keys = Keys::generate();
     let nsec = keys.secret_key().to_bech32().unwrap();
     let dir = tempfile::tempdir().unwrap();
