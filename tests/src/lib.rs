@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod browser;
 pub mod direct;
 pub mod load;
 pub mod nodes;

@@ -37,12 +37,17 @@ pub fn random_seed() -> [u8; 64] {
 /// database and the given seed. Client-side rate limiting is off so tests are
 /// not paced.
 pub async fn new_wallet(mint_url: &str, seed: [u8; 64]) -> Result<Wallet> {
+    new_wallet_in(mint_url, CurrencyUnit::Sat, seed).await
+}
+
+/// Like [`new_wallet`], in `unit`.
+pub async fn new_wallet_in(mint_url: &str, unit: CurrencyUnit, seed: [u8; 64]) -> Result<Wallet> {
     let localstore = cdk_sqlite::wallet::memory::empty()
         .await
         .context("creating the in-memory wallet database")?;
     let wallet = WalletBuilder::new()
         .mint_url(MintUrl::from_str(mint_url).context("parsing the mint url")?)
-        .unit(CurrencyUnit::Sat)
+        .unit(unit)
         .localstore(Arc::new(localstore))
         .seed(seed)
         .without_rate_limiting()

@@ -9,11 +9,18 @@
 //! ```
 //!
 //! The wallet lives in `~/.coinslot` (`--wallet`, `COINSLOT_WALLET`): a seed (0600), the
-//! cdk wallet database, and `trusted-mints`, the mints you topped up at or received from.
-//! A service is paid only with ecash of a trusted mint and within the budget flags.
+//! cdk wallet database, `trusted-mints` (the mints you topped up at or received from) and
+//! `spent-last-hour.json` (what was paid in the last hour, so the hourly limits hold across
+//! runs). A service is paid only with ecash of a trusted mint and within the budget flags.
+//!
+//! With a nostr identity (`--nostr-key nsec1…` and `--relay wss://…`, or `COINSLOT_NOSTR_KEY`
+//! and `COINSLOT_RELAYS`), the proofs are also kept on the relays as a NIP-60 wallet: every
+//! run restores from them first and publishes what changed, so the same key on another
+//! machine sees the same money.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -23,10 +30,14 @@ use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod};
 use cdk::wallet::SendOptions;
 use cdk::Amount;
 use clap::{Args, Parser, Subcommand};
-use coinslot_client::{decode_request, Budget, Limits, PayingClient, Wallets, X_CASHU};
+use coinslot_client::{
+    decode_request, Budget, Limits, Nip60, PayingClient, SpendRecord, Wallets, X_CASHU,
+};
 
 /// File listing the mints this wallet trusts, one URL per line.
 const TRUSTED_FILE: &str = "trusted-mints";
+/// File keeping the spends of the last hour (JSON), for the hourly limits.
+const SPENT_FILE: &str = "spent-last-hour.json";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +49,22 @@ struct Cli {
     /// Wallet directory.
     #[arg(long, env = "COINSLOT_WALLET", global = true)]
     wallet: Option<PathBuf>,
+    /// Your nostr secret key (nsec1… or hex): keep the proofs on --relay as a NIP-60 wallet.
+    #[arg(
+        long,
+        env = "COINSLOT_NOSTR_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    nostr_key: Option<String>,
+    /// A relay for the NIP-60 wallet (repeat it, or comma-separate in COINSLOT_RELAYS).
+    #[arg(
+        long = "relay",
+        env = "COINSLOT_RELAYS",
+        global = true,
+        value_delimiter = ','
+    )]
+    relays: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,30 +174,78 @@ fn wallet_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".coinslot"))
 }
 
+/// Connects the NIP-60 wallet when a nostr key is given, and restores from it.
+/// Mints holding restored ecash become trusted: the NIP-60 wallet is the user's own.
+async fn nostr_wallet(cli: &Cli, dir: &Path, wallets: &Wallets) -> Result<Option<Arc<Nip60>>> {
+    let Some(key) = &cli.nostr_key else {
+        if !cli.relays.is_empty() {
+            bail!("--relay needs --nostr-key (the identity whose NIP-60 wallet it holds)");
+        }
+        return Ok(None);
+    };
+    if cli.relays.is_empty() {
+        bail!("--nostr-key needs at least one --relay to keep the NIP-60 wallet on");
+    }
+    let keys = nostr_sdk::Keys::parse(key.trim())
+        .map_err(|_| anyhow::anyhow!("--nostr-key: not an nsec1… or 64-hex secret key"))?;
+    let nip60 = Nip60::connect(keys, &cli.relays)
+        .await
+        .context("connecting to the NIP-60 relays")?;
+    let restored = nip60
+        .restore(wallets)
+        .await
+        .context("restoring the NIP-60 wallet")?;
+    if restored > 0 {
+        eprintln!("restored {restored} from the NIP-60 wallet on nostr");
+    }
+    for (mint, _, _) in wallets.balances().await? {
+        trust(dir, &mint)?;
+    }
+    Ok(Some(Arc::new(nip60)))
+}
+
+/// Publishes the wallet at `mint` in `unit` to the NIP-60 relays, if there are any.
+async fn publish(
+    nip60: &Option<Arc<Nip60>>,
+    wallets: &Wallets,
+    mint: &MintUrl,
+    unit: &CurrencyUnit,
+) -> Result<()> {
+    if let Some(nip60) = nip60 {
+        nip60
+            .publish(wallets, mint, unit)
+            .await
+            .context("the ecash is in the local wallet, but publishing it to nostr failed")?;
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let dir = wallet_dir(&cli)?;
     let wallets = Wallets::open(&dir).await?;
+    let nip60 = nostr_wallet(&cli, &dir, &wallets).await?;
     match cli.command {
         Command::Topup {
             url,
             amount,
-            unit,
+            unit: unit_name,
             wait,
         } => {
-            topup(
+            let mint = topup(
                 &dir,
                 &wallets,
                 &url,
                 amount,
-                &unit,
+                &unit_name,
                 Duration::from_secs(wait),
             )
-            .await
+            .await?;
+            publish(&nip60, &wallets, &mint, &unit(&unit_name)?).await
         }
         Command::Get { url, budget } => {
-            let client = paying_client(&dir, wallets, &budget)?;
+            let client = paying_client(&dir, wallets, &budget, nip60)?;
             let request = reqwest::Client::new().get(&url).build()?;
-            fetch(&client, request).await
+            fetch(&dir, &client, request).await
         }
         Command::Post {
             url,
@@ -178,13 +253,13 @@ async fn run(cli: Cli) -> Result<()> {
             content_type,
             budget,
         } => {
-            let client = paying_client(&dir, wallets, &budget)?;
+            let client = paying_client(&dir, wallets, &budget, nip60)?;
             let request = reqwest::Client::new()
                 .post(&url)
                 .header("content-type", content_type)
                 .body(data)
                 .build()?;
-            fetch(&client, request).await
+            fetch(&dir, &client, request).await
         }
         Command::Balance => {
             let balances = wallets.balances().await?;
@@ -196,12 +271,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Send { amount, mint, unit } => send(&wallets, amount, mint, &unit).await,
+        Command::Send {
+            amount,
+            mint,
+            unit: unit_name,
+        } => {
+            let (mint, unit) = send(&wallets, amount, mint, &unit_name).await?;
+            publish(&nip60, &wallets, &mint, &unit).await
+        }
         Command::Receive { token } => {
             let (mint, unit, amount) = wallets.receive(&token).await?;
             trust(&dir, &mint)?;
             eprintln!("received {amount} {unit} from {mint}");
-            Ok(())
+            publish(&nip60, &wallets, &mint, &unit).await
         }
     }
 }
@@ -211,26 +293,35 @@ fn unit(name: &str) -> Result<CurrencyUnit> {
         .map_err(|_| anyhow::anyhow!("unknown unit {name:?}"))
 }
 
-fn paying_client(dir: &Path, wallets: Wallets, args: &BudgetArgs) -> Result<PayingClient> {
-    let budget = Budget::new().allow(
-        unit(&args.unit)?,
-        Limits {
-            per_request: Some(args.max_per_request),
-            per_host_per_hour: Some(args.max_per_host_hour),
-            per_hour: Some(args.max_per_hour),
-        },
-    );
-    Ok(PayingClient::new(
-        reqwest::Client::new(),
-        wallets,
-        budget,
-        trusted(dir)?,
-    ))
+fn paying_client(
+    dir: &Path,
+    wallets: Wallets,
+    args: &BudgetArgs,
+    nip60: Option<Arc<Nip60>>,
+) -> Result<PayingClient> {
+    let budget = Budget::new()
+        .allow(
+            unit(&args.unit)?,
+            Limits {
+                per_request: Some(args.max_per_request),
+                per_host_per_hour: Some(args.max_per_host_hour),
+                per_hour: Some(args.max_per_hour),
+            },
+        )
+        .with_history(spent(dir)?);
+    let client = PayingClient::new(reqwest::Client::new(), wallets, budget, trusted(dir)?);
+    Ok(match nip60 {
+        Some(nip60) => client.with_nip60(nip60),
+        None => client,
+    })
 }
 
 /// Sends the request (paying if asked), prints the body on stdout and what it cost on stderr.
-async fn fetch(client: &PayingClient, request: reqwest::Request) -> Result<()> {
-    let paid = client.execute(request).await?;
+async fn fetch(dir: &Path, client: &PayingClient, request: reqwest::Request) -> Result<()> {
+    let result = client.execute(request).await;
+    // What was paid counts against the next runs' hourly limits, whatever happened after.
+    save_spent(dir, &client.spending_history())?;
+    let paid = result?;
     let status = paid.response.status();
     if let Some(payment) = &paid.payment {
         eprintln!(
@@ -244,6 +335,25 @@ async fn fetch(client: &PayingClient, request: reqwest::Request) -> Result<()> {
         bail!("the server answered {status}");
     }
     Ok(())
+}
+
+/// The spends of the last hour recorded by earlier runs.
+fn spent(dir: &Path) -> Result<Vec<SpendRecord>> {
+    let path = dir.join(SPENT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a list of spends; delete it", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_spent(dir: &Path, records: &[SpendRecord]) -> Result<()> {
+    let path = dir.join(SPENT_FILE);
+    let temp = dir.join(format!("{SPENT_FILE}.tmp"));
+    std::fs::write(&temp, serde_json::to_vec(records)?)
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The mint behind `url`: the first mint a 402 from it names, else `url` itself if it
@@ -288,7 +398,7 @@ async fn topup(
     amount: u64,
     unit_name: &str,
     wait: Duration,
-) -> Result<()> {
+) -> Result<MintUrl> {
     let mint = discover_mint(url).await?;
     let wallet = wallets.wallet(&mint, &unit(unit_name)?)?;
     let quote = wallet
@@ -330,10 +440,15 @@ async fn topup(
     let got: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
     let total = u64::from(wallet.total_balance().await?);
     eprintln!("\nminted {got} {unit_name}; the wallet holds {total} {unit_name} at {mint}");
-    Ok(())
+    Ok(mint)
 }
 
-async fn send(wallets: &Wallets, amount: u64, mint: Option<String>, unit_name: &str) -> Result<()> {
+async fn send(
+    wallets: &Wallets,
+    amount: u64,
+    mint: Option<String>,
+    unit_name: &str,
+) -> Result<(MintUrl, CurrencyUnit)> {
     let unit = unit(unit_name)?;
     let mint: MintUrl = match mint {
         Some(mint) => mint
@@ -360,7 +475,7 @@ async fn send(wallets: &Wallets, amount: u64, mint: Option<String>, unit_name: &
         .await?;
     let token = prepared.confirm(None).await?;
     println!("{token}");
-    Ok(())
+    Ok((mint, unit))
 }
 
 /// The trusted mints (those topped up at or received from).

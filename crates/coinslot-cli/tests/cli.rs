@@ -74,3 +74,88 @@ async fn topup_then_get_pays_by_itself() {
     let (_, stdout, _) = coinslot(other.path(), &["balance"]).await;
     assert!(stdout.starts_with("3 sat"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nostr_key_carries_the_wallet_to_another_machine() {
+    let (url, _server) = paid_search().await;
+    let (_relay, relay) =
+        coinslot_tests::nwc::local_relay(nostr_relay_builder::RelayBuilder::default)
+            .await
+            .unwrap();
+    let nsec = {
+        use nostr_sdk::ToBech32;
+        nostr_sdk::Keys::generate()
+            .secret_key()
+            .to_bech32()
+            .unwrap()
+    };
+    let search = format!("{url}/search?q=nut");
+    let (laptop, phone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let with_key = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = ["--nostr-key", &nsec, "--relay", &relay]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    };
+    let run = |dir: &Path, args: Vec<String>| {
+        let dir = dir.to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            coinslot(&dir, &args).await
+        }
+    };
+
+    // The laptop tops up; the proofs go to the relay too.
+    let (out, _, stderr) = run(laptop.path(), with_key(&["topup", &search, "20"])).await;
+    assert!(out.status.success(), "{stderr}");
+
+    // The phone has nothing locally but the same key: it sees the 20 and may pay with it.
+    let (out, stdout, stderr) = run(phone.path(), with_key(&["balance"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("restored 20"), "{stderr}");
+    assert!(stdout.starts_with("20 sat"), "{stdout}");
+    let (out, _, stderr) = run(phone.path(), with_key(&["get", &search])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("paid 2 sat"), "{stderr}");
+
+    // Back on the laptop: its old proofs were spent by the phone; it holds 18, not 38.
+    let (out, stdout, stderr) = run(laptop.path(), with_key(&["balance"])).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("18 sat"), "{stdout}");
+    // Without the key the laptop only knows its own database: nothing is double counted
+    // there either once it has synced.
+    let (_, stdout, _) = coinslot(laptop.path(), &["balance"]).await;
+    assert!(stdout.starts_with("18 sat"), "{stdout}");
+
+    // A key without a relay is a clear error.
+    let (out, _, stderr) = coinslot(laptop.path(), &["--nostr-key", &nsec, "balance"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--relay"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_budget_holds_across_runs() {
+    let (url, _server) = paid_search().await;
+    let wallet = tempfile::tempdir().unwrap();
+    let search = format!("{url}/search?q=nut");
+    let (out, _, stderr) = coinslot(wallet.path(), &["topup", &search, "20"]).await;
+    assert!(out.status.success(), "{stderr}");
+    // 5 sat an hour at this host: two searches (4 sat) pass, the third would make 6.
+    let limit = ["--max-per-host-hour", "5"];
+    for _ in 0..2 {
+        let args: Vec<&str> = [&["get", search.as_str()][..], &limit[..]].concat();
+        let (out, _, stderr) = coinslot(wallet.path(), &args).await;
+        assert!(out.status.success(), "{stderr}");
+    }
+    let args: Vec<&str> = [&["get", search.as_str()][..], &limit[..]].concat();
+    let (out, _, stderr) = coinslot(wallet.path(), &args).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("within an hour"), "{stderr}");
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(
+        stdout.starts_with("16 sat"),
+        "nothing spent by the refused run: {stdout}"
+    );
+}

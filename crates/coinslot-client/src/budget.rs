@@ -5,9 +5,11 @@
 //! budget afterwards.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdk::nuts::CurrencyUnit;
+use serde::{Deserialize, Serialize};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -37,6 +39,27 @@ struct Spend {
     host: String,
     unit: CurrencyUnit,
     amount: u64,
+}
+
+/// One spend of the last hour, in a form that outlives the process (a command-line wallet
+/// runs once per request, so its hourly limits need the spends of earlier runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendRecord {
+    /// When, in Unix seconds.
+    pub at: u64,
+    /// Who was paid.
+    pub host: String,
+    /// Unit of `amount`.
+    pub unit: String,
+    /// How much (what came back already deducted).
+    pub amount: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Why a payment was not made.
@@ -180,6 +203,51 @@ impl Budget {
         }
     }
 
+    /// Counts earlier spends (from [`Budget::history`] of another process) against the
+    /// limits; those older than an hour are dropped.
+    pub fn with_history(mut self, records: impl IntoIterator<Item = SpendRecord>) -> Self {
+        let (now, unix) = (Instant::now(), unix_now());
+        let mut earlier: Vec<Spend> = Vec::new();
+        for record in records {
+            let age = Duration::from_secs(unix.saturating_sub(record.at));
+            let (Some(at), Ok(unit)) = (now.checked_sub(age), CurrencyUnit::from_str(&record.unit))
+            else {
+                continue;
+            };
+            if age >= HOUR || record.amount == 0 {
+                continue;
+            }
+            earlier.push(Spend {
+                id: self.next_id,
+                at,
+                host: record.host,
+                unit,
+                amount: record.amount,
+            });
+            self.next_id += 1;
+        }
+        earlier.sort_by_key(|s| s.at);
+        earlier.extend(self.spent.drain(..));
+        self.spent = earlier.into();
+        self
+    }
+
+    /// The spends of the last hour, to be handed to [`Budget::with_history`] later.
+    pub fn history(&mut self) -> Vec<SpendRecord> {
+        let (now, unix) = (Instant::now(), unix_now());
+        self.prune(now);
+        self.spent
+            .iter()
+            .filter(|s| s.amount > 0)
+            .map(|s| SpendRecord {
+                at: unix.saturating_sub(now.duration_since(s.at).as_secs()),
+                host: s.host.clone(),
+                unit: s.unit.to_string(),
+                amount: s.amount,
+            })
+            .collect()
+    }
+
     /// What was spent in `unit` in the last hour.
     pub fn spent_last_hour(&mut self, unit: &CurrencyUnit) -> u64 {
         self.prune(Instant::now());
@@ -229,6 +297,39 @@ mod tests {
             budget.reserve("a", &CurrencyUnit::Usd, 1),
             Err(OverBudget::NoBudget(CurrencyUnit::Usd))
         );
+    }
+
+    #[test]
+    fn history_carries_the_hour_into_another_budget() {
+        let limits = Limits {
+            per_host_per_hour: Some(10),
+            per_hour: Some(12),
+            ..Limits::default()
+        };
+        let mut first = Budget::new().allow(sat(), limits);
+        let r = first.reserve("a", &sat(), 9).unwrap();
+        first.release(&r, 1);
+        let mut history = first.history();
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].amount, history[0].host.as_str()), (8, "a"));
+        // A spend from more than an hour ago no longer counts.
+        history.push(SpendRecord {
+            at: unix_now() - 3700,
+            host: "a".into(),
+            unit: "sat".into(),
+            amount: 100,
+        });
+        let mut second = Budget::new().allow(sat(), limits).with_history(history);
+        assert_eq!(second.spent_last_hour(&sat()), 8);
+        assert!(matches!(
+            second.reserve("a", &sat(), 3),
+            Err(OverBudget::PerHost { total: 11, .. })
+        ));
+        second.reserve("b", &sat(), 4).unwrap();
+        assert!(matches!(
+            second.reserve("c", &sat(), 1),
+            Err(OverBudget::PerHour { total: 13, .. })
+        ));
     }
 
     #[test]

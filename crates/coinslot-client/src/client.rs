@@ -130,6 +130,11 @@ impl PayingClient {
         &self.wallets
     }
 
+    /// The spends of the last hour (see [`Budget::with_history`]).
+    pub fn spending_history(&self) -> Vec<crate::budget::SpendRecord> {
+        self.budget.lock().history()
+    }
+
     /// What was spent in `unit` in the last hour.
     pub fn spent_last_hour(&self, unit: &CurrencyUnit) -> u64 {
         self.budget.lock().spent_last_hour(unit)

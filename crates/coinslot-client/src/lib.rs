@@ -34,7 +34,7 @@ pub mod client;
 pub mod nip60;
 pub mod wallets;
 
-pub use budget::{Budget, Limits, OverBudget};
+pub use budget::{Budget, Limits, OverBudget, SpendRecord};
 pub use client::{decode_request, Paid, PayingClient, Payment, X_CASHU, X_CASHU_SESSION};
 pub use nip60::Nip60;
 pub use wallets::Wallets;

@@ -158,6 +158,14 @@ impl Nip60 {
             added += wallets.import(&mint, &unit, content.proofs).await?;
             live.entry((mint, unit)).or_default().push(id);
         }
+        // Proofs this device holds may have been spent by another one sharing the wallet:
+        // the relays no longer list them, the mint knows.
+        for (mint, unit, _) in wallets.balances().await? {
+            let gone = wallets.drop_spent(&mint, &unit).await?;
+            if gone > 0 {
+                tracing::info!(%mint, %unit, amount = gone, "dropped proofs spent elsewhere");
+            }
+        }
         for (key, ids) in live {
             // What the relay holds now may differ from the wallet (proofs it already knew,
             // spent ones): the next publish compares against an empty set and rolls over.

@@ -124,6 +124,26 @@ impl Wallets {
         Ok(infos.into_iter().map(|info| info.proof).collect())
     }
 
+    /// Asks `mint` which of the wallet's unspent proofs in `unit` were spent elsewhere (by
+    /// another device sharing the wallet, e.g. through NIP-60) and forgets those; returns
+    /// how much was forgotten.
+    pub async fn drop_spent(&self, mint: &MintUrl, unit: &CurrencyUnit) -> Result<u64, Error> {
+        let proofs = self.unspent(mint, unit).await?;
+        if proofs.is_empty() {
+            return Ok(0);
+        }
+        let amounts: HashMap<cdk::nuts::PublicKey, u64> = proofs
+            .iter()
+            .filter_map(|p| Some((p.y().ok()?, u64::from(p.amount))))
+            .collect();
+        let states = self.wallet(mint, unit)?.check_proofs_spent(proofs).await?;
+        Ok(states
+            .iter()
+            .filter(|s| s.state == cdk::nuts::State::Spent)
+            .filter_map(|s| amounts.get(&s.y))
+            .sum())
+    }
+
     /// Adds proofs that are already this wallet's (kept elsewhere, e.g. on relays by
     /// NIP-60), skipping any it knows in any state, then asks the mint which are spent.
     /// Returns what was added and is unspent.

@@ -13,6 +13,7 @@
 //   verifyDleq                    NUT-12 (the mint proves C_ = k·B_ for its published K)
 //   splitAmount                   powers of two the keyset has keys for
 //   encodeTokenV4                 NUT-00 "cashuB" (CBOR + base64url, no padding)
+//   decodeToken                   NUT-00 "cashuB" and "cashuA" back into proofs
 //
 // Timing: BigInt arithmetic is not constant-time. The secrets handled here (blinding
 // factors) live in one browser tab for a few milliseconds, which we accept.
@@ -445,6 +446,122 @@
     return s;
   }
 
+  function base64UrlDecode(text) {
+    const clean = String(text).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+    const out = [];
+    let bits = 0;
+    let value = 0;
+    for (const ch of clean) {
+      const v = B64URL.indexOf(ch);
+      if (v < 0) throw new Error('not base64: unexpected character ' + JSON.stringify(ch));
+      value = (value << 6) | v;
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push((value >> bits) & 0xff);
+      }
+    }
+    return new Uint8Array(out);
+  }
+
+  // Decodes the CBOR items a token holds (the inverse of cborEncode, plus floats and simple
+  // values skipped as null). Lengths are checked against the input, so garbage cannot make
+  // it allocate or loop.
+  function cborDecode(bytes) {
+    let i = 0;
+    const need = (n) => {
+      if (i + n > bytes.length) throw new Error('CBOR: truncated');
+    };
+    const readN = (info) => {
+      if (info < 24) return info;
+      const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+      if (!size) throw new Error('CBOR: unsupported length encoding');
+      need(size);
+      let n = 0n;
+      for (let k = 0; k < size; k++) n = (n << 8n) | BigInt(bytes[i++]);
+      if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('CBOR: number too large');
+      return Number(n);
+    };
+    const item = (depth) => {
+      if (depth > 16) throw new Error('CBOR: nested too deeply');
+      need(1);
+      const head = bytes[i++];
+      const major = head >> 5;
+      const info = head & 31;
+      if (major === 7) {
+        if (info === 20) return false;
+        if (info === 21) return true;
+        if (info === 22 || info === 23) return null;
+        throw new Error('CBOR: unsupported simple value');
+      }
+      const n = readN(info);
+      switch (major) {
+        case 0: return n;
+        case 2: { need(n); const b = bytes.slice(i, i + n); i += n; return b; }
+        case 3: { need(n); const t = new TextDecoder('utf-8', { fatal: true }).decode(bytes.slice(i, i + n)); i += n; return t; }
+        case 4: { need(n); const a = []; for (let k = 0; k < n; k++) a.push(item(depth + 1)); return a; }
+        case 5: {
+          need(n);
+          const o = {};
+          for (let k = 0; k < n; k++) {
+            const key = item(depth + 1);
+            if (typeof key !== 'string') throw new Error('CBOR: map keys must be text');
+            o[key] = item(depth + 1);
+          }
+          return o;
+        }
+        case 6: return item(depth + 1); // a tag: keep the tagged item
+        default: throw new Error('CBOR: unsupported major type ' + major);
+      }
+    };
+    const value = item(0);
+    if (i !== bytes.length) throw new Error('CBOR: trailing bytes');
+    return value;
+  }
+
+  /**
+   * Reads a token (NUT-00 "cashuB" V4, or the older JSON "cashuA" V3 with one mint) into
+   * { mint, unit, memo, proofs: [{ id, amount, secret, C, witness? }] }. Keyset ids stay as
+   * the token has them (V4 ones are often short: expand them from /v1/keysets).
+   */
+  function decodeToken(text) {
+    const token = String(text || '').trim().replace(/^cashu:/, '');
+    if (token.startsWith('cashuB')) {
+      const t = cborDecode(base64UrlDecode(token.slice(6)));
+      if (!t || typeof t.m !== 'string' || typeof t.u !== 'string' || !Array.isArray(t.t)) {
+        throw new Error('not a cashuB token: it needs a mint (m), a unit (u) and proofs (t)');
+      }
+      const proofs = [];
+      for (const group of t.t) {
+        if (!(group.i instanceof Uint8Array) || !Array.isArray(group.p)) throw new Error('cashuB token: bad keyset entry');
+        for (const p of group.p) {
+          if (!Number.isSafeInteger(p.a) || typeof p.s !== 'string' || !(p.c instanceof Uint8Array)) {
+            throw new Error('cashuB token: bad proof');
+          }
+          const proof = { id: bytesToHex(group.i), amount: p.a, secret: p.s, C: bytesToHex(p.c) };
+          if (typeof p.w === 'string') proof.witness = p.w;
+          proofs.push(proof);
+        }
+      }
+      return { mint: t.m.replace(/\/+$/, ''), unit: t.u, memo: typeof t.d === 'string' ? t.d : '', proofs };
+    }
+    if (token.startsWith('cashuA')) {
+      const t = JSON.parse(new TextDecoder().decode(base64UrlDecode(token.slice(6))));
+      const entries = Array.isArray(t.token) ? t.token : [];
+      if (entries.length !== 1 || !Array.isArray(entries[0].proofs)) {
+        throw new Error('cashuA token: only tokens from one mint are supported');
+      }
+      const proofs = entries[0].proofs.map((p) => {
+        if (!Number.isSafeInteger(p.amount) || typeof p.secret !== 'string' || typeof p.C !== 'string' || typeof p.id !== 'string') {
+          throw new Error('cashuA token: bad proof');
+        }
+        return { id: p.id, amount: p.amount, secret: p.secret, C: p.C };
+      });
+      return { mint: String(entries[0].mint || '').replace(/\/+$/, ''), unit: t.unit || 'sat', memo: t.memo || '', proofs };
+    }
+    throw new Error('not a Cashu token: it should start with cashuB (or cashuA)');
+  }
+
   /**
    * A NUT-00 V4 token: "cashuB" + base64url(CBOR {m: mint url, u: unit,
    * t: [{i: keyset id bytes, p: [{a: amount, s: secret, c: C bytes}]}]}).
@@ -483,6 +600,9 @@
     randomHex,
     cborEncode,
     base64UrlEncode,
+    base64UrlDecode,
+    cborDecode,
     encodeTokenV4,
+    decodeToken,
   };
 })(window);

@@ -11,12 +11,8 @@
 //! `rqrr` on test vectors.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use base64::Engine as _;
@@ -26,84 +22,12 @@ use cdk::nuts::{BlindSignature, CurrencyUnit, Id, PublicKey, SecretKey, Token};
 use cdk::wallet::{ReceiveOptions, Wallet, WalletBuilder};
 use cdk::Amount;
 use coinslot::{EmbeddedMint, FakeBackend, FakeBackendConfig, MintConfig, UnitConfig};
+use coinslot_tests::browser::{self, js_string, save_png, screenshot_dir, Browser};
 use coinslot_topup::{PriceLine, TopupPage};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
 const AMOUNT: u64 = 500;
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Kills chromedriver when the test ends, however it ends.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_chromedriver() -> Driver {
-    let bin = std::env::var("COINSLOT_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
-    let port = free_port();
-    let child = Command::new(&bin)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    driver
-}
-
-async fn connect_browser(driver: &Driver) -> Client {
-    let chromium = std::env::var("COINSLOT_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--hide-scrollbars", "--window-size=390,844", "--lang=en-US",
-            ],
-            // A phone: 390×844 CSS pixels at 2 device pixels each, with touch.
-            "mobileEmulation": {
-                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true }
-            }
-        }
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("cannot open a WebDriver session")
-}
 
 struct Server {
     base: String,
@@ -177,56 +101,10 @@ async fn new_wallet(mint_url: &str, unit: CurrencyUnit) -> Wallet {
 
 /// Runs `script` until it returns something truthy; on time-out, panics with the page's
 /// status and error texts.
+const DEBUG_IDS: &[&str] = &["invoice-status", "token-state", "error-text"];
+
 async fn wait_for(client: &Client, what: &str, script: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let value = client.execute(script, vec![]).await.unwrap();
-        let truthy = match &value {
-            Value::Null | Value::Bool(false) => false,
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return value;
-        }
-        if Instant::now() > deadline {
-            let page = client
-                .execute(
-                    "return ['invoice-status','token-state','error-text']\
-                     .map(id => id + ': ' + document.getElementById(id).textContent).join(' | ')",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            panic!("timed out waiting for {what}; page: {page}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn js_string(client: &Client, script: &str) -> String {
-    match client.execute(script, vec![]).await.unwrap() {
-        Value::String(s) => s,
-        other => panic!("`{script}` returned {other}"),
-    }
-}
-
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let dir = target.join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn save_png(path: &Path, png: &[u8]) {
-    std::fs::write(path, png).unwrap();
-    println!("screenshot: {}", path.display());
+    browser::wait_for(client, what, script, DEBUG_IDS).await
 }
 
 /// Decodes every QR code in a PNG image.
@@ -272,8 +150,8 @@ async fn topup_in_a_real_browser() {
         return;
     }
     let server = start_server().await;
-    let driver = spawn_chromedriver().await;
-    let client = connect_browser(&driver).await;
+    let driver = Browser::start().await;
+    let client = driver.client.clone();
     // Run the checks in a task so that a failure still ends the browser session cleanly.
     let (c, base) = (client.clone(), server.base.clone());
     let outcome = tokio::spawn(async move {
@@ -281,7 +159,7 @@ async fn topup_in_a_real_browser() {
         crypto_and_qr_checks(&c).await;
     })
     .await;
-    let _ = client.close().await;
+    driver.close().await;
     drop(driver);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
@@ -442,7 +320,7 @@ async fn run_flow(client: &Client, base: &str) {
     let shot = client.screenshot().await.unwrap();
     let token_shot = shots.join("topup-token.png");
     save_png(&token_shot, &shot);
-    let docs = workspace_root().join("docs/screenshots");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::copy(&token_shot, docs.join("topup.png")).unwrap();
     println!(
