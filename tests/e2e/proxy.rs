@@ -309,3 +309,85 @@ async fn several_upstreams_by_host_and_prefix() -> Result<()> {
     other_task.abort();
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_passes_open_upstream_routes_until_revoked() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |config| {
+        config.passes.scopes = vec![coinslotd::config::PassScopeConfig {
+            name: "api".into(),
+            price: 1,
+            unit: None,
+            routes: vec!["GET /search".into()],
+        }];
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    let search = format!("{}/search", app.url());
+
+    // The scope's route now asks for a pass: one minute's price.
+    let unpaid = client.get(&search).send().await?;
+    assert_eq!(unpaid.status(), 402);
+    let body: Value = unpaid.json().await?;
+    assert_eq!(body["amount"], 1);
+    assert!(body["detail"].as_str().unwrap().contains("/pass"), "{body}");
+
+    let wallet = funded(app.url(), 20).await?;
+    let bought: Value = client
+        .post(format!("{}/pass", app.url()))
+        .header("x-cashu", token(&wallet, 5).await?)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(bought["minutes"], 5, "{bought}");
+    let pass = bought["pass"].as_str().unwrap().to_owned();
+
+    // Through to the upstream, again and again, with no payment.
+    for _ in 0..3 {
+        let through = client
+            .get(&search)
+            .header("x-cashu-pass", &pass)
+            .send()
+            .await?;
+        assert_eq!(through.status(), 200);
+        let remaining: u64 = through.headers()["x-cashu-pass-remaining"]
+            .to_str()?
+            .parse()?;
+        assert!((290..=300).contains(&remaining), "{remaining}");
+        let seen: Value = through.json().await?;
+        assert_eq!(seen["results"], serde_json::json!(["a", "b"]));
+        assert_eq!(seen["saw_x_cashu"], false);
+    }
+    assert_eq!(balance(&wallet).await?, 15, "the pass was paid once");
+
+    // The operator revokes it.
+    let admin = coinslot_tests::proxy::admin_token(
+        &app.server.data_dir,
+        &coinslot_admin::Scope::ALL,
+        coinslot::crates::mint::unix_now(),
+        600,
+    )?;
+    let listed: Value = client
+        .get(format!("{}/admin/passes", app.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = listed["passes"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["passes"][0]["scope"], "api");
+    let revoked = client
+        .post(format!("{}/admin/passes/{id}/revoke", app.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(revoked.status(), 200);
+    let refused = client
+        .get(&search)
+        .header("x-cashu-pass", &pass)
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 401);
+    app.stop().await
+}

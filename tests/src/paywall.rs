@@ -7,7 +7,9 @@
 //! - `GET /fail`: 2, answers 500; `GET /panic`: 2, panics; `/slow` (any method): 2, sleeps 300 ms;
 //! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
 //! - `GET /metered?cost=N`: reserves 10, charges `N`;
-//! - `GET /credit`: 3 `credit` (a second unit of the mint).
+//! - `GET /credit`: 3 `credit` (a second unit of the mint);
+//! - `/vpn/…` (any method): pass scope `vpn`, 2 sat a minute; `/game/…`: pass scope `game`,
+//!   3 `credit` a minute; both answer with the pass they saw; passes are sold at `/pass`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use coinslot::cashu::nuts::CurrencyUnit;
 use coinslot::{
-    Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PaywallLayer, Price, PriceTable,
-    UnitConfig,
+    Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PassScope, Passes, PaywallLayer,
+    Price, PriceTable, UnitConfig, ValidPass,
 };
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
@@ -37,6 +39,8 @@ pub struct PaidAppOptions {
     pub session_ttl: Option<Duration>,
     /// Address to listen on (default `127.0.0.1:0`).
     pub listen: Option<std::net::SocketAddr>,
+    /// Length of a pass minute (default 60 s).
+    pub pass_minute: Option<Duration>,
 }
 
 /// A running paid app.
@@ -49,6 +53,10 @@ pub struct PaidApp {
     pub data_dir: PathBuf,
     /// The embedded mint.
     pub mint: Mint,
+    /// The paywall's passes.
+    pub passes: Passes,
+    /// The key of the admin API mounted under `/admin`.
+    pub admin_key: coinslot_admin::AdminKey,
     gate: Arc<Semaphore>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -96,6 +104,18 @@ fn paid_json(paid: &Paid) -> Value {
 }
 
 impl PaidApp {
+    /// A token for the admin API with every scope.
+    pub fn admin_token(&self) -> String {
+        self.admin_key
+            .issue(
+                "test",
+                &coinslot_admin::Scope::ALL,
+                Duration::from_secs(600),
+                coinslot::crates::mint::unix_now(),
+            )
+            .unwrap_or_default()
+    }
+
     /// Starts the app with its data in `data_dir`.
     pub async fn start(data_dir: &Path, options: PaidAppOptions) -> anyhow::Result<PaidApp> {
         crate::init_tracing();
@@ -115,6 +135,30 @@ impl PaidApp {
         if let Some(ttl) = options.session_ttl {
             paywall = paywall.session_ttl(ttl);
         }
+        if let Some(minute) = options.pass_minute {
+            paywall = paywall.pass_minute(minute);
+        }
+        let paywall = paywall
+            .pass_scope(PassScope::new("vpn", Price::sat(2)).route("*", "/vpn/*"))
+            .pass_scope(
+                PassScope::new("game", Price::new(3, CurrencyUnit::custom("credit")))
+                    .route("*", "/game/*"),
+            );
+        let passes = paywall.passes();
+        let admin_key = coinslot_admin::AdminKey::from_secret(&[42u8; 32]);
+        let admin = coinslot_admin::router(coinslot_admin::Admin {
+            mint: embedded.mint.clone(),
+            mint_url: url.parse()?,
+            key: admin_key.clone(),
+            activity: coinslot_admin::ActivityLog::follow(&embedded.mint, 64),
+            prices: None,
+            max_credit: None,
+            nostr: None,
+        });
+        let pass_endpoint = paywall.pass_endpoint();
+        let show_pass = |Extension(pass): Extension<ValidPass>| async move {
+            Json(json!({ "pass": pass.id, "scope": pass.scope, "expires_at": pass.expires_at }))
+        };
         let gate = Arc::new(Semaphore::new(0));
         let gate_for_route = Arc::clone(&gate);
         let app = Router::new()
@@ -163,6 +207,10 @@ impl PaidApp {
                 "/credit",
                 get(|Extension(paid): Extension<Paid>| async move { Json(paid_json(&paid)) }),
             )
+            .route("/vpn/{*rest}", axum::routing::any(show_pass))
+            .route("/game/{*rest}", axum::routing::any(show_pass))
+            .route_service("/pass", pass_endpoint)
+            .merge(admin)
             .merge(coinslot::mint_api(
                 embedded.mint.clone(),
                 Default::default(),
@@ -185,6 +233,8 @@ impl PaidApp {
             addr,
             data_dir: data_dir.to_path_buf(),
             mint: embedded.mint,
+            passes,
+            admin_key,
             gate,
             shutdown: Some(tx),
             task,
@@ -233,6 +283,7 @@ impl PaidApp {
         // The mint (and with it the sled store) must be dropped before the directory is
         // reopened: sled locks it.
         drop(self.mint);
+        drop(self.passes);
         Ok(())
     }
 }

@@ -66,6 +66,8 @@ pub fn router(admin: Admin) -> Router {
         .route("/admin/credit", post(credit))
         .route("/admin/prices", get(prices).put(set_prices))
         .route("/admin/nostr", get(nostr))
+        .route("/admin/passes", get(passes))
+        .route("/admin/passes/{id}/revoke", post(revoke_pass))
         .with_state(Arc::new(admin))
 }
 
@@ -245,6 +247,34 @@ async fn rotate(
         by: claims.sub.clone(),
     });
     Ok(Json(json!({ "unit": unit.to_string(), "keyset": keyset })))
+}
+
+async fn passes(State(admin): Shared, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
+    authorize(&admin, &headers, Scope::Read)?;
+    let now = coinslot_mint::unix_now();
+    let mut live = admin
+        .mint
+        .passes(now)
+        .await
+        .map_err(|e| Refusal::mint(&e))?;
+    live.sort_by_key(|p| p.expires_at);
+    Ok(Json(json!({ "now": now, "passes": live })))
+}
+
+async fn revoke_pass(
+    State(admin): Shared,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, Refusal> {
+    let claims = authorize(&admin, &headers, Scope::Issue)?;
+    let pass = admin
+        .mint
+        .revoke_pass(&id)
+        .await
+        .map_err(|e| Refusal::mint(&e))?
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not_found", format!("no pass {id}")))?;
+    tracing::info!(target: "coinslot::admin", who = %claims.sub, token_id = %claims.jti, action = "revoke_pass", pass = %id, scope = %pass.scope, "admin action");
+    Ok(Json(json!({ "pass": pass })))
 }
 
 /// The forms credit can take.

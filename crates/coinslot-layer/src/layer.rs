@@ -44,6 +44,12 @@ pub(crate) struct Settings {
     pub max_token_len: usize,
     /// A page where people buy ecash, named in 402 bodies.
     pub topup_page: Option<String>,
+    /// Scopes sold as time passes.
+    pub passes: Vec<crate::pass::PassScope>,
+    /// Where passes are sold (named in answers; the server mounts the endpoint).
+    pub pass_path: String,
+    /// How long a pass minute lasts (shorter in tests).
+    pub pass_minute: Duration,
 }
 
 /// State shared by every route the layer wraps: the mint, the session keys and the set of
@@ -51,6 +57,7 @@ pub(crate) struct Settings {
 pub(crate) struct Shared {
     pub mint: Mint,
     pub keys: SessionKeys,
+    pub pass_keys: crate::pass::PassKeys,
     pub in_flight: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -82,6 +89,7 @@ impl PaywallLayer {
     pub fn new(mint: Mint, mint_url: &str, pricing: impl Pricing) -> Result<Self, ConfigError> {
         let mint_url = parse_mint_url(mint_url)?;
         let keys = SessionKeys::new(&mint.derive_secret("session-jwt/v1"));
+        let pass_keys = crate::pass::PassKeys::new(&mint.derive_secret("pass-jwt/v1"));
         let settings = Settings {
             pricing: Arc::new(pricing),
             accepted_mints: vec![mint_url.clone()],
@@ -97,10 +105,14 @@ impl PaywallLayer {
             receipt_retention: Duration::from_secs(24 * 3600),
             max_token_len: 64 * 1024,
             topup_page: None,
+            passes: Vec::new(),
+            pass_path: "/pass".into(),
+            pass_minute: Duration::from_secs(60),
         };
         let shared = Arc::new(Shared {
             mint,
             keys,
+            pass_keys,
             in_flight: Mutex::new(HashSet::new()),
         });
         let layer = Self {
@@ -180,6 +192,40 @@ impl PaywallLayer {
     pub fn topup_page(self, url: &str) -> Self {
         let url = url.to_string();
         self.update(|s| s.topup_page = Some(url))
+    }
+
+    /// Sells time passes for `scope`'s routes (see [`crate::pass`]); call once per scope.
+    /// Its routes are then opened by a pass, whatever the pricing says about them.
+    pub fn pass_scope(self, scope: crate::pass::PassScope) -> Self {
+        self.update(|s| s.passes.push(scope))
+    }
+
+    /// Where the server mounts [`PaywallLayer::pass_endpoint`] (default `/pass`); answers
+    /// name it.
+    pub fn pass_path(self, path: &str) -> Self {
+        let path = path.to_string();
+        self.update(|s| s.pass_path = path)
+    }
+
+    /// How long a pass minute lasts (default 60 s; shorter for tests and demos).
+    pub fn pass_minute(self, minute: Duration) -> Self {
+        self.update(|s| s.pass_minute = minute.max(Duration::from_secs(1)))
+    }
+
+    /// The passes: check, sell, revoke (for a proxy or an admin API).
+    pub fn passes(&self) -> crate::pass::Passes {
+        crate::pass::Passes {
+            settings: Arc::clone(&self.settings),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The purchase endpoint (`POST` with `X-Cashu`), a tower service to mount at the pass
+    /// path: `router.route_service("/pass", layer.pass_endpoint())`.
+    pub fn pass_endpoint(&self) -> crate::pass::PassEndpoint {
+        crate::pass::PassEndpoint {
+            passes: self.passes(),
+        }
     }
 
     fn spawn_pruner(&self) {

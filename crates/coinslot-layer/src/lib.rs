@@ -29,7 +29,9 @@
 //! - a handler failure (5xx, error, panic, timeout) → the payment comes back in `X-Cashu`;
 //! - the same request repeated with the same token after a lost response is served again
 //!   without a second charge ([`receipt`] module docs);
-//! - prepaid sessions: deposit once, then pay with `X-Cashu-Session` ([`session`]).
+//! - prepaid sessions: deposit once, then pay with `X-Cashu-Session` ([`session`]);
+//! - time passes: pay once for N minutes of a set of routes, then send `X-Cashu-Pass`
+//!   ([`pass`]).
 //!
 //! Map: [`PaywallLayer`] (`layer.rs`, the builder) → [`Paywall`] (`service.rs`) →
 //! [`ResponseFuture`] (`future.rs`); [`pricing`]; [`nut24`] (wire format); [`session`];
@@ -40,6 +42,7 @@ mod future;
 mod layer;
 pub mod nut24;
 mod paid;
+pub mod pass;
 mod paywall;
 pub mod pricing;
 pub mod receipt;
@@ -53,5 +56,6 @@ pub use future::ResponseFuture;
 pub use layer::{ConfigError, PaywallLayer};
 pub use nut24::RequestEncoding;
 pub use paid::{Charge, Paid};
+pub use pass::{PassEndpoint, PassScope, Passes, ValidPass};
 pub use pricing::{Lookup, Price, PriceMode, PriceTable, Pricing};
 pub use service::Paywall;

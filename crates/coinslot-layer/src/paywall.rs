@@ -77,8 +77,88 @@ where
     Ok(response)
 }
 
+/// A request on a pass scope's routes: opened by a valid pass, or paid with a token that
+/// buys one; otherwise `402` (no pass) or `401` (a pass that does not open it).
+pub(crate) async fn passed<S, ReqBody, ResBody>(
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    inner: S,
+    mut request: Request<ReqBody>,
+    scope: crate::pass::PassScope,
+) -> Result<Reply<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let passes = crate::pass::Passes {
+        settings: Arc::clone(&settings),
+        shared: Arc::clone(&shared),
+    };
+    let credential = match crate::pass::find_pass(request.headers()) {
+        Ok(credential) => credential.map(str::to_owned),
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    let (pass, bought) = match credential {
+        Some(credential) => match passes.verify(&credential, Some(scope.name())).await {
+            Ok(pass) => (pass, None),
+            Err(err) => {
+                shared.mint.record(Event::Refused { reason: "pass" });
+                return Ok(crate::pass::refused(&settings, &err));
+            }
+        },
+        None => match nut24::find_token(request.headers()) {
+            Err(err) => return Ok(reply::bad_request(&err.0)),
+            Ok(None) => {
+                let response =
+                    crate::pass::challenge(&settings, &shared, &scope, request.headers());
+                if let Some(reason) = reply::refusal(&response) {
+                    shared.mint.record(Event::Refused { reason });
+                }
+                return Ok(response);
+            }
+            Ok(Some((token, source))) => match passes.buy(&token, &scope, None, None).await {
+                Ok(bought) => {
+                    match source {
+                        TokenSource::XCashu => request.headers_mut().remove(X_CASHU),
+                        TokenSource::Authorization => {
+                            request.headers_mut().remove(http::header::AUTHORIZATION)
+                        }
+                    };
+                    (bought.pass.clone(), Some(bought))
+                }
+                Err(refusal) => {
+                    return Ok(reply::error(refusal.status, refusal.code, &refusal.detail))
+                }
+            },
+        },
+    };
+    request.headers_mut().remove(crate::pass::X_CASHU_PASS);
+    request.extensions_mut().insert(pass.clone());
+    // Nothing to refund if the handler fails: the pass stays, for the retry.
+    let mut response = match run_inner(&settings, inner, request).await {
+        Outcome::Served(response) => response.map(ResponseBody::inner),
+        Outcome::Failed { status, detail } => reply::error(
+            status,
+            GENERIC_ERROR_CODE,
+            &format!("{detail}; the pass stays valid"),
+        ),
+    };
+    crate::pass::attach_pass(
+        &mut response,
+        &pass,
+        bought.as_ref().map(|b| b.credential.as_str()),
+    );
+    if let Some(bought) = bought {
+        reply::attach_token(&mut response, &settings, &bought.unit, bought.change);
+    }
+    Ok(response)
+}
+
 /// Decodes a token and checks that it is this mint's: returns its proofs and unit.
-fn parse_token(
+pub(crate) fn parse_token(
     settings: &Settings,
     shared: &Shared,
     token: &str,
@@ -135,7 +215,11 @@ fn spent<B>(detail: &str) -> Reply<B> {
 }
 
 fn pending<B>() -> Reply<B> {
-    reply::error(
+    pending_rejection().into_response()
+}
+
+pub(crate) fn pending_rejection() -> Rejection {
+    Rejection::new(
         StatusCode::BAD_REQUEST,
         CODE_PENDING,
         "this token is paying for a request that is still running; repeat the request once it has finished",
@@ -143,7 +227,7 @@ fn pending<B>() -> Reply<B> {
 }
 
 /// A receipt builder for `redeem`: `template` with the change and fee filled in.
-fn receipt_fn(template: ReceiptData) -> coinslot_mint::ReceiptFn {
+pub(crate) fn receipt_fn(template: ReceiptData) -> coinslot_mint::ReceiptFn {
     Box::new(move |proofs: &[Proof], fee: u64| {
         let mut data = template.clone();
         data.change = proofs.to_vec();
@@ -216,6 +300,7 @@ where
         deposit: None,
         require_lock: settings.require_lock,
         receipt: Some((key, receipt_fn(template.clone()))),
+        pass: None,
     };
     match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {
@@ -438,7 +523,7 @@ fn charge_of<B>(response: &Response<B>, reserved: u64) -> u64 {
     }
 }
 
-enum Outcome<B> {
+pub(crate) enum Outcome<B> {
     Served(Response<B>),
     Failed {
         status: StatusCode,
@@ -447,7 +532,7 @@ enum Outcome<B> {
 }
 
 /// Calls the handler, turning an error, a panic or a timeout into a failure to refund.
-async fn run_inner<S, ReqBody, ResBody>(
+pub(crate) async fn run_inner<S, ReqBody, ResBody>(
     settings: &Settings,
     mut inner: S,
     request: Request<ReqBody>,
@@ -768,6 +853,7 @@ async fn deposit<B>(
         deposit: Some(sid.clone()),
         require_lock: settings.require_lock,
         receipt: Some((key, receipt_fn(template))),
+        pass: None,
     };
     let sid = match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {

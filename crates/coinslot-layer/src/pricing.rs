@@ -215,13 +215,13 @@ enum Segment {
 
 /// A parsed path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Pattern {
+pub(crate) struct Pattern {
     segments: Vec<Segment>,
     rest: bool,
 }
 
 impl Pattern {
-    fn parse(pattern: &str) -> Self {
+    pub(crate) fn parse(pattern: &str) -> Self {
         let mut segments = Vec::new();
         let mut rest = false;
         for segment in pattern
@@ -244,7 +244,7 @@ impl Pattern {
         Self { segments, rest }
     }
 
-    fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         let mut parts = path.trim_matches('/').split('/').filter(|s| !s.is_empty());
         for segment in &self.segments {
             match (segment, parts.next()) {

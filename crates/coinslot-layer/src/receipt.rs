@@ -27,6 +27,8 @@ pub(crate) enum ReceiptKind {
     Deposit,
     /// A session was closed and paid out.
     Close,
+    /// A token bought time on a pass (`session` holds the pass id).
+    Pass,
 }
 
 /// The receipt's data (JSON in the store).

@@ -54,6 +54,20 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let settings = &self.settings;
+        if request.method() != http::Method::OPTIONS {
+            let scope = settings
+                .passes
+                .iter()
+                .find(|s| s.matches(request.method(), request.uri().path()));
+            if let Some(scope) = scope.cloned() {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let (settings, shared) = (Arc::clone(&self.settings), Arc::clone(&self.shared));
+                return ResponseFuture::paid(Box::pin(paywall::passed(
+                    settings, shared, inner, request, scope,
+                )));
+            }
+        }
         let session_endpoint = paywall::is_session_path(settings, request.uri().path());
         let (parts, body) = request.into_parts();
         // CORS preflights never carry payment and must not be refused, whatever the table says.

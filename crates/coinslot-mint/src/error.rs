@@ -128,6 +128,12 @@ pub enum Error {
         /// What the account holds.
         balance: u64,
     },
+    /// The pass was revoked by the operator.
+    #[error("pass revoked")]
+    PassRevoked,
+    /// The pass exists for other routes (another scope or unit).
+    #[error("the pass belongs to scope {0}")]
+    PassMismatch(String),
     /// No quote with this id.
     #[error("unknown quote")]
     UnknownQuote,
@@ -170,6 +176,8 @@ impl Error {
             Error::QuoteExpired(_) => 20007,
             Error::WitnessMissingOrInvalid(_) => 20008,
             Error::UnknownQuote
+            | Error::PassRevoked
+            | Error::PassMismatch(_)
             | Error::AccountNotFound
             | Error::MeltDisabled
             | Error::InvalidRequest(_)
@@ -193,6 +201,8 @@ impl From<StoreError> for Error {
             StoreError::QuoteNotPaid => Error::QuoteNotPaid,
             StoreError::QuoteAlreadyIssued => Error::QuoteAlreadyIssued,
             StoreError::AccountNotFound => Error::AccountNotFound,
+            StoreError::PassRevoked => Error::PassRevoked,
+            StoreError::PassMismatch(scope) => Error::PassMismatch(scope),
             StoreError::InsufficientBalance { balance } => Error::InsufficientBalance { balance },
             StoreError::AccountUnitMismatch(found) => Error::WrongUnit {
                 expected: "the account's unit".into(),

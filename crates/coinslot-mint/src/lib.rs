@@ -63,10 +63,10 @@ pub use error::{Error, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};
 pub use nut17::MintEvent;
-pub use redeem::{receipt_key, Payment, ReceiptFn, Redeemed};
+pub use redeem::{receipt_key, PassPurchase, Payment, ReceiptFn, Redeemed};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AccountRecord, KeysetIdVersion, MintStore, ReceiptRecord, ReceiptWrite, StoreError,
+    AccountRecord, KeysetIdVersion, MintStore, PassRecord, ReceiptRecord, ReceiptWrite, StoreError,
 };
 
 /// Seconds since the Unix epoch.

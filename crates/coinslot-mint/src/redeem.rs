@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::keys::Keyring;
-use crate::store::{AccountRecord, AccountWrite, Commit, ReceiptRecord, ReceiptWrite};
+use crate::store::{
+    AccountRecord, AccountWrite, Commit, PassRecord, PassWrite, ReceiptRecord, ReceiptWrite,
+};
 use crate::verify::verify_inputs;
 use crate::Mint;
 
@@ -42,6 +44,24 @@ pub struct Payment {
     pub require_lock: bool,
     /// A receipt written by the same commit as the spend (see [`Mint::receipt`]).
     pub receipt: Option<([u8; 32], ReceiptFn)>,
+    /// Buy time on a pass instead of paying `amount`: as many whole minutes as the token
+    /// pays for (at least one), the rest back as change.
+    pub pass: Option<PassPurchase>,
+}
+
+/// Time bought on a pass by a [`Payment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassPurchase {
+    /// The pass (new, or one to extend).
+    pub id: String,
+    /// The routes it opens.
+    pub scope: String,
+    /// Price of one minute, in the payment's unit.
+    pub price_per_minute: u64,
+    /// Seconds in a minute (60; shorter in tests).
+    pub minute_secs: u64,
+    /// A key the client sent (for lifecycle hooks).
+    pub client_key: Option<String>,
 }
 
 impl std::fmt::Debug for Payment {
@@ -51,6 +71,7 @@ impl std::fmt::Debug for Payment {
             .field("amount", &self.amount)
             .field("deposit", &self.deposit.is_some())
             .field("require_lock", &self.require_lock)
+            .field("pass", &self.pass.as_ref().map(|p| &p.scope))
             .field(
                 "receipt",
                 &self.receipt.as_ref().map(|(key, _)| hex::encode(key)),
@@ -72,6 +93,8 @@ pub struct Redeemed {
     pub kept: u64,
     /// Fresh proofs for `total - fee - kept`, made by the mint.
     pub change: Vec<Proof>,
+    /// Minutes bought, for a pass.
+    pub minutes: u64,
 }
 
 /// The receipt key of a set of proofs: SHA-256 over their secrets in a canonical order.
@@ -121,16 +144,29 @@ impl Mint {
             .await?;
 
         let paid = inputs.total.saturating_sub(inputs.fee);
-        if paid < payment.amount || inputs.total < inputs.fee {
+        let required = match &payment.pass {
+            Some(pass) => pass.price_per_minute.max(1),
+            None => payment.amount,
+        };
+        if paid < required || inputs.total < inputs.fee {
             return Err(Error::InsufficientPayment {
                 paid,
-                required: payment.amount,
+                required,
                 fee: inputs.fee,
             });
         }
-        let (kept, change_amount) = match payment.deposit {
-            Some(_) => (paid, 0),
-            None => (payment.amount, paid - payment.amount),
+        let minutes = payment
+            .pass
+            .as_ref()
+            .map(|pass| paid / pass.price_per_minute.max(1))
+            .unwrap_or(0);
+        let (kept, change_amount) = match (&payment.deposit, &payment.pass) {
+            (Some(_), _) => (paid, 0),
+            (None, Some(pass)) => {
+                let kept = minutes * pass.price_per_minute.max(1);
+                (kept, paid - kept)
+            }
+            (None, None) => (payment.amount, paid - payment.amount),
         };
         self.ensure_unspent(&inputs.proofs).await?;
 
@@ -156,6 +192,14 @@ impl Mint {
             unit: &payment.unit,
             amount: kept,
         });
+        let pass = payment.pass.as_ref().map(|pass| PassWrite {
+            id: &pass.id,
+            scope: &pass.scope,
+            unit: &payment.unit,
+            secs: minutes.saturating_mul(pass.minute_secs),
+            now: crate::unix_now(),
+            client_key: pass.client_key.as_deref(),
+        });
         self.inner
             .store
             .commit(Commit {
@@ -163,6 +207,7 @@ impl Mint {
                 made: &change,
                 receipt,
                 account,
+                pass,
                 ..Commit::default()
             })
             .await?;
@@ -188,7 +233,23 @@ impl Mint {
             fee: inputs.fee,
             kept,
             change,
+            minutes,
         })
+    }
+
+    /// The pass with this id.
+    pub async fn pass(&self, id: &str) -> Result<Option<PassRecord>, Error> {
+        Ok(self.inner.store.pass(id).await?)
+    }
+
+    /// Revokes a pass (durably); the record after, `None` if there is no such pass.
+    pub async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, Error> {
+        Ok(self.inner.store.revoke_pass(id).await?)
+    }
+
+    /// Passes running out after `expires_after` (Unix seconds), revoked ones included.
+    pub async fn passes(&self, expires_after: u64) -> Result<Vec<PassRecord>, Error> {
+        Ok(self.inner.store.passes(expires_after).await?)
     }
 
     /// Makes fresh proofs worth `amount` in `unit`'s active keyset (a refund or a payout).

@@ -220,6 +220,7 @@ impl Cashier {
             deposit: Some(account.to_string()),
             require_lock: self.require_lock,
             receipt: None,
+            pass: None,
         };
         match self.mint.redeem(proofs, payment).await {
             Ok(redeemed) => Ok(redeemed.kept),

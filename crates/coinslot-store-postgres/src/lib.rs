@@ -48,7 +48,7 @@ use coinslot_mint::accounting::CREDIT_LOOKUP_PREFIX;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, QuoteTotal, ReceiptRecord, SharedEvent, Supply,
+    MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptRecord, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -417,6 +417,56 @@ async fn run(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u
     tx.execute(&statement, params).await.map_err(db)
 }
 
+const PASS_COLUMNS: &str = "id, scope, unit, expires_at, revoked, created_at, client_key";
+
+fn pass_from_row(row: &Row) -> Result<PassRecord, StoreError> {
+    Ok(PassRecord {
+        id: get(row, "id")?,
+        scope: get(row, "scope")?,
+        unit: parse_unit(get(row, "unit")?),
+        expires_at: uint(get(row, "expires_at")?)?,
+        revoked: get(row, "revoked")?,
+        created_at: uint(get(row, "created_at")?)?,
+        client_key: get(row, "client_key")?,
+    })
+}
+
+/// Buys or extends a pass inside the commit's transaction. A new pass is one insert; an
+/// existing one is locked, checked and updated, so concurrent extensions add up.
+async fn apply_pass(tx: &Tx<'_>, write: &PassWrite<'_>) -> Result<(), StoreError> {
+    let fresh = write.apply(None)?;
+    let inserted = one(
+        tx,
+        "INSERT INTO passes (id, scope, unit, expires_at, revoked, created_at, client_key) \
+         VALUES ($1, $2, $3, $4, FALSE, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
+        &[
+            &fresh.id,
+            &fresh.scope,
+            &fresh.unit.to_string(),
+            &int(fresh.expires_at)?,
+            &int(fresh.created_at)?,
+            &fresh.client_key,
+        ],
+    )
+    .await?;
+    if inserted.is_some() {
+        return Ok(());
+    }
+    let sql = format!("SELECT {PASS_COLUMNS} FROM passes WHERE id = $1 FOR UPDATE");
+    let stored = one(tx, &sql, &[&write.id])
+        .await?
+        .map(|row| pass_from_row(&row))
+        .transpose()?;
+    let pass = write.apply(stored)?;
+    run(
+        tx,
+        "UPDATE passes SET expires_at = $2, client_key = $3 WHERE id = $1",
+        &[&pass.id, &int(pass.expires_at)?, &pass.client_key],
+    )
+    .await?;
+    Ok(())
+}
+
 impl PostgresStore {
     /// One commit, in one transaction: every check is a write that fails (and rolls
     /// everything back) when its rule does not hold.
@@ -523,6 +573,9 @@ impl PostgresStore {
                 }
             }
             None => {}
+        }
+        if let Some(write) = commit.pass {
+            apply_pass(&tx, &write).await?;
         }
         if let Some(receipt) = commit.receipt {
             run(
@@ -795,6 +848,34 @@ impl MintStore for PostgresStore {
             )
             .await
             .map_err(db)
+    }
+
+    async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        let sql = format!("SELECT {PASS_COLUMNS} FROM passes WHERE id = $1");
+        self.query(&sql, &[&id])
+            .await?
+            .first()
+            .map(pass_from_row)
+            .transpose()
+    }
+
+    async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        let sql =
+            format!("UPDATE passes SET revoked = TRUE WHERE id = $1 RETURNING {PASS_COLUMNS}");
+        self.query(&sql, &[&id])
+            .await?
+            .first()
+            .map(pass_from_row)
+            .transpose()
+    }
+
+    async fn passes(&self, expires_after: u64) -> Result<Vec<PassRecord>, StoreError> {
+        let sql = format!("SELECT {PASS_COLUMNS} FROM passes WHERE expires_at > $1");
+        self.query(&sql, &[&int(expires_after)?])
+            .await?
+            .iter()
+            .map(pass_from_row)
+            .collect()
     }
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {

@@ -15,9 +15,10 @@
 //! | `receipts`| receipt key   | created_at (BE) + data        |
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE)   |
+//! | `passes`  | pass id       | `PassRecord` (JSON)            |
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
-//! `accounts` and `supply` (serializable: a
+//! `accounts`, `supply` and `passes` (serializable: a
 //! conflicting transaction is retried and then sees the other's writes). The call returns only
 //! once the write is on disk, through **group commit** ([`flusher`]): each writer takes a
 //! ticket after its transaction, one flusher thread fsyncs everything written so far and
@@ -38,7 +39,7 @@ use std::path::Path;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, QuoteTotal, ReceiptRecord, Supply,
+    MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -58,6 +59,7 @@ pub struct SledStore {
     receipts: sled::Tree,
     accounts: sled::Tree,
     supply: sled::Tree,
+    passes: sled::Tree,
     flusher: Flusher,
 }
 
@@ -115,6 +117,7 @@ impl SledStore {
             sigs: tree("sigs")?,
             receipts: tree("receipts")?,
             accounts: tree("accounts")?,
+            passes: tree("passes")?,
             supply: tree("supply")?,
             flusher: Flusher::start(db),
         })
@@ -346,83 +349,100 @@ impl MintStore for SledStore {
             &self.receipts,
             &self.accounts,
             &self.supply,
+            &self.passes,
         );
-        let result = trees.transaction(|(spent, sigs, quotes, receipts, accounts, supply)| {
-            for (key, value) in &spent_values {
-                // `insert` returns the previous value: also catches a Y twice in one commit.
-                if spent.insert(&key[..], value.as_slice())?.is_some() {
-                    return abort(StoreError::AlreadySpent(hex(key)));
+        let result = trees.transaction(
+            |(spent, sigs, quotes, receipts, accounts, supply, passes)| {
+                for (key, value) in &spent_values {
+                    // `insert` returns the previous value: also catches a Y twice in one commit.
+                    if spent.insert(&key[..], value.as_slice())?.is_some() {
+                        return abort(StoreError::AlreadySpent(hex(key)));
+                    }
                 }
-            }
-            for (key, value) in &sig_values {
-                if sigs.insert(&key[..], value.as_slice())?.is_some() {
-                    return abort(StoreError::AlreadySigned(hex(key)));
+                for (key, value) in &sig_values {
+                    if sigs.insert(&key[..], value.as_slice())?.is_some() {
+                        return abort(StoreError::AlreadySigned(hex(key)));
+                    }
                 }
-            }
-            if let Some(id) = commit.issue_quote {
-                let Some(bytes) = quotes.get(id.as_bytes())? else {
-                    return abort(StoreError::QuoteNotFound);
-                };
-                let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
-                    Ok(quote) => quote,
-                    Err(e) => return abort(corrupt(e)),
-                };
-                match quote.state {
-                    MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
-                    MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
-                    MintQuoteState::Paid => {}
+                if let Some(id) = commit.issue_quote {
+                    let Some(bytes) = quotes.get(id.as_bytes())? else {
+                        return abort(StoreError::QuoteNotFound);
+                    };
+                    let mut quote: MintQuoteRecord = match serde_json::from_slice(&bytes) {
+                        Ok(quote) => quote,
+                        Err(e) => return abort(corrupt(e)),
+                    };
+                    match quote.state {
+                        MintQuoteState::Unpaid => return abort(StoreError::QuoteNotPaid),
+                        MintQuoteState::Issued => return abort(StoreError::QuoteAlreadyIssued),
+                        MintQuoteState::Paid => {}
+                    }
+                    quote.state = MintQuoteState::Issued;
+                    let value = match encode(&quote) {
+                        Ok(value) => value,
+                        Err(e) => return abort(e),
+                    };
+                    quotes.insert(id.as_bytes(), value)?;
                 }
-                quote.state = MintQuoteState::Issued;
-                let value = match encode(&quote) {
-                    Ok(value) => value,
-                    Err(e) => return abort(e),
-                };
-                quotes.insert(id.as_bytes(), value)?;
-            }
-            match commit.account {
-                Some(AccountWrite::Credit { id, unit, amount }) => {
-                    let account = match accounts.get(id.as_bytes())? {
-                        Some(bytes) => match decode_account(&bytes) {
-                            Ok(account) => account,
+                match commit.account {
+                    Some(AccountWrite::Credit { id, unit, amount }) => {
+                        let account = match accounts.get(id.as_bytes())? {
+                            Some(bytes) => match decode_account(&bytes) {
+                                Ok(account) => account,
+                                Err(e) => return abort(e),
+                            },
+                            None => AccountRecord::new(unit),
+                        };
+                        let balance = match account.credited(unit, amount) {
+                            Ok(balance) => balance,
+                            Err(e) => return abort(e),
+                        };
+                        let updated = AccountRecord { balance, ..account };
+                        accounts.insert(id.as_bytes(), encode_account(&updated))?;
+                    }
+                    Some(AccountWrite::Close { id, balance }) => {
+                        let Some(bytes) = accounts.get(id.as_bytes())? else {
+                            return abort(StoreError::AccountNotFound);
+                        };
+                        match decode_account(&bytes) {
+                            Ok(account) if account.balance == balance => {}
+                            Ok(_) => return abort(StoreError::BalanceChanged),
+                            Err(e) => return abort(e),
+                        }
+                        accounts.remove(id.as_bytes())?;
+                    }
+                    None => {}
+                }
+                if let Some(write) = commit.pass {
+                    let stored = match passes.get(write.id.as_bytes())? {
+                        Some(bytes) => match serde_json::from_slice(&bytes) {
+                            Ok(pass) => Some(pass),
+                            Err(e) => return abort(corrupt(e)),
+                        },
+                        None => None,
+                    };
+                    let value = match write.apply(stored).and_then(|pass| encode(&pass)) {
+                        Ok(value) => value,
+                        Err(e) => return abort(e),
+                    };
+                    passes.insert(write.id.as_bytes(), value)?;
+                }
+                if let Some((key, value)) = &receipt {
+                    receipts.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, delta) in &supply_changes {
+                    let current = match supply.get(key.as_slice())? {
+                        Some(bytes) => match decode_supply(&bytes) {
+                            Ok(current) => current,
                             Err(e) => return abort(e),
                         },
-                        None => AccountRecord::new(unit),
+                        None => Supply::default(),
                     };
-                    let balance = match account.credited(unit, amount) {
-                        Ok(balance) => balance,
-                        Err(e) => return abort(e),
-                    };
-                    let updated = AccountRecord { balance, ..account };
-                    accounts.insert(id.as_bytes(), encode_account(&updated))?;
+                    supply.insert(key.as_slice(), &encode_supply(current.plus(*delta))[..])?;
                 }
-                Some(AccountWrite::Close { id, balance }) => {
-                    let Some(bytes) = accounts.get(id.as_bytes())? else {
-                        return abort(StoreError::AccountNotFound);
-                    };
-                    match decode_account(&bytes) {
-                        Ok(account) if account.balance == balance => {}
-                        Ok(_) => return abort(StoreError::BalanceChanged),
-                        Err(e) => return abort(e),
-                    }
-                    accounts.remove(id.as_bytes())?;
-                }
-                None => {}
-            }
-            if let Some((key, value)) = &receipt {
-                receipts.insert(key.as_slice(), value.as_slice())?;
-            }
-            for (key, delta) in &supply_changes {
-                let current = match supply.get(key.as_slice())? {
-                    Some(bytes) => match decode_supply(&bytes) {
-                        Ok(current) => current,
-                        Err(e) => return abort(e),
-                    },
-                    None => Supply::default(),
-                };
-                supply.insert(key.as_slice(), &encode_supply(current.plus(*delta))[..])?;
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         unwrap_tx(result)?;
         self.flush().await
     }
@@ -455,6 +475,45 @@ impl MintStore for SledStore {
             }
         }
         Ok(pruned)
+    }
+
+    async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        self.passes
+            .get(id.as_bytes())
+            .map_err(backend)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        loop {
+            let Some(current) = self.passes.get(id.as_bytes()).map_err(backend)? else {
+                return Ok(None);
+            };
+            let mut pass: PassRecord = serde_json::from_slice(&current).map_err(corrupt)?;
+            pass.revoked = true;
+            let swapped = self
+                .passes
+                .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&pass)?))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                // A revocation must outlive a crash right after the operator was told.
+                self.flush().await?;
+                return Ok(Some(pass));
+            }
+        }
+    }
+
+    async fn passes(&self, expires_after: u64) -> Result<Vec<PassRecord>, StoreError> {
+        let mut live = Vec::new();
+        for entry in self.passes.iter() {
+            let (_, value) = entry.map_err(backend)?;
+            let pass: PassRecord = serde_json::from_slice(&value).map_err(corrupt)?;
+            if pass.expires_at > expires_after {
+                live.push(pass);
+            }
+        }
+        Ok(live)
     }
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {

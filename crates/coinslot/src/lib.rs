@@ -4,7 +4,8 @@
 //!
 //! - [`PaywallLayer`]: a tower layer (NUT-24) that answers unpaid requests with `402` and a
 //!   payment request, and redeems `X-Cashu` tokens locally, with change, metered prices,
-//!   refunds, idempotent retries and prepaid sessions (from [`coinslot_layer`]);
+//!   refunds, idempotent retries, prepaid sessions and time passes (from
+//!   [`coinslot_layer`]);
 //! - [`EmbeddedMint`]: the closed-loop mint those tokens come from, with its seed and sled
 //!   store in one data directory (from [`coinslot_mint`] and [`coinslot_store_sled`]);
 //! - [`mint_api`]: the mint's Cashu HTTP API as an axum `Router`, so wallets can top up on
@@ -34,8 +35,9 @@ pub mod embedded;
 
 pub use coinslot_http::{router as mint_api, HttpOptions};
 pub use coinslot_layer::{
-    cashu, nut24, pricing, session, Charge, ConfigError, Paid, Paywall, PaywallLayer, Price,
-    PriceMode, PriceTable, Pricing, RequestEncoding, ResponseBody, ResponseFuture,
+    cashu, nut24, pass, pricing, session, Charge, ConfigError, Paid, PassEndpoint, PassScope,
+    Passes, Paywall, PaywallLayer, Price, PriceMode, PriceTable, Pricing, RequestEncoding,
+    ResponseBody, ResponseFuture, ValidPass,
 };
 pub use coinslot_mint::{
     FakeBackend, FakeBackendConfig, Mint, MintConfig, MintSeed, PaymentBackend, UnitConfig,

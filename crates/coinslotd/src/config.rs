@@ -72,6 +72,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The top-up page.
     pub topup: TopupConfig,
+    /// Time passes: minutes of a set of routes bought with one token.
+    pub passes: PassesConfig,
     /// Abuse limits: request rates, header and body sizes.
     pub limits: LimitsConfig,
     /// The mint on nostr: NIP-87 announcement, recommendations, the mint over nostr.
@@ -236,6 +238,98 @@ impl Default for TopupConfig {
     }
 }
 
+/// `[passes]`: routes sold by the minute. A pass bought at `path` (or with a token on one
+/// of a scope's routes) opens them until it runs out; see `coinslot_layer::pass`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassesConfig {
+    /// Where passes are sold (`POST` with `X-Cashu`).
+    pub path: String,
+    /// Seconds in a minute (60; shorter only for demos and tests).
+    pub minute_secs: u64,
+    /// The scopes: `[[passes.scopes]]`.
+    pub scopes: Vec<PassScopeConfig>,
+}
+
+impl Default for PassesConfig {
+    fn default() -> Self {
+        Self {
+            path: "/pass".into(),
+            minute_secs: 60,
+            scopes: Vec::new(),
+        }
+    }
+}
+
+/// `[[passes.scopes]]`: a set of routes one pass opens and its price per minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassScopeConfig {
+    /// The scope's name (written into its passes, named in purchase bodies).
+    pub name: String,
+    /// Price of one minute.
+    pub price: u64,
+    /// Unit of the price [default: the mint's first unit].
+    pub unit: Option<String>,
+    /// Routes: `"/vpn/*"` (any method) or `"GET /status"`, patterns as in upstream prices.
+    pub routes: Vec<String>,
+}
+
+impl PassesConfig {
+    /// The scopes as the layer takes them; the error names the key.
+    pub fn scopes(
+        &self,
+        units: &[coinslot_mint::cashu::nuts::CurrencyUnit],
+    ) -> Result<Vec<coinslot::PassScope>, ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        self.scopes
+            .iter()
+            .enumerate()
+            .map(|(i, scope)| {
+                let key = format!("passes.scopes[{i}]");
+                let fail = |msg: String| ConfigError(format!("{key}.{msg}"));
+                if scope.name.is_empty() || !names.insert(scope.name.as_str()) {
+                    return Err(fail("name: must be set and unique".into()));
+                }
+                if scope.price == 0 {
+                    return Err(fail("price: must be at least 1".into()));
+                }
+                let unit = match &scope.unit {
+                    None => units
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| fail("unit: the mint has no unit".into()))?,
+                    Some(name) => units
+                        .iter()
+                        .find(|u| u.to_string() == *name)
+                        .cloned()
+                        .ok_or_else(|| fail(format!("unit: the mint does not issue `{name}`")))?,
+                };
+                if scope.routes.is_empty() {
+                    return Err(fail("routes: name at least one route".into()));
+                }
+                let mut out =
+                    coinslot::PassScope::new(&scope.name, coinslot::Price::new(scope.price, unit));
+                for route in &scope.routes {
+                    let (method, pattern) = match route.trim().split_once(' ') {
+                        Some((method, pattern)) => (method, pattern.trim()),
+                        None => ("*", route.trim()),
+                    };
+                    if !pattern.starts_with('/') {
+                        return Err(fail(format!(
+                            "routes: `{route}` must be a path starting with /"
+                        )));
+                    }
+                    out = out
+                        .try_route(method, pattern)
+                        .map_err(|e| fail(format!("routes: {e}")))?;
+                }
+                Ok(out)
+            })
+            .collect()
+    }
+}
+
 /// `[limits]`: what one client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -301,6 +395,7 @@ impl Default for Config {
             paywall: PaywallConfig::default(),
             admin: AdminConfig::default(),
             topup: TopupConfig::default(),
+            passes: PassesConfig::default(),
             limits: LimitsConfig::default(),
             nostr: NostrConfig::default(),
             store: StoreConfig::default(),
@@ -584,6 +679,13 @@ impl Config {
             return fail("paywall.timeout_secs: must be at least 1");
         }
         check_topup_path(&self.topup.path)?;
+        if self.passes.minute_secs == 0 {
+            return fail("passes.minute_secs: must be at least 1");
+        }
+        if !self.passes.path.starts_with('/') {
+            return fail("passes.path: must start with /");
+        }
+        self.passes.scopes(&self.units())?;
         if self.topup.amounts.contains(&0) {
             return fail("topup.amounts: amounts must be at least 1");
         }

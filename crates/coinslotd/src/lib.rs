@@ -252,6 +252,15 @@ pub fn apps(
     if config.topup.enabled {
         paywall = paywall.topup_page(&format!("{public_url}{}", config.topup.path));
     }
+    let scopes = config.passes.scopes(&config.units())?;
+    let sells_passes = !scopes.is_empty();
+    paywall = paywall
+        .pass_path(&config.passes.path)
+        .pass_minute(Duration::from_secs(config.passes.minute_secs));
+    for scope in scopes {
+        paywall = paywall.pass_scope(scope);
+    }
+    let pass_endpoint = paywall.pass_endpoint();
     let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
     let service = ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -263,6 +272,9 @@ pub fn apps(
         .route("/health", get(health))
         .route("/ready", get(ready).with_state(mint.clone()))
         .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+    if sells_passes {
+        app = app.route_service(&config.passes.path, pass_endpoint);
+    }
     if config.topup.enabled {
         let title = config
             .topup

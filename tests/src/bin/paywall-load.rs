@@ -4,6 +4,7 @@
 //! - (b) the same handler behind the layer on a free route,
 //! - (c) paid per request with a fresh one-proof token (verify + one durable write),
 //! - (d) paid from a prepaid session (credential check + atomic debit),
+//! - (e) opened by a time pass (credential check + one store read),
 //!
 //! then the cost of one redeem in-process (memory store: our code + crypto, no fsync) next to
 //! the crypto alone (hash_to_curve + one point multiplication).
@@ -22,7 +23,7 @@ use coinslot::cashu::dhke::hash_to_curve;
 use coinslot::cashu::nuts::{CurrencyUnit, SecretKey};
 use coinslot::cashu::secret::Secret;
 use coinslot::cashu::SECP256K1;
-use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
+use coinslot::{EmbeddedMint, PassScope, PaywallLayer, Price, PriceTable};
 use coinslot_mint::Payment;
 use coinslot_tests::load::{hammer, memory_mint, open_sessions, premade_tokens, print_table};
 use parking_lot::Mutex;
@@ -72,12 +73,25 @@ async fn main() -> anyhow::Result<()> {
     let pricing = PriceTable::new()
         .free("GET", "/free")
         .route("GET", "/search", Price::sat(1));
+    let scope = PassScope::new("vpn", Price::sat(1)).route("GET", "/vpn");
+    let layer = PaywallLayer::new(mint.clone(), &paid_url, pricing)?.pass_scope(scope.clone());
+    let passes = layer.passes();
     let app = Router::new()
         .route("/free", get(handler))
         .route("/search", get(handler))
+        .route("/vpn", get(handler))
         .fallback(|| async { "not found" })
-        .layer(PaywallLayer::new(mint.clone(), &paid_url, pricing)?);
+        .layer(layer);
     tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut pass_credentials = Vec::new();
+    for token in premade_tokens(&mint, &paid_url, 1000, args.concurrency).await? {
+        let bought = passes
+            .buy(&token, &scope, None, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        pass_credentials.push(bought.credential);
+    }
+    let pass_credentials = Arc::new(pass_credentials);
 
     let sessions = Arc::new(open_sessions(&mint, &paid_url, 1_000_000, args.concurrency).await?);
 
@@ -125,17 +139,26 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let d = session_phase().await?;
+    let e = hammer(
+        "(e) opened by a time pass",
+        phase_time,
+        args.concurrency,
+        format!("{paid_url}/vpn"),
+        move |worker| Ok(Some(("x-cashu-pass", pass_credentials[worker].clone()))),
+    )
+    .await?;
 
     println!(
         "paywall-load: {} clients, {} s per phase, sled store, loopback",
         args.concurrency, args.seconds
     );
-    print_table(&a, &[&a, &b, &c, &d]);
+    print_table(&a, &[&a, &b, &c, &d, &e]);
     println!(
-        "ratios: (b)/(a) = {:.3}  (c)/(a) = {:.3}  (d)/(a) = {:.3}",
+        "ratios: (b)/(a) = {:.3}  (c)/(a) = {:.3}  (d)/(a) = {:.3}  (e)/(a) = {:.3}",
         b.rps / a.rps,
         c.rps / a.rps,
-        d.rps / a.rps
+        d.rps / a.rps,
+        e.rps / a.rps
     );
 
     let (redeem_us, crypto_us) = per_proof_costs(args.redeems).await?;
@@ -164,6 +187,7 @@ async fn per_proof_costs(n: usize) -> anyhow::Result<(f64, f64)> {
             deposit: None,
             require_lock: false,
             receipt: Some(([7u8; 32], Box::new(|_, _| b"receipt".to_vec()))),
+            pass: None,
         };
         mint.redeem(proof, payment).await?;
     }

@@ -27,7 +27,8 @@ use cashu::Amount;
 
 use super::{
     AccountTotal, AccountWrite, Commit, IssuedSignature, KeysetIdVersion, KeysetRecord,
-    MintQuoteRecord, MintStore, QuoteTotal, ReceiptWrite, SpentProof, StoreError, Supply,
+    MintQuoteRecord, MintStore, PassWrite, QuoteTotal, ReceiptWrite, SpentProof, StoreError,
+    Supply,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
@@ -64,7 +65,10 @@ macro_rules! __store_conformance_tests {
             supply_counts_what_commits_write,
             account_totals_sum_per_unit,
             minted_quotes_sum_issued_quotes_per_unit,
-            unpaid_quotes_lists_unpaid_quotes_since
+            unpaid_quotes_lists_unpaid_quotes_since,
+            passes_are_bought_with_their_spend,
+            concurrent_pass_extensions_add_up,
+            revoked_passes_stay_revoked
         );
     };
     (@tests [optional] $make:expr; $($name:ident),*) => {
@@ -885,4 +889,167 @@ pub async fn unpaid_quotes_lists_unpaid_quotes_since(store: Arc<dyn MintStore>) 
     let mut expected = vec![old.id, fresh.id];
     expected.sort();
     assert_eq!(all, expected);
+}
+
+fn pass_write<'a>(id: &'a str, unit: &'a CurrencyUnit, secs: u64, now: u64) -> PassWrite<'a> {
+    PassWrite {
+        id,
+        scope: "vpn",
+        unit,
+        secs,
+        now,
+        client_key: None,
+    }
+}
+
+/// A pass is bought by the commit that spends its payment, or not at all; buying again
+/// extends it from its expiry (or from now, once it ran out).
+pub async fn passes_are_bought_with_their_spend(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    let id = format!("pass-{}", point().to_hex());
+    let first = point();
+    let mut write = pass_write(&id, &sat, 180, 1_000);
+    write.client_key = Some("wg-key");
+    store
+        .commit(Commit {
+            spend: &[spent(first)],
+            pass: Some(write),
+            ..Commit::default()
+        })
+        .await
+        .expect("buy");
+    let pass = store
+        .pass(&id)
+        .await
+        .expect("read")
+        .expect("the pass exists");
+    assert_eq!((pass.expires_at, pass.created_at), (1_180, 1_000));
+    assert_eq!(pass.client_key.as_deref(), Some("wg-key"));
+    assert!(!pass.revoked);
+
+    // A commit that fails (the proof is spent) extends nothing.
+    let refused = store
+        .commit(Commit {
+            spend: &[spent(first)],
+            pass: Some(pass_write(&id, &sat, 60, 1_050)),
+            ..Commit::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::AlreadySpent(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_180);
+
+    // Extended before expiry: from the expiry. After it: from now.
+    store
+        .commit(Commit {
+            spend: &[spent(point())],
+            pass: Some(pass_write(&id, &sat, 60, 1_100)),
+            ..Commit::default()
+        })
+        .await
+        .expect("extend");
+    assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_240);
+    store
+        .commit(Commit {
+            spend: &[spent(point())],
+            pass: Some(pass_write(&id, &sat, 60, 5_000)),
+            ..Commit::default()
+        })
+        .await
+        .expect("renew");
+    let pass = store.pass(&id).await.unwrap().unwrap();
+    assert_eq!(pass.expires_at, 5_060);
+    assert_eq!(
+        pass.client_key.as_deref(),
+        Some("wg-key"),
+        "the key is kept"
+    );
+
+    // Another unit (or scope) is refused, and its spend undone.
+    let usd = CurrencyUnit::Usd;
+    let other = point();
+    let mismatch = store
+        .commit(Commit {
+            spend: &[spent(other)],
+            pass: Some(pass_write(&id, &usd, 60, 5_000)),
+            ..Commit::default()
+        })
+        .await;
+    assert!(
+        matches!(mismatch, Err(StoreError::PassMismatch(_))),
+        "{mismatch:?}"
+    );
+    assert_eq!(store.spent(&[other]).await.unwrap(), vec![false]);
+
+    let live = store.passes(5_000).await.expect("list");
+    assert!(live.iter().any(|p| p.id == id));
+    assert!(store
+        .passes(5_060)
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.id != id));
+}
+
+/// 16 extensions of one pass at once: every one of them counts.
+pub async fn concurrent_pass_extensions_add_up(store: Arc<dyn MintStore>) {
+    let id = Arc::new(format!("pass-{}", point().to_hex()));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (store, id) = (Arc::clone(&store), Arc::clone(&id));
+        tasks.push(tokio::spawn(async move {
+            let sat = CurrencyUnit::Sat;
+            store
+                .commit(Commit {
+                    spend: &[spent(point())],
+                    pass: Some(pass_write(&id, &sat, 60, 1_000)),
+                    ..Commit::default()
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("every extension commits");
+    }
+    let pass = store.pass(&id).await.unwrap().unwrap();
+    assert_eq!(pass.expires_at, 1_000 + 16 * 60, "no extension was lost");
+}
+
+/// A revoked pass stays revoked and cannot be extended; unknown passes are not created.
+pub async fn revoked_passes_stay_revoked(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    let id = format!("pass-{}", point().to_hex());
+    assert_eq!(store.revoke_pass(&id).await.expect("revoke unknown"), None);
+    assert_eq!(store.pass(&id).await.unwrap(), None);
+    store
+        .commit(Commit {
+            spend: &[spent(point())],
+            pass: Some(pass_write(&id, &sat, 60, 1_000)),
+            ..Commit::default()
+        })
+        .await
+        .expect("buy");
+    let revoked = store.revoke_pass(&id).await.unwrap().expect("known");
+    assert!(revoked.revoked);
+    assert!(store.pass(&id).await.unwrap().unwrap().revoked);
+    let proof = point();
+    let refused = store
+        .commit(Commit {
+            spend: &[spent(proof)],
+            pass: Some(pass_write(&id, &sat, 60, 1_010)),
+            ..Commit::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::PassRevoked)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.spent(&[proof]).await.unwrap(),
+        vec![false],
+        "nothing spent"
+    );
+    assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_060);
 }

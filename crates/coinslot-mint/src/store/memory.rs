@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, MintStore, QuoteTotal, ReceiptRecord, StoreError, Supply,
+    MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, StoreError, Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -27,6 +27,7 @@ struct Inner {
     receipts: HashMap<[u8; 32], ReceiptRecord>,
     accounts: HashMap<String, AccountRecord>,
     supply: BTreeMap<Id, Supply>,
+    passes: HashMap<String, PassRecord>,
 }
 
 impl MemoryStore {
@@ -158,8 +159,15 @@ impl MintStore for MemoryStore {
             },
             None => {}
         }
+        let pass = match commit.pass {
+            Some(write) => Some(write.apply(inner.passes.get(write.id).cloned())?),
+            None => None,
+        };
 
         // Every check passed: write.
+        if let Some(pass) = pass {
+            inner.passes.insert(pass.id.clone(), pass);
+        }
         if let Some(id) = commit.issue_quote {
             if let Some(quote) = inner.quotes.get_mut(id) {
                 quote.state = MintQuoteState::Issued;
@@ -258,5 +266,27 @@ impl MintStore for MemoryStore {
 
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         Ok(QuoteTotal::sum(self.inner.lock().quotes.values()))
+    }
+
+    async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        Ok(self.inner.lock().passes.get(id).cloned())
+    }
+
+    async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
+        Ok(self.inner.lock().passes.get_mut(id).map(|pass| {
+            pass.revoked = true;
+            pass.clone()
+        }))
+    }
+
+    async fn passes(&self, expires_after: u64) -> Result<Vec<PassRecord>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .passes
+            .values()
+            .filter(|p| p.expires_at > expires_after)
+            .cloned()
+            .collect())
     }
 }

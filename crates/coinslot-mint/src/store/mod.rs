@@ -70,6 +70,12 @@ pub enum StoreError {
     /// A close named a balance the account no longer has (a debit or credit came between).
     #[error("account balance changed")]
     BalanceChanged,
+    /// The pass to extend was revoked.
+    #[error("pass is revoked")]
+    PassRevoked,
+    /// The pass to extend exists with another scope or unit.
+    #[error("pass belongs to scope {0}")]
+    PassMismatch(String),
     /// The underlying storage failed.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -245,6 +251,74 @@ pub enum AccountWrite<'a> {
     },
 }
 
+/// A time pass as stored: the routes it opens (a scope) and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// Pass id (random, in the pass credential).
+    pub id: String,
+    /// Name of the routes it opens.
+    pub scope: String,
+    /// Unit it was paid in.
+    pub unit: CurrencyUnit,
+    /// Unix time it runs out.
+    pub expires_at: u64,
+    /// Revoked by the operator: it opens nothing any more.
+    pub revoked: bool,
+    /// Unix time of the first purchase.
+    pub created_at: u64,
+    /// A key the client sent with the purchase (e.g. a WireGuard public key), for hooks.
+    pub client_key: Option<String>,
+}
+
+/// A pass bought or extended inside a [`Commit`]: a new pass runs `secs` from `now`; an
+/// existing one runs `secs` longer from its expiry, or from `now` if it has run out.
+/// Fails with [`StoreError::PassRevoked`] or [`StoreError::PassMismatch`] (other scope or
+/// unit), writing nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct PassWrite<'a> {
+    /// Pass id.
+    pub id: &'a str,
+    /// Its scope.
+    pub scope: &'a str,
+    /// The unit paid in.
+    pub unit: &'a CurrencyUnit,
+    /// Seconds bought.
+    pub secs: u64,
+    /// Unix time of the purchase.
+    pub now: u64,
+    /// A client key to remember (kept if `None`).
+    pub client_key: Option<&'a str>,
+}
+
+impl PassWrite<'_> {
+    /// The record after this write, given what was stored.
+    pub fn apply(&self, stored: Option<PassRecord>) -> Result<PassRecord, StoreError> {
+        match stored {
+            None => Ok(PassRecord {
+                id: self.id.to_string(),
+                scope: self.scope.to_string(),
+                unit: self.unit.clone(),
+                expires_at: self.now.saturating_add(self.secs),
+                revoked: false,
+                created_at: self.now,
+                client_key: self.client_key.map(str::to_string),
+            }),
+            Some(pass) if pass.revoked => Err(StoreError::PassRevoked),
+            Some(pass) if pass.scope != self.scope || &pass.unit != self.unit => {
+                Err(StoreError::PassMismatch(pass.scope))
+            }
+            Some(pass) => Ok(PassRecord {
+                expires_at: pass.expires_at.max(self.now).saturating_add(self.secs),
+                client_key: self
+                    .client_key
+                    .map(str::to_string)
+                    .or(pass.client_key.clone()),
+                ..pass
+            }),
+        }
+    }
+}
+
 /// One atomic write: everything in it happens, durably, or nothing does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Commit<'a> {
@@ -261,6 +335,8 @@ pub struct Commit<'a> {
     pub receipt: Option<ReceiptWrite<'a>>,
     /// An account to credit or close.
     pub account: Option<AccountWrite<'a>>,
+    /// A pass to buy or extend.
+    pub pass: Option<PassWrite<'a>>,
 }
 
 /// The value counters of one keyset: what it signed and what was spent from it.
@@ -462,6 +538,16 @@ pub trait MintStore: Send + Sync + 'static {
 
     /// The [`Supply`] counters of every keyset that has any.
     async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError>;
+
+    /// The pass with this id.
+    async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError>;
+
+    /// Marks a pass revoked (it stays revoked across restarts); the record after, or `None`
+    /// if there is no such pass.
+    async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError>;
+
+    /// Passes running out after `expires_after` (revoked ones included).
+    async fn passes(&self, expires_after: u64) -> Result<Vec<PassRecord>, StoreError>;
 
     /// Open accounts and their balances, per unit.
     async fn account_totals(&self) -> Result<Vec<AccountTotal>, StoreError>;
