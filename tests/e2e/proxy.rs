@@ -358,6 +358,11 @@ async fn time_passes_open_upstream_routes_until_revoked() -> Result<()> {
         let seen: Value = through.json().await?;
         assert_eq!(seen["results"], serde_json::json!(["a", "b"]));
         assert_eq!(seen["saw_x_cashu"], false);
+        assert_eq!(
+            seen["paid_via"], "pass",
+            "the upstream is told a pass opened it"
+        );
+        assert_eq!(seen["pass_scope"], "api");
     }
     assert_eq!(balance(&wallet).await?, 15, "the pass was paid once");
 
@@ -390,4 +395,124 @@ async fn time_passes_open_upstream_routes_until_revoked() -> Result<()> {
         .await?;
     assert_eq!(refused.status(), 401);
     app.stop().await
+}
+
+/// Waits until the hook log holds a line starting with `prefix` and ending with `suffix`;
+/// returns that line.
+async fn hook_line(log: &std::path::Path, prefix: &str, suffix: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with(prefix) && l.ends_with(suffix))
+        {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{prefix}` in the hook log: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_hooks_run_on_every_event_and_a_failing_purchase_hook_refunds() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("hooks.log");
+    let script = format!("echo \"$*\" >> {}; [ \"$4\" != fail ]", log.display());
+    let app = ProxiedApp::start(dir.path(), |config| {
+        config.passes.minute_secs = 1;
+        config.passes.scopes = vec![coinslotd::config::PassScopeConfig {
+            name: "api".into(),
+            price: 1,
+            unit: None,
+            routes: vec!["GET /search".into()],
+        }];
+        config.passes.hooks.command = vec!["sh".into(), "-c".into(), script, "hook".into()];
+        config.passes.hooks.watch_secs = 1;
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    let wallet = funded(app.url(), 50).await?;
+    let buy = |token: String, body: &'static str, pass: Option<String>| {
+        let mut request = client
+            .post(format!("{}/pass", app.url()))
+            .header("x-cashu", token)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(pass) = pass {
+            request = request.header("x-cashu-pass", pass);
+        }
+        request.send()
+    };
+
+    // Purchase and extension: the hook gets the event, the pass id, the scope and the key.
+    let bought: Value = buy(
+        token(&wallet, 30).await?,
+        r#"{"client_key": "wg-key-1"}"#,
+        None,
+    )
+    .await?
+    .json()
+    .await?;
+    let pass = bought["pass"].as_str().unwrap().to_owned();
+    let line = hook_line(&log, "purchase ", " wg-key-1").await;
+    let id = line.split(' ').nth(1).unwrap().to_owned();
+    assert_eq!(line, format!("purchase {id} api wg-key-1"));
+    let extended = buy(token(&wallet, 1).await?, "", Some(pass.clone())).await?;
+    assert_eq!(extended.status(), 200);
+    assert_eq!(
+        hook_line(&log, "extension ", "").await,
+        format!("extension {id} api wg-key-1")
+    );
+
+    // A failing purchase hook: 502, the payment back in X-Cashu, the pass revoked.
+    let before = balance(&wallet).await?;
+    let failed = buy(token(&wallet, 3).await?, r#"{"client_key": "fail"}"#, None).await?;
+    assert_eq!(failed.status(), 502);
+    let refund = take_back(&wallet, failed.headers()).await?;
+    assert_eq!(refund, 3, "the whole payment comes back");
+    assert_eq!(balance(&wallet).await?, before);
+    let failed_line = hook_line(&log, "purchase ", " api fail").await;
+    assert_ne!(failed_line.split(' ').nth(1), Some(id.as_str()));
+
+    // Revocation and expiry reach the hook through the watcher.
+    let admin = coinslot_tests::proxy::admin_token(
+        &app.server.data_dir,
+        &coinslot_admin::Scope::ALL,
+        coinslot::crates::mint::unix_now(),
+        600,
+    )?;
+    let revoked = client
+        .post(format!("{}/admin/passes/{id}/revoke", app.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        hook_line(&log, &format!("revocation {id}"), "").await,
+        format!("revocation {id} api wg-key-1")
+    );
+    let short: Value = buy(token(&wallet, 1).await?, "", None)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(short["minutes"], 1);
+    let short_id = app_pass_id(&short);
+    hook_line(&log, &format!("expiry {short_id} api -"), "").await;
+    app.stop().await
+}
+
+/// The pass id inside a purchase answer's credential (the JWT's `pid`).
+fn app_pass_id(bought: &Value) -> String {
+    use base64::Engine as _;
+    let jwt = bought["pass"].as_str().unwrap();
+    let claims = jwt.split('.').nth(1).unwrap();
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .unwrap();
+    let claims: Value = serde_json::from_slice(&claims).unwrap();
+    claims["pid"].as_str().unwrap().to_owned()
 }

@@ -47,6 +47,7 @@ pub fn upstream_app(signals: Signals) -> Router {
                     "paid_unit": header(&headers, "x-coinslot-paid-unit"),
                     "paid_mode": header(&headers, "x-coinslot-paid-mode"),
                     "paid_via": header(&headers, "x-coinslot-paid-via"),
+                    "pass_scope": header(&headers, "x-coinslot-paid-pass-scope"),
                     "saw_x_cashu": headers.contains_key("x-cashu"),
                     "saw_spoof": header(&headers, "x-coinslot-spoof"),
                     "forwarded_for": header(&headers, "x-forwarded-for"),

@@ -50,6 +50,8 @@ pub(crate) struct Settings {
     pub pass_path: String,
     /// How long a pass minute lasts (shorter in tests).
     pub pass_minute: Duration,
+    /// Told about pass purchases, extensions, expiries and revocations.
+    pub pass_hook: Option<Arc<dyn crate::pass::PassHook>>,
 }
 
 /// State shared by every route the layer wraps: the mint, the session keys and the set of
@@ -108,6 +110,7 @@ impl PaywallLayer {
             passes: Vec::new(),
             pass_path: "/pass".into(),
             pass_minute: Duration::from_secs(60),
+            pass_hook: None,
         };
         let shared = Arc::new(Shared {
             mint,
@@ -210,6 +213,13 @@ impl PaywallLayer {
     /// How long a pass minute lasts (default 60 s; shorter for tests and demos).
     pub fn pass_minute(self, minute: Duration) -> Self {
         self.update(|s| s.pass_minute = minute.max(Duration::from_secs(1)))
+    }
+
+    /// Runs `hook` on pass purchases and extensions (a failed purchase hook refunds), and,
+    /// with [`Passes::spawn_watcher`](crate::pass::Passes::spawn_watcher), on expiries and
+    /// revocations.
+    pub fn pass_hook(self, hook: Arc<dyn crate::pass::PassHook>) -> Self {
+        self.update(|s| s.pass_hook = Some(hook))
     }
 
     /// The passes: check, sell, revoke (for a proxy or an admin API).

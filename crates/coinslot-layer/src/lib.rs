@@ -56,6 +56,6 @@ pub use future::ResponseFuture;
 pub use layer::{ConfigError, PaywallLayer};
 pub use nut24::RequestEncoding;
 pub use paid::{Charge, Paid};
-pub use pass::{PassEndpoint, PassScope, Passes, ValidPass};
+pub use pass::{PassEndpoint, PassEvent, PassEventKind, PassHook, PassScope, Passes, ValidPass};
 pub use pricing::{Lookup, Price, PriceMode, PriceTable, Pricing};
 pub use service::Paywall;

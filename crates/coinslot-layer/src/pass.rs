@@ -32,9 +32,11 @@
 //! revocation ([`Passes::revoke`], the admin API) is durable. The JWT's own `exp` is the
 //! expiry when it was issued, for the client's information; the store decides.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use coinslot_mint::activity::{Event, PaidWith};
@@ -243,6 +245,59 @@ impl std::fmt::Display for PassError {
     }
 }
 
+/// What happened to a pass, for a [`PassHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassEventKind {
+    /// A new pass was bought.
+    Purchase,
+    /// An existing pass got more time.
+    Extension,
+    /// A pass ran out.
+    Expiry,
+    /// The operator revoked a pass.
+    Revocation,
+}
+
+impl PassEventKind {
+    /// The event's name: `purchase`, `extension`, `expiry`, `revocation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassEventKind::Purchase => "purchase",
+            PassEventKind::Extension => "extension",
+            PassEventKind::Expiry => "expiry",
+            PassEventKind::Revocation => "revocation",
+        }
+    }
+}
+
+/// A pass lifecycle event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassEvent {
+    /// What happened.
+    pub event: PassEventKind,
+    /// The pass id.
+    pub id: String,
+    /// Its scope.
+    pub scope: String,
+    /// Its expiry (Unix seconds) after the event.
+    pub expires_at: u64,
+    /// The key its buyer sent, if any (e.g. a WireGuard public key).
+    pub client_key: Option<String>,
+}
+
+/// Told about passes being bought, extended, running out and revoked, e.g. to add and
+/// remove a VPN peer. A purchase waits for the hook, and a failed purchase hook refunds the
+/// payment and revokes the pass (which the watcher then reports as a revocation, so any
+/// half-done setup is undone). Expiries and revocations are found by
+/// [`Passes::spawn_watcher`]; events come at least once (a retried purchase runs the hook
+/// again; after a restart, passes that ran out in the hour before are reported again), so
+/// a hook must tolerate repeats.
+pub trait PassHook: Send + Sync + 'static {
+    /// Handles one event; an error on a purchase refunds it.
+    fn call(&self, event: PassEvent) -> futures::future::BoxFuture<'static, Result<(), String>>;
+}
+
 /// What a purchase gives back.
 #[derive(Debug, Clone)]
 pub struct Bought {
@@ -261,15 +316,18 @@ pub struct Bought {
 }
 
 /// A purchase refused: the HTTP status, Cashu error code and words to answer with. The
-/// token was not spent unless the code says so (`11001`).
+/// token was not spent unless the code says so (`11001`), or a refund is attached (a failed
+/// purchase hook).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassRefusal {
-    /// HTTP status (400, 401, 402, 503).
+    /// HTTP status (400, 401, 402, 502, 503).
     pub status: StatusCode,
     /// Cashu error code.
     pub code: u16,
     /// What went wrong.
     pub detail: String,
+    /// The payment given back, when it was taken before the refusal.
+    pub refund: Option<(CurrencyUnit, Vec<Proof>)>,
 }
 
 impl From<Rejection> for PassRefusal {
@@ -278,7 +336,19 @@ impl From<Rejection> for PassRefusal {
             status: r.status,
             code: r.code,
             detail: r.detail,
+            refund: None,
         }
+    }
+}
+
+impl PassRefusal {
+    /// The refusal as a response (with the refund in `X-Cashu`, if any).
+    pub(crate) fn into_response<B>(self, settings: &Settings) -> Response<ResponseBody<B>> {
+        let mut response = reply::error(self.status, self.code, &self.detail);
+        if let Some((unit, proofs)) = self.refund {
+            reply::attach_token(&mut response, settings, &unit, proofs);
+        }
+        response
     }
 }
 
@@ -294,16 +364,19 @@ fn refusal_of(err: &Error) -> PassRefusal {
             status: StatusCode::UNAUTHORIZED,
             code: err.code(),
             detail: "the pass was revoked: buy a new one (the token was not spent)".into(),
+            refund: None,
         },
         err if err.is_internal() => PassRefusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: err.code(),
             detail: "the payment could not be recorded; the token was not spent, try again".into(),
+            refund: None,
         },
         err => PassRefusal {
             status: StatusCode::BAD_REQUEST,
             code: err.code(),
             detail: err.to_string(),
+            refund: None,
         },
     }
 }
@@ -413,6 +486,7 @@ impl Passes {
                         status: StatusCode::UNAUTHORIZED,
                         code: coinslot_mint::GENERIC_ERROR_CODE,
                         detail: format!("{e}; the token was not spent"),
+                        refund: None,
                     })?;
                 if claims.scope != scope.name {
                     return Err(Rejection::bad_request(format!(
@@ -449,7 +523,7 @@ impl Passes {
                 client_key,
             }),
         };
-        let (pid, minutes, change) = match shared.mint.redeem(proofs, payment).await {
+        let (pid, minutes, change, fee) = match shared.mint.redeem(proofs, payment).await {
             Ok(redeemed) => {
                 shared.mint.record(Event::Paid {
                     unit: unit.clone(),
@@ -457,7 +531,7 @@ impl Passes {
                     fee: redeemed.fee,
                     with: PaidWith::Token,
                 });
-                (pid, redeemed.minutes, redeemed.change)
+                (pid, redeemed.minutes, redeemed.change, redeemed.fee)
             }
             Err(Error::TokenAlreadySpent) => {
                 // A retry of a purchase that went through: the same pass and change again.
@@ -468,11 +542,21 @@ impl Passes {
                     .map_err(|e| refusal_of(&e))?
                     .and_then(|record| ReceiptData::decode(&record.data));
                 match earlier {
+                    Some(data) if data.kind == ReceiptKind::Pass && data.refund.is_some() => {
+                        let mut back = data.change.clone();
+                        back.extend(data.refund.unwrap_or_default());
+                        return Err(PassRefusal {
+                            status: StatusCode::BAD_GATEWAY,
+                            code: coinslot_mint::GENERIC_ERROR_CODE,
+                            detail: "this purchase failed and was refunded; the refund is in the X-Cashu header".into(),
+                            refund: Some((unit, back)),
+                        });
+                    }
                     Some(data) if data.kind == ReceiptKind::Pass => {
                         let back: u64 = data.change.iter().map(|p| u64::from(p.amount)).sum();
                         let kept = total.saturating_sub(data.fee).saturating_sub(back);
                         let pid = data.session.unwrap_or_default();
-                        (pid, kept / price, data.change)
+                        (pid, kept / price, data.change, data.fee)
                     }
                     _ => {
                         return Err(Rejection::new(
@@ -492,6 +576,30 @@ impl Passes {
             .await
             .map_err(|e| refusal_of(&e))?
             .ok_or_else(|| refusal_of(&Error::Storage("the pass just bought is missing".into())))?;
+        // Also on a retry: the first answer may have been cut off before the hook ran, and
+        // hooks tolerate repeats.
+        if let Some(hook) = &settings.pass_hook {
+            let event = PassEvent {
+                event: if extend.is_some() {
+                    PassEventKind::Extension
+                } else {
+                    PassEventKind::Purchase
+                },
+                id: record.id.clone(),
+                scope: record.scope.clone(),
+                expires_at: record.expires_at,
+                client_key: record.client_key.clone(),
+            };
+            if let Err(why) = hook.call(event).await {
+                if extend.is_none() {
+                    return Err(self
+                        .refund(&key, &record, &unit, minutes * price + fee, change, &why)
+                        .await);
+                }
+                // The pass existed before, set up by an earlier purchase: keep the time.
+                tracing::warn!(pass = %record.id, error = %why, "pass extension hook failed; the extension stands");
+            }
+        }
         let credential = shared
             .pass_keys
             .issue(&pid, &scope.name, now(), record.expires_at)
@@ -505,6 +613,108 @@ impl Passes {
             change,
             unit,
         })
+    }
+}
+
+impl Passes {
+    /// Undoes a purchase whose hook failed: the pass is revoked, its price and fee go back
+    /// (with the change), recorded in the receipt so a retry gets the refund again.
+    async fn refund(
+        &self,
+        key: &[u8; 32],
+        record: &PassRecord,
+        unit: &CurrencyUnit,
+        owed: u64,
+        change: Vec<Proof>,
+        why: &str,
+    ) -> PassRefusal {
+        let shared = &self.shared;
+        tracing::warn!(pass = %record.id, error = %why, "pass purchase hook failed; refunding");
+        if let Err(err) = shared.mint.revoke_pass(&record.id).await {
+            tracing::error!(error = %err, pass = %record.id, "could not revoke a refunded pass");
+        }
+        let refund = match shared.mint.make_proofs(unit, owed).await {
+            Ok(proofs) => proofs,
+            Err(err) => {
+                tracing::error!(error = %err, amount = owed, "could not make a pass refund");
+                Vec::new()
+            }
+        };
+        if let Ok(Some(receipt)) = shared.mint.receipt(key).await {
+            if let Some(mut data) = ReceiptData::decode(&receipt.data) {
+                data.refund = Some(refund.clone());
+                paywall::save_receipt(shared, key, receipt.created_at, &data, &refund).await;
+            }
+        }
+        shared.mint.record(Event::Refunded {
+            unit: unit.clone(),
+            amount: owed,
+            failed: true,
+        });
+        let mut back = change;
+        back.extend(refund);
+        PassRefusal {
+            status: StatusCode::BAD_GATEWAY,
+            code: coinslot_mint::GENERIC_ERROR_CODE,
+            detail: format!("the service could not set up the pass ({why}); the payment is refunded in the X-Cashu header"),
+            refund: Some((unit.clone(), back)),
+        }
+    }
+
+    /// Starts a task that reports expiries and revocations to the hook every `every`
+    /// (nothing without a hook). Passes that ran out in the hour before it starts are
+    /// reported once more, in case a restart hid their expiry.
+    /// The task ends when the mint is dropped.
+    pub fn spawn_watcher(&self, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        let hook = self.settings.pass_hook.clone()?;
+        // Weak: the watcher ends with the mint instead of keeping it (and its store) open.
+        let weak = self.shared.mint.downgrade();
+        Some(tokio::spawn(async move {
+            // What each pass looked like at the last look: (expires_at, revoked).
+            let mut known: HashMap<String, (u64, bool)> = HashMap::new();
+            let mut last = now().saturating_sub(3600);
+            let mut first_look = true;
+            loop {
+                let Some(mint) = weak.upgrade() else {
+                    return;
+                };
+                let at = now();
+                match mint.passes(last.min(at.saturating_sub(86_400))).await {
+                    Ok(passes) => {
+                        for pass in passes {
+                            let before = known.get(&pass.id).copied();
+                            let kind = if pass.revoked {
+                                // Unknown at the first look (revoked before a restart): skip.
+                                let newly = before.map_or(!first_look, |(_, revoked)| !revoked);
+                                newly.then_some(PassEventKind::Revocation)
+                            } else {
+                                let ran_out = pass.expires_at <= at && pass.expires_at > last;
+                                ran_out.then_some(PassEventKind::Expiry)
+                            };
+                            known.insert(pass.id.clone(), (pass.expires_at, pass.revoked));
+                            if let Some(kind) = kind {
+                                let event = PassEvent {
+                                    event: kind,
+                                    id: pass.id,
+                                    scope: pass.scope,
+                                    expires_at: pass.expires_at,
+                                    client_key: pass.client_key,
+                                };
+                                if let Err(why) = hook.call(event).await {
+                                    tracing::warn!(error = %why, event = kind.as_str(), "pass hook failed");
+                                }
+                            }
+                        }
+                        known.retain(|_, (expires_at, _)| *expires_at + 86_400 > at);
+                        last = at;
+                        first_look = false;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not list passes for the hook"),
+                }
+                drop(mint);
+                tokio::time::sleep(every).await;
+            }
+        }))
     }
 }
 
@@ -698,6 +908,6 @@ where
             reply::attach_token(&mut response, settings, &bought.unit, bought.change);
             response
         }
-        Err(refusal) => reply::error(refusal.status, refusal.code, &refusal.detail),
+        Err(refusal) => refusal.into_response(settings),
     }
 }

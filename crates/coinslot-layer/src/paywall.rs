@@ -129,9 +129,7 @@ where
                     };
                     (bought.pass.clone(), Some(bought))
                 }
-                Err(refusal) => {
-                    return Ok(reply::error(refusal.status, refusal.code, &refusal.detail))
-                }
+                Err(refusal) => return Ok(refusal.into_response(&settings)),
             },
         },
     };
@@ -238,7 +236,7 @@ pub(crate) fn receipt_fn(template: ReceiptData) -> coinslot_mint::ReceiptFn {
 
 /// Records what a payment's receipt now holds, counting `made` (proofs just made to hand
 /// out) as issued in the same write.
-async fn save_receipt(
+pub(crate) async fn save_receipt(
     shared: &Shared,
     key: &[u8; 32],
     created_at: u64,

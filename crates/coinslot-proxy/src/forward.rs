@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use coinslot_layer::{Charge, Paid};
+use coinslot_layer::{Charge, Paid, ValidPass};
 use futures::TryStreamExt;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -78,6 +78,9 @@ impl Proxy {
         add_forwarding(&mut headers, &parts.headers, client_ip);
         if let Some(paid) = parts.extensions.get::<Paid>() {
             add_paid(&mut headers, &config.paid_header, paid);
+        }
+        if let Some(pass) = parts.extensions.get::<ValidPass>() {
+            add_pass(&mut headers, &config.paid_header, pass);
         }
 
         let mut outgoing = self
@@ -255,6 +258,21 @@ fn add_paid(headers: &mut HeaderMap, prefix: &str, paid: &Paid) {
         }
         .into(),
     );
+}
+
+/// A request opened by a time pass: `{prefix}-via: pass` and the pass's id, scope and
+/// expiry, so the upstream can tell its users apart.
+fn add_pass(headers: &mut HeaderMap, prefix: &str, pass: &ValidPass) {
+    let mut put = |suffix: &str, value: &str| {
+        let name = HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
+    };
+    put("via", "pass");
+    put("pass-id", &pass.id);
+    put("pass-scope", &pass.scope);
+    put("pass-expires", &pass.expires_at.to_string());
 }
 
 fn error(status: StatusCode, detail: String) -> Response<Body> {

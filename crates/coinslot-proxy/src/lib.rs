@@ -21,7 +21,8 @@
 //! What the upstream sees on a paid request: the client's headers without payment
 //! credentials or hop-by-hop headers, `X-Forwarded-For`/`-Host`/`-Proto`, and
 //! `x-coinslot-paid-amount`, `-unit`, `-mode` (`fixed` or `metered`, where the amount is
-//! the most it may charge) and `-via` (`token` or `session`). Clients cannot forge those:
+//! the most it may charge) and `-via` (`token` or `session`); on a request opened by a time
+//! pass, `-via: pass` and `-pass-id`, `-pass-scope`, `-pass-expires`. Clients cannot forge those:
 //! every incoming `x-coinslot-*` header is dropped. A metered upstream answers with
 //! `x-coinslot-cost: N`; the rest of the reservation goes back to the client. An upstream
 //! that fails (5xx, unreachable: `502`, too slow: `504`) has the payment refunded by the

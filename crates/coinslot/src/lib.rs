@@ -35,9 +35,9 @@ pub mod embedded;
 
 pub use coinslot_http::{router as mint_api, HttpOptions};
 pub use coinslot_layer::{
-    cashu, nut24, pass, pricing, session, Charge, ConfigError, Paid, PassEndpoint, PassScope,
-    Passes, Paywall, PaywallLayer, Price, PriceMode, PriceTable, Pricing, RequestEncoding,
-    ResponseBody, ResponseFuture, ValidPass,
+    cashu, nut24, pass, pricing, session, Charge, ConfigError, Paid, PassEndpoint, PassEvent,
+    PassEventKind, PassHook, PassScope, Passes, Paywall, PaywallLayer, Price, PriceMode,
+    PriceTable, Pricing, RequestEncoding, ResponseBody, ResponseFuture, ValidPass,
 };
 pub use coinslot_mint::{
     FakeBackend, FakeBackendConfig, Mint, MintConfig, MintSeed, PaymentBackend, UnitConfig,

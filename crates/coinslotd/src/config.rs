@@ -249,6 +249,8 @@ pub struct PassesConfig {
     pub minute_secs: u64,
     /// The scopes: `[[passes.scopes]]`.
     pub scopes: Vec<PassScopeConfig>,
+    /// What to run when a pass is bought, extended, runs out or is revoked.
+    pub hooks: PassHooksConfig,
 }
 
 impl Default for PassesConfig {
@@ -257,6 +259,33 @@ impl Default for PassesConfig {
             path: "/pass".into(),
             minute_secs: 60,
             scopes: Vec::new(),
+            hooks: PassHooksConfig::default(),
+        }
+    }
+}
+
+/// `[passes.hooks]`: a command and/or a webhook told about every pass event (see
+/// `coinslotd::hooks`). A failing hook on a purchase refunds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassHooksConfig {
+    /// Program and leading arguments; `<event> <pass id> <scope> <client key or ->` follow.
+    pub command: Vec<String>,
+    /// A URL that gets each event as JSON (`POST`).
+    pub webhook: Option<String>,
+    /// How long a hook may take, in seconds.
+    pub timeout_secs: u64,
+    /// How often expiries and revocations are looked for, in seconds.
+    pub watch_secs: u64,
+}
+
+impl Default for PassHooksConfig {
+    fn default() -> Self {
+        Self {
+            command: Vec::new(),
+            webhook: None,
+            timeout_secs: 10,
+            watch_secs: 5,
         }
     }
 }
@@ -686,6 +715,14 @@ impl Config {
             return fail("passes.path: must start with /");
         }
         self.passes.scopes(&self.units())?;
+        if self.passes.hooks.watch_secs == 0 || self.passes.hooks.timeout_secs == 0 {
+            return fail("passes.hooks: watch_secs and timeout_secs must be at least 1");
+        }
+        if let Some(url) = &self.passes.hooks.webhook {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return fail("passes.hooks.webhook: must be an http:// or https:// URL");
+            }
+        }
         if self.topup.amounts.contains(&0) {
             return fail("topup.amounts: amounts must be at least 1");
         }

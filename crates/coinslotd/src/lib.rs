@@ -49,6 +49,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod config;
+pub mod hooks;
 pub mod limits;
 pub mod metrics;
 pub mod price_feed;
@@ -259,6 +260,14 @@ pub fn apps(
         .pass_minute(Duration::from_secs(config.passes.minute_secs));
     for scope in scopes {
         paywall = paywall.pass_scope(scope);
+    }
+    if let Some(hooks) = hooks::ConfiguredHooks::new(&config.passes.hooks) {
+        paywall = paywall.pass_hook(Arc::new(hooks));
+        if sells_passes {
+            paywall
+                .passes()
+                .spawn_watcher(Duration::from_secs(config.passes.hooks.watch_secs));
+        }
     }
     let pass_endpoint = paywall.pass_endpoint();
     let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);

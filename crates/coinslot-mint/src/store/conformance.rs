@@ -891,6 +891,21 @@ pub async fn unpaid_quotes_lists_unpaid_quotes_since(store: Arc<dyn MintStore>) 
     assert_eq!(all, expected);
 }
 
+/// Spends `proof` and writes `write` in one commit.
+async fn commit_pass(
+    store: &Arc<dyn MintStore>,
+    proof: PublicKey,
+    write: PassWrite<'_>,
+) -> Result<(), StoreError> {
+    store
+        .commit(Commit {
+            spend: &[spent(proof)],
+            pass: Some(write),
+            ..Commit::default()
+        })
+        .await
+}
+
 fn pass_write<'a>(id: &'a str, unit: &'a CurrencyUnit, secs: u64, now: u64) -> PassWrite<'a> {
     PassWrite {
         id,
@@ -910,14 +925,7 @@ pub async fn passes_are_bought_with_their_spend(store: Arc<dyn MintStore>) {
     let first = point();
     let mut write = pass_write(&id, &sat, 180, 1_000);
     write.client_key = Some("wg-key");
-    store
-        .commit(Commit {
-            spend: &[spent(first)],
-            pass: Some(write),
-            ..Commit::default()
-        })
-        .await
-        .expect("buy");
+    commit_pass(&store, first, write).await.expect("buy");
     let pass = store
         .pass(&id)
         .await
@@ -928,13 +936,7 @@ pub async fn passes_are_bought_with_their_spend(store: Arc<dyn MintStore>) {
     assert!(!pass.revoked);
 
     // A commit that fails (the proof is spent) extends nothing.
-    let refused = store
-        .commit(Commit {
-            spend: &[spent(first)],
-            pass: Some(pass_write(&id, &sat, 60, 1_050)),
-            ..Commit::default()
-        })
-        .await;
+    let refused = commit_pass(&store, first, pass_write(&id, &sat, 60, 1_050)).await;
     assert!(
         matches!(refused, Err(StoreError::AlreadySpent(_))),
         "{refused:?}"
@@ -942,21 +944,11 @@ pub async fn passes_are_bought_with_their_spend(store: Arc<dyn MintStore>) {
     assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_180);
 
     // Extended before expiry: from the expiry. After it: from now.
-    store
-        .commit(Commit {
-            spend: &[spent(point())],
-            pass: Some(pass_write(&id, &sat, 60, 1_100)),
-            ..Commit::default()
-        })
+    commit_pass(&store, point(), pass_write(&id, &sat, 60, 1_100))
         .await
         .expect("extend");
     assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_240);
-    store
-        .commit(Commit {
-            spend: &[spent(point())],
-            pass: Some(pass_write(&id, &sat, 60, 5_000)),
-            ..Commit::default()
-        })
+    commit_pass(&store, point(), pass_write(&id, &sat, 60, 5_000))
         .await
         .expect("renew");
     let pass = store.pass(&id).await.unwrap().unwrap();
@@ -970,13 +962,7 @@ pub async fn passes_are_bought_with_their_spend(store: Arc<dyn MintStore>) {
     // Another unit (or scope) is refused, and its spend undone.
     let usd = CurrencyUnit::Usd;
     let other = point();
-    let mismatch = store
-        .commit(Commit {
-            spend: &[spent(other)],
-            pass: Some(pass_write(&id, &usd, 60, 5_000)),
-            ..Commit::default()
-        })
-        .await;
+    let mismatch = commit_pass(&store, other, pass_write(&id, &usd, 60, 5_000)).await;
     assert!(
         matches!(mismatch, Err(StoreError::PassMismatch(_))),
         "{mismatch:?}"
@@ -1001,13 +987,7 @@ pub async fn concurrent_pass_extensions_add_up(store: Arc<dyn MintStore>) {
         let (store, id) = (Arc::clone(&store), Arc::clone(&id));
         tasks.push(tokio::spawn(async move {
             let sat = CurrencyUnit::Sat;
-            store
-                .commit(Commit {
-                    spend: &[spent(point())],
-                    pass: Some(pass_write(&id, &sat, 60, 1_000)),
-                    ..Commit::default()
-                })
-                .await
+            commit_pass(&store, point(), pass_write(&id, &sat, 60, 1_000)).await
         }));
     }
     for task in tasks {
@@ -1023,25 +1003,14 @@ pub async fn revoked_passes_stay_revoked(store: Arc<dyn MintStore>) {
     let id = format!("pass-{}", point().to_hex());
     assert_eq!(store.revoke_pass(&id).await.expect("revoke unknown"), None);
     assert_eq!(store.pass(&id).await.unwrap(), None);
-    store
-        .commit(Commit {
-            spend: &[spent(point())],
-            pass: Some(pass_write(&id, &sat, 60, 1_000)),
-            ..Commit::default()
-        })
+    commit_pass(&store, point(), pass_write(&id, &sat, 60, 1_000))
         .await
         .expect("buy");
     let revoked = store.revoke_pass(&id).await.unwrap().expect("known");
     assert!(revoked.revoked);
     assert!(store.pass(&id).await.unwrap().unwrap().revoked);
     let proof = point();
-    let refused = store
-        .commit(Commit {
-            spend: &[spent(proof)],
-            pass: Some(pass_write(&id, &sat, 60, 1_010)),
-            ..Commit::default()
-        })
-        .await;
+    let refused = commit_pass(&store, proof, pass_write(&id, &sat, 60, 1_010)).await;
     assert!(
         matches!(refused, Err(StoreError::PassRevoked)),
         "{refused:?}"
