@@ -523,7 +523,7 @@ impl Passes {
                 client_key,
             }),
         };
-        let (pid, minutes, change, fee) = match shared.mint.redeem(proofs, payment).await {
+        let (pid, minutes, change, fee, first) = match shared.mint.redeem(proofs, payment).await {
             Ok(redeemed) => {
                 shared.mint.record(Event::Paid {
                     unit: unit.clone(),
@@ -531,7 +531,7 @@ impl Passes {
                     fee: redeemed.fee,
                     with: PaidWith::Token,
                 });
-                (pid, redeemed.minutes, redeemed.change, redeemed.fee)
+                (pid, redeemed.minutes, redeemed.change, redeemed.fee, true)
             }
             Err(Error::TokenAlreadySpent) => {
                 // A retry of a purchase that went through: the same pass and change again.
@@ -556,7 +556,7 @@ impl Passes {
                         let back: u64 = data.change.iter().map(|p| u64::from(p.amount)).sum();
                         let kept = total.saturating_sub(data.fee).saturating_sub(back);
                         let pid = data.session.unwrap_or_default();
-                        (pid, kept / price, data.change, data.fee)
+                        (pid, kept / price, data.change, data.fee, false)
                     }
                     _ => {
                         return Err(Rejection::new(
@@ -576,8 +576,9 @@ impl Passes {
             .await
             .map_err(|e| refusal_of(&e))?
             .ok_or_else(|| refusal_of(&Error::Storage("the pass just bought is missing".into())))?;
-        // Also on a retry: the first answer may have been cut off before the hook ran, and
-        // hooks tolerate repeats.
+        // Also on a retry (the first answer may have been cut off before the hook ran; hooks
+        // tolerate repeats), but only the first attempt is refunded when it fails: a pass
+        // that was answered once may have been used since.
         if let Some(hook) = &settings.pass_hook {
             let event = PassEvent {
                 event: if extend.is_some() {
@@ -591,13 +592,13 @@ impl Passes {
                 client_key: record.client_key.clone(),
             };
             if let Err(why) = hook.call(event).await {
-                if extend.is_none() {
+                if extend.is_none() && first {
                     return Err(self
                         .refund(&key, &record, &unit, minutes * price + fee, change, &why)
                         .await);
                 }
-                // The pass existed before, set up by an earlier purchase: keep the time.
-                tracing::warn!(pass = %record.id, error = %why, "pass extension hook failed; the extension stands");
+                // An extension (the pass was set up before) or a retry: the time stands.
+                tracing::warn!(pass = %record.id, error = %why, "pass hook failed; the pass stands");
             }
         }
         let credential = shared
