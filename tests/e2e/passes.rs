@@ -95,6 +95,12 @@ async fn a_token_buys_minutes_that_open_the_scope() -> Result<()> {
     assert_eq!(bought["minutes"], 3);
     assert_eq!(bought["scope"], "vpn");
     assert_eq!(change(&headers), 1, "the remainder comes back as change");
+    // Change and pass headers together: a browser may read both.
+    let exposed = header(&headers, "access-control-expose-headers");
+    assert!(
+        exposed.contains("x-cashu,") && exposed.contains("x-cashu-pass-remaining"),
+        "{exposed}"
+    );
     let expires = bought["expires_at"].as_u64().unwrap();
     assert!((before + 3..=before + 4).contains(&expires), "{bought}");
     let pass = bought["pass"].as_str().unwrap().to_owned();

@@ -333,10 +333,7 @@ async fn time_passes_open_upstream_routes_until_revoked() -> Result<()> {
     assert!(body["detail"].as_str().unwrap().contains("/pass"), "{body}");
 
     let wallet = funded(app.url(), 20).await?;
-    let bought: Value = client
-        .post(format!("{}/pass", app.url()))
-        .header("x-cashu", token(&wallet, 5).await?)
-        .send()
+    let bought: Value = buy_pass(&client, app.url(), token(&wallet, 5).await?, "", None)
         .await?
         .json()
         .await?;
@@ -397,6 +394,25 @@ async fn time_passes_open_upstream_routes_until_revoked() -> Result<()> {
     app.stop().await
 }
 
+/// `POST {url}/pass` with a token, a JSON body (may be empty) and a pass to extend.
+async fn buy_pass(
+    client: &reqwest::Client,
+    url: &str,
+    token: String,
+    body: &'static str,
+    pass: Option<String>,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = client
+        .post(format!("{url}/pass"))
+        .header("x-cashu", token)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(pass) = pass {
+        request = request.header("x-cashu-pass", pass);
+    }
+    request.send().await
+}
+
 /// Waits until the hook log holds a line starting with `prefix` and ending with `suffix`;
 /// returns that line.
 async fn hook_line(log: &std::path::Path, prefix: &str, suffix: &str) -> String {
@@ -437,15 +453,7 @@ async fn pass_hooks_run_on_every_event_and_a_failing_purchase_hook_refunds() -> 
     let client = reqwest::Client::new();
     let wallet = funded(app.url(), 50).await?;
     let buy = |token: String, body: &'static str, pass: Option<String>| {
-        let mut request = client
-            .post(format!("{}/pass", app.url()))
-            .header("x-cashu", token)
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(pass) = pass {
-            request = request.header("x-cashu-pass", pass);
-        }
-        request.send()
+        buy_pass(&client, app.url(), token, body, pass)
     };
 
     // Purchase and extension: the hook gets the event, the pass id, the scope and the key.

@@ -38,16 +38,42 @@ impl TestServer {
     }
 
     /// Starts `coinslotd` with `config` (its `listen` is ignored: the port is ephemeral).
-    pub async fn start_with(mut config: coinslotd::Config) -> anyhow::Result<TestServer> {
+    pub async fn start_with(config: coinslotd::Config) -> anyhow::Result<TestServer> {
+        Self::start_on(config, coinslotd::Listeners::default()).await
+    }
+
+    /// Starts `coinslotd` with `config` and its forward proxy on an ephemeral port too;
+    /// the proxy's address.
+    pub async fn start_forward(
+        mut config: coinslotd::Config,
+    ) -> anyhow::Result<(TestServer, std::net::SocketAddr)> {
+        let forward = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = forward.local_addr()?;
+        config.forward.listen = Some(addr);
+        let listeners = coinslotd::Listeners {
+            forward: Some(forward),
+        };
+        Ok((Self::start_on(config, listeners).await?, addr))
+    }
+
+    async fn start_on(
+        mut config: coinslotd::Config,
+        listeners: coinslotd::Listeners,
+    ) -> anyhow::Result<TestServer> {
         init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         config.public_url.get_or_insert_with(|| url.clone());
         let data_dir = config.data_dir.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(coinslotd::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(coinslotd::run_with(
+            listener,
+            listeners,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         let server = TestServer {
             url,
             data_dir,

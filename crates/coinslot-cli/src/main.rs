@@ -6,6 +6,7 @@
 //! coinslot post https://api.example/run --data '{"job": 1}'
 //! coinslot balance
 //! coinslot send 21 > token.txt ; coinslot receive "$(cat token.txt)"
+//! PASS=$(coinslot pass https://vpn.example/pass 60)   # a time pass: 60 sat of minutes
 //! ```
 //!
 //! The wallet lives in `~/.coinslot` (`--wallet`, `COINSLOT_WALLET`): a seed (0600), the
@@ -31,7 +32,7 @@ use cdk::wallet::SendOptions;
 use cdk::Amount;
 use clap::{Args, Parser, Subcommand};
 use coinslot_client::{
-    decode_request, Budget, Limits, Nip60, PayingClient, SpendRecord, Wallets, X_CASHU,
+    decode_request, Budget, Limits, Nip60, PassOrder, PayingClient, SpendRecord, Wallets, X_CASHU,
 };
 
 /// File listing the mints this wallet trusts, one URL per line.
@@ -102,6 +103,26 @@ enum Command {
         /// Content type of the body.
         #[arg(long, default_value = "application/json")]
         content_type: String,
+        #[command(flatten)]
+        budget: BudgetArgs,
+    },
+    /// Buy a time pass at a pass endpoint (e.g. `http://host/pass`) with AMOUNT of ecash:
+    /// prints the pass on stdout (for `X-Cashu-Pass`, or as a forward proxy's password),
+    /// its minutes and expiry on stderr. The change comes back into the wallet.
+    Pass {
+        /// The pass endpoint.
+        url: String,
+        /// How much to spend (floor(AMOUNT / price) minutes).
+        amount: u64,
+        /// The scope, when the server sells several.
+        #[arg(long)]
+        scope: Option<String>,
+        /// A key for the server's hooks (e.g. your WireGuard public key).
+        #[arg(long)]
+        client_key: Option<String>,
+        /// A pass to extend instead of buying a new one.
+        #[arg(long)]
+        extend: Option<String>,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -261,6 +282,41 @@ async fn run(cli: Cli) -> Result<()> {
                 .build()?;
             fetch(&dir, &client, request).await
         }
+        Command::Pass {
+            url,
+            amount,
+            scope,
+            client_key,
+            extend,
+            budget,
+        } => {
+            let client = paying_client(&dir, wallets, &budget, nip60)?;
+            let order = PassOrder {
+                scope,
+                client_key,
+                extend,
+            };
+            let result = client.buy_pass(&url, amount, &order).await;
+            save_spent(&dir, &client.spending_history())?;
+            let bought = result?;
+            let left = bought.expires_at.saturating_sub(unix_now());
+            eprintln!(
+                "{} {} minute(s) of {} (change {}): the pass runs out in {}m{:02}s (Unix {})",
+                if bought.extended {
+                    "extended by"
+                } else {
+                    "bought"
+                },
+                bought.minutes,
+                bought.scope,
+                bought.change,
+                left / 60,
+                left % 60,
+                bought.expires_at
+            );
+            println!("{}", bought.pass);
+            Ok(())
+        }
         Command::Balance => {
             let balances = wallets.balances().await?;
             if balances.is_empty() {
@@ -286,6 +342,13 @@ async fn run(cli: Cli) -> Result<()> {
             publish(&nip60, &wallets, &mint, &unit).await
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn unit(name: &str) -> Result<CurrencyUnit> {

@@ -159,3 +159,50 @@ async fn the_hourly_budget_holds_across_runs() {
         "nothing spent by the refused run: {stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_buys_time_on_a_paid_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, proxy, site) = paid_proxy::spawn_on_loopback(dir.path(), 60).await.unwrap();
+    let wallet = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = coinslot(wallet.path(), &["topup", &url, "20"]).await;
+    assert!(out.status.success(), "{stderr}");
+
+    // Too little for a minute is refused before anything leaves the wallet.
+    let shop = format!("{url}/pass");
+    let (out, _, stderr) = coinslot(wallet.path(), &["pass", &shop, "0"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("buys nothing"), "{stderr}");
+
+    let (out, pass, stderr) = coinslot(wallet.path(), &["pass", &shop, "5"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("bought 5 minute(s) of proxy"), "{stderr}");
+    let pass = pass.trim().to_string();
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("15 sat"), "{stdout}");
+
+    // The pass opens the proxy.
+    let client = reqwest::Client::builder()
+        .proxy(
+            reqwest::Proxy::http(format!("http://{proxy}"))
+                .unwrap()
+                .basic_auth("pass", &pass),
+        )
+        .build()
+        .unwrap();
+    let page = client.get(format!("http://{site}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    // Extending adds minutes to the same pass.
+    let (out, _, stderr) = coinslot(wallet.path(), &["pass", &shop, "3", "--extend", &pass]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("extended by 3 minute(s)"), "{stderr}");
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("12 sat"), "{stdout}");
+
+    // An unknown scope is refused before anything leaves the wallet.
+    let (out, _, stderr) = coinslot(wallet.path(), &["pass", &shop, "3", "--scope", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("12 sat"), "{stdout}");
+}

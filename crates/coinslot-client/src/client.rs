@@ -106,9 +106,19 @@ impl PayingClient {
         self
     }
 
+    /// The HTTP client underneath.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Gives `amount` back to the budget a reservation took.
+    pub(crate) fn release(&self, reservation: &Reservation, amount: u64) {
+        self.budget.lock().release(reservation, amount);
+    }
+
     /// Publishes the wallet's state at `mint` to NIP-60, if on; a relay failure is logged,
     /// not fatal (the proofs are safe locally and the next change publishes them again).
-    async fn sync_nip60(&self, mint: &MintUrl, unit: &CurrencyUnit) {
+    pub(crate) async fn sync_nip60(&self, mint: &MintUrl, unit: &CurrencyUnit) {
         if let Some(nip60) = &self.nip60 {
             if let Err(err) = nip60.publish(&self.wallets, mint, unit).await {
                 tracing::warn!(error = %err, "could not update the NIP-60 wallet");
@@ -311,7 +321,7 @@ impl PayingClient {
     }
 
     /// The payment a `402` asks for, checked against what this client may pay.
-    fn offer(&self, headers: &http::HeaderMap, host: &str) -> Result<Offer, Error> {
+    pub(crate) fn offer(&self, headers: &http::HeaderMap, host: &str) -> Result<Offer, Error> {
         let header = headers
             .get(X_CASHU)
             .and_then(|v| v.to_str().ok())
@@ -353,7 +363,12 @@ impl PayingClient {
     }
 
     /// Takes `amount` (plus input fees) out of the wallet as a token, within the budget.
-    async fn spend(&self, offer: &Offer, amount: u64, host: &str) -> Result<Spent, Error> {
+    pub(crate) async fn spend(
+        &self,
+        offer: &Offer,
+        amount: u64,
+        host: &str,
+    ) -> Result<Spent, Error> {
         let wallet = self.wallets.wallet(&offer.mint, &offer.unit)?;
         let options = SendOptions {
             include_fee: true,
@@ -460,7 +475,7 @@ impl PayingClient {
 
     /// Receives the change or refund a response carries in `X-Cashu`; 0 if none (or if
     /// it could not be received, which is logged: the server may have sent a bad token).
-    async fn take_returned(&self, response: &reqwest::Response) -> u64 {
+    pub(crate) async fn take_returned(&self, response: &reqwest::Response) -> u64 {
         let Some(token) = response
             .headers()
             .get(X_CASHU)
@@ -479,7 +494,7 @@ impl PayingClient {
     }
 
     /// Takes back a sent token the server did not spend, and its share of the budget.
-    async fn reclaim(
+    pub(crate) async fn reclaim(
         &self,
         wallet: &cdk::wallet::Wallet,
         operation: uuid::Uuid,
@@ -500,12 +515,12 @@ impl PayingClient {
     }
 }
 
-struct Spent {
-    token: String,
-    fee: u64,
-    reservation: Reservation,
-    operation: uuid::Uuid,
-    wallet: cdk::wallet::Wallet,
+pub(crate) struct Spent {
+    pub token: String,
+    pub fee: u64,
+    pub reservation: Reservation,
+    pub operation: uuid::Uuid,
+    pub wallet: cdk::wallet::Wallet,
 }
 
 /// The client as a tower [`Service`](tower_service::Service) over `http` types, so it composes with tower
@@ -547,11 +562,11 @@ fn origin(url: &reqwest::Url) -> String {
     url.origin().ascii_serialization()
 }
 
-struct Offer {
-    mint: MintUrl,
-    unit: CurrencyUnit,
-    amount: u64,
-    lock: Option<PublicKey>,
+pub(crate) struct Offer {
+    pub mint: MintUrl,
+    pub unit: CurrencyUnit,
+    pub amount: u64,
+    pub lock: Option<PublicKey>,
 }
 
 /// A NUT-18 (`creqA…`) or NUT-26 (`creqb1…`) payment request.

@@ -32,11 +32,13 @@
 pub mod budget;
 pub mod client;
 pub mod nip60;
+pub mod pass;
 pub mod wallets;
 
 pub use budget::{Budget, Limits, OverBudget, SpendRecord};
 pub use client::{decode_request, Paid, PayingClient, Payment, X_CASHU, X_CASHU_SESSION};
 pub use nip60::Nip60;
+pub use pass::{BoughtPass, PassOrder};
 pub use wallets::Wallets;
 
 /// Why a request could not be paid (or sent).

@@ -54,6 +54,13 @@ pub(crate) struct Settings {
     pub pass_hook: Option<Arc<dyn crate::pass::PassHook>>,
 }
 
+impl Settings {
+    /// The pass scope a request with `method` on `path` belongs to.
+    pub fn pass_scope(&self, method: &http::Method, path: &str) -> Option<&crate::pass::PassScope> {
+        self.passes.iter().find(|s| s.matches(method, path))
+    }
+}
+
 /// State shared by every route the layer wraps: the mint, the session keys and the set of
 /// tokens whose request is running right now.
 pub(crate) struct Shared {
@@ -226,6 +233,18 @@ impl PaywallLayer {
     pub fn passes(&self) -> crate::pass::Passes {
         crate::pass::Passes {
             settings: Arc::clone(&self.settings),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The mint this paywall redeems against.
+    pub fn mint(&self) -> &Mint {
+        &self.shared.mint
+    }
+
+    /// The prepaid sessions: check a credential, debit it (for a proxy charging per byte).
+    pub fn sessions(&self) -> crate::session::Sessions {
+        crate::session::Sessions {
             shared: Arc::clone(&self.shared),
         }
     }

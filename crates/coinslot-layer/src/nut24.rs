@@ -22,7 +22,8 @@ pub const X_CASHU_BALANCE: HeaderName = HeaderName::from_static("x-cashu-balance
 pub const X_CASHU_ACCEPT: HeaderName = HeaderName::from_static("x-cashu-accept");
 
 /// Headers a browser script may read on the layer's responses (CORS).
-pub const EXPOSED_HEADERS: &str = "x-cashu, x-cashu-session, x-cashu-balance";
+pub const EXPOSED_HEADERS: &str = "x-cashu, x-cashu-session, x-cashu-balance, x-cashu-pass, \
+     x-cashu-pass-expires, x-cashu-pass-remaining";
 
 /// How a `402` encodes its payment request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +81,16 @@ pub enum TokenSource {
     XCashu,
     /// `Authorization: Cashu <token>` or `Authorization: Bearer cashu…`
     Authorization,
+}
+
+impl TokenSource {
+    /// The header the token came in.
+    pub fn header(self) -> http::HeaderName {
+        match self {
+            TokenSource::XCashu => X_CASHU,
+            TokenSource::Authorization => http::header::AUTHORIZATION,
+        }
+    }
 }
 
 /// A malformed payment header.

@@ -175,8 +175,12 @@ impl PassKeys {
             iat: now,
             aud: AUDIENCE.to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| e.to_string())
+        // No `typ`: shorter, so a pass fits a SOCKS5 password (at most 255 bytes).
+        let header = Header {
+            typ: None,
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| e.to_string())
     }
 
     fn verify(&self, credential: &str) -> Result<PassClaims, PassError> {
@@ -414,10 +418,7 @@ impl Passes {
 
     /// The scope a request with `method` on `path` belongs to.
     pub fn scope_of(&self, method: &Method, path: &str) -> Option<&PassScope> {
-        self.settings
-            .passes
-            .iter()
-            .find(|s| s.matches(method, path))
+        self.settings.pass_scope(method, path)
     }
 
     /// Checks a pass credential: signed here, known, not revoked, not expired, and for
@@ -744,12 +745,7 @@ pub(crate) fn attach_pass<B>(
         X_CASHU_PASS_REMAINING,
         HeaderValue::from(pass.remaining(now())),
     );
-    headers.insert(
-        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(
-            "x-cashu, x-cashu-session, x-cashu-balance, x-cashu-pass, x-cashu-pass-expires, x-cashu-pass-remaining",
-        ),
-    );
+    reply::expose(headers);
 }
 
 /// The pass credential a request carries in `X-Cashu-Pass`.

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tower_service::Service;
 
 use crate::layer::{Settings, Shared};
-use crate::nut24::{self, TokenSource, X_CASHU, X_CASHU_SESSION};
+use crate::nut24::{self, TokenSource, X_CASHU_SESSION};
 use crate::receipt::{self, InFlight, ReceiptData, ReceiptKind};
 use crate::reply::{self, Rejection};
 use crate::session::{new_session_id, SessionClaims};
@@ -121,12 +121,7 @@ where
             }
             Ok(Some((token, source))) => match passes.buy(&token, &scope, None, None).await {
                 Ok(bought) => {
-                    match source {
-                        TokenSource::XCashu => request.headers_mut().remove(X_CASHU),
-                        TokenSource::Authorization => {
-                            request.headers_mut().remove(http::header::AUTHORIZATION)
-                        }
-                    };
+                    request.headers_mut().remove(source.header());
                     (bought.pass.clone(), Some(bought))
                 }
                 Err(refusal) => return Ok(refusal.into_response(&settings)),
@@ -281,10 +276,7 @@ where
     let Some(_claim) = InFlight::enter(shared, key) else {
         return pending();
     };
-    match source {
-        TokenSource::XCashu => request.headers_mut().remove(X_CASHU),
-        TokenSource::Authorization => request.headers_mut().remove(http::header::AUTHORIZATION),
-    };
+    request.headers_mut().remove(source.header());
 
     let template = ReceiptData {
         request: Some(fingerprint.clone()),

@@ -184,7 +184,7 @@ pub(crate) fn attach_balance<B>(response: &mut Response<B>, balance: u64, unit: 
     expose(response.headers_mut());
 }
 
-fn expose(headers: &mut HeaderMap) {
+pub(crate) fn expose(headers: &mut HeaderMap) {
     headers.insert(
         ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(nut24::EXPOSED_HEADERS),

@@ -55,10 +55,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let settings = &self.settings;
         if request.method() != http::Method::OPTIONS {
-            let scope = settings
-                .passes
-                .iter()
-                .find(|s| s.matches(request.method(), request.uri().path()));
+            let scope = settings.pass_scope(request.method(), request.uri().path());
             if let Some(scope) = scope.cloned() {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

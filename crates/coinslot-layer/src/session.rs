@@ -123,6 +123,58 @@ impl SessionKeys {
     }
 }
 
+/// The prepaid sessions of a paywall, for services outside its HTTP routes (a forward
+/// proxy charging per megabyte): check a credential, take from its balance. From
+/// [`PaywallLayer::sessions`](crate::PaywallLayer::sessions); cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    pub(crate) shared: std::sync::Arc<crate::layer::Shared>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions")
+    }
+}
+
+impl Sessions {
+    /// Checks a credential's signature, audience and expiry (not the balance).
+    pub fn verify(&self, credential: &str) -> Result<SessionClaims, CredentialError> {
+        self.shared.keys.verify(credential.trim(), false)
+    }
+
+    /// Takes `amount` from the session's balance, atomically; the balance left. Fails with
+    /// [`Error::InsufficientBalance`](coinslot_mint::Error::InsufficientBalance) (nothing
+    /// taken) or [`Error::AccountNotFound`](coinslot_mint::Error::AccountNotFound) (closed).
+    pub async fn debit(
+        &self,
+        claims: &SessionClaims,
+        amount: u64,
+    ) -> Result<u64, coinslot_mint::Error> {
+        let unit = claims
+            .unit
+            .parse()
+            .map_err(|_| coinslot_mint::Error::UnsupportedUnit(claims.unit.clone()))?;
+        self.shared
+            .mint
+            .debit_account(&claims.sid, &unit, amount)
+            .await
+    }
+
+    /// The session's balance now (`None`: closed or unknown).
+    pub async fn balance(
+        &self,
+        claims: &SessionClaims,
+    ) -> Result<Option<u64>, coinslot_mint::Error> {
+        Ok(self
+            .shared
+            .mint
+            .account(&claims.sid)
+            .await?
+            .map(|a| a.balance))
+    }
+}
+
 /// A fresh session id: 16 random bytes, hex.
 pub fn new_session_id() -> String {
     let bytes: [u8; 16] = rand::random();

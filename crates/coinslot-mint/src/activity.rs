@@ -128,6 +128,13 @@ pub enum Event {
         /// Who rotated it, if an operator did.
         by: String,
     },
+    /// A time pass was revoked (open tunnels and connections using it should close).
+    PassRevoked {
+        /// The pass id.
+        id: String,
+        /// Its scope.
+        scope: String,
+    },
     /// Prices were changed at runtime.
     PricesChanged {
         /// Who changed them.

@@ -244,7 +244,14 @@ impl Mint {
 
     /// Revokes a pass (durably); the record after, `None` if there is no such pass.
     pub async fn revoke_pass(&self, id: &str) -> Result<Option<PassRecord>, Error> {
-        Ok(self.inner.store.revoke_pass(id).await?)
+        let revoked = self.inner.store.revoke_pass(id).await?;
+        if let Some(pass) = &revoked {
+            self.record(crate::activity::Event::PassRevoked {
+                id: pass.id.clone(),
+                scope: pass.scope.clone(),
+            });
+        }
+        Ok(revoked)
     }
 
     /// Passes running out after `expires_after` (Unix seconds), revoked ones included.

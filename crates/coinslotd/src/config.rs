@@ -74,6 +74,8 @@ pub struct Config {
     pub topup: TopupConfig,
     /// Time passes: minutes of a set of routes bought with one token.
     pub passes: PassesConfig,
+    /// The paid forward proxy (HTTP CONNECT, absolute-form, SOCKS5) opened by passes.
+    pub forward: coinslot_forward::ForwardConfig,
     /// Abuse limits: request rates, header and body sizes.
     pub limits: LimitsConfig,
     /// The mint on nostr: NIP-87 announcement, recommendations, the mint over nostr.
@@ -290,6 +292,9 @@ impl Default for PassHooksConfig {
     }
 }
 
+/// The longest pass scope name.
+pub const MAX_SCOPE_NAME: usize = 24;
+
 /// `[[passes.scopes]]`: a set of routes one pass opens and its price per minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -301,6 +306,8 @@ pub struct PassScopeConfig {
     /// Unit of the price [default: the mint's first unit].
     pub unit: Option<String>,
     /// Routes: `"/vpn/*"` (any method) or `"GET /status"`, patterns as in upstream prices.
+    /// Empty only for the forward proxy's scope (`[forward] scope`).
+    #[serde(default)]
     pub routes: Vec<String>,
 }
 
@@ -320,6 +327,18 @@ impl PassesConfig {
                 if scope.name.is_empty() || !names.insert(scope.name.as_str()) {
                     return Err(fail("name: must be set and unique".into()));
                 }
+                // Short and plain: the name is inside every pass, which must fit a SOCKS5
+                // password (255 bytes).
+                let plain = scope.name.len() <= MAX_SCOPE_NAME
+                    && scope
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !plain {
+                    return Err(fail(format!(
+                        "name: at most {MAX_SCOPE_NAME} letters, digits, - or _"
+                    )));
+                }
                 if scope.price == 0 {
                     return Err(fail("price: must be at least 1".into()));
                 }
@@ -334,9 +353,6 @@ impl PassesConfig {
                         .cloned()
                         .ok_or_else(|| fail(format!("unit: the mint does not issue `{name}`")))?,
                 };
-                if scope.routes.is_empty() {
-                    return Err(fail("routes: name at least one route".into()));
-                }
                 let mut out =
                     coinslot::PassScope::new(&scope.name, coinslot::Price::new(scope.price, unit));
                 for route in &scope.routes {
@@ -425,6 +441,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             topup: TopupConfig::default(),
             passes: PassesConfig::default(),
+            forward: coinslot_forward::ForwardConfig::default(),
             limits: LimitsConfig::default(),
             nostr: NostrConfig::default(),
             store: StoreConfig::default(),
@@ -715,6 +732,7 @@ impl Config {
             return fail("passes.path: must start with /");
         }
         self.passes.scopes(&self.units())?;
+        self.validate_forward()?;
         if self.passes.hooks.watch_secs == 0 || self.passes.hooks.timeout_secs == 0 {
             return fail("passes.hooks: watch_secs and timeout_secs must be at least 1");
         }
@@ -738,6 +756,55 @@ impl Config {
         self.nostr.validate().map_err(ConfigError)?;
         self.store.validate()?;
         self.backend.validate()?;
+        Ok(())
+    }
+
+    /// `[forward]` against the pass scopes; a scope without routes must be the proxy's.
+    fn validate_forward(&self) -> Result<(), ConfigError> {
+        let forward = &self.forward;
+        let proxy_scope = forward.listen.map(|_| forward.scope.as_str());
+        for (i, scope) in self.passes.scopes.iter().enumerate() {
+            if scope.routes.is_empty() && proxy_scope != Some(scope.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "passes.scopes[{i}].routes: name at least one route (only the forward proxy's scope, [forward] scope, may have none)"
+                )));
+            }
+        }
+        let Some(listen) = forward.listen else {
+            return Ok(());
+        };
+        let fail = |msg: String| Err(ConfigError(format!("forward.{msg}")));
+        if listen == self.listen && listen.port() != 0 {
+            return fail(format!("listen: {listen} is the HTTP listener's address"));
+        }
+        let Some(scope) = self.passes.scopes.iter().find(|s| s.name == forward.scope) else {
+            return fail(format!(
+                "scope: no [[passes.scopes]] is named `{}` (the proxy is opened by passes of that scope)",
+                forward.scope
+            ));
+        };
+        coinslot_forward::destination::Destinations::new(&forward.allow)
+            .map_err(|e| ConfigError(format!("forward.allow: {e}")))?;
+        if forward.price_per_mb == Some(0) {
+            return fail("price_per_mb: must be at least 1 (leave it out for passes only)".into());
+        }
+        if let Some(unit) = forward.unit.as_ref().or(scope.unit.as_ref()) {
+            if !self.units().iter().any(|u| u.to_string() == *unit) {
+                return fail(format!("unit: the mint does not issue `{unit}`"));
+            }
+        }
+        let times = [
+            forward.idle_timeout_secs,
+            forward.connect_timeout_secs,
+            forward.handshake_timeout_secs,
+            forward.recheck_secs,
+        ];
+        if times.contains(&0) || forward.max_connections == 0 {
+            return fail(
+                "idle_timeout_secs, connect_timeout_secs, handshake_timeout_secs, recheck_secs and max_connections must be at least 1"
+                    .into(),
+            );
+        }
         Ok(())
     }
 

@@ -15,6 +15,10 @@
 //! - everything else: the paywall, then the upstream its path and host select (the
 //!   paywall's session endpoint `/cashu/session` included).
 //!
+//! With `[forward] listen`, a paid forward proxy ([`coinslot_forward`]: HTTP CONNECT,
+//! absolute-form and SOCKS5 on one port) listens there, opened by passes of
+//! `[forward] scope`.
+//!
 //! With `[nostr] relays` (or `COINSLOT_NOSTR_RELAYS`), the mint is also on nostr
 //! ([`coinslot_nostr`]): it announces itself (NIP-87 kind 38172), follows recommendations
 //! of itself, and answers mint requests sent over nostr with the same API.
@@ -224,6 +228,16 @@ pub struct Apps {
     pub public: Router,
     /// The admin API, when `[admin] listen` puts it on a listener of its own.
     pub admin: Option<Router>,
+    /// The forward proxy, when `[forward] listen` is set.
+    pub forward: Option<coinslot_forward::ForwardProxy>,
+}
+
+/// Listeners bound before the server starts, beyond the public one; what is not given here
+/// is bound from the config (tests pass listeners on port 0 to learn their addresses).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The forward proxy's (`[forward] listen`).
+    pub forward: Option<TcpListener>,
 }
 
 /// The HTTP applications of a server for `mint`; `nostr` feeds the admin API's
@@ -270,6 +284,17 @@ pub fn apps(
         }
     }
     let pass_endpoint = paywall.pass_endpoint();
+    let forward = match config.forward.listen {
+        Some(_) => Some(
+            coinslot_forward::ForwardProxy::new(
+                &paywall,
+                &config.forward,
+                &format!("{public_url}{}", config.passes.path),
+            )
+            .map_err(ConfigError)?,
+        ),
+        None => None,
+    };
     let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
     let service = ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -332,7 +357,11 @@ pub fn apps(
             metrics::time_requests,
         ))
         .layer(TraceLayer::new_for_http());
-    Ok(Apps { public, admin })
+    Ok(Apps {
+        public,
+        admin,
+        forward,
+    })
 }
 
 /// What the top-up page shows: every paid route of every upstream, as configured now.
@@ -385,6 +414,28 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, Listeners::default(), opened, config, shutdown).await
+}
+
+/// [`run`] with listeners bound by the caller.
+pub async fn run_with(
+    listener: TcpListener,
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let opened = open(&config).await?;
+    serve_with(listener, listeners, opened, &config, shutdown).await
+}
+
+/// [`serve`] with listeners bound by the caller.
+pub async fn serve_with(
+    listener: TcpListener,
+    listeners: Listeners,
+    opened: Opened,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let mut config = config.clone();
     if config.public_url.is_none() {
         // Listening on port 0: the real address is known only now.
@@ -420,6 +471,20 @@ pub async fn serve(
         }
         _ => None,
     };
+    let forward = match (apps.forward, config.forward.listen) {
+        (Some(proxy), Some(addr)) => {
+            let forward_listener = match listeners.forward {
+                Some(bound) => bound,
+                None => TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("forward.listen: cannot listen on {addr}"))?,
+            };
+            let proxy = proxy.own_address(listener.local_addr()?);
+            let server = proxy.serve(forward_listener, until_stopped(stopped.clone()));
+            Some(tokio::spawn(server))
+        }
+        _ => None,
+    };
     tracing::info!(
         addr = %listener.local_addr()?,
         pubkey = %opened.mint.pubkey(),
@@ -438,6 +503,9 @@ pub async fn serve(
     .context("HTTP server failed")?;
     if let Some(admin) = admin {
         admin.await?.context("admin HTTP server failed")?;
+    }
+    if let Some(forward) = forward {
+        forward.await?.context("forward proxy failed")?;
     }
     if let Some(nostr) = nostr {
         nostr.shutdown().await;

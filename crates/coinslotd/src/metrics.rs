@@ -167,6 +167,9 @@ fn record(event: &Event) {
         Event::KeysetRotated { unit, .. } => {
             counter!("coinslot_keyset_rotations_total", "unit" => unit.to_string()).increment(1)
         }
+        Event::PassRevoked { scope, .. } => {
+            counter!("coinslot_passes_revoked_total", "scope" => scope.clone()).increment(1)
+        }
         Event::PricesChanged { .. } => counter!("coinslot_price_changes_total").increment(1),
     }
 }
