@@ -85,16 +85,24 @@ impl PayingClient {
         let spent = self.spend(&offer, amount, &host).await?;
         let token = HeaderValue::from_str(&spent.token)
             .map_err(|_| Error::Wallet("the token is not a valid header value".into()))?;
-        let response = match post().header(crate::X_CASHU, token).send().await {
+        let give_back = || {
+            self.reclaim(
+                &spent.wallet,
+                spent.operation,
+                &spent.reservation,
+                amount + spent.fee,
+            )
+        };
+        // A lost answer may hide a purchase that went through: the same token again gets
+        // the same pass back (the server keeps a receipt), so it is retried once as it was.
+        let sent = match post().header(crate::X_CASHU, token.clone()).send().await {
+            Ok(response) => Ok(response),
+            Err(_) => post().header(crate::X_CASHU, token).send().await,
+        };
+        let response = match sent {
             Ok(response) => response,
             Err(err) => {
-                self.reclaim(
-                    &spent.wallet,
-                    spent.operation,
-                    &spent.reservation,
-                    amount + spent.fee,
-                )
-                .await;
+                give_back().await;
                 return Err(err.into());
             }
         };
@@ -107,13 +115,7 @@ impl PayingClient {
         let text = response.text().await.unwrap_or_default();
         if status != StatusCode::OK {
             if returned == 0 {
-                self.reclaim(
-                    &spent.wallet,
-                    spent.operation,
-                    &spent.reservation,
-                    amount + spent.fee,
-                )
-                .await;
+                give_back().await;
             }
             let detail = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()

@@ -63,6 +63,7 @@ pub const MEGABYTE: u64 = 1_000_000;
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
     /// Where proxy clients connect (HTTP and SOCKS5 on one port); none: no forward proxy.
+    /// Read by `coinslotd`; [`ForwardProxy::serve`] takes a bound listener.
     pub listen: Option<SocketAddr>,
     /// The pass scope whose passes open the proxy (a `[[passes.scopes]]` name).
     pub scope: String,
@@ -341,6 +342,24 @@ impl Inner {
         }
     }
 
+    /// Connects to `target` if the destination rules allow it (refusals logged at debug:
+    /// destinations are the customer's business).
+    async fn dial(
+        &self,
+        target: &Target,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<TcpStream, Refused> {
+        let dialled = self
+            .destinations
+            .connect(target, local, self.connect_timeout)
+            .await;
+        if let Err(refused) = &dialled {
+            tracing::debug!(%peer, target = %target, why = %refused, "forward: destination refused");
+        }
+        dialled
+    }
+
     /// The `407` body: why, and where and for how much a pass is sold.
     fn offer(&self, denied: &Denied) -> serde_json::Value {
         let mut body = self.offer.clone();
@@ -395,14 +414,9 @@ async fn http(inner: &Arc<Inner>, mut stream: TcpStream, local: SocketAddr, peer
     };
     let tunnel = first.is_empty();
     first.extend_from_slice(&bytes[len..]);
-    let upstream = match inner
-        .destinations
-        .connect(&target, local, inner.connect_timeout)
-        .await
-    {
+    let upstream = match inner.dial(&target, local, peer).await {
         Ok(upstream) => upstream,
         Err(refused) => {
-            tracing::debug!(%peer, target = %target, why = %refused, "forward: destination refused");
             let status = match refused {
                 Refused::Forbidden(_) => 403,
                 Refused::TimedOut => 504,
@@ -460,14 +474,9 @@ async fn socks(inner: &Arc<Inner>, mut stream: TcpStream, local: SocketAddr, pee
             return;
         }
     };
-    let upstream = match inner
-        .destinations
-        .connect(&target, local, inner.connect_timeout)
-        .await
-    {
+    let upstream = match inner.dial(&target, local, peer).await {
         Ok(upstream) => upstream,
         Err(refused) => {
-            tracing::debug!(%peer, target = %target, why = %refused, "forward: destination refused");
             let code = match &refused {
                 Refused::Forbidden(_) => socks5::Reply::NotAllowed,
                 Refused::TimedOut => socks5::Reply::TtlExpired,
