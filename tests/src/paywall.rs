@@ -41,6 +41,8 @@ pub struct PaidAppOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// Length of a pass minute (default 60 s).
     pub pass_minute: Option<Duration>,
+    /// How long a `Payment` challenge may be answered (default 5 min).
+    pub payment_challenge_ttl: Option<Duration>,
 }
 
 /// A running paid app.
@@ -137,6 +139,9 @@ impl PaidApp {
         }
         if let Some(minute) = options.pass_minute {
             paywall = paywall.pass_minute(minute);
+        }
+        if let Some(ttl) = options.payment_challenge_ttl {
+            paywall = paywall.payment_challenge_ttl(ttl);
         }
         let paywall = paywall
             .pass_scope(PassScope::new("vpn", Price::sat(2)).route("*", "/vpn/*"))

@@ -52,6 +52,8 @@ pub(crate) struct Settings {
     pub pass_minute: Duration,
     /// Told about pass purchases, extensions, expiries and revocations.
     pub pass_hook: Option<Arc<dyn crate::pass::PassHook>>,
+    /// How long a `WWW-Authenticate: Payment` challenge may be answered.
+    pub payment_challenge_ttl: Duration,
 }
 
 impl Settings {
@@ -67,6 +69,8 @@ pub(crate) struct Shared {
     pub mint: Mint,
     pub keys: SessionKeys,
     pub pass_keys: crate::pass::PassKeys,
+    /// Binds `Payment` challenges (HMAC-SHA256), derived from the mint's seed.
+    pub payment_key: [u8; 32],
     pub in_flight: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -118,11 +122,14 @@ impl PaywallLayer {
             pass_path: "/pass".into(),
             pass_minute: Duration::from_secs(60),
             pass_hook: None,
+            payment_challenge_ttl: crate::paymentauth::CHALLENGE_TTL,
         };
+        let payment_key = mint.derive_secret("paymentauth-hmac/v1");
         let shared = Arc::new(Shared {
             mint,
             keys,
             pass_keys,
+            payment_key,
             in_flight: Mutex::new(HashSet::new()),
         });
         let layer = Self {
@@ -215,6 +222,11 @@ impl PaywallLayer {
     pub fn pass_path(self, path: &str) -> Self {
         let path = path.to_string();
         self.update(|s| s.pass_path = path)
+    }
+
+    /// How long a `WWW-Authenticate: Payment` challenge may be answered (default 5 min).
+    pub fn payment_challenge_ttl(self, ttl: Duration) -> Self {
+        self.update(|s| s.payment_challenge_ttl = ttl.max(Duration::from_secs(1)))
     }
 
     /// How long a pass minute lasts (default 60 s; shorter for tests and demos).

@@ -31,7 +31,10 @@
 //!   without a second charge ([`receipt`] module docs);
 //! - prepaid sessions: deposit once, then pay with `X-Cashu-Session` ([`session`]);
 //! - time passes: pay once for N minutes of a set of routes, then send `X-Cashu-Pass`
-//!   ([`pass`]).
+//!   ([`pass`]);
+//! - the standard `Payment` HTTP authentication scheme (`cashu` charge method) beside
+//!   NUT-24: every `402` also carries `WWW-Authenticate: Payment`, and
+//!   `Authorization: Payment <credential>` pays ([`paymentauth`]).
 //!
 //! Map: [`PaywallLayer`] (`layer.rs`, the builder) → [`Paywall`] (`service.rs`) →
 //! [`ResponseFuture`] (`future.rs`); [`pricing`]; [`nut24`] (wire format); [`session`];
@@ -43,6 +46,7 @@ mod layer;
 pub mod nut24;
 mod paid;
 pub mod pass;
+pub mod paymentauth;
 mod paywall;
 pub mod pricing;
 pub mod receipt;

@@ -23,6 +23,7 @@ use tower_service::Service;
 
 use crate::layer::{Settings, Shared};
 use crate::nut24::{self, TokenSource, X_CASHU_SESSION};
+use crate::paymentauth;
 use crate::receipt::{self, InFlight, ReceiptData, ReceiptKind};
 use crate::reply::{self, Rejection};
 use crate::session::{new_session_id, SessionClaims};
@@ -57,19 +58,38 @@ where
     ReqBody: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
-    let response = match nut24::find_token(request.headers()) {
-        Err(err) => reply::bad_request(&err.0),
-        Ok(Some((token, source))) => {
-            pay_with_token(&settings, &shared, inner, request, price, &token, source).await
-        }
-        Ok(None) => match nut24::find_session(request.headers()) {
-            Err(err) => reply::bad_request(&err.0),
-            Ok(Some(credential)) => {
-                let credential = credential.to_string();
-                pay_from_session(&settings, &shared, inner, request, price, &credential).await
+    let response = if let Some(found) = paymentauth::find(request.headers()) {
+        match found {
+            Ok(credential) => {
+                pay_with_credential(&settings, &shared, inner, request, price, &credential).await
             }
-            Ok(None) => reply::challenge(&settings, &shared, &price, request.headers(), None),
-        },
+            Err(problem) => {
+                let (method, path) = (request.method(), request.uri().path());
+                let headers = request.headers();
+                paymentauth::refuse(&settings, &shared, &price, headers, method, path, &problem)
+            }
+        }
+    } else {
+        match nut24::find_token(request.headers()) {
+            Err(err) => reply::bad_request(&err.0),
+            Ok(Some((token, source))) => {
+                pay_with_token(&settings, &shared, inner, request, price, &token, source).await
+            }
+            Ok(None) => match nut24::find_session(request.headers()) {
+                Err(err) => reply::bad_request(&err.0),
+                Ok(Some(credential)) => {
+                    let credential = credential.to_string();
+                    pay_from_session(&settings, &shared, inner, request, price, &credential).await
+                }
+                Ok(None) => {
+                    let headers = request.headers();
+                    let mut response = reply::challenge(&settings, &shared, &price, headers, None);
+                    let (method, path) = (request.method(), request.uri().path());
+                    paymentauth::offer(&mut response, &settings, &shared, &price, method, path);
+                    response
+                }
+            },
+        }
     };
     if let Some(reason) = reply::refusal(&response) {
         shared.mint.record(Event::Refused { reason });
@@ -278,8 +298,30 @@ where
     };
     request.headers_mut().remove(source.header());
 
+    let (template, payment) = token_payment(settings, &price, key, fingerprint.clone());
+    match shared.mint.redeem(proofs, payment).await {
+        Ok(redeemed) => {
+            serve_redeemed(
+                settings, shared, inner, request, price, &key, template, redeemed,
+            )
+            .await
+        }
+        Err(Error::TokenAlreadySpent) => {
+            replay(settings, shared, inner, request, &key, &fingerprint).await
+        }
+        Err(err) => reply::mint_error(&err),
+    }
+}
+
+/// The template of a token payment's receipt, and the payment to redeem.
+fn token_payment(
+    settings: &Settings,
+    price: &Price,
+    key: [u8; 32],
+    fingerprint: String,
+) -> (ReceiptData, Payment) {
     let template = ReceiptData {
-        request: Some(fingerprint.clone()),
+        request: Some(fingerprint),
         kept: price.amount,
         metered: price.is_metered(),
         ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
@@ -292,37 +334,119 @@ where
         receipt: Some((key, receipt_fn(template.clone()))),
         pass: None,
     };
+    (template, payment)
+}
+
+/// A token just redeemed: record it, run the handler, settle.
+#[allow(clippy::too_many_arguments)]
+async fn serve_redeemed<S, ReqBody, ResBody>(
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    inner: S,
+    request: Request<ReqBody>,
+    price: Price,
+    key: &[u8; 32],
+    template: ReceiptData,
+    redeemed: coinslot_mint::Redeemed,
+) -> Reply<ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Display,
+    ResBody: http_body::Body<Data = Bytes>,
+{
+    shared.mint.record(Event::Paid {
+        unit: price.unit.clone(),
+        amount: price.amount,
+        fee: redeemed.fee,
+        with: PaidWith::Token,
+    });
+    let data = ReceiptData {
+        fee: redeemed.fee,
+        change: redeemed.change,
+        ..template
+    };
+    let paid = Paid {
+        amount: price.amount,
+        unit: price.unit,
+        keyset_id: Some(redeemed.keyset_id),
+        session: None,
+        metered: data.metered,
+        replay: false,
+    };
+    let created_at = coinslot_mint::unix_now();
+    serve(
+        settings, shared, inner, request, key, created_at, data, paid,
+    )
+    .await
+}
+
+/// `Authorization: Payment`: the credential is checked in the draft's order, its token
+/// spent exactly (no change) in the same durable write as any payment, the handler run,
+/// and the answer given a `Payment-Receipt`. A credential pays once: no replay.
+async fn pay_with_credential<S, ReqBody, ResBody>(
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    inner: S,
+    mut request: Request<ReqBody>,
+    price: Price,
+    credential: &paymentauth::Credential,
+) -> Reply<ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Display,
+    ResBody: http_body::Body<Data = Bytes>,
+{
+    use paymentauth::{Problem, ProblemKind};
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let refuse = |problem: Problem, headers: &HeaderMap| {
+        paymentauth::refuse(settings, shared, &price, headers, &method, &path, &problem)
+    };
+    let verified = match paymentauth::verify(settings, shared, credential, &price, &method, &path) {
+        Ok(verified) => verified,
+        Err(problem) => return refuse(problem, request.headers()),
+    };
+    let key = receipt_key(&verified.proofs);
+    let Some(_claim) = InFlight::enter(shared, key) else {
+        let problem = Problem::new(
+            ProblemKind::VerificationFailed,
+            "this token is paying for a request that is still running",
+        );
+        return refuse(problem, request.headers());
+    };
+    request.headers_mut().remove(http::header::AUTHORIZATION);
+    let (template, payment) = token_payment(settings, &price, key, receipt::fingerprint(&request));
+    let proofs = verified.proofs.clone();
     match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {
-            shared.mint.record(Event::Paid {
-                unit: price.unit.clone(),
-                amount: price.amount,
-                fee: redeemed.fee,
-                with: PaidWith::Token,
-            });
-            let data = ReceiptData {
-                fee: redeemed.fee,
-                change: redeemed.change,
-                ..template
-            };
-            let paid = Paid {
-                amount: price.amount,
-                unit: price.unit,
-                keyset_id: Some(redeemed.keyset_id),
-                session: None,
-                metered: data.metered,
-                replay: false,
-            };
-            let created_at = coinslot_mint::unix_now();
-            serve(
-                settings, shared, inner, request, &key, created_at, data, paid,
+            let price = price.clone();
+            let mut response = serve_redeemed(
+                settings, shared, inner, request, price, &key, template, redeemed,
             )
-            .await
+            .await;
+            if response.status().is_success() {
+                paymentauth::attach_receipt(&mut response, &verified);
+            }
+            response
         }
-        Err(Error::TokenAlreadySpent) => {
-            replay(settings, shared, inner, request, &key, &fingerprint).await
+        Err(Error::TokenAlreadySpent) => refuse(
+            Problem::new(
+                ProblemKind::VerificationFailed,
+                "the token is spent already: a Payment credential pays once",
+            ),
+            request.headers(),
+        ),
+        Err(err) if err.is_internal() => {
+            tracing::error!(error = %err, "payment could not be recorded");
+            let problem = Problem::new(
+                ProblemKind::MintUnavailable,
+                "the payment could not be recorded; the token was not spent, try again",
+            );
+            refuse(problem, request.headers())
         }
-        Err(err) => reply::mint_error(&err),
+        Err(err) => refuse(
+            Problem::new(ProblemKind::VerificationFailed, err.to_string()),
+            request.headers(),
+        ),
     }
 }
 

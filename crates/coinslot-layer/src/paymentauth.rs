@@ -1,0 +1,762 @@
+//! The "Payment" HTTP authentication scheme (draft-httpauth-payment, intent `charge`) with
+//! the `cashu` charge method (draft-cashu-charge): the same paywall, reached the way
+//! agent frameworks pay (e.g. the `mppx` SDK), beside NUT-24's `X-Cashu`.
+//!
+//! - Every `402` carries `WWW-Authenticate: Payment id=…, realm=…, method="cashu",
+//!   intent="charge", request=…, expires=…, opaque=…`. `request` is base64url (no padding)
+//!   of the JCS JSON `{"amount": "<n>", "currency": "<unit>", "methodDetails": {"mints":
+//!   […], "request": "creqA…"}}`; `opaque` binds the challenge to its route
+//!   (`{"route": "GET /search"}`), so a credential for one route does not pay another;
+//!   `id` is the draft's stateless HMAC-SHA256 over
+//!   `realm|method|intent|request|expires|digest|opaque`, keyed by a secret derived from
+//!   the mint's seed (in the data directory).
+//! - A client answers with `Authorization: Payment <base64url JSON>`: the challenge echoed
+//!   and `payload.cashu_token` (a `cashuB` token worth exactly the amount plus the mint's
+//!   input fee: this binding makes no change). It is checked in the draft's order, then
+//!   spent in the same durable write as an `X-Cashu` payment.
+//! - Refusals are RFC 9457 `application/problem+json` bodies of the draft's problem types
+//!   with a fresh challenge; a success carries `Payment-Receipt` (base64url JSON: method,
+//!   challengeId, reference = SHA-256 of the token as presented, status, timestamp).
+//!
+//! A credential spends its token once: repeating it (even with the same request) is refused
+//! as already spent, unlike NUT-24's retry of a lost answer. A handler failure refunds the
+//! payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Not yet: the `digest` binding
+//! of request bodies, `Idempotency-Key` replays, DLEQ checks of input proofs.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use coinslot_mint::cashu::nuts::nut10;
+use coinslot_mint::cashu::nuts::{Proof, Token};
+use hmac::{Hmac, Mac};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::layer::{Settings, Shared};
+use crate::{nut24, Price, ResponseBody};
+
+/// `Payment-Receipt`: what a successful payment bought, on the `200`.
+pub const PAYMENT_RECEIPT: HeaderName = HeaderName::from_static("payment-receipt");
+/// The payment method.
+pub const METHOD: &str = "cashu";
+/// The payment intent.
+pub const INTENT: &str = "charge";
+/// Where the problem types live.
+pub const PROBLEM_BASE: &str = "https://paymentauth.org/problems/";
+/// How long a challenge may be answered.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The draft's refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The credential cannot be decoded, or its token is not a `cashuB` token.
+    MalformedCredential,
+    /// Not a challenge of this server for this request (tampered, another route or price).
+    InvalidChallenge,
+    /// The challenge ran out.
+    PaymentExpired,
+    /// The token is not worth exactly the amount plus the input fee.
+    PaymentInsufficient,
+    /// The token does not pay: wrong unit or mint, locked, unknown keyset, already spent.
+    VerificationFailed,
+    /// A method other than `cashu`.
+    MethodUnsupported,
+    /// The payment could not be recorded (nothing was spent); try again.
+    MintUnavailable,
+}
+
+impl ProblemKind {
+    /// The slug, title and HTTP status.
+    fn describe(self) -> (&'static str, &'static str, StatusCode) {
+        match self {
+            ProblemKind::MalformedCredential => (
+                "cashu/malformed-credential",
+                "Malformed Credential",
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            ProblemKind::InvalidChallenge => (
+                "cashu/invalid-challenge",
+                "Invalid Challenge",
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            ProblemKind::PaymentExpired => (
+                "cashu/payment-expired",
+                "Payment Expired",
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            ProblemKind::PaymentInsufficient => (
+                "cashu/payment-insufficient",
+                "Payment Insufficient",
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            ProblemKind::VerificationFailed => (
+                "cashu/verification-failed",
+                "Verification Failed",
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            ProblemKind::MethodUnsupported => (
+                "method-unsupported",
+                "Method Unsupported",
+                StatusCode::BAD_REQUEST,
+            ),
+            ProblemKind::MintUnavailable => (
+                "cashu/mint-unavailable",
+                "Mint Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        }
+    }
+
+    /// The problem type URI.
+    pub fn type_uri(self) -> String {
+        format!("{PROBLEM_BASE}{}", self.describe().0)
+    }
+}
+
+/// A refusal: its kind and what exactly is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The problem type.
+    pub kind: ProblemKind,
+    /// Words for people.
+    pub detail: String,
+}
+
+impl Problem {
+    pub(crate) fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The challenge a client echoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoedChallenge {
+    /// The HMAC binding.
+    pub id: String,
+    /// Protection space.
+    pub realm: String,
+    /// `cashu`.
+    pub method: String,
+    /// `charge`.
+    pub intent: String,
+    /// base64url JCS JSON of the request.
+    pub request: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// RFC 9530 body digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// base64url JCS JSON of server data (here the route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<String>,
+    /// Display text (not bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A `Payment` credential (`Authorization: Payment <base64url JSON>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// The challenge answered.
+    pub challenge: EchoedChallenge,
+    /// Who pays (optional, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The method's proof of payment.
+    pub payload: CashuPayload,
+}
+
+/// The `cashu` method's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CashuPayload {
+    /// A `cashuB` token.
+    pub cashu_token: String,
+}
+
+/// The decoded `request` of a `cashu` charge challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRequest {
+    /// The amount, a decimal string.
+    pub amount: String,
+    /// The Cashu unit.
+    pub currency: String,
+    /// An optional memo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A merchant reference echoed in the receipt.
+    #[serde(
+        rename = "externalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<String>,
+    /// The method's details.
+    #[serde(rename = "methodDetails")]
+    pub method_details: MethodDetails,
+}
+
+/// `methodDetails` of a `cashu` charge request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodDetails {
+    /// The NUT-18 payment request (`creqA…`).
+    pub request: String,
+    /// Mints whose ecash is accepted.
+    pub mints: Vec<String>,
+}
+
+/// base64url without padding of the JCS serialization of `value`.
+pub fn encode_jcs<T: Serialize>(value: &T) -> Result<String, String> {
+    serde_json_canonicalizer::to_vec(value)
+        .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes base64url, with or without padding.
+pub fn decode_b64url(text: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim().trim_end_matches('='))
+        .map_err(|e| format!("not base64url: {e}"))
+}
+
+/// The draft's stateless challenge id: base64url(HMAC-SHA256(key,
+/// `realm|method|intent|request|expires|digest|opaque`)), absent fields empty.
+pub fn challenge_id(key: &[u8], challenge: &EchoedChallenge) -> String {
+    URL_SAFE_NO_PAD.encode(binding(key, challenge).finalize().into_bytes())
+}
+
+fn binding(key: &[u8], c: &EchoedChallenge) -> HmacSha256 {
+    let input = [
+        c.realm.as_str(),
+        &c.method,
+        &c.intent,
+        &c.request,
+        c.expires.as_deref().unwrap_or(""),
+        c.digest.as_deref().unwrap_or(""),
+        c.opaque.as_deref().unwrap_or(""),
+    ]
+    .join("|");
+    // HMAC takes keys of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(input.as_bytes());
+    mac
+}
+
+/// Whether `challenge.id` is this server's binding of the other fields (constant time).
+pub fn verify_id(key: &[u8], challenge: &EchoedChallenge) -> bool {
+    decode_b64url(&challenge.id).is_ok_and(|id| binding(key, challenge).verify_slice(&id).is_ok())
+}
+
+/// RFC 3339 UTC, whole seconds.
+fn rfc3339(unix: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(i64::MAX))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// What a route's challenge is bound to.
+fn route_of(method: &Method, path: &str) -> String {
+    format!("{method} {path}")
+}
+
+/// The realm: the host (and port) clients reach the service at.
+fn realm(settings: &Settings) -> String {
+    let url = settings.mint_url.to_string();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// A fresh challenge for `price` on a route. `None` when the paywall requires locked
+/// proofs (this binding takes bearer proofs only).
+pub(crate) fn challenge(
+    settings: &Settings,
+    shared: &Shared,
+    price: &Price,
+    method: &Method,
+    path: &str,
+) -> Option<EchoedChallenge> {
+    if settings.require_lock {
+        return None;
+    }
+    let creq = nut24::payment_request(price, &settings.accepted_mints, None).to_string();
+    let request = ChargeRequest {
+        amount: price.amount.to_string(),
+        currency: price.unit.to_string(),
+        description: None,
+        external_id: None,
+        method_details: MethodDetails {
+            request: creq,
+            mints: settings
+                .accepted_mints
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+        },
+    };
+    let mut challenge = EchoedChallenge {
+        id: String::new(),
+        realm: realm(settings),
+        method: METHOD.into(),
+        intent: INTENT.into(),
+        request: encode_jcs(&request).ok()?,
+        expires: Some(rfc3339(
+            coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
+        )),
+        digest: None,
+        opaque: Some(encode_jcs(&json!({ "route": route_of(method, path) })).ok()?),
+        description: None,
+    };
+    challenge.id = challenge_id(&shared.payment_key, &challenge);
+    Some(challenge)
+}
+
+/// The `WWW-Authenticate` value of a challenge.
+pub fn header_value(challenge: &EchoedChallenge) -> String {
+    let mut out = format!(
+        "Payment id=\"{}\", realm=\"{}\", method=\"{}\", intent=\"{}\", request=\"{}\"",
+        challenge.id,
+        quote(&challenge.realm),
+        challenge.method,
+        challenge.intent,
+        challenge.request
+    );
+    for (name, value) in [
+        ("expires", &challenge.expires),
+        ("digest", &challenge.digest),
+        ("opaque", &challenge.opaque),
+        ("description", &challenge.description),
+    ] {
+        if let Some(value) = value {
+            out.push_str(&format!(", {name}=\"{}\"", quote(value)));
+        }
+    }
+    out
+}
+
+fn quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Adds a fresh challenge to a `402` (and `Cache-Control: no-store`).
+pub(crate) fn offer<B>(
+    response: &mut Response<B>,
+    settings: &Settings,
+    shared: &Shared,
+    price: &Price,
+    method: &Method,
+    path: &str,
+) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let Some(challenge) = challenge(settings, shared, price, method, path) else {
+        return;
+    };
+    if let Ok(value) = HeaderValue::from_str(&header_value(&challenge)) {
+        headers.append(WWW_AUTHENTICATE, value);
+    }
+}
+
+/// The `Payment` credential a request carries, if any (`Err` if it cannot be read).
+pub(crate) fn find(headers: &HeaderMap) -> Option<Result<Credential, Problem>> {
+    let mut found = headers.get_all(AUTHORIZATION).iter().filter_map(|value| {
+        let text = value.to_str().ok()?.trim();
+        let (scheme, rest) = text.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("payment").then(|| rest.trim())
+    });
+    let first = found.next()?;
+    if found.next().is_some() {
+        return Some(Err(Problem::new(
+            ProblemKind::MalformedCredential,
+            "more than one Authorization: Payment credential",
+        )));
+    }
+    Some(decode_credential(first))
+}
+
+/// Decodes `Authorization: Payment <this>`.
+pub fn decode_credential(text: &str) -> Result<Credential, Problem> {
+    let malformed = |why: String| Problem::new(ProblemKind::MalformedCredential, why);
+    let bytes = decode_b64url(text).map_err(|e| malformed(format!("credential: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        malformed(format!(
+            "credential: {e}; expected {{\"challenge\": {{…}}, \"payload\": {{\"cashu_token\": \"cashuB…\"}}}}"
+        ))
+    })
+}
+
+/// A credential that passed every check before the spend.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub proofs: Vec<Proof>,
+    pub challenge_id: String,
+    pub external_id: Option<String>,
+    /// SHA-256 of the token string as presented, lowercase hex.
+    pub reference: String,
+}
+
+/// Checks a credential for a request on `method path` priced `price`, in the draft's
+/// order; nothing is spent.
+pub(crate) fn verify(
+    settings: &Settings,
+    shared: &Shared,
+    credential: &Credential,
+    price: &Price,
+    method: &Method,
+    path: &str,
+) -> Result<Verified, Problem> {
+    use ProblemKind::*;
+    let raw = credential.payload.cashu_token.trim();
+    let echoed = &credential.challenge;
+    if echoed.method != METHOD {
+        return Err(Problem::new(
+            MethodUnsupported,
+            format!(
+                "method `{}` is not accepted here; use `cashu`",
+                echoed.method
+            ),
+        ));
+    }
+    // 2. A cashuB token with proofs.
+    if !raw.starts_with("cashuB") {
+        return Err(Problem::new(
+            MalformedCredential,
+            "payload.cashu_token must be a cashuB token (cashuA is not accepted)",
+        ));
+    }
+    if raw.len() > settings.max_token_len {
+        return Err(Problem::new(
+            MalformedCredential,
+            format!("the token is over {} bytes", settings.max_token_len),
+        ));
+    }
+    let token = Token::from_str(raw).map_err(|e| {
+        Problem::new(
+            MalformedCredential,
+            format!("the token does not decode: {e}"),
+        )
+    })?;
+    // 4–5. The challenge is ours, untouched, for this route and price.
+    if !verify_id(&shared.payment_key, echoed) {
+        return Err(Problem::new(
+            InvalidChallenge,
+            "the challenge was not issued by this server, or a field of it was changed",
+        ));
+    }
+    if echoed.intent != INTENT {
+        return Err(Problem::new(
+            InvalidChallenge,
+            "the intent must be `charge`",
+        ));
+    }
+    let request: ChargeRequest = decode_b64url(&echoed.request)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Problem::new(InvalidChallenge, "the challenge's request does not decode"))?;
+    let route = echoed
+        .opaque
+        .as_deref()
+        .and_then(|o| decode_b64url(o).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| v["route"].as_str().map(str::to_string));
+    let here = route_of(method, path);
+    if route.as_deref() != Some(here.as_str()) {
+        return Err(Problem::new(
+            InvalidChallenge,
+            format!(
+                "the challenge was issued for {}, not {here}",
+                route.as_deref().unwrap_or("another request")
+            ),
+        ));
+    }
+    if request.amount != price.amount.to_string() || request.currency != price.unit.to_string() {
+        return Err(Problem::new(
+            InvalidChallenge,
+            format!(
+                "the challenge asked {} {}; the price is now {} {}",
+                request.amount, request.currency, price.amount, price.unit
+            ),
+        ));
+    }
+    // 7. Not expired.
+    let expires = echoed.expires.as_deref().and_then(parse_rfc3339);
+    let now = i64::try_from(coinslot_mint::unix_now()).unwrap_or(i64::MAX);
+    if expires.is_none_or(|at| at <= now) {
+        return Err(Problem::new(
+            PaymentExpired,
+            "the challenge has expired; answer the fresh one",
+        ));
+    }
+    // 8. Unit.
+    let unit = token
+        .unit()
+        .ok_or_else(|| Problem::new(VerificationFailed, "the token names no unit"))?;
+    if unit.to_string() != request.currency {
+        return Err(Problem::new(
+            VerificationFailed,
+            format!("the token is in {unit}, the charge in {}", request.currency),
+        ));
+    }
+    // 9. Mint.
+    let mint = token
+        .mint_url()
+        .map_err(|e| Problem::new(MalformedCredential, format!("the token's mint: {e}")))?;
+    let listed = request
+        .method_details
+        .mints
+        .iter()
+        .any(|m| *m == mint.to_string());
+    if !listed || !settings.accepted_mints.contains(&mint) {
+        return Err(Problem::new(
+            VerificationFailed,
+            format!("the token is from {mint}, not a mint this charge accepts"),
+        ));
+    }
+    // 11 (before 10: locks are read from resolved proofs). Keysets, short ids included.
+    let keysets = shared.mint.keysets().keysets;
+    let proofs = token.proofs(&keysets).map_err(|e| {
+        Problem::new(
+            VerificationFailed,
+            format!("the token names a keyset this mint does not know: {e}"),
+        )
+    })?;
+    if proofs.is_empty() {
+        return Err(Problem::new(
+            MalformedCredential,
+            "the token holds no proofs",
+        ));
+    }
+    // 10. Bearer proofs only.
+    if proofs
+        .iter()
+        .any(|p| nut10::Secret::try_from(&p.secret).is_ok())
+    {
+        return Err(Problem::new(
+            VerificationFailed,
+            "locked (NUT-10) proofs are not accepted by this binding: send plain bearer proofs",
+        ));
+    }
+    // 12. Exactly the amount plus the input fee: this binding makes no change.
+    let ppk: u64 = proofs
+        .iter()
+        .map(|p| {
+            keysets
+                .iter()
+                .find(|k| k.id == p.keyset_id)
+                .map_or(0, |k| k.input_fee_ppk)
+        })
+        .sum();
+    let fee = ppk.div_ceil(1000);
+    let total: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
+    if total != price.amount + fee {
+        return Err(Problem::new(
+            PaymentInsufficient,
+            format!(
+                "the token is worth {total} {unit}; this charge takes exactly {} (amount {} + input fee {fee}), with no change",
+                price.amount + fee,
+                price.amount
+            ),
+        ));
+    }
+    Ok(Verified {
+        proofs,
+        challenge_id: echoed.id.clone(),
+        external_id: request.external_id,
+        reference: hex::encode(Sha256::digest(raw.as_bytes())),
+    })
+}
+
+/// A refusal as the draft words it: problem JSON, a fresh challenge (and the NUT-24 one).
+pub(crate) fn refuse<B>(
+    settings: &Settings,
+    shared: &Shared,
+    price: &Price,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    problem: &Problem,
+) -> Response<ResponseBody<B>> {
+    let (_, title, status) = problem.kind.describe();
+    let body = json!({
+        "type": problem.kind.type_uri(),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": problem.detail,
+    });
+    // The NUT-24 challenge gives the X-Cashu payment request; the body is replaced.
+    let mut response = crate::reply::challenge::<B>(settings, shared, price, headers, None);
+    *response.body_mut() = ResponseBody::own(body.to_string());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    offer(&mut response, settings, shared, price, method, path);
+    response
+}
+
+/// Adds `Payment-Receipt` (and `Cache-Control: private`) to a successful response.
+pub(crate) fn attach_receipt<B>(response: &mut Response<B>, verified: &Verified) {
+    let mut receipt = json!({
+        "method": METHOD,
+        "challengeId": verified.challenge_id,
+        "reference": verified.reference,
+        "status": "success",
+        "timestamp": rfc3339(coinslot_mint::unix_now()),
+    });
+    if let Some(external) = &verified.external_id {
+        receipt["externalId"] = json!(external);
+    }
+    let Ok(encoded) = encode_jcs(&receipt) else {
+        return;
+    };
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        let headers = response.headers_mut();
+        headers.insert(PAYMENT_RECEIPT, value);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The cashu draft's example request (appendix "Examples"), decoded and re-encoded.
+    const DRAFT_REQUEST: &str = "eyJhbW91bnQiOiIxMDAiLCJjdXJyZW5jeSI6InNhdCIsImRlc2NyaXB0aW9uIjoiV2VhdGhlciByZXBvcnQgZm9yIDk0MTA3IiwibWV0aG9kRGV0YWlscyI6eyJtaW50cyI6WyJodHRwczovL21pbnQuZXhhbXBsZS5jb20iXSwicmVxdWVzdCI6ImNyZXFBLi4uIn19";
+
+    #[test]
+    fn the_draft_request_example_round_trips_through_jcs() {
+        let decoded: ChargeRequest =
+            serde_json::from_slice(&decode_b64url(DRAFT_REQUEST).unwrap()).unwrap();
+        assert_eq!(decoded.amount, "100");
+        assert_eq!(decoded.currency, "sat");
+        assert_eq!(
+            decoded.description.as_deref(),
+            Some("Weather report for 94107")
+        );
+        assert_eq!(
+            decoded.method_details.mints,
+            vec!["https://mint.example.com"]
+        );
+        assert_eq!(decoded.method_details.request, "creqA...");
+        assert_eq!(encode_jcs(&decoded).unwrap(), DRAFT_REQUEST);
+    }
+
+    fn vector(
+        request: &str,
+        expires: Option<&str>,
+        digest: Option<&str>,
+        opaque: Option<&str>,
+    ) -> EchoedChallenge {
+        EchoedChallenge {
+            id: String::new(),
+            realm: "api.example.com".into(),
+            method: "tempo".into(),
+            intent: "charge".into(),
+            request: request.into(),
+            expires: expires.map(str::to_string),
+            digest: digest.map(str::to_string),
+            opaque: opaque.map(str::to_string),
+            description: None,
+        }
+    }
+
+    /// Vectors of the cross-SDK conformance suite (tempoxyz/mpp-tools, challenge-id.json).
+    #[test]
+    fn challenge_ids_match_the_conformance_vectors() {
+        let key = b"test-vector-secret-minimum-32-byte-secret";
+        let request = encode_jcs(&json!({ "amount": "1000000" })).unwrap();
+        let cases = [
+            (
+                vector(&request, None, None, None),
+                "6QDs0BmhrI_v67iWeCMvGqQJEFQ6ErWKlk7zi5xL6t0",
+            ),
+            (
+                vector(&request, Some("2025-01-06T12:00:00Z"), None, None),
+                "ZcHgfEi5_Qyda9NQwUzamsCgCcWXw6N6EH2NLyaSTlg",
+            ),
+            (
+                vector(
+                    &request,
+                    None,
+                    Some("sha-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE"),
+                    None,
+                ),
+                "vwnOtW2kwdujK9_uC_taI2e6Jwq86Jwogvq9m--i8eQ",
+            ),
+            (
+                vector(&encode_jcs(&json!({})).unwrap(), None, None, None),
+                "SMpxo_gPWGquX9vAZ-b_OIPsHO3kfdY2s73946Mnwc0",
+            ),
+        ];
+        for (challenge, expected) in cases {
+            assert_eq!(challenge_id(key, &challenge), expected, "{challenge:?}");
+        }
+    }
+
+    /// A cashu challenge computed independently (mppx 0.11.0 and Python agree on it).
+    #[test]
+    fn a_cashu_challenge_id_matches_an_independent_computation() {
+        let mut challenge = vector(DRAFT_REQUEST, Some("2026-03-15T12:05:00Z"), None, None);
+        challenge.method = "cashu".into();
+        let key = b"test-secret";
+        assert_eq!(
+            challenge_id(key, &challenge),
+            "3WWvrlEZmRvtAwVhGID5cSVHFRtuggm0gpi1csXG8n0"
+        );
+        challenge.id = challenge_id(key, &challenge);
+        assert!(verify_id(key, &challenge));
+        challenge.realm = "other.example.com".into();
+        assert!(!verify_id(key, &challenge));
+    }
+
+    #[test]
+    fn credentials_decode_with_or_without_padding_and_bad_ones_are_named() {
+        let credential = Credential {
+            challenge: vector(DRAFT_REQUEST, None, None, None),
+            source: None,
+            payload: CashuPayload {
+                cashu_token: "cashuBxyz".into(),
+            },
+        };
+        let text = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&credential).unwrap());
+        assert_eq!(decode_credential(&text).unwrap(), credential);
+        let padded = base64::engine::general_purpose::URL_SAFE
+            .encode(serde_json::to_vec(&credential).unwrap());
+        assert_eq!(decode_credential(&padded).unwrap(), credential);
+        let err = decode_credential("not base64!").unwrap_err();
+        assert_eq!(err.kind, ProblemKind::MalformedCredential);
+        let err = decode_credential(&URL_SAFE_NO_PAD.encode(b"{\"challenge\": 1}")).unwrap_err();
+        assert!(err.detail.contains("expected"), "{}", err.detail);
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(1_773_576_300), "2026-03-15T12:05:00Z");
+        assert_eq!(parse_rfc3339("2026-03-15T12:05:00Z"), Some(1_773_576_300));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,330 @@
+//! The "Payment" HTTP authentication scheme with the `cashu` charge method
+//! (`coinslot_layer::paymentauth`) against `PaidApp` (an axum app behind the paywall on
+//! `127.0.0.1:0`), paid with tokens from real cdk wallets over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use cdk::nuts::{SpendingConditions, State};
+use cdk::wallet::{SendOptions, Wallet};
+use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
+use coinslot_tests::wallet::{self, proof_states, send, token, token_proofs};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The auth-params of the `WWW-Authenticate: Payment` challenge in `headers`.
+fn challenge(headers: &reqwest::header::HeaderMap) -> HashMap<String, String> {
+    let value = headers
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("Payment "))
+        .expect("a Payment challenge");
+    let mut params = HashMap::new();
+    let mut rest = value.trim_start_matches("Payment ").trim();
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once('=').unwrap();
+        let after = after.strip_prefix('"').unwrap();
+        let end = after.find('"').unwrap();
+        params.insert(name.trim().to_string(), after[..end].to_string());
+        rest = after[end + 1..].trim_start_matches([',', ' ']);
+    }
+    params
+}
+
+fn decode(text: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+}
+
+/// `Authorization: Payment …` answering `params` with `token`.
+fn credential(params: &HashMap<String, String>, token: &str) -> String {
+    let mut echoed = serde_json::Map::new();
+    for (name, value) in params {
+        echoed.insert(name.clone(), json!(value));
+    }
+    let body = json!({ "challenge": echoed, "payload": { "cashu_token": token } });
+    format!("Payment {}", URL_SAFE_NO_PAD.encode(body.to_string()))
+}
+
+async fn unspent(wallet: &Wallet, token: &str) -> bool {
+    let proofs = token_proofs(wallet, &token.parse().unwrap()).await.unwrap();
+    proof_states(wallet, &proofs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| *s == State::Unspent)
+}
+
+/// The problem type of a refusal, checking it is a 402 with a fresh challenge.
+fn problem(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> String {
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(header(headers, "content-type"), "application/problem+json");
+    assert_eq!(header(headers, "cache-control"), "no-store");
+    assert!(!challenge(headers)["id"].is_empty(), "a fresh challenge");
+    assert!(
+        header(headers, "payment-receipt").is_empty(),
+        "no receipt on errors"
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["status"], 402);
+    body["type"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("https://paymentauth.org/problems/")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_402_offers_both_bindings_and_the_payment_one_pays_with_a_receipt() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let wallet = wallet::funded(&app.url, 20).await?;
+
+    let (status, headers, _) = app.get("/search?q=nut", &[]).await?;
+    assert_eq!(status, 402);
+    assert_eq!(header(&headers, "cache-control"), "no-store");
+    let creq = header(&headers, "x-cashu");
+    assert!(creq.starts_with("creqA"), "{creq}");
+    let params = challenge(&headers);
+    assert_eq!(params["method"], "cashu");
+    assert_eq!(params["intent"], "charge");
+    assert_eq!(params["realm"], app.url.trim_start_matches("http://"));
+    let request = decode(&params["request"]);
+    assert_eq!(request["amount"], "2");
+    assert_eq!(request["currency"], "sat");
+    assert_eq!(request["methodDetails"]["request"], creq);
+    assert_eq!(request["methodDetails"]["mints"], json!([app.url]));
+    assert_eq!(decode(&params["opaque"])["route"], "GET /search");
+    // The request is JCS: keys sorted, no spaces.
+    let jcs = String::from_utf8(URL_SAFE_NO_PAD.decode(&params["request"])?)?;
+    assert!(
+        jcs.starts_with("{\"amount\":\"2\",\"currency\":\"sat\",\"methodDetails\":{\"mints\":["),
+        "{jcs}"
+    );
+
+    let paying = token(&wallet, 2).await?;
+    let (status, headers, body) = app
+        .get(
+            "/search?q=nut",
+            &[("authorization", &credential(&params, &paying))],
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(seen["paid"]["amount"], 2);
+    assert!(
+        header(&headers, "x-cashu").is_empty(),
+        "no change in this binding"
+    );
+    assert_eq!(header(&headers, "cache-control"), "private");
+    let receipt = decode(&header(&headers, "payment-receipt"));
+    assert_eq!(receipt["method"], "cashu");
+    assert_eq!(receipt["status"], "success");
+    assert_eq!(receipt["challengeId"], params["id"]);
+    assert_eq!(
+        receipt["reference"],
+        hex::encode(Sha256::digest(paying.as_bytes()))
+    );
+    assert!(
+        !receipt.to_string().contains("cashuB"),
+        "never the token itself"
+    );
+    assert!(!unspent(&wallet, &paying).await);
+    assert_eq!(wallet::balance(&wallet).await?, 18);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token_untouched(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(
+        dir.path(),
+        PaidAppOptions {
+            payment_challenge_ttl: Some(Duration::from_secs(2)),
+            ..PaidAppOptions::default()
+        },
+    )
+    .await?;
+    let wallet = wallet::funded(&app.url, 40).await?;
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let params = challenge(&headers);
+    let paying = token(&wallet, 2).await?;
+
+    // Each echoed field changed in turn: invalid-challenge (a method other than cashu:
+    // method-unsupported, a 400).
+    let other_request = {
+        let mut request = decode(&params["request"]);
+        request["amount"] = json!("1");
+        URL_SAFE_NO_PAD.encode(request.to_string())
+    };
+    let other_route = URL_SAFE_NO_PAD.encode(json!({ "route": "GET /free" }).to_string());
+    for (field, value) in [
+        ("id", "AAAA".to_string()),
+        ("realm", "evil.example".to_string()),
+        ("intent", "session".to_string()),
+        ("request", other_request),
+        ("expires", "2099-01-01T00:00:00Z".to_string()),
+        ("opaque", other_route),
+    ] {
+        let mut tampered = params.clone();
+        tampered.insert(field.to_string(), value);
+        let (status, headers, body) = app
+            .get(
+                "/search?q=x",
+                &[("authorization", &credential(&tampered, &paying))],
+            )
+            .await?;
+        assert_eq!(
+            problem(status, &headers, &body),
+            "cashu/invalid-challenge",
+            "{field}: {body}"
+        );
+    }
+    let mut tampered = params.clone();
+    tampered.insert("method".into(), "lightning".into());
+    let (status, _, body) = app
+        .get(
+            "/search?q=x",
+            &[("authorization", &credential(&tampered, &paying))],
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("method-unsupported"), "{body}");
+
+    // A challenge of /search presented on /slow (same price): refused.
+    let (status, headers, body) = app
+        .get("/slow", &[("authorization", &credential(&params, &paying))])
+        .await?;
+    assert_eq!(problem(status, &headers, &body), "cashu/invalid-challenge");
+    assert!(body.contains("GET /search"), "{body}");
+
+    // Too much or too little: payment-insufficient, no change made.
+    for amount in [1, 3] {
+        let wrong = token(&wallet, amount).await?;
+        let (status, headers, body) = app
+            .get(
+                "/search?q=x",
+                &[("authorization", &credential(&params, &wrong))],
+            )
+            .await?;
+        assert_eq!(
+            problem(status, &headers, &body),
+            "cashu/payment-insufficient",
+            "{amount}"
+        );
+        assert!(unspent(&wallet, &wrong).await);
+    }
+
+    // A P2PK-locked proof, even to the mint itself: verification-failed.
+    let locked = send(
+        &wallet,
+        2,
+        SendOptions {
+            conditions: Some(SpendingConditions::new_p2pk(app.mint.pubkey(), None)),
+            ..SendOptions::default()
+        },
+    )
+    .await?
+    .to_string();
+    let (status, headers, body) = app
+        .get(
+            "/search?q=x",
+            &[("authorization", &credential(&params, &locked))],
+        )
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
+    assert!(body.contains("locked"), "{body}");
+
+    // Garbage and a cashuA token: malformed-credential.
+    let (status, headers, body) = app
+        .get("/search?q=x", &[("authorization", "Payment !!!")])
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/malformed-credential"
+    );
+    let v3 = paying.parse::<cdk::nuts::Token>()?;
+    let v3 = cdk::nuts::nut00::TokenV3::new(
+        v3.mint_url()?,
+        token_proofs(&wallet, &v3).await?,
+        None,
+        Some(cdk::nuts::CurrencyUnit::Sat),
+    )?
+    .to_string();
+    let (status, headers, body) = app
+        .get(
+            "/search?q=x",
+            &[("authorization", &credential(&params, &v3))],
+        )
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/malformed-credential"
+    );
+
+    // Expired: the same credential, once the challenge ran out.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, headers, body) = app
+        .get(
+            "/search?q=x",
+            &[("authorization", &credential(&params, &paying))],
+        )
+        .await?;
+    assert_eq!(problem(status, &headers, &body), "cashu/payment-expired");
+    assert!(
+        unspent(&wallet, &paying).await,
+        "every refusal left the token spendable"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = std::sync::Arc::new(PaidApp::start(dir.path(), PaidAppOptions::default()).await?);
+    let wallet = wallet::funded(&app.url, 20).await?;
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let authorization = credential(&challenge(&headers), &token(&wallet, 2).await?);
+
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (app, authorization) = (app.clone(), authorization.clone());
+            tokio::spawn(async move {
+                app.get("/search?q=x", &[("authorization", &authorization)])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let (status, headers, body) = task.await?;
+        match status {
+            200 => ok += 1,
+            _ => assert_eq!(
+                problem(status, &headers, &body),
+                "cashu/verification-failed",
+                "{body}"
+            ),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one of 64 concurrent uses is served");
+    // And once more afterwards: spent.
+    let (status, headers, body) = app
+        .get("/search?q=x", &[("authorization", &authorization)])
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
+    assert!(body.contains("pays once"), "{body}");
+    Ok(())
+}
