@@ -1,6 +1,8 @@
 //! Other wallets than cdk, driven as a new user would:
 //! - cashu-ts (the TypeScript wallet most web wallets use): `tests/interop/cashu-ts/flow.mjs`;
-//! - Nutshell's `cashu` CLI (Python): `tests/interop/nutshell/flow.sh`.
+//! - Nutshell's `cashu` CLI (Python): `tests/interop/nutshell/flow.sh`;
+//! - mppx (the TypeScript SDK of the "Payment" HTTP auth scheme) reads a Coinslot `402`
+//!   with its own parser and pays with its own credential encoding: `tests/interop/mppx/pay.mjs`.
 //!
 //! They need Node.js/npm and Python/pip, so they run only with `COINSLOT_INTEROP=1` (`.ci/run`
 //! sets it when those are installed); without it each test says so and passes.
@@ -82,4 +84,44 @@ async fn nutshell_tops_up_sends_receives_and_restores() {
     let mut flow = Command::new("bash");
     flow.arg(dir.join("flow.sh")).env("PATH", path);
     run_flow(flow, "nutshell flow ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mppx_parses_the_payment_challenge_and_pays_with_its_credential() {
+    if std::env::var_os("COINSLOT_INTEROP").is_none() {
+        eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the mppx flow");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/mppx");
+    if !dir.join("node_modules/mppx").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm install failed");
+    }
+    let data = tempfile::tempdir().unwrap();
+    let app = coinslot_tests::paywall::PaidApp::start(data.path(), Default::default())
+        .await
+        .unwrap();
+    let wallet = coinslot_tests::wallet::funded(&app.url, 10).await.unwrap();
+    let token = coinslot_tests::wallet::token(&wallet, 2).await.unwrap();
+    let mut flow = Command::new("node");
+    flow.arg("pay.mjs")
+        .arg(format!("{}/search?q=mppx", app.url))
+        .arg(&token)
+        .current_dir(&dir);
+    let output = tokio::task::spawn_blocking(move || flow.output().expect("node runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "mppx flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("challenge: 2 sat"), "{stdout}");
+    assert!(stdout.contains("mppx flow ok"), "{stdout}");
+    assert_eq!(coinslot_tests::wallet::balance(&wallet).await.unwrap(), 8);
 }

@@ -32,7 +32,8 @@ use cdk::wallet::SendOptions;
 use cdk::Amount;
 use clap::{Args, Parser, Subcommand};
 use coinslot_client::{
-    decode_request, Budget, Limits, Nip60, PassOrder, PayingClient, SpendRecord, Wallets, X_CASHU,
+    decode_request, Binding, Budget, Limits, Nip60, PassOrder, PayingClient, SpendRecord, Wallets,
+    X_CASHU,
 };
 
 /// File listing the mints this wallet trusts, one URL per line.
@@ -160,6 +161,19 @@ struct BudgetArgs {
     /// Most all hosts may take per hour.
     #[arg(long, default_value_t = 5000)]
     max_per_hour: u64,
+    /// When a 402 offers both: pay with NUT-24's X-Cashu (change comes back) or the
+    /// standard `Authorization: Payment` scheme (exact amount, a receipt).
+    #[arg(long, value_enum, default_value_t = Prefer::Nut24)]
+    prefer: Prefer,
+}
+
+/// The payment binding to prefer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Prefer {
+    /// `X-Cashu` (NUT-24).
+    Nut24,
+    /// `Authorization: Payment` (the HTTP Payment authentication scheme, cashu method).
+    Payment,
 }
 
 fn main() -> ExitCode {
@@ -372,7 +386,12 @@ fn paying_client(
             },
         )
         .with_history(spent(dir)?);
-    let client = PayingClient::new(reqwest::Client::new(), wallets, budget, trusted(dir)?);
+    let binding = match args.prefer {
+        Prefer::Nut24 => Binding::Nut24,
+        Prefer::Payment => Binding::Payment,
+    };
+    let client =
+        PayingClient::new(reqwest::Client::new(), wallets, budget, trusted(dir)?).prefer(binding);
     Ok(match nip60 {
         Some(nip60) => client.with_nip60(nip60),
         None => client,
@@ -391,6 +410,9 @@ async fn fetch(dir: &Path, client: &PayingClient, request: reqwest::Request) -> 
             "paid {} {} (fee {}, back {}) with ecash of {}",
             payment.price, payment.unit, payment.fee, payment.returned, payment.mint
         );
+    }
+    if let Some(receipt) = coinslot_client::paymentauth::receipt(paid.response.headers()) {
+        eprintln!("receipt: {receipt}");
     }
     let body = paid.response.text().await?;
     println!("{body}");

@@ -206,3 +206,21 @@ async fn pass_buys_time_on_a_paid_proxy() {
     let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
     assert!(stdout.starts_with("12 sat"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pays_the_payment_scheme_when_asked() {
+    let (url, _server) = paid_search().await;
+    let wallet = tempfile::tempdir().unwrap();
+    let search = format!("{url}/search?q=nut");
+    let (out, _, stderr) = coinslot(wallet.path(), &["topup", &search, "10"]).await;
+    assert!(out.status.success(), "{stderr}");
+    let (out, stdout, stderr) =
+        coinslot(wallet.path(), &["get", &search, "--prefer", "payment"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("paid 2 sat (fee 0, back 0)"), "{stderr}");
+    assert!(stderr.contains("receipt"), "the receipt is shown: {stderr}");
+    let body: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["paid"]["amount"], 2);
+    let (_, stdout, _) = coinslot(wallet.path(), &["balance"]).await;
+    assert!(stdout.starts_with("8 sat"), "{stdout}");
+}

@@ -67,6 +67,7 @@ pub struct PayingClient {
     session_deposit: Option<u64>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     nip60: Option<Arc<crate::Nip60>>,
+    binding: crate::Binding,
 }
 
 /// A prepaid session the client holds with one origin.
@@ -96,6 +97,7 @@ impl PayingClient {
             session_deposit: None,
             sessions: Arc::new(Mutex::new(HashMap::new())),
             nip60: None,
+            binding: crate::Binding::default(),
         }
     }
 
@@ -104,6 +106,17 @@ impl PayingClient {
     pub fn with_nip60(mut self, nip60: Arc<crate::Nip60>) -> Self {
         self.nip60 = Some(nip60);
         self
+    }
+
+    /// The binding to pay with when a `402` offers both NUT-24 and the `Payment` scheme.
+    pub fn prefer(mut self, binding: crate::Binding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// Whether ecash of `mint` may be spent.
+    pub(crate) fn is_trusted(&self, mint: &MintUrl) -> bool {
+        self.trusted.contains(mint)
     }
 
     /// The HTTP client underneath.
@@ -169,6 +182,13 @@ impl PayingClient {
             });
         }
         let headers = response.headers().clone();
+        let challenge = crate::paymentauth::find_challenge(&headers);
+        let nut24 = headers.contains_key(X_CASHU);
+        if let Some(challenge) = challenge {
+            if self.binding == crate::Binding::Payment || !nut24 {
+                return self.pay_challenge(again, challenge, &host).await;
+            }
+        }
         let offer = self.offer(&headers, &host)?;
         let session_path = match self.session_deposit {
             Some(_) => response

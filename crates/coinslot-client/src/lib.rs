@@ -24,6 +24,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The standard "Payment" HTTP authentication scheme (`WWW-Authenticate: Payment`, method
+//! `cashu`) is paid too ([`paymentauth`]): when a `402` offers both, the client uses
+//! [`PayingClient::prefer`] (NUT-24 by default, which allows change); a `402` offering only
+//! one is paid with that one.
+//!
 //! Money rules: the budget is reserved before any ecash leaves the wallet; a payment the
 //! server answers with `402` again, or that never reached it, is reclaimed if unspent; a
 //! lost connection is retried once with the same token (a Coinslot server answers a
@@ -33,12 +38,14 @@ pub mod budget;
 pub mod client;
 pub mod nip60;
 pub mod pass;
+pub mod paymentauth;
 pub mod wallets;
 
 pub use budget::{Budget, Limits, OverBudget, SpendRecord};
 pub use client::{decode_request, Paid, PayingClient, Payment, X_CASHU, X_CASHU_SESSION};
 pub use nip60::Nip60;
 pub use pass::{BoughtPass, PassOrder};
+pub use paymentauth::Binding;
 pub use wallets::Wallets;
 
 /// Why a request could not be paid (or sent).

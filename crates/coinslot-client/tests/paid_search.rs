@@ -305,3 +305,49 @@ async fn as_a_tower_service_it_pays_and_reports_the_payment() {
     assert_eq!(payment.cost(), 2);
     assert_eq!(balance(&wallets, &server.url).await, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_scheme_is_paid_when_preferred() {
+    let server = paid_search().await;
+    let wallets = funded(&server.url, 10).await;
+    let client =
+        paying_client(&wallets, budget(5, 100), &server).prefer(coinslot_client::Binding::Payment);
+    let paid = client
+        .get(&format!("{}/search?q=payment", server.url))
+        .await
+        .unwrap();
+    assert_eq!(paid.response.status(), 200);
+    let receipt = paid
+        .response
+        .headers()
+        .get("payment-receipt")
+        .expect("paid through the Payment scheme: a receipt")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        paid.response.headers().get("x-cashu").is_none(),
+        "no change in this binding"
+    );
+    let payment = paid.payment.unwrap();
+    assert_eq!((payment.price, payment.returned), (2, 0));
+    assert_eq!(balance(&wallets, &server.url).await, 8);
+    use base64::Engine as _;
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(receipt)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(receipt["method"], "cashu");
+
+    // By default the same client pays NUT-24 (the answer has no receipt).
+    let client = paying_client(&wallets, budget(5, 100), &server);
+    let paid = client
+        .get(&format!("{}/search?q=nut24", server.url))
+        .await
+        .unwrap();
+    assert_eq!(paid.response.status(), 200);
+    assert!(paid.response.headers().get("payment-receipt").is_none());
+    assert_eq!(balance(&wallets, &server.url).await, 6);
+}
