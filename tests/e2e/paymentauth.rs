@@ -243,6 +243,38 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
     );
     assert!(body.contains("locked"), "{body}");
 
+    // A DLEQ proof that does not hold: verification-failed (cdk's tokens carry DLEQ proofs).
+    let honest = token(&wallet, 2).await?;
+    let parsed: cdk::nuts::Token = honest.parse()?;
+    let mut proofs = token_proofs(&wallet, &parsed).await?;
+    assert!(
+        proofs.iter().all(|p| p.dleq.is_some()),
+        "the wallet sends DLEQ proofs"
+    );
+    for proof in &mut proofs {
+        let dleq = proof.dleq.as_mut().unwrap();
+        std::mem::swap(&mut dleq.e, &mut dleq.s);
+    }
+    let forged = cdk::nuts::Token::new(
+        parsed.mint_url()?,
+        proofs,
+        None,
+        cdk::nuts::CurrencyUnit::Sat,
+    )
+    .to_string();
+    let (status, headers, body) = app
+        .get(
+            "/search?q=x",
+            &[("authorization", &credential(&params, &forged))],
+        )
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
+    assert!(body.contains("DLEQ"), "{body}");
+    assert!(unspent(&wallet, &honest).await);
+
     // Garbage and a cashuA token: malformed-credential.
     let (status, headers, body) = app
         .get("/search?q=x", &[("authorization", "Payment !!!")])

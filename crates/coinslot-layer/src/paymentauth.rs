@@ -20,8 +20,9 @@
 //!
 //! A credential spends its token once: repeating it (even with the same request) is refused
 //! as already spent, unlike NUT-24's retry of a lost answer. A handler failure refunds the
-//! payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Not yet: the `digest` binding
-//! of request bodies, `Idempotency-Key` replays, DLEQ checks of input proofs.
+//! payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Input proofs that carry a DLEQ
+//! proof must verify. Not yet: the `digest` binding of request bodies, `Idempotency-Key`
+//! replays.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -574,6 +575,22 @@ pub(crate) fn verify(
                 price.amount
             ),
         ));
+    }
+    // 13. A DLEQ proof where one is present must hold (its absence is no reason to refuse).
+    for proof in proofs.iter().filter(|p| p.dleq.is_some()) {
+        let key = shared
+            .mint
+            .keyset_keys(&proof.keyset_id)
+            .ok()
+            .and_then(|keys| keys.keysets.into_iter().next())
+            .and_then(|keyset| keyset.keys.amount_key(proof.amount));
+        let holds = key.is_some_and(|key| proof.verify_dleq(key).is_ok());
+        if !holds {
+            return Err(Problem::new(
+                VerificationFailed,
+                "a proof's DLEQ proof does not verify against this mint's key",
+            ));
+        }
     }
     Ok(Verified {
         proofs,
