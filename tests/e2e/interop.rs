@@ -29,21 +29,28 @@ async fn run_flow(mut flow: Command, ok_line: &str) {
     server.stop().await.unwrap();
 }
 
+/// The Node project in `tests/<path>`, its packages installed (`npm ci`) unless `package`
+/// is there already.
+fn npm_project(path: &str, package: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    if !dir.join("node_modules").join(package).exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm install failed in {path}");
+    }
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cashu_ts_tops_up_sends_receives_and_restores() {
     if std::env::var_os("COINSLOT_INTEROP").is_none() {
         eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the cashu-ts flow");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/cashu-ts");
-    if !dir.join("node_modules/@cashu/cashu-ts").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm install failed");
-    }
+    let dir = npm_project("interop/cashu-ts", "@cashu/cashu-ts");
     let mut flow = Command::new("node");
     flow.arg("flow.mjs").current_dir(&dir);
     run_flow(flow, "cashu-ts flow ok").await;
@@ -92,15 +99,7 @@ async fn mppx_parses_the_payment_challenge_and_pays_with_its_credential() {
         eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the mppx flow");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/mppx");
-    if !dir.join("node_modules/mppx").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm install failed");
-    }
+    let dir = npm_project("interop/mppx", "mppx");
     let data = tempfile::tempdir().unwrap();
     let app = coinslot_tests::paywall::PaidApp::start(data.path(), Default::default())
         .await

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use cdk::nuts::{State, Token};
+use cdk::nuts::Token;
 use cdk::wallet::Wallet;
 use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
-use coinslot_tests::wallet::{self, proof_states, token, token_proofs};
+use coinslot_tests::wallet::{self, token};
 use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(1);
@@ -61,12 +61,7 @@ fn change(headers: &reqwest::header::HeaderMap) -> u64 {
 }
 
 async fn unspent(wallet: &Wallet, token: &str) -> bool {
-    let proofs = token_proofs(wallet, &token.parse().unwrap()).await.unwrap();
-    proof_states(wallet, &proofs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|s| *s == State::Unspent)
+    wallet::unspent(wallet, token).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Result;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use cdk::nuts::{SpendingConditions, State};
+use cdk::nuts::SpendingConditions;
 use cdk::wallet::{SendOptions, Wallet};
 use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
-use coinslot_tests::wallet::{self, proof_states, send, token, token_proofs};
+use coinslot_tests::wallet::{self, send, token, token_proofs};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -51,12 +51,7 @@ fn credential(params: &HashMap<String, String>, token: &str) -> String {
 }
 
 async fn unspent(wallet: &Wallet, token: &str) -> bool {
-    let proofs = token_proofs(wallet, &token.parse().unwrap()).await.unwrap();
-    proof_states(wallet, &proofs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|s| *s == State::Unspent)
+    wallet::unspent(wallet, token).await.unwrap()
 }
 
 /// The problem type of a refusal, checking it is a 402 with a fresh challenge.
@@ -358,5 +353,56 @@ async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
         "cashu/verification-failed"
     );
     assert!(body.contains("pays once"), "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_lets_a_lost_answer_be_fetched_again_without_a_second_charge(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let wallet = wallet::funded(&app.url, 10).await?;
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let params = challenge(&headers);
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&params, &paying);
+    let with_key = [
+        ("authorization", authorization.as_str()),
+        ("idempotency-key", "op-1"),
+    ];
+
+    let (status, first_headers, body) = app.get("/search?q=x", &with_key).await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(seen["paid"]["replay"], false);
+    // The answer was lost: the same credential and key again.
+    let (status, headers, body) = app.get("/search?q=x", &with_key).await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        seen["paid"]["replay"], true,
+        "served again, not charged again"
+    );
+    let receipt = decode(&header(&headers, "payment-receipt"));
+    let first = decode(&header(&first_headers, "payment-receipt"));
+    assert_eq!(receipt["reference"], first["reference"]);
+    assert_eq!(wallet::balance(&wallet).await?, 8, "paid once");
+    // Another key, or none: the credential has paid.
+    let other_key = [
+        ("authorization", authorization.as_str()),
+        ("idempotency-key", "op-2"),
+    ];
+    let (status, headers, body) = app.get("/search?q=x", &other_key).await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
+    let (status, headers, body) = app
+        .get("/search?q=x", &[("authorization", authorization.as_str())])
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
     Ok(())
 }

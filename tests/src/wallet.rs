@@ -121,6 +121,15 @@ pub async fn token_proofs(wallet: &Wallet, token: &Token) -> Result<Proofs> {
     Ok(token.proofs(&keysets)?)
 }
 
+/// Whether every proof of `token` is still unspent at its mint.
+pub async fn unspent(wallet: &Wallet, token: &str) -> Result<bool> {
+    let proofs = token_proofs(wallet, &token.parse()?).await?;
+    Ok(proof_states(wallet, &proofs)
+        .await?
+        .iter()
+        .all(|s| *s == State::Unspent))
+}
+
 /// NUT-07 states of `proofs` as reported by the mint (wallet API, `POST /v1/checkstate`).
 pub async fn proof_states(wallet: &Wallet, proofs: &Proofs) -> Result<Vec<State>> {
     Ok(wallet

@@ -18,11 +18,12 @@
 //!   with a fresh challenge; a success carries `Payment-Receipt` (base64url JSON: method,
 //!   challengeId, reference = SHA-256 of the token as presented, status, timestamp).
 //!
-//! A credential spends its token once: repeating it (even with the same request) is refused
-//! as already spent, unlike NUT-24's retry of a lost answer. A handler failure refunds the
-//! payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Input proofs that carry a DLEQ
-//! proof must verify. Not yet: the `digest` binding of request bodies, `Idempotency-Key`
-//! replays.
+//! A credential spends its token once: repeating it is refused as already spent, unless
+//! the repeat carries the same `Idempotency-Key` as the paid request (and is the same
+//! request): then it is served again without a second charge, within NUT-24's retry window
+//! and count (the handler runs again; responses are not stored). A handler failure refunds
+//! the payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Input proofs that carry a
+//! DLEQ proof must verify. Not yet: the `digest` binding of request bodies.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -35,6 +35,8 @@ const CODE_SPENT: u16 = 11001;
 const CODE_PENDING: u16 = 11002;
 const CODE_UNIT: u16 = 11010;
 const CODE_KEYSET: u16 = 12001;
+/// `Idempotency-Key`: a client's name for one operation, so a retry is recognised.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Whether `path` is the session endpoint or below it.
 pub(crate) fn is_session_path(settings: &Settings, path: &str) -> bool {
@@ -414,7 +416,8 @@ where
         return refuse(problem, request.headers());
     };
     request.headers_mut().remove(http::header::AUTHORIZATION);
-    let (template, payment) = token_payment(settings, &price, key, receipt::fingerprint(&request));
+    let fingerprint = receipt::fingerprint(&request);
+    let (template, payment) = token_payment(settings, &price, key, fingerprint.clone());
     let proofs = verified.proofs.clone();
     match shared.mint.redeem(proofs, payment).await {
         Ok(redeemed) => {
@@ -428,10 +431,32 @@ where
             }
             response
         }
+        // The same credential with the same Idempotency-Key (and request): a retry of a
+        // paid request, served again without a second charge, like NUT-24's.
+        Err(Error::TokenAlreadySpent) if request.headers().contains_key(IDEMPOTENCY_KEY) => {
+            let headers = request.headers().clone();
+            let mut response = replay(settings, shared, inner, request, &key, &fingerprint).await;
+            if response.status().is_success() {
+                paymentauth::attach_receipt(&mut response, &verified);
+                return response;
+            }
+            let problem = Problem::new(
+                ProblemKind::VerificationFailed,
+                "the token is spent already (by another request or Idempotency-Key, or its retries are used up)",
+            );
+            let mut refused = refuse(problem, &headers);
+            // A refund recorded for the first attempt goes back again.
+            if let Some(refund) = response.headers_mut().remove(nut24::X_CASHU) {
+                if refund.as_bytes().starts_with(b"cashu") {
+                    refused.headers_mut().insert(nut24::X_CASHU, refund);
+                }
+            }
+            refused
+        }
         Err(Error::TokenAlreadySpent) => refuse(
             Problem::new(
                 ProblemKind::VerificationFailed,
-                "the token is spent already: a Payment credential pays once",
+                "the token is spent already: a Payment credential pays once (send an Idempotency-Key to retry a lost answer)",
             ),
             request.headers(),
         ),

@@ -98,7 +98,12 @@ pub(crate) fn fingerprint<B>(request: &Request<B>) -> String {
             .map(|pq| pq.as_str())
             .unwrap_or("/"),
     );
-    for name in [CONTENT_LENGTH.as_str(), "content-digest", "digest"] {
+    for name in [
+        CONTENT_LENGTH.as_str(),
+        "content-digest",
+        "digest",
+        "idempotency-key",
+    ] {
         hash.update([0]);
         if let Some(value) = request.headers().get(name) {
             hash.update(value.as_bytes());
