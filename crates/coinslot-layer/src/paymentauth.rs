@@ -556,16 +556,10 @@ pub(crate) fn verify(
         ));
     }
     // 12. Exactly the amount plus the input fee: this binding makes no change.
-    let ppk: u64 = proofs
-        .iter()
-        .map(|p| {
-            keysets
-                .iter()
-                .find(|k| k.id == p.keyset_id)
-                .map_or(0, |k| k.input_fee_ppk)
-        })
-        .sum();
-    let fee = ppk.div_ceil(1000);
+    let fee = shared
+        .mint
+        .input_fee(&proofs)
+        .map_err(|e| Problem::new(VerificationFailed, format!("the token's keysets: {e}")))?;
     let total: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
     if total != price.amount + fee {
         return Err(Problem::new(

@@ -384,7 +384,8 @@ where
 
 /// `Authorization: Payment`: the credential is checked in the draft's order, its token
 /// spent exactly (no change) in the same durable write as any payment, the handler run,
-/// and the answer given a `Payment-Receipt`. A credential pays once: no replay.
+/// and the answer given a `Payment-Receipt`. A credential pays once; only a repeat with the
+/// paid request's `Idempotency-Key` is served again (no second charge).
 async fn pay_with_credential<S, ReqBody, ResBody>(
     settings: &Settings,
     shared: &Arc<Shared>,

@@ -160,19 +160,6 @@ impl Sessions {
             .debit_account(&claims.sid, &unit, amount)
             .await
     }
-
-    /// The session's balance now (`None`: closed or unknown).
-    pub async fn balance(
-        &self,
-        claims: &SessionClaims,
-    ) -> Result<Option<u64>, coinslot_mint::Error> {
-        Ok(self
-            .shared
-            .mint
-            .account(&claims.sid)
-            .await?
-            .map(|a| a.balance))
-    }
 }
 
 /// A fresh session id: 16 random bytes, hex.

@@ -219,6 +219,17 @@ impl Mint {
         })
     }
 
+    /// NUT-02: the input fee spending `proofs` costs, by their keysets' `input_fee_ppk`;
+    /// an unknown keyset is an error.
+    pub fn input_fee(&self, proofs: &[cashu::nuts::Proof]) -> Result<u64, Error> {
+        let ring = self.keyring();
+        let mut ppk: u64 = 0;
+        for proof in proofs {
+            ppk = ppk.saturating_add(ring.get(&proof.keyset_id)?.record.input_fee_ppk);
+        }
+        Ok(crate::verify::fee_of(ppk))
+    }
+
     /// NUT-02: every keyset with its unit, state and fee.
     pub fn keysets(&self) -> KeysetResponse {
         KeysetResponse {

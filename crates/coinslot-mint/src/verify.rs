@@ -98,8 +98,13 @@ pub(crate) fn verify_inputs(
         unit,
         proofs: verified,
         total,
-        fee: fee_ppk.div_ceil(1000),
+        fee: fee_of(fee_ppk),
     })
+}
+
+/// NUT-02: the input fee of proofs whose keysets charge `ppk` in all (parts per thousand).
+pub(crate) fn fee_of(ppk: u64) -> u64 {
+    ppk.div_ceil(1000)
 }
 
 /// Checks outputs: count, active keysets of one unit, amounts the keyset signs, no duplicate
