@@ -357,12 +357,12 @@ async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idempotency_key_lets_a_lost_answer_be_fetched_again_without_a_second_charge(
+async fn an_idempotency_key_retry_gets_the_original_response_without_a_second_charge_or_run(
 ) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
     let wallet = wallet::funded(&app.url, 10).await?;
-    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let (_, headers, _) = app.post("/echo", &[], "job 1").await?;
     let params = challenge(&headers);
     let paying = token(&wallet, 2).await?;
     let authorization = credential(&params, &paying);
@@ -371,38 +371,176 @@ async fn an_idempotency_key_lets_a_lost_answer_be_fetched_again_without_a_second
         ("idempotency-key", "op-1"),
     ];
 
-    let (status, first_headers, body) = app.get("/search?q=x", &with_key).await?;
-    assert_eq!(status, 200, "{body}");
-    let seen: Value = serde_json::from_str(&body)?;
-    assert_eq!(seen["paid"]["replay"], false);
-    // The answer was lost: the same credential and key again.
-    let (status, headers, body) = app.get("/search?q=x", &with_key).await?;
-    assert_eq!(status, 200, "{body}");
-    let seen: Value = serde_json::from_str(&body)?;
+    let (status, first_headers, first_body) = app.post("/echo", &with_key, "job 1").await?;
+    assert_eq!(status, 200, "{first_body}");
+    let first: Value = serde_json::from_str(&first_body)?;
     assert_eq!(
-        seen["paid"]["replay"], true,
-        "served again, not charged again"
+        (first["body"].as_str(), first["runs"].as_u64()),
+        (Some("job 1"), Some(1))
     );
-    let receipt = decode(&header(&headers, "payment-receipt"));
-    let first = decode(&header(&first_headers, "payment-receipt"));
-    assert_eq!(receipt["reference"], first["reference"]);
+    // The answer was lost: the same credential, key and body again → the same response,
+    // and the handler did not run again.
+    let (status, headers, body) = app.post("/echo", &with_key, "job 1").await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, first_body, "the original response, not a second run");
+    assert_eq!(
+        header(&headers, "payment-receipt"),
+        header(&first_headers, "payment-receipt")
+    );
+    let (_, _, other) = app.post("/echo", &with_key, "job 1").await?;
+    assert_eq!(
+        other, first_body,
+        "as often as the client asks within the window"
+    );
     assert_eq!(wallet::balance(&wallet).await?, 8, "paid once");
     // Another key, or none: the credential has paid.
     let other_key = [
         ("authorization", authorization.as_str()),
         ("idempotency-key", "op-2"),
     ];
-    let (status, headers, body) = app.get("/search?q=x", &other_key).await?;
+    let (status, headers, body) = app.post("/echo", &other_key, "job 1").await?;
     assert_eq!(
         problem(status, &headers, &body),
         "cashu/verification-failed"
     );
     let (status, headers, body) = app
-        .get("/search?q=x", &[("authorization", authorization.as_str())])
+        .post(
+            "/echo",
+            &[("authorization", authorization.as_str())],
+            "job 1",
+        )
         .await?;
     assert_eq!(
         problem(status, &headers, &body),
         "cashu/verification-failed"
     );
+
+    // After a restart the kept response is gone: the request is served again (NUT-24's
+    // retry rule), still without a second charge.
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let params = challenge(&headers);
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&params, &paying);
+    let with_key = [
+        ("authorization", authorization.as_str()),
+        ("idempotency-key", "op-3"),
+    ];
+    let (status, first_headers, body) = app.get("/search?q=x", &with_key).await?;
+    assert_eq!(status, 200, "{body}");
+    let addr = app.addr;
+    app.stop().await?;
+    let again = PaidAppOptions {
+        listen: Some(addr),
+        ..PaidAppOptions::default()
+    };
+    let app = PaidApp::start(dir.path(), again).await?;
+    let (status, headers, body) = app.get("/search?q=x", &with_key).await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(seen["paid"]["replay"], true, "run again, not charged again");
+    let receipt = decode(&header(&headers, "payment-receipt"));
+    let first = decode(&header(&first_headers, "payment-receipt"));
+    assert_eq!(receipt["reference"], first["reference"]);
+    assert_eq!(wallet::balance(&wallet).await?, 6, "two payments in all");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_for_a_request_body_pays_only_for_that_body() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let wallet = wallet::funded(&app.url, 10).await?;
+    // No body, no digest.
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    assert!(!challenge(&headers).contains_key("digest"));
+
+    let body = "{\"prompt\": \"summarise this\"}";
+    let (status, headers, _) = app.post("/echo", &[], body).await?;
+    assert_eq!(status, 402);
+    let params = challenge(&headers);
+    let expected = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes()))
+    );
+    assert_eq!(params["digest"], expected, "RFC 9530 digest of the body");
+
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&params, &paying);
+    let paid = [("authorization", authorization.as_str())];
+    // Another body: the challenge does not pay for it, and the token stays the client's.
+    let (status, headers, text) = app.post("/echo", &paid, "{\"prompt\": \"other\"}").await?;
+    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert!(text.contains("body"), "{text}");
+    assert!(
+        challenge(&headers).contains_key("digest"),
+        "the fresh challenge is bound to the body sent"
+    );
+    // No body at all: refused too.
+    let (status, headers, text) = app.post("/echo", &paid, "").await?;
+    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert!(unspent(&wallet, &paying).await);
+
+    // Dropping the digest from the echoed challenge breaks its id.
+    let mut stripped = params.clone();
+    stripped.remove("digest");
+    let other_body = [("authorization", credential(&stripped, &paying))];
+    let other_body: Vec<(&str, &str)> = other_body.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (status, headers, text) = app.post("/echo", &other_body, "{}").await?;
+    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert!(unspent(&wallet, &paying).await);
+
+    // The body it was issued for: paid, and the handler gets that body.
+    let (status, _, text) = app.post("/echo", &paid, body).await?;
+    assert_eq!(status, 200, "{text}");
+    let seen: Value = serde_json::from_str(&text)?;
+    assert_eq!(seen["body"], body);
+    assert!(!unspent(&wallet, &paying).await);
+
+    // A body over the limit (1 MiB) is not read: its challenge carries no digest.
+    let big = vec![b'x'; (1 << 20) + 1];
+    let (status, headers, _) = app.post("/echo", &[], big).await?;
+    assert_eq!(status, 402);
+    assert!(!challenge(&headers).contains_key("digest"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_is_a_503_mint_unavailable_and_the_same_credential_pays_later() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let wallet = wallet::funded(&app.url, 10).await?;
+    let (_, headers, _) = app.get("/search?q=x", &[]).await?;
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&challenge(&headers), &paying);
+    let paid = [("authorization", authorization.as_str())];
+
+    app.store.fail(true);
+    let (status, headers, body) = app.get("/search?q=x", &paid).await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(header(&headers, "content-type"), "application/problem+json");
+    assert_eq!(header(&headers, "retry-after"), "1");
+    assert!(!challenge(&headers)["id"].is_empty(), "a fresh challenge");
+    assert!(header(&headers, "payment-receipt").is_empty());
+    let problem: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        problem["type"],
+        "https://paymentauth.org/problems/cashu/mint-unavailable"
+    );
+    assert_eq!(problem["status"], 503);
+    assert!(
+        unspent(&wallet, &paying).await,
+        "the token was not consumed"
+    );
+
+    app.store.fail(false);
+    let (status, headers, body) = app.get("/search?q=x", &paid).await?;
+    assert_eq!(
+        status, 200,
+        "the same credential pays once the store is back: {body}"
+    );
+    assert!(!header(&headers, "payment-receipt").is_empty());
+    assert!(!unspent(&wallet, &paying).await);
+    assert_eq!(wallet::balance(&wallet).await?, 8);
     Ok(())
 }

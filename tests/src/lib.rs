@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 pub mod browser;
 pub mod direct;
+pub mod flaky;
 pub mod load;
 pub mod nodes;
 pub mod nwc;

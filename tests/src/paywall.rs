@@ -8,6 +8,7 @@
 //! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
 //! - `GET /metered?cost=N`: reserves 10, charges `N`;
 //! - `GET /credit`: 3 `credit` (a second unit of the mint);
+//! - `POST /echo`: 2, answers `{"body": <the body>, "runs": <how many times it ran>}`;
 //! - `/vpn/…` (any method): pass scope `vpn`, 2 sat a minute; `/game/…`: pass scope `game`,
 //!   3 `credit` a minute; both answer with the pass they saw; passes are sold at `/pass`.
 
@@ -20,6 +21,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use coinslot::cashu::nuts::CurrencyUnit;
+use coinslot::crates::store_sled::SledStore;
 use coinslot::{
     Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PassScope, Passes, PaywallLayer,
     Price, PriceTable, UnitConfig, ValidPass,
@@ -59,6 +61,8 @@ pub struct PaidApp {
     pub passes: Passes,
     /// The key of the admin API mounted under `/admin`.
     pub admin_key: coinslot_admin::AdminKey,
+    /// The mint's store (sled), whose commits can be made to fail.
+    pub store: Arc<crate::flaky::FlakyStore>,
     gate: Arc<Semaphore>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -84,6 +88,7 @@ fn pricing() -> PriceTable {
         .route("GET", "/search", Price::sat(2))
         .route("GET", "/fail", Price::sat(2))
         .route("GET", "/panic", Price::sat(2))
+        .route("POST", "/echo", Price::sat(2))
         .route("*", "/slow", Price::sat(2))
         .route("GET", "/gate", Price::sat(2))
         .route("GET", "/metered", Price::metered(10, CurrencyUnit::Sat))
@@ -122,7 +127,13 @@ impl PaidApp {
     pub async fn start(data_dir: &Path, options: PaidAppOptions) -> anyhow::Result<PaidApp> {
         crate::init_tracing();
         let backend = Arc::new(FakeBackend::new(Default::default()));
-        let embedded = EmbeddedMint::open(data_dir, mint_config(), backend).await?;
+        std::fs::create_dir_all(data_dir)?;
+        let seed =
+            coinslot::embedded::load_or_create_seed(&data_dir.join(coinslot::embedded::SEED_FILE))?;
+        let sled = SledStore::open(&data_dir.join(coinslot::embedded::STORE_DIR))?;
+        let store = Arc::new(crate::flaky::FlakyStore::new(Arc::new(sled.clone())));
+        let mint = Mint::new(mint_config(), seed, store.clone(), backend).await?;
+        let embedded = EmbeddedMint { mint, store: sled };
         let listen = options
             .listen
             .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -164,6 +175,7 @@ impl PaidApp {
         let show_pass = |Extension(pass): Extension<ValidPass>| async move {
             Json(json!({ "pass": pass.id, "scope": pass.scope, "expires_at": pass.expires_at }))
         };
+        let echo_runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let gate = Arc::new(Semaphore::new(0));
         let gate_for_route = Arc::clone(&gate);
         let app = Router::new()
@@ -182,6 +194,13 @@ impl PaidApp {
                 get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "broken") }),
             )
             .route("/panic", get(panics))
+            .route(
+                "/echo",
+                axum::routing::post(move |body: String| {
+                    let runs = 1 + echo_runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move { Json(json!({ "body": body, "runs": runs })) }
+                }),
+            )
             .route(
                 "/slow",
                 get(|| async {
@@ -223,14 +242,14 @@ impl PaidApp {
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
             .layer(paywall);
         let (tx, rx) = oneshot::channel::<()>();
-        let store = embedded.store.clone();
+        let sled = embedded.store.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
                 })
                 .await?;
-            store.flush().await?;
+            sled.flush().await?;
             Ok(())
         });
         Ok(PaidApp {
@@ -240,6 +259,7 @@ impl PaidApp {
             mint: embedded.mint,
             passes,
             admin_key,
+            store,
             gate,
             shutdown: Some(tx),
             task,
@@ -267,8 +287,32 @@ impl PaidApp {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, String)> {
+        self.send_body(method, path, headers, Vec::new()).await
+    }
+
+    /// `POST {url}{path}` with extra headers and `body`.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, String)> {
+        self.send_body(reqwest::Method::POST, path, headers, body.into())
+            .await
+    }
+
+    async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, String)> {
         let client = reqwest::Client::new();
         let mut request = client.request(method, format!("{}{path}", self.url));
+        if !body.is_empty() {
+            request = request.body(body);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -289,6 +333,7 @@ impl PaidApp {
         // reopened: sled locks it.
         drop(self.mint);
         drop(self.passes);
+        drop(self.store);
         Ok(())
     }
 }

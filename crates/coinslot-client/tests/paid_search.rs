@@ -29,36 +29,33 @@ fn paying_client(wallets: &Wallets, budget: Budget, server: &Server) -> PayingCl
     )
 }
 
-/// A server whose paid route always fails (500): the layer must refund.
-async fn broken_server() -> Server {
-    use coinslot::{EmbeddedMint, PaywallLayer, Price, PriceTable};
+/// `routes` behind a paywall charging per `pricing`, with the mint's API, on loopback.
+async fn paywalled(pricing: coinslot::PriceTable, routes: axum::Router) -> Server {
+    use coinslot::{EmbeddedMint, PaywallLayer};
     let dir = tempfile::tempdir().unwrap();
     let embedded = EmbeddedMint::open_dev(dir.path()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let paywall = PaywallLayer::new(
+    let paywall = PaywallLayer::new(embedded.mint.clone(), &url, pricing).unwrap();
+    let app = routes.layer(paywall).merge(coinslot::mint_api(
         embedded.mint.clone(),
-        &url,
-        PriceTable::new().route("GET", "/broken", Price::sat(3)),
-    )
-    .unwrap();
-    let app = axum::Router::new()
-        .route(
-            "/broken",
-            axum::routing::get(|| async {
-                (
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "index is down",
-                )
-            }),
-        )
-        .layer(paywall)
-        .merge(coinslot::mint_api(
-            embedded.mint.clone(),
-            Default::default(),
-        ));
+        Default::default(),
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server { url, _dir: dir }
+}
+
+/// A server whose paid route always fails (500): the layer must refund.
+async fn broken_server() -> Server {
+    use coinslot::{Price, PriceTable};
+    let broken = axum::routing::get(|| async {
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "index is down",
+        )
+    });
+    let pricing = PriceTable::new().route("GET", "/broken", Price::sat(3));
+    paywalled(pricing, axum::Router::new().route("/broken", broken)).await
 }
 
 fn mint(url: &str) -> MintUrl {
@@ -350,4 +347,29 @@ async fn the_payment_scheme_is_paid_when_preferred() {
     assert_eq!(paid.response.status(), 200);
     assert!(paid.response.headers().get("payment-receipt").is_none());
     assert_eq!(balance(&wallets, &server.url).await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_is_paid_with_the_payment_scheme_bound_to_its_digest() {
+    use coinslot::{Price, PriceTable};
+    let echo = axum::routing::post(|body: String| async move { body });
+    let pricing = PriceTable::new().route("POST", "/echo", Price::sat(2));
+    let server = paywalled(pricing, axum::Router::new().route("/echo", echo)).await;
+    let wallets = funded(&server.url, 10).await;
+    let client =
+        paying_client(&wallets, budget(5, 100), &server).prefer(coinslot_client::Binding::Payment);
+    let request = reqwest::Client::new()
+        .post(format!("{}/echo", server.url))
+        .body("{\"prompt\": \"a long question\"}")
+        .build()
+        .unwrap();
+    let paid = client.execute(request).await.unwrap();
+    assert_eq!(paid.response.status(), 200);
+    assert!(paid.response.headers().contains_key("payment-receipt"));
+    assert_eq!(
+        paid.response.text().await.unwrap(),
+        "{\"prompt\": \"a long question\"}",
+        "the handler got the body the client sent"
+    );
+    assert_eq!(balance(&wallets, &server.url).await, 8);
 }

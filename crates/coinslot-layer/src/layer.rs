@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     pub pass_hook: Option<Arc<dyn crate::pass::PassHook>>,
     /// How long a `WWW-Authenticate: Payment` challenge may be answered.
     pub payment_challenge_ttl: Duration,
+    /// The longest request body a `Payment` challenge is bound to (its `digest`).
+    pub payment_body_limit: usize,
 }
 
 impl Settings {
@@ -72,6 +74,8 @@ pub(crate) struct Shared {
     /// Binds `Payment` challenges (HMAC-SHA256), derived from the mint's seed.
     pub payment_key: [u8; 32],
     pub in_flight: Mutex<HashSet<[u8; 32]>>,
+    /// Responses to send again on an `Idempotency-Key` retry of a `Payment` credential.
+    pub stored: Arc<crate::stored::StoredResponses>,
 }
 
 /// The tower [`Layer`] that puts routes behind a paywall. See the [crate docs](crate).
@@ -123,6 +127,7 @@ impl PaywallLayer {
             pass_minute: Duration::from_secs(60),
             pass_hook: None,
             payment_challenge_ttl: crate::paymentauth::CHALLENGE_TTL,
+            payment_body_limit: 1 << 20,
         };
         let payment_key = mint.derive_secret("paymentauth-hmac/v1");
         let shared = Arc::new(Shared {
@@ -131,6 +136,7 @@ impl PaywallLayer {
             pass_keys,
             payment_key,
             in_flight: Mutex::new(HashSet::new()),
+            stored: Arc::default(),
         });
         let layer = Self {
             settings: Arc::new(settings),
@@ -227,6 +233,14 @@ impl PaywallLayer {
     /// How long a `WWW-Authenticate: Payment` challenge may be answered (default 5 min).
     pub fn payment_challenge_ttl(self, ttl: Duration) -> Self {
         self.update(|s| s.payment_challenge_ttl = ttl.max(Duration::from_secs(1)))
+    }
+
+    /// The longest request body (default 1 MiB) a `WWW-Authenticate: Payment` challenge
+    /// is bound to with `digest` (RFC 9530): the body of an unpaid request up to this size
+    /// is read to hash it, and a credential answering such a challenge pays only for a
+    /// request with the same body. Longer bodies get a challenge without `digest`.
+    pub fn payment_body_limit(self, bytes: usize) -> Self {
+        self.update(|s| s.payment_body_limit = bytes)
     }
 
     /// How long a pass minute lasts (default 60 s; shorter for tests and demos).

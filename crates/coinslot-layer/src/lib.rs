@@ -36,8 +36,13 @@
 //!   NUT-24: every `402` also carries `WWW-Authenticate: Payment`, and
 //!   `Authorization: Payment <credential>` pays ([`paymentauth`]).
 //!
+//! Request bodies pass through untouched, except that a `402` (and a `Payment` credential
+//! answering a challenge bound to a body) reads the body to hash it, so the request body
+//! type must be one the layer can rebuild from `Bytes` (axum's `Body`, `Full<Bytes>`).
+//!
 //! Map: [`PaywallLayer`] (`layer.rs`, the builder) → [`Paywall`] (`service.rs`) →
 //! [`ResponseFuture`] (`future.rs`); [`pricing`]; [`nut24`] (wire format); [`session`];
+//! [`paymentauth`] and `stored.rs` (responses kept for `Idempotency-Key` retries);
 //! what the handler sees: [`Paid`], what a metered handler reports: [`Charge`].
 
 mod body;
@@ -53,6 +58,7 @@ pub mod receipt;
 mod reply;
 mod service;
 pub mod session;
+mod stored;
 
 pub use body::ResponseBody;
 pub use coinslot_mint::cashu;

@@ -18,23 +18,30 @@
 //!   with a fresh challenge; a success carries `Payment-Receipt` (base64url JSON: method,
 //!   challengeId, reference = SHA-256 of the token as presented, status, timestamp).
 //!
+//! - A request with a body gets a challenge with `digest` (RFC 9530 `sha-256=:…:` of the
+//!   body, for bodies up to [`PaywallLayer::payment_body_limit`](crate::PaywallLayer::payment_body_limit)),
+//!   and a credential answering it pays only for a request with that same body.
+//!
 //! A credential spends its token once: repeating it is refused as already spent, unless
 //! the repeat carries the same `Idempotency-Key` as the paid request (and is the same
-//! request): then it is served again without a second charge, within NUT-24's retry window
-//! and count (the handler runs again; responses are not stored). A handler failure refunds
-//! the payment as a `cashuB` token in `X-Cashu`, as for NUT-24. Input proofs that carry a
-//! DLEQ proof must verify. Not yet: the `digest` binding of request bodies.
+//! request): then the original response is sent again without a second charge or a
+//! second run of the handler (kept in memory for NUT-24's retry window; after a restart,
+//! on another instance, or for a response too large to keep, the handler runs again,
+//! within NUT-24's retry count). A handler failure refunds the payment as a `cashuB` token
+//! in `X-Cashu`, as for NUT-24. Input proofs that carry a DLEQ proof must verify.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use bytes::{Buf, Bytes, BytesMut};
 use coinslot_mint::cashu::nuts::nut10;
 use coinslot_mint::cashu::nuts::{Proof, Token};
 use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -294,6 +301,7 @@ pub(crate) fn challenge(
     price: &Price,
     method: &Method,
     path: &str,
+    digest: Option<&str>,
 ) -> Option<EchoedChallenge> {
     if settings.require_lock {
         return None;
@@ -322,7 +330,7 @@ pub(crate) fn challenge(
         expires: Some(rfc3339(
             coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
         )),
-        digest: None,
+        digest: digest.map(str::to_string),
         opaque: Some(encode_jcs(&json!({ "route": route_of(method, path) })).ok()?),
         description: None,
     };
@@ -357,7 +365,8 @@ fn quote(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// Adds a fresh challenge to a `402` (and `Cache-Control: no-store`).
+/// Adds a fresh challenge (bound to the request body's `digest`, if given) to a `402`,
+/// with `Cache-Control: no-store`.
 pub(crate) fn offer<B>(
     response: &mut Response<B>,
     settings: &Settings,
@@ -365,10 +374,11 @@ pub(crate) fn offer<B>(
     price: &Price,
     method: &Method,
     path: &str,
+    digest: Option<&str>,
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let Some(challenge) = challenge(settings, shared, price, method, path) else {
+    let Some(challenge) = challenge(settings, shared, price, method, path, digest) else {
         return;
     };
     if let Ok(value) = HeaderValue::from_str(&header_value(&challenge)) {
@@ -414,8 +424,8 @@ pub(crate) struct Verified {
     pub reference: String,
 }
 
-/// Checks a credential for a request on `method path` priced `price`, in the draft's
-/// order; nothing is spent.
+/// Checks a credential for a request on `method path` priced `price`, whose body has
+/// `body_digest` (`None`: not read), in the draft's order; nothing is spent.
 pub(crate) fn verify(
     settings: &Settings,
     shared: &Shared,
@@ -423,6 +433,7 @@ pub(crate) fn verify(
     price: &Price,
     method: &Method,
     path: &str,
+    body_digest: Option<&str>,
 ) -> Result<Verified, Problem> {
     use ProblemKind::*;
     let raw = credential.payload.cashu_token.trim();
@@ -496,6 +507,15 @@ pub(crate) fn verify(
                 request.amount, request.currency, price.amount, price.unit
             ),
         ));
+    }
+    // 6. The body it was issued for.
+    if let Some(digest) = &echoed.digest {
+        if body_digest != Some(digest.as_str()) {
+            return Err(Problem::new(
+                InvalidChallenge,
+                "the challenge was issued for a request with another body (its digest does not match this body)",
+            ));
+        }
     }
     // 7. Not expired.
     let expires = echoed.expires.as_deref().and_then(parse_rfc3339);
@@ -596,6 +616,7 @@ pub(crate) fn verify(
 }
 
 /// A refusal as the draft words it: problem JSON, a fresh challenge (and the NUT-24 one).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn refuse<B>(
     settings: &Settings,
     shared: &Shared,
@@ -603,6 +624,7 @@ pub(crate) fn refuse<B>(
     headers: &HeaderMap,
     method: &Method,
     path: &str,
+    digest: Option<&str>,
     problem: &Problem,
 ) -> Response<ResponseBody<B>> {
     let (_, title, status) = problem.kind.describe();
@@ -625,22 +647,118 @@ pub(crate) fn refuse<B>(
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    offer(&mut response, settings, shared, price, method, path);
+    offer(&mut response, settings, shared, price, method, path, digest);
     response
+}
+
+/// The RFC 9530 `Content-Digest` value of a body: `sha-256=:<base64>:`.
+pub fn content_digest(body: &[u8]) -> String {
+    format!("sha-256=:{}:", STANDARD.encode(Sha256::digest(body)))
+}
+
+/// A request body as read for its digest.
+pub(crate) enum ReadBody {
+    /// The whole body (empty when there is none).
+    Read(Bytes),
+    /// Longer than the limit (what was read is lost).
+    TooLong,
+    /// The client stopped sending it.
+    Failed,
+}
+
+impl ReadBody {
+    /// The digest a challenge for this body carries: none for an empty or unread body.
+    pub fn digest(&self) -> Option<String> {
+        match self {
+            ReadBody::Read(bytes) if !bytes.is_empty() => Some(content_digest(bytes)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> ReadBody
+where
+    B: http_body::Body,
+{
+    if body.is_end_stream() {
+        return ReadBody::Read(Bytes::new());
+    }
+    if body.size_hint().lower() > limit as u64 {
+        return ReadBody::TooLong;
+    }
+    let mut body = std::pin::pin!(body);
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return ReadBody::Failed;
+        };
+        if let Ok(mut data) = frame.into_data() {
+            if read.len() + data.remaining() > limit {
+                return ReadBody::TooLong;
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                read.extend_from_slice(chunk);
+                let len = chunk.len();
+                data.advance(len);
+            }
+        }
+    }
+    ReadBody::Read(read.freeze())
+}
+
+/// The `digest` of a fresh challenge for a request with `body`: `None` for no body, a
+/// body over the limit, or a paywall that offers no `Payment` challenge.
+pub(crate) async fn challenge_digest<B: http_body::Body>(
+    settings: &Settings,
+    body: B,
+) -> Option<String> {
+    if settings.require_lock {
+        return None;
+    }
+    read_body(body, settings.payment_body_limit).await.digest()
+}
+
+/// Reads `request`'s body (for its digest) and puts the same bytes back, so the handler
+/// gets the body the client sent. `Err` when it was too long or could not be read.
+pub(crate) async fn buffer_request<B>(
+    request: Request<B>,
+    limit: usize,
+) -> Result<(Request<B>, Bytes), ReadBody>
+where
+    B: http_body::Body + From<Bytes>,
+{
+    let (parts, body) = request.into_parts();
+    match read_body(body, limit).await {
+        ReadBody::Read(bytes) => Ok((Request::from_parts(parts, B::from(bytes.clone())), bytes)),
+        other => Err(other),
+    }
+}
+
+/// The receipt's fields.
+fn receipt_json(challenge_id: &str, reference: &str, external_id: Option<&str>, at: u64) -> Value {
+    let mut receipt = json!({
+        "method": METHOD,
+        "challengeId": challenge_id,
+        "reference": reference,
+        "status": "success",
+        "timestamp": rfc3339(at),
+    });
+    if let Some(external) = external_id {
+        receipt["externalId"] = json!(external);
+    }
+    receipt
 }
 
 /// Adds `Payment-Receipt` (and `Cache-Control: private`) to a successful response.
 pub(crate) fn attach_receipt<B>(response: &mut Response<B>, verified: &Verified) {
-    let mut receipt = json!({
-        "method": METHOD,
-        "challengeId": verified.challenge_id,
-        "reference": verified.reference,
-        "status": "success",
-        "timestamp": rfc3339(coinslot_mint::unix_now()),
-    });
-    if let Some(external) = &verified.external_id {
-        receipt["externalId"] = json!(external);
-    }
+    let receipt = receipt_json(
+        &verified.challenge_id,
+        &verified.reference,
+        verified.external_id.as_deref(),
+        coinslot_mint::unix_now(),
+    );
     let Ok(encoded) = encode_jcs(&receipt) else {
         return;
     };
@@ -763,6 +881,50 @@ mod tests {
         assert_eq!(err.kind, ProblemKind::MalformedCredential);
         let err = decode_credential(&URL_SAFE_NO_PAD.encode(b"{\"challenge\": 1}")).unwrap_err();
         assert!(err.detail.contains("expected"), "{}", err.detail);
+    }
+
+    /// RFC 9530's example: `{"hello": "world"}` (with the space).
+    #[test]
+    fn content_digests_follow_rfc_9530() {
+        assert_eq!(
+            content_digest(b"{\"hello\": \"world\"}"),
+            "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+        );
+    }
+
+    /// The cashu draft's example credential (appendix "Retry with Credential"), decoded and
+    /// re-encoded byte for byte.
+    #[test]
+    fn the_draft_credential_example_round_trips() {
+        let text = "eyJjaGFsbGVuZ2UiOnsiaWQiOiJrTTl4UHFXdlQybkpySHNZNGFEZkViIiwicmVhbG0iOiJhcGkuZXhhbXBsZS5jb20iLCJtZXRob2QiOiJjYXNodSIsImludGVudCI6ImNoYXJnZSIsInJlcXVlc3QiOiJleUouLi4iLCJleHBpcmVzIjoiMjAyNi0wMy0xNVQxMjowNTowMFoifSwic291cmNlIjoiZGlkOmtleTp6Nk1raGFYZ0JaRHZvdERrTDUyNTdmYWl6dGlHaUMyUXRLTEdwYm5uRUd0YTJkb0siLCJwYXlsb2FkIjp7ImNhc2h1X3Rva2VuIjoiY2FzaHVCcEdGMGdhSmhhVWdBLi4uIn19";
+        let credential = decode_credential(text).unwrap();
+        assert_eq!(credential.challenge.id, "kM9xPqWvT2nJrHsY4aDfEb");
+        assert_eq!(credential.challenge.method, "cashu");
+        assert_eq!(
+            credential.challenge.expires.as_deref(),
+            Some("2026-03-15T12:05:00Z")
+        );
+        assert_eq!(credential.payload.cashu_token, "cashuBpGF0gaJhaUgA...");
+        assert!(credential
+            .source
+            .as_deref()
+            .unwrap()
+            .starts_with("did:key:"));
+        let again = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&credential).unwrap());
+        assert_eq!(again, text);
+    }
+
+    /// The draft's example receipt: our receipt of the same fields is the same bytes (JCS).
+    #[test]
+    fn receipts_encode_like_the_draft_example() {
+        let expected = "eyJjaGFsbGVuZ2VJZCI6ImtNOXhQcVd2VDJuSnJIc1k0YURmRWIiLCJleHRlcm5hbElkIjoib3JkZXJfMTIzNDUiLCJtZXRob2QiOiJjYXNodSIsInJlZmVyZW5jZSI6IjliNzFkMjI0YmQ2MmYzNzg1ZDk2ZDQ2YWQzZWEzZDczMzE5YmZiYzI4OTBjYWFkYWUyZGZmNzI1MTk2NzNjYTciLCJzdGF0dXMiOiJzdWNjZXNzIiwidGltZXN0YW1wIjoiMjAyNi0wMy0xMFQyMTowMDowMFoifQ";
+        let receipt = receipt_json(
+            "kM9xPqWvT2nJrHsY4aDfEb",
+            "9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7",
+            Some("order_12345"),
+            1_773_176_400,
+        );
+        assert_eq!(encode_jcs(&receipt).unwrap(), expected);
     }
 
     #[test]

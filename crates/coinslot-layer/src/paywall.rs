@@ -27,6 +27,7 @@ use crate::paymentauth;
 use crate::receipt::{self, InFlight, ReceiptData, ReceiptKind};
 use crate::reply::{self, Rejection};
 use crate::session::{new_session_id, SessionClaims};
+use crate::stored::Recorder;
 use crate::{Charge, Paid, Price, ResponseBody};
 
 type Reply<B> = Response<ResponseBody<B>>;
@@ -57,7 +58,8 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display + Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
     let response = if let Some(found) = paymentauth::find(request.headers()) {
@@ -66,9 +68,12 @@ where
                 pay_with_credential(&settings, &shared, inner, request, price, &credential).await
             }
             Err(problem) => {
-                let (method, path) = (request.method(), request.uri().path());
-                let headers = request.headers();
-                paymentauth::refuse(&settings, &shared, &price, headers, method, path, &problem)
+                let (parts, body) = request.into_parts();
+                let digest = paymentauth::challenge_digest(&settings, body).await;
+                let (method, path) = (&parts.method, parts.uri.path());
+                let (headers, digest) = (&parts.headers, digest.as_deref());
+                let s = (&settings, &shared);
+                paymentauth::refuse(s.0, s.1, &price, headers, method, path, digest, &problem)
             }
         }
     } else {
@@ -84,10 +89,13 @@ where
                     pay_from_session(&settings, &shared, inner, request, price, &credential).await
                 }
                 Ok(None) => {
-                    let headers = request.headers();
+                    let (parts, body) = request.into_parts();
+                    let headers = &parts.headers;
                     let mut response = reply::challenge(&settings, &shared, &price, headers, None);
-                    let (method, path) = (request.method(), request.uri().path());
-                    paymentauth::offer(&mut response, &settings, &shared, &price, method, path);
+                    let digest = paymentauth::challenge_digest(&settings, body).await;
+                    let (method, path) = (&parts.method, parts.uri.path());
+                    let s = (&settings, &shared, digest.as_deref());
+                    paymentauth::offer(&mut response, s.0, s.1, &price, method, path, s.2);
                     response
                 }
             },
@@ -390,21 +398,55 @@ async fn pay_with_credential<S, ReqBody, ResBody>(
     settings: &Settings,
     shared: &Arc<Shared>,
     inner: S,
-    mut request: Request<ReqBody>,
+    request: Request<ReqBody>,
     price: Price,
     credential: &paymentauth::Credential,
 ) -> Reply<ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: std::fmt::Display,
+    ReqBody: http_body::Body + From<Bytes>,
     ResBody: http_body::Body<Data = Bytes>,
 {
     use paymentauth::{Problem, ProblemKind};
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let refuse = |problem: Problem, headers: &HeaderMap| {
-        paymentauth::refuse(settings, shared, &price, headers, &method, &path, &problem)
+    // A challenge bound to a body pays only for that body: read it (and hand it on).
+    let (mut request, digest) = if credential.challenge.digest.is_some() {
+        let headers = request.headers().clone();
+        match paymentauth::buffer_request(request, settings.payment_body_limit).await {
+            Ok((request, body)) => {
+                let digest = (!body.is_empty()).then(|| paymentauth::content_digest(&body));
+                (request, digest)
+            }
+            Err(_) => {
+                let problem = Problem::new(
+                    ProblemKind::InvalidChallenge,
+                    "the request body could not be read whole (too long or cut off), so it cannot match the challenge's digest",
+                );
+                let (method, path) = (&method, path.as_str());
+                return paymentauth::refuse(
+                    settings, shared, &price, &headers, method, path, None, &problem,
+                );
+            }
+        }
+    } else {
+        (request, None)
     };
-    let verified = match paymentauth::verify(settings, shared, credential, &price, &method, &path) {
+    let refuse = |problem: Problem, headers: &HeaderMap| {
+        let (method, path, digest) = (&method, path.as_str(), digest.as_deref());
+        paymentauth::refuse(
+            settings, shared, &price, headers, method, path, digest, &problem,
+        )
+    };
+    let verified = match paymentauth::verify(
+        settings,
+        shared,
+        credential,
+        &price,
+        &method,
+        &path,
+        digest.as_deref(),
+    ) {
         Ok(verified) => verified,
         Err(problem) => return refuse(problem, request.headers()),
     };
@@ -418,6 +460,7 @@ where
     };
     request.headers_mut().remove(http::header::AUTHORIZATION);
     let fingerprint = receipt::fingerprint(&request);
+    let idempotent = request.headers().contains_key(IDEMPOTENCY_KEY);
     let (template, payment) = token_payment(settings, &price, key, fingerprint.clone());
     let proofs = verified.proofs.clone();
     match shared.mint.redeem(proofs, payment).await {
@@ -429,12 +472,23 @@ where
             .await;
             if response.status().is_success() {
                 paymentauth::attach_receipt(&mut response, &verified);
+                if idempotent {
+                    let stored = Arc::clone(&shared.stored);
+                    let window = settings.retry_window;
+                    let recorder = Recorder::new(stored, key, fingerprint, &response, window);
+                    response = response.map(|body| body.recorded(recorder));
+                }
             }
             response
         }
         // The same credential with the same Idempotency-Key (and request): a retry of a
-        // paid request, served again without a second charge, like NUT-24's.
-        Err(Error::TokenAlreadySpent) if request.headers().contains_key(IDEMPOTENCY_KEY) => {
+        // paid request, answered with the response it got (or, if that is not kept, served
+        // again like NUT-24's retries), without a second charge.
+        Err(Error::TokenAlreadySpent) if idempotent => {
+            if let Some(kept) = shared.stored.get(&key, &fingerprint, settings.retry_window) {
+                tracing::info!("Idempotency-Key retry answered with the kept response");
+                return kept.map(ResponseBody::own);
+            }
             let headers = request.headers().clone();
             let mut response = replay(settings, shared, inner, request, &key, &fingerprint).await;
             if response.status().is_success() {

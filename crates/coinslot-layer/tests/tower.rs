@@ -1,4 +1,5 @@
-//! The layer on a plain tower service (no axum): any request and response body types.
+//! The layer on a plain tower service (no axum): its own request body type (any that can
+//! be built from `Bytes`) and response body type.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::convert::Infallible;
@@ -26,16 +27,17 @@ async fn mint() -> Mint {
 async fn wraps_any_tower_service_with_its_own_body_types() {
     let pricing = PriceTable::new()
         .free("GET", "/")
-        .route("GET", "/paid", Price::sat(3));
+        .route("GET", "/paid", Price::sat(3))
+        .route("POST", "/paid", Price::sat(3));
     let service = ServiceBuilder::new()
         .layer(PaywallLayer::new(mint().await, "http://127.0.0.1:1", pricing).unwrap())
-        .service(service_fn(|_: Request<String>| async {
+        .service(service_fn(|_: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
         }));
 
     let free = service
         .clone()
-        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .oneshot(Request::get("/").body(Full::default()).unwrap())
         .await
         .unwrap();
     assert_eq!(free.status(), StatusCode::OK);
@@ -45,7 +47,8 @@ async fn wraps_any_tower_service_with_its_own_body_types() {
     );
 
     let unpaid = service
-        .oneshot(Request::get("/paid").body(String::new()).unwrap())
+        .clone()
+        .oneshot(Request::get("/paid").body(Full::default()).unwrap())
         .await
         .unwrap();
     assert_eq!(unpaid.status(), StatusCode::PAYMENT_REQUIRED);
@@ -59,5 +62,30 @@ async fn wraps_any_tower_service_with_its_own_body_types() {
     assert_eq!(
         (body["amount"].as_u64(), body["unit"].as_str()),
         (Some(3), Some("sat"))
+    );
+
+    // A body: the Payment challenge is bound to it (RFC 9530 digest).
+    let posted = service
+        .oneshot(
+            Request::post("/paid")
+                .body(Full::new(Bytes::from_static(b"{\"q\":\"x\"}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::PAYMENT_REQUIRED);
+    let challenge = posted
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("Payment "))
+        .unwrap()
+        .to_string();
+    let expected = coinslot_layer::paymentauth::content_digest(b"{\"q\":\"x\"}");
+    assert!(expected.starts_with("sha-256=:") && expected.ends_with(':'));
+    assert!(
+        challenge.contains(&format!("digest=\"{expected}\"")),
+        "{challenge}"
     );
 }
