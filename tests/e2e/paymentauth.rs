@@ -544,3 +544,68 @@ async fn a_store_failure_is_a_503_mint_unavailable_and_the_same_credential_pays_
     assert_eq!(wallet::balance(&wallet).await?, 8);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_pass_route_a_credential_buys_one_minute_and_pays_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let wallet = wallet::funded(&app.url, 20).await?;
+    let (status, headers, _) = app.get("/vpn/status", &[]).await?;
+    assert_eq!(status, 402);
+    assert!(header(&headers, "x-cashu").starts_with("creqA"));
+    let params = challenge(&headers);
+    let request = decode(&params["request"]);
+    assert_eq!(
+        (request["amount"].as_str(), request["currency"].as_str()),
+        (Some("2"), Some("sat")),
+        "one minute of scope vpn"
+    );
+    assert_eq!(decode(&params["opaque"])["route"], "GET /vpn/status");
+
+    // More than one minute's price: exact amounts only, the token stays the client's.
+    let over = token(&wallet, 4).await?;
+    let (status, headers, body) = app
+        .get(
+            "/vpn/status",
+            &[("authorization", &credential(&params, &over))],
+        )
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/payment-insufficient"
+    );
+    assert!(unspent(&wallet, &over).await);
+
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&params, &paying);
+    let (status, headers, body) = app
+        .get("/vpn/status", &[("authorization", authorization.as_str())])
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(seen["scope"], "vpn");
+    let receipt = decode(&header(&headers, "payment-receipt"));
+    assert_eq!(
+        receipt["reference"],
+        hex::encode(Sha256::digest(paying.as_bytes()))
+    );
+    let pass = header(&headers, "x-cashu-pass");
+    assert!(!pass.is_empty(), "the minute's pass comes back");
+    let remaining: u64 = header(&headers, "x-cashu-pass-remaining").parse()?;
+    assert!((55..=60).contains(&remaining), "{remaining}");
+    // The pass opens the scope's other routes for the rest of the minute.
+    let (status, _, body) = app.get("/vpn/other", &[("x-cashu-pass", &pass)]).await?;
+    assert_eq!(status, 200, "{body}");
+    // The credential has paid: a repeat is refused.
+    let (status, headers, body) = app
+        .get("/vpn/status", &[("authorization", authorization.as_str())])
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/verification-failed"
+    );
+    // 20 − 2 paid − 4 in the refused (still spendable) token.
+    assert_eq!(wallet::balance(&wallet).await?, 14);
+    assert!(unspent(&wallet, &over).await);
+    Ok(())
+}

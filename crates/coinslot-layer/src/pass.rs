@@ -317,6 +317,8 @@ pub struct Bought {
     pub change: Vec<Proof>,
     /// Unit of the change.
     pub unit: CurrencyUnit,
+    /// A retry of a purchase made before with the same token (nothing spent this time).
+    pub repeat: bool,
 }
 
 /// A purchase refused: the HTTP status, Cashu error code and words to answer with. The
@@ -614,6 +616,7 @@ impl Passes {
             extended: extend.is_some(),
             change,
             unit,
+            repeat: !first,
         })
     }
 }
@@ -767,7 +770,7 @@ pub(crate) fn challenge<B>(
     headers: &HeaderMap,
 ) -> Response<ResponseBody<B>> {
     let detail = format!(
-        "a pass is required: {} {} per minute (scope {}); buy one at {} with X-Cashu, or pay here with X-Cashu",
+        "a pass is required: {} {} per minute (scope {}); buy one at {} with X-Cashu, or pay here with X-Cashu (or Authorization: Payment, for one minute)",
         scope.price.amount, scope.price.unit, scope.name, settings.pass_path
     );
     reply::challenge(settings, shared, &scope.price, headers, Some(detail))

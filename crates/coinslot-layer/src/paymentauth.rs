@@ -21,6 +21,8 @@
 //! - A request with a body gets a challenge with `digest` (RFC 9530 `sha-256=:…:` of the
 //!   body, for bodies up to [`PaywallLayer::payment_body_limit`](crate::PaywallLayer::payment_body_limit)),
 //!   and a credential answering it pays only for a request with that same body.
+//! - On a pass scope's routes the challenge charges one minute's price, and the credential
+//!   buys a one-minute pass (sent back in `X-Cashu-Pass`).
 //!
 //! A credential spends its token once: repeating it is refused as already spent, unless
 //! the repeat carries the same `Idempotency-Key` as the paid request (and is the same

@@ -120,7 +120,8 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display + Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
     let passes = crate::pass::Passes {
@@ -131,6 +132,7 @@ where
         Ok(credential) => credential.map(str::to_owned),
         Err(rejection) => return Ok(rejection.into_response()),
     };
+    let mut receipt = None;
     let (pass, bought) = match credential {
         Some(credential) => match passes.verify(&credential, Some(scope.name())).await {
             Ok(pass) => (pass, None),
@@ -139,11 +141,33 @@ where
                 return Ok(crate::pass::refused(&settings, &err));
             }
         },
+        None if paymentauth::find(request.headers()).is_some() => {
+            let found = paymentauth::find(request.headers());
+            let s = (&settings, &shared, &passes, &scope);
+            match pass_with_credential(s.0, s.1, s.2, s.3, request, found).await {
+                Ok((paid, bought, verified)) => {
+                    request = paid;
+                    receipt = Some(verified);
+                    (bought.pass.clone(), Some(bought))
+                }
+                Err(refused) => {
+                    if let Some(reason) = reply::refusal(&refused) {
+                        shared.mint.record(Event::Refused { reason });
+                    }
+                    return Ok(refused);
+                }
+            }
+        }
         None => match nut24::find_token(request.headers()) {
             Err(err) => return Ok(reply::bad_request(&err.0)),
             Ok(None) => {
-                let response =
-                    crate::pass::challenge(&settings, &shared, &scope, request.headers());
+                let (parts, body) = request.into_parts();
+                let headers = &parts.headers;
+                let mut response = crate::pass::challenge(&settings, &shared, &scope, headers);
+                let digest = paymentauth::challenge_digest(&settings, body).await;
+                let (method, path) = (&parts.method, parts.uri.path());
+                let s = (&settings, &shared, digest.as_deref());
+                paymentauth::offer(&mut response, s.0, s.1, scope.price(), method, path, s.2);
                 if let Some(reason) = reply::refusal(&response) {
                     shared.mint.record(Event::Refused { reason });
                 }
@@ -177,7 +201,82 @@ where
     if let Some(bought) = bought {
         reply::attach_token(&mut response, &settings, &bought.unit, bought.change);
     }
+    if let Some(verified) = receipt.filter(|_| response.status().is_success()) {
+        paymentauth::attach_receipt(&mut response, &verified);
+    }
     Ok(response)
+}
+
+/// `Authorization: Payment` on a pass scope's route: the credential (exactly one minute's
+/// price) buys a one-minute pass, which opens this request and comes back in
+/// `X-Cashu-Pass` for the rest of the minute. A credential pays once; a repeat gets the
+/// same pass again only with the paid request's `Idempotency-Key`.
+async fn pass_with_credential<ReqBody, ResBody>(
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    passes: &crate::pass::Passes,
+    scope: &crate::pass::PassScope,
+    request: Request<ReqBody>,
+    found: Option<Result<paymentauth::Credential, paymentauth::Problem>>,
+) -> Result<(Request<ReqBody>, crate::pass::Bought, paymentauth::Verified), Reply<ResBody>>
+where
+    ReqBody: http_body::Body + From<Bytes>,
+{
+    use paymentauth::{Problem, ProblemKind};
+    let price = scope.price();
+    let credential = match found {
+        Some(Ok(credential)) => credential,
+        found => {
+            let problem = found.and_then(Result::err).unwrap_or_else(|| {
+                Problem::new(ProblemKind::MalformedCredential, "no Payment credential")
+            });
+            let (parts, body) = request.into_parts();
+            let digest = paymentauth::challenge_digest(settings, body).await;
+            let (method, path, headers) = (&parts.method, parts.uri.path(), &parts.headers);
+            let digest = digest.as_deref();
+            let refused = paymentauth::refuse(
+                settings, shared, price, headers, method, path, digest, &problem,
+            );
+            return Err(refused);
+        }
+    };
+    let (mut request, verified, digest) =
+        checked_credential(settings, shared, request, price, &credential).await?;
+    let refuse = |problem: Problem, headers: &HeaderMap, method: &Method, path: &str| {
+        let digest = digest.as_deref();
+        paymentauth::refuse(
+            settings, shared, price, headers, method, path, digest, &problem,
+        )
+    };
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let token = credential.payload.cashu_token.trim();
+    match passes.buy(token, scope, None, None).await {
+        Ok(bought) if bought.repeat && !request.headers().contains_key(IDEMPOTENCY_KEY) => {
+            let problem = Problem::new(
+                ProblemKind::VerificationFailed,
+                "the token is spent already: a Payment credential pays once (send an Idempotency-Key to retry a lost answer)",
+            );
+            Err(refuse(problem, request.headers(), &method, &path))
+        }
+        Ok(bought) => {
+            request.headers_mut().remove(http::header::AUTHORIZATION);
+            Ok((request, bought, verified))
+        }
+        Err(refusal) => {
+            let kind = if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+                ProblemKind::MintUnavailable
+            } else {
+                ProblemKind::VerificationFailed
+            };
+            let problem = Problem::new(kind, refusal.detail.clone());
+            let mut refused = refuse(problem, request.headers(), &method, &path);
+            // A purchase hook that failed refunds the payment.
+            if let Some((unit, proofs)) = refusal.refund {
+                reply::attach_token(&mut refused, settings, &unit, proofs);
+            }
+            Err(refused)
+        }
+    }
 }
 
 /// Decodes a token and checks that it is this mint's: returns its proofs and unit.
@@ -390,6 +489,72 @@ where
     .await
 }
 
+/// A `Payment` credential checked for `price` (the body read when its challenge is bound
+/// to one): the request (its body put back), what passed, and the body's digest; or the
+/// refusal to send.
+async fn checked_credential<ReqBody, ResBody>(
+    settings: &Settings,
+    shared: &Shared,
+    request: Request<ReqBody>,
+    price: &Price,
+    credential: &paymentauth::Credential,
+) -> Result<(Request<ReqBody>, paymentauth::Verified, Option<String>), Reply<ResBody>>
+where
+    ReqBody: http_body::Body + From<Bytes>,
+{
+    use paymentauth::{Problem, ProblemKind};
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let (method, path) = (&method, path.as_str());
+    // A challenge bound to a body pays only for that body: read it (and hand it on).
+    let (request, digest) = if credential.challenge.digest.is_some() {
+        let headers = request.headers().clone();
+        match paymentauth::buffer_request(request, settings.payment_body_limit).await {
+            Ok((request, body)) => {
+                let digest = (!body.is_empty()).then(|| paymentauth::content_digest(&body));
+                (request, digest)
+            }
+            Err(_) => {
+                let problem = Problem::new(
+                    ProblemKind::InvalidChallenge,
+                    "the request body could not be read whole (too long or cut off), so it cannot match the challenge's digest",
+                );
+                let refused = paymentauth::refuse(
+                    settings, shared, price, &headers, method, path, None, &problem,
+                );
+                return Err(refused);
+            }
+        }
+    } else {
+        (request, None)
+    };
+    let body_digest = digest.as_deref();
+    match paymentauth::verify(
+        settings,
+        shared,
+        credential,
+        price,
+        method,
+        path,
+        body_digest,
+    ) {
+        Ok(verified) => Ok((request, verified, digest)),
+        Err(problem) => {
+            let headers = request.headers();
+            let refused = paymentauth::refuse(
+                settings,
+                shared,
+                price,
+                headers,
+                method,
+                path,
+                body_digest,
+                &problem,
+            );
+            Err(refused)
+        }
+    }
+}
+
 /// `Authorization: Payment`: the credential is checked in the draft's order, its token
 /// spent exactly (no change) in the same durable write as any payment, the handler run,
 /// and the answer given a `Payment-Receipt`. A credential pays once; only a repeat with the
@@ -409,46 +574,17 @@ where
     ResBody: http_body::Body<Data = Bytes>,
 {
     use paymentauth::{Problem, ProblemKind};
+    let (mut request, verified, digest) =
+        match checked_credential(settings, shared, request, &price, credential).await {
+            Ok(checked) => checked,
+            Err(refused) => return refused,
+        };
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    // A challenge bound to a body pays only for that body: read it (and hand it on).
-    let (mut request, digest) = if credential.challenge.digest.is_some() {
-        let headers = request.headers().clone();
-        match paymentauth::buffer_request(request, settings.payment_body_limit).await {
-            Ok((request, body)) => {
-                let digest = (!body.is_empty()).then(|| paymentauth::content_digest(&body));
-                (request, digest)
-            }
-            Err(_) => {
-                let problem = Problem::new(
-                    ProblemKind::InvalidChallenge,
-                    "the request body could not be read whole (too long or cut off), so it cannot match the challenge's digest",
-                );
-                let (method, path) = (&method, path.as_str());
-                return paymentauth::refuse(
-                    settings, shared, &price, &headers, method, path, None, &problem,
-                );
-            }
-        }
-    } else {
-        (request, None)
-    };
     let refuse = |problem: Problem, headers: &HeaderMap| {
         let (method, path, digest) = (&method, path.as_str(), digest.as_deref());
         paymentauth::refuse(
             settings, shared, &price, headers, method, path, digest, &problem,
         )
-    };
-    let verified = match paymentauth::verify(
-        settings,
-        shared,
-        credential,
-        &price,
-        &method,
-        &path,
-        digest.as_deref(),
-    ) {
-        Ok(verified) => verified,
-        Err(problem) => return refuse(problem, request.headers()),
     };
     let key = receipt_key(&verified.proofs);
     let Some(_claim) = InFlight::enter(shared, key) else {
