@@ -10,7 +10,13 @@ fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let output = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .expect("cargo metadata runs");
@@ -61,7 +67,10 @@ fn the_stated_msrv_covers_every_dependency_and_every_crate_states_it() {
     for package in packages {
         if let Some(needs) = package["rust_version"].as_str() {
             if version(needs) > version(msrv) {
-                too_new.push(format!("{} {} needs {needs}", package["name"], package["version"]));
+                too_new.push(format!(
+                    "{} {} needs {needs}",
+                    package["name"], package["version"]
+                ));
             }
         }
     }

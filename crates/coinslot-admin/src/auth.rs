@@ -132,7 +132,8 @@ impl AdminKey {
             message,
         };
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+            let text =
+                coinslot_mint::secret_file::read_private(path).map_err(|e| fail(e.to_string()))?;
             let secret = hex::decode(text.trim()).map_err(|e| fail(format!("not hex: {e}")))?;
             if secret.len() < 32 {
                 return Err(fail("must hold at least 32 bytes".into()));
@@ -147,6 +148,21 @@ impl AdminKey {
             return Self::load_or_create(path);
         }
         tracing::info!(path = %path.display(), "created the admin key");
+        Ok(Self::from_secret(&secret))
+    }
+
+    /// Replaces the key in `path` with a new random one (0600, atomically): every token
+    /// signed with the old key stops working once the server has loaded the new key (at
+    /// its next start).
+    pub fn rotate(path: &Path) -> Result<Self, AuthError> {
+        let secret: [u8; 32] = rand::random();
+        coinslot_mint::secret_file::replace(path, hex::encode(secret).as_bytes()).map_err(|e| {
+            AuthError::KeyFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+        tracing::info!(path = %path.display(), "rotated the admin key");
         Ok(Self::from_secret(&secret))
     }
 
@@ -277,6 +293,29 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+        // Rotation: a new key in the same file, still private; old tokens stop working.
+        let rotated = AdminKey::rotate(&path).unwrap();
+        assert!(
+            rotated.verify(&token).is_err(),
+            "an old token outlived rotation"
+        );
+        let loaded = AdminKey::load_or_create(&path).unwrap();
+        let fresh = rotated
+            .issue("b", &[Scope::Read], Duration::from_secs(60), now())
+            .unwrap();
+        assert!(loaded.verify(&fresh).is_ok());
+        assert!(loaded.verify(&token).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "no temp files"
+            );
         }
         std::fs::write(&path, "zz").unwrap();
         let err = AdminKey::load_or_create(&path).unwrap_err().to_string();

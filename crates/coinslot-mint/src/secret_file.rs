@@ -45,10 +45,75 @@ pub fn create_once(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
     }
 }
 
+/// Replaces `path` with `contents` (0600), atomically: readers see the old file or the new
+/// one, whole. For rotating a key.
+pub fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("secret");
+    let temp = path.with_file_name(format!(".{name}.{}.new", rand::random::<u64>()));
+    if !create_once(&temp, contents)? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", temp.display()),
+        ));
+    }
+    let renamed = std::fs::rename(&temp, path);
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
+}
+
+/// Reads a secret file, refusing one that group or others may read or write (Unix): a
+/// key anyone on the machine can copy is not a key. The error names the mode and the fix.
+pub fn read_private(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "mode {mode:o} lets group or others read it; make it the owner's only: chmod 600 {}",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::create_once;
+    use super::{create_once, read_private};
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_others_can_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        assert!(create_once(&path, b"secret").unwrap());
+        assert_eq!(read_private(&path).unwrap(), "secret");
+        for mode in [0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_private(&path).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+            assert!(err.to_string().contains(&format!("{mode:o}")), "{err}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_private(&path).unwrap(), "secret", "read-only is fine");
+    }
 
     #[test]
     fn first_writer_wins_and_nothing_is_left_behind() {

@@ -118,22 +118,8 @@ fn read_seed(path: &Path) -> Result<MintSeed, OpenError> {
         let path = path.to_path_buf();
         move |source| OpenError::Io { what, path, source }
     };
-    let text = std::fs::read_to_string(path).map_err(io("cannot read seed file"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(io("cannot read seed file"))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "seed file is readable by others; chmod 600 it"
-            );
-        }
-    }
+    let text = coinslot_mint::secret_file::read_private(path)
+        .map_err(io("refusing to use the seed file"))?;
     MintSeed::from_hex(&text).map_err(|message| OpenError::Seed {
         path: path.to_path_buf(),
         message,

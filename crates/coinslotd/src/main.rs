@@ -122,6 +122,16 @@ enum AdminCommand {
         #[arg(long, env = "COINSLOT_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Replace the admin key (admin.key) with a new one: every admin token issued before
+    /// stops working once coinslotd restarts with it. Issue new tokens afterwards.
+    RotateKey {
+        /// TOML configuration file (for its data_dir).
+        #[arg(long, env = "COINSLOT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory holding admin.key [default: the config's, or ./coinslot-data].
+        #[arg(long, env = "COINSLOT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Check the books on the store and print them as JSON: value in through quotes against
     /// ecash and balances owed, per unit and keyset. Exits 1 if they do not add up. On sled,
     /// stop the server first (or ask it: GET /admin/audit).
@@ -157,6 +167,9 @@ fn main() -> ExitCode {
             data_dir,
         })) => admin_token(expires, &scope, &subject, config, data_dir),
         Some(Command::Admin(AdminCommand::Audit { serve })) => audit_command(&serve),
+        Some(Command::Admin(AdminCommand::RotateKey { config, data_dir })) => {
+            rotate_admin_key(config, data_dir)
+        }
         Some(Command::Config(ConfigCommand::Check { file, connect })) => {
             config_check(file, connect)
         }
@@ -280,6 +293,20 @@ fn admin_token(
         .issue(subject, &scopes, expires, coinslot_mint::unix_now())
         .map_err(|e| Failure::Runtime(e.into()))?;
     println!("{token}");
+    Ok(())
+}
+
+fn rotate_admin_key(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => Config::load(config.as_deref())?.data_dir,
+    };
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    AdminKey::rotate(&path).map_err(|e| Failure::Runtime(e.into()))?;
+    eprintln!(
+        "rotated the admin key in {}: restart coinslotd to use it; tokens issued before no longer work",
+        path.display()
+    );
     Ok(())
 }
 
