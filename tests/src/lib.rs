@@ -142,6 +142,18 @@ pub fn spawn_coinslotd_env(
     config: Option<&Path>,
     env: &[(&str, &str)],
 ) -> anyhow::Result<(std::process::Child, String)> {
+    spawn_coinslotd_logging(exe, data_dir, config, env, std::process::Stdio::null())
+}
+
+/// [`spawn_coinslotd_env`] with its logs (stderr; `RUST_LOG=warn` unless `env` says
+/// otherwise) sent to `logs`.
+pub fn spawn_coinslotd_logging(
+    exe: &Path,
+    data_dir: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+    logs: std::process::Stdio,
+) -> anyhow::Result<(std::process::Child, String)> {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
 
@@ -149,13 +161,13 @@ pub fn spawn_coinslotd_env(
     if let Some(config) = config {
         command.env("COINSLOT_CONFIG", config);
     }
-    command.envs(env.iter().copied());
     let mut child = command
         .env("COINSLOT_LISTEN", "127.0.0.1:0")
         .env("COINSLOT_DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(logs)
         .spawn()?;
     let stdout = child
         .stdout
