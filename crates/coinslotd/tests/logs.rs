@@ -28,6 +28,22 @@ async fn secrets_of(url: &str, token: &str, into: &mut Vec<String>) {
     into.push(token.to_string());
 }
 
+/// `method url` with one header.
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    name: &str,
+    value: &str,
+) -> reqwest::Response {
+    client
+        .request(method, url)
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -73,12 +89,14 @@ async fn no_token_secret_key_or_credential_reaches_the_logs_at_trace_level() {
     for (path, amount) in [("/search", 5), ("/boom", 5)] {
         let paying = token(&wallet, amount).await.unwrap();
         secrets_of(&url, &paying, &mut secrets).await;
-        let response = client
-            .get(format!("{url}{path}"))
-            .header("x-cashu", &paying)
-            .send()
-            .await
-            .unwrap();
+        let response = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{url}{path}"),
+            "x-cashu",
+            &paying,
+        )
+        .await;
         let back = header(&response, "x-cashu").expect("change or refund");
         secrets_of(&url, &back, &mut secrets).await;
     }
@@ -117,30 +135,36 @@ async fn no_token_secret_key_or_credential_reaches_the_logs_at_trace_level() {
     // A session: deposit, pay from it, close it (the balance comes back as a token).
     let deposit = token(&wallet, 10).await.unwrap();
     secrets_of(&url, &deposit, &mut secrets).await;
-    let opened: Value = client
-        .post(format!("{url}/cashu/session"))
-        .header("x-cashu", &deposit)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let opened: Value = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{url}/cashu/session"),
+        "x-cashu",
+        &deposit,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let session = opened["session"].as_str().unwrap().to_string();
     secrets.push(session.clone());
-    let used = client
-        .get(format!("{url}/search"))
-        .header("x-cashu-session", &session)
-        .send()
-        .await
-        .unwrap();
+    let used = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{url}/search"),
+        "x-cashu-session",
+        &session,
+    )
+    .await;
     assert_eq!(used.status(), 200);
-    let closed = client
-        .delete(format!("{url}/cashu/session"))
-        .header("x-cashu-session", &session)
-        .send()
-        .await
-        .unwrap();
+    let closed = call(
+        &client,
+        reqwest::Method::DELETE,
+        format!("{url}/cashu/session"),
+        "x-cashu-session",
+        &session,
+    )
+    .await;
     if let Some(back) = header(&closed, "x-cashu") {
         secrets_of(&url, &back, &mut secrets).await;
     }
@@ -148,23 +172,27 @@ async fn no_token_secret_key_or_credential_reaches_the_logs_at_trace_level() {
     // A pass, used, then revoked through the admin API.
     let paying = token(&wallet, 2).await.unwrap();
     secrets_of(&url, &paying, &mut secrets).await;
-    let bought: Value = client
-        .post(format!("{url}/pass"))
-        .header("x-cashu", &paying)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bought: Value = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{url}/pass"),
+        "x-cashu",
+        &paying,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let pass = bought["pass"].as_str().expect("a pass").to_string();
     secrets.push(pass.clone());
-    let opened = client
-        .get(format!("{url}/status"))
-        .header("x-cashu-pass", &pass)
-        .send()
-        .await
-        .unwrap();
+    let opened = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{url}/status"),
+        "x-cashu-pass",
+        &pass,
+    )
+    .await;
     assert_eq!(opened.status(), 200);
     let admin_key = AdminKey::load_or_create(&data.join(ADMIN_KEY_FILE)).unwrap();
     let admin = admin_key
