@@ -592,7 +592,12 @@ pub(crate) struct Offer {
 /// A NUT-18 (`creqA…`) or NUT-26 (`creqb1…`) payment request.
 pub fn decode_request(text: &str) -> Result<PaymentRequest, Error> {
     let text = text.trim();
-    let decoded = if text.len() > 5 && text[..5].eq_ignore_ascii_case("creqb") {
+    // `get`, not `[..5]`: the fifth byte may fall inside a multi-byte character.
+    let bech32 = text.len() > 5
+        && text
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("creqb"));
+    let decoded = if bech32 {
         PaymentRequest::from_bech32_string(text).map_err(|e| e.to_string())
     } else {
         PaymentRequest::from_str(text).map_err(|e| e.to_string())
@@ -604,6 +609,15 @@ pub fn decode_request(text: &str) -> Result<PaymentRequest, Error> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Found by the `payment_request` fuzz target: a multi-byte character across the
+    /// fifth byte made the prefix check panic.
+    #[test]
+    fn a_request_with_a_multibyte_character_early_is_refused_not_a_panic() {
+        let text = "creq\u{150}\u{379}paDdmNGEyYjMI5YXVjc2F0YW2BeBZXhhbXBsZS5j";
+        assert!(matches!(decode_request(text), Err(Error::BadRequest(_))));
+        assert!(decode_request("creq\u{e9}").is_err());
+    }
 
     #[test]
     fn both_payment_request_encodings_decode() {

@@ -94,7 +94,7 @@ impl Denied {
 /// The credential in a `Proxy-Authorization` value: `Bearer <credential>`, or `Basic`
 /// with the credential as the password (or as the user name when the password is empty,
 /// as `curl -x http://<credential>@proxy` sends it).
-pub(crate) fn from_authorization(value: &str) -> Result<String, String> {
+pub fn from_authorization(value: &str) -> Result<String, String> {
     let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();

@@ -50,6 +50,7 @@ pub mod http1;
 pub mod socks5;
 mod tunnel;
 
+pub use access::from_authorization;
 use access::{Access, Denied, Meter};
 use destination::{Destinations, Refused, Target};
 pub use tunnel::Closed;

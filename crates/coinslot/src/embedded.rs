@@ -147,6 +147,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SEED_FILE);
         std::fs::write(&path, "not hex").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let err = load_or_create_seed(&path).unwrap_err().to_string();
         assert!(
             err.contains("seed file") && err.contains("not hex"),

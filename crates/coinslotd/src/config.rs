@@ -697,12 +697,23 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.extract().map_err(|e| {
-            let where_ = file
-                .map(|f| format!(" in {}", f.display()))
-                .unwrap_or_default();
-            ConfigError(format!("{}{where_}", describe(&e)))
-        })?;
+        let where_ = file
+            .map(|f| format!(" in {}", f.display()))
+            .unwrap_or_default();
+        Self::extract(figment, &where_)
+    }
+
+    /// Defaults, overlaid with the TOML document `text` (what [`Config::load`] does with a
+    /// file's contents).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(Config::default()));
+        Self::extract(figment.merge(Toml::string(text)), "")
+    }
+
+    fn extract(figment: Figment, where_: &str) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(format!("{}{where_}", describe(&e))))?;
         config.validate()?;
         Ok(config)
     }

@@ -1,0 +1,18 @@
+//! The SOCKS5 handshake (RFC 1928 greeting and request, RFC 1929 user/password) on the
+//! bytes a stranger sends: refused or understood, never a panic or a hang.
+#![no_main]
+
+use coinslot_forward::socks5;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut stream = tokio::io::join(data, tokio::io::sink());
+        if socks5::greet(&mut stream).await.is_ok() {
+            let _ = socks5::request(&mut stream).await;
+        }
+    });
+});
