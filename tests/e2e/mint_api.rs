@@ -279,6 +279,13 @@ async fn malicious_swaps_get_clean_400s_and_create_nothing() {
         .await
         .unwrap();
     assert_eq!((status, error_code(&body)), (400, Some(11015)), "{body}");
+    // Too many inputs: refused on the count, before a single proof is looked at.
+    let inputs = vec![more[0].clone(); 1001];
+    let (status, body) = client
+        .post("/v1/swap", &SwapRequest::new(inputs, outputs(1)))
+        .await
+        .unwrap();
+    assert_eq!((status, error_code(&body)), (400, Some(11014)), "{body}");
     server.stop().await.unwrap();
 }
 

@@ -3,7 +3,6 @@
 //! `127.0.0.1:0`), paid with tokens from real cdk wallets over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,43 +10,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cdk::nuts::SpendingConditions;
 use cdk::wallet::{SendOptions, Wallet};
+use coinslot_tests::paymentauth::{challenge, credential};
 use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
 use coinslot_tests::wallet::{self, send, token, token_proofs};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// The auth-params of the `WWW-Authenticate: Payment` challenge in `headers`.
-fn challenge(headers: &reqwest::header::HeaderMap) -> HashMap<String, String> {
-    let value = headers
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("Payment "))
-        .expect("a Payment challenge");
-    let mut params = HashMap::new();
-    let mut rest = value.trim_start_matches("Payment ").trim();
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once('=').unwrap();
-        let after = after.strip_prefix('"').unwrap();
-        let end = after.find('"').unwrap();
-        params.insert(name.trim().to_string(), after[..end].to_string());
-        rest = after[end + 1..].trim_start_matches([',', ' ']);
-    }
-    params
-}
-
 fn decode(text: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
-}
-
-/// `Authorization: Payment …` answering `params` with `token`.
-fn credential(params: &HashMap<String, String>, token: &str) -> String {
-    let mut echoed = serde_json::Map::new();
-    for (name, value) in params {
-        echoed.insert(name.clone(), json!(value));
-    }
-    let body = json!({ "challenge": echoed, "payload": { "cashu_token": token } });
-    format!("Payment {}", URL_SAFE_NO_PAD.encode(body.to_string()))
 }
 
 async fn unspent(wallet: &Wallet, token: &str) -> bool {

@@ -16,6 +16,7 @@ pub mod flaky;
 pub mod load;
 pub mod nodes;
 pub mod nwc;
+pub mod paymentauth;
 pub mod paywall;
 pub mod proxy;
 pub mod raw;

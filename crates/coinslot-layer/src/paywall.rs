@@ -133,6 +133,7 @@ where
         Err(rejection) => return Ok(rejection.into_response()),
     };
     let mut receipt = None;
+    let payment = paymentauth::find(request.headers());
     let (pass, bought) = match credential {
         Some(credential) => match passes.verify(&credential, Some(scope.name())).await {
             Ok(pass) => (pass, None),
@@ -141,10 +142,9 @@ where
                 return Ok(crate::pass::refused(&settings, &err));
             }
         },
-        None if paymentauth::find(request.headers()).is_some() => {
-            let found = paymentauth::find(request.headers());
+        None if payment.is_some() => {
             let s = (&settings, &shared, &passes, &scope);
-            match pass_with_credential(s.0, s.1, s.2, s.3, request, found).await {
+            match pass_with_credential(s.0, s.1, s.2, s.3, request, payment).await {
                 Ok((paid, bought, verified)) => {
                     request = paid;
                     receipt = Some(verified);

@@ -3,13 +3,16 @@
 //! A request is answered by the same axum service that answers HTTP (the mint's Cashu API),
 //! so the rules, limits and errors are identical whichever way a wallet comes in. Before
 //! that, an event is dropped without an answer when it is not for this mint, too old or
-//! too far in the future, too large, already seen (a replay), badly signed, or when its
-//! content does not decrypt to a request: a stranger learns nothing from garbage.
+//! too far in the future, too large, already seen (a replay), badly signed, over its
+//! author's or the mint's request rate, or when its content does not decrypt to a request: a
+//! stranger learns nothing from garbage, and a flood costs the mint no signatures.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
 
 use axum::body::Body;
 use axum::Router;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::{BodyExt, Limited};
 use nostr_sdk::prelude::*;
 use parking_lot::Mutex;
@@ -31,6 +34,10 @@ pub struct ResponderLimits {
     pub max_content_bytes: usize,
     /// Most request ids remembered to refuse replays; the oldest are forgotten first.
     pub max_remembered: usize,
+    /// Requests answered per minute for one pubkey, in a burst or spread out (0: no limit).
+    pub per_pubkey_per_minute: u32,
+    /// Requests answered per minute in all (0: no limit).
+    pub per_minute: u32,
 }
 
 impl Default for ResponderLimits {
@@ -40,6 +47,8 @@ impl Default for ResponderLimits {
             max_future_secs: 60,
             max_content_bytes: 90_000,
             max_remembered: 100_000,
+            per_pubkey_per_minute: 120,
+            per_minute: 6000,
         }
     }
 }
@@ -68,7 +77,13 @@ pub enum Ignored {
     /// The content does not decrypt or is not a request.
     #[error("content is not an encrypted request: {0}")]
     Garbage(String),
+    /// Over the author's or the mint's request rate.
+    #[error("over the request rate")]
+    RateLimited,
 }
+
+/// Pubkeys the per-pubkey limiter tracks before it forgets the idle ones.
+const TRACKED_PUBKEYS: usize = 100_000;
 
 /// Turns request events into signed result events.
 #[derive(Debug)]
@@ -77,6 +92,12 @@ pub struct Responder {
     service: Router,
     limits: ResponderLimits,
     seen: Mutex<Seen>,
+    per_pubkey: Option<DefaultKeyedRateLimiter<PublicKey>>,
+    total: Option<DefaultDirectRateLimiter>,
+}
+
+fn per_minute(n: u32) -> Option<Quota> {
+    NonZeroU32::new(n).map(Quota::per_minute)
 }
 
 impl Responder {
@@ -86,6 +107,8 @@ impl Responder {
         Self {
             keys,
             service,
+            per_pubkey: per_minute(limits.per_pubkey_per_minute).map(RateLimiter::keyed),
+            total: per_minute(limits.per_minute).map(RateLimiter::direct),
             limits,
             seen: Mutex::new(Seen::default()),
         }
@@ -135,9 +158,27 @@ impl Responder {
         if !self.seen.lock().insert(event.id, at, now, &self.limits) {
             return Err(Ignored::Duplicate);
         }
+        // After the signature and replay checks, so nobody spends another's allowance.
+        self.within_rate(&event.pubkey)?;
         let plain = nip44::decrypt(self.keys.secret_key(), &event.pubkey, &event.content)
             .map_err(|e| Ignored::Garbage(e.to_string()))?;
         serde_json::from_str(&plain).map_err(|e| Ignored::Garbage(e.to_string()))
+    }
+
+    fn within_rate(&self, author: &PublicKey) -> Result<(), Ignored> {
+        if let Some(limiter) = &self.per_pubkey {
+            let allowed = limiter.check_key(author).is_ok();
+            if limiter.len() > TRACKED_PUBKEYS {
+                limiter.retain_recent();
+            }
+            if !allowed {
+                return Err(Ignored::RateLimited);
+            }
+        }
+        match &self.total {
+            Some(limiter) if limiter.check().is_err() => Err(Ignored::RateLimited),
+            _ => Ok(()),
+        }
     }
 
     async fn call(&self, request: &Request, route: nip74::Route) -> Response {

@@ -378,6 +378,53 @@ async fn the_responder_ignores_replays_strangers_stale_and_garbage() {
 }
 
 #[tokio::test]
+async fn the_responder_limits_requests_per_pubkey_and_per_minute() {
+    use coinslot_nostr::Ignored;
+    let mint = mint().await;
+    let keys = Keys::new(SecretKey::from_slice(&mint.identity_key().to_secret_bytes()).unwrap());
+    let responder = Responder::new(
+        keys.clone(),
+        coinslot_http::router(mint.clone(), Default::default()),
+        ResponderLimits {
+            per_pubkey_per_minute: 3,
+            per_minute: 5,
+            ..ResponderLimits::default()
+        },
+    );
+    let info = |n: usize| format!(r#"{{"method":"info","request_id":"{n}","data":{{}}}}"#);
+    let now = Timestamp::now();
+    let (busy, other, third) = (Keys::generate(), Keys::generate(), Keys::generate());
+    for n in 0..3 {
+        let event = request(&busy, keys.public_key(), &info(n), now);
+        assert!(responder.answer(&event).await.is_ok(), "request {n}");
+    }
+    // The fourth request of the minute from the same pubkey gets no answer...
+    let over = request(&busy, keys.public_key(), &info(3), now);
+    assert_eq!(
+        responder.answer(&over).await.unwrap_err(),
+        Ignored::RateLimited
+    );
+    // ...while another pubkey is answered, until the mint's total for the minute is reached
+    // (3 + 2 = 5).
+    for n in 0..2 {
+        let event = request(&other, keys.public_key(), &info(10 + n), now);
+        assert!(responder.answer(&event).await.is_ok(), "other {n}");
+    }
+    let fresh = request(&third, keys.public_key(), &info(20), now);
+    assert_eq!(
+        responder.answer(&fresh).await.unwrap_err(),
+        Ignored::RateLimited
+    );
+    // A forged event in the busy pubkey's name is refused before it could use any allowance.
+    let mut forged = request(&busy, keys.public_key(), &info(30), now);
+    forged.content = request(&busy, keys.public_key(), &info(31), now).content;
+    assert_eq!(
+        responder.answer(&forged).await.unwrap_err(),
+        Ignored::BadSignature
+    );
+}
+
+#[tokio::test]
 async fn a_relay_that_is_down_at_start_gets_the_announcement_when_it_comes_up() {
     // Reserve a port, free it, and start the relay there only after the service.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -37,6 +37,7 @@ pub mod payment;
 pub mod session;
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +50,7 @@ use axum::routing::get;
 use axum::Router;
 use coinslot_mint::cashu::mint_url::MintUrl;
 use coinslot_mint::Mint;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use nostr_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -86,6 +88,12 @@ pub struct RelayConfig {
     pub auth_window_secs: u64,
     /// Events kept in memory (oldest dropped first).
     pub max_events: usize,
+    /// Events one author may send per minute, paid or not, in a burst or spread out
+    /// (0: no limit); more are refused with `rate-limited:`.
+    pub events_per_minute: u32,
+    /// Messages one connection may send per minute (0: no limit); more are answered with a
+    /// `rate-limited:` notice and not handled.
+    pub messages_per_minute: u32,
 }
 
 impl Default for RelayConfig {
@@ -103,6 +111,8 @@ impl Default for RelayConfig {
             max_future_secs: 900,
             auth_window_secs: 600,
             max_events: 100_000,
+            events_per_minute: 120,
+            messages_per_minute: 1200,
         }
     }
 }
@@ -124,6 +134,8 @@ struct Inner {
     /// not charged twice.
     in_flight: Mutex<HashSet<EventId>>,
     stats: Stats,
+    /// Events per author per minute.
+    authors: Option<DefaultKeyedRateLimiter<PublicKey>>,
     /// Set once by [`PaidRelay::close`]: every connection ends.
     closing: watch::Sender<bool>,
     sessions: AtomicUsize,
@@ -187,6 +199,7 @@ impl PaidRelay {
                     .require_lock(config.require_lock),
                 auth_host,
                 identity,
+                authors: per_minute(config.events_per_minute).map(RateLimiter::keyed),
                 config,
                 database,
                 live,
@@ -220,6 +233,11 @@ impl PaidRelay {
     /// document (`Accept: application/nostr+json`), or a short text for browsers.
     pub fn router(&self) -> Router {
         Router::new().route("/", get(root)).with_state(self.clone())
+    }
+
+    /// A new connection's state, to drive without a websocket.
+    pub fn session(&self) -> session::Session {
+        session::Session::new(self.clone())
     }
 
     /// The configuration.
@@ -309,6 +327,18 @@ impl PaidRelay {
         })
     }
 
+    /// Whether `author` may write one more event this minute.
+    fn author_within_rate(&self, author: &PublicKey) -> bool {
+        let Some(limiter) = &self.inner.authors else {
+            return true;
+        };
+        let allowed = limiter.check_key(author).is_ok();
+        if limiter.len() > TRACKED_AUTHORS {
+            limiter.retain_recent();
+        }
+        allowed
+    }
+
     fn count_refused(&self) {
         self.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -328,6 +358,14 @@ impl Drop for SessionGuard {
         self.0.inner.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// A rate of `n` a minute, all of which may come at once; `None` for 0 (no limit).
+pub(crate) fn per_minute(n: u32) -> Option<Quota> {
+    NonZeroU32::new(n).map(Quota::per_minute)
+}
+
+/// Authors the per-author limiter tracks before it forgets the idle ones.
+const TRACKED_AUTHORS: usize = 100_000;
 
 /// Removes an event from the in-flight set when its write ends, however it ends.
 struct WriteGuard {

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
+use governor::RateLimiter;
 use nostr_sdk::prelude::*;
 use rand::RngCore;
 use tokio::sync::broadcast::error::RecvError;
@@ -28,6 +29,7 @@ pub(crate) async fn run(relay: PaidRelay, socket: WebSocket) {
     }
     let (mut sink, mut stream) = socket.split();
     let mut live = relay.subscribe_live();
+    let messages = crate::per_minute(relay.config().messages_per_minute).map(RateLimiter::direct);
     let mut session = Session::new(relay);
     let hello = RelayMessage::auth(session.challenge.clone()).as_json();
     if sink.send(Message::Text(hello.into())).await.is_err() {
@@ -40,6 +42,13 @@ pub(crate) async fn run(relay: PaidRelay, socket: WebSocket) {
                 break;
             }
             incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(_))) if messages.as_ref().is_some_and(|m| m.check().is_err()) => {
+                    let most = session.relay.config().messages_per_minute;
+                    vec![RelayMessage::notice(format!(
+                        "rate-limited: at most {most} messages a minute on one connection"
+                    ))
+                    .as_json()]
+                }
                 Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => {
                     vec![RelayMessage::notice("invalid: binary messages are not supported").as_json()]
@@ -64,7 +73,10 @@ pub(crate) async fn run(relay: PaidRelay, socket: WebSocket) {
     }
 }
 
-struct Session {
+/// One connection's state: its NIP-42 challenge and identities, and its subscriptions.
+/// [`PaidRelay::session`] makes one to drive a connection over another transport (or a
+/// fuzzer); the websocket handler uses the same.
+pub struct Session {
     relay: PaidRelay,
     challenge: String,
     authed: HashSet<PublicKey>,
@@ -72,7 +84,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(relay: PaidRelay) -> Self {
+    pub(crate) fn new(relay: PaidRelay) -> Self {
         let mut challenge = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut challenge);
         Self {
@@ -83,8 +95,14 @@ impl Session {
         }
     }
 
-    /// Answers one client message (zero or more relay messages, in order).
-    async fn handle(&mut self, text: &str) -> Vec<String> {
+    /// This connection's NIP-42 challenge (the relay sends it as `["AUTH", challenge]`).
+    pub fn challenge(&self) -> &str {
+        &self.challenge
+    }
+
+    /// Answers one client message (zero or more relay messages, in order). Rates per
+    /// connection are the transport's to enforce; rates per author apply here.
+    pub async fn handle(&mut self, text: &str) -> Vec<String> {
         let message = match ClientMessage::from_json(text) {
             Ok(message) => message,
             Err(e) => {
@@ -156,6 +174,13 @@ impl Session {
                 tracing::error!(target: "coinslot::relay", error = %e, "event store");
                 return refuse("error: the relay cannot store events right now".into());
             }
+        }
+        // After the signature and duplicate checks: nobody spends another's allowance.
+        if !relay.author_within_rate(&event.pubkey) {
+            let most = relay.config().events_per_minute;
+            return refuse(format!(
+                "rate-limited: at most {most} events a minute from one author"
+            ));
         }
         let Some(_writing) = relay.begin_write(id) else {
             return refuse("error: this event is being written right now; try again".into());

@@ -391,6 +391,12 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     /// Largest total size of a request's headers, in bytes.
     pub max_header_bytes: usize,
+    /// Connections open at once on each listener (websockets included); more wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head, that a keep-alive connection may stay
+    /// idle, and that a request body may pause (slowloris).
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -402,6 +408,8 @@ impl Default for LimitsConfig {
             trust_forwarded_for: false,
             max_body_bytes: 16 * 1024 * 1024,
             max_header_bytes: 32 * 1024,
+            max_connections: 4096,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -760,6 +768,11 @@ impl Config {
         }
         if self.limits.max_body_bytes < 1024 {
             return fail("limits.max_body_bytes: must be at least 1024");
+        }
+        if self.limits.max_connections == 0 || self.limits.header_read_timeout_secs == 0 {
+            return fail(
+                "limits.max_connections and limits.header_read_timeout_secs: must be at least 1",
+            );
         }
         if self.admin.activity_entries == 0 {
             return fail("admin.activity_entries: must be at least 1");

@@ -28,7 +28,6 @@
 //! steps, [`open`] then [`serve`], so it prints its URL only once the store is open.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +57,7 @@ pub mod limits;
 pub mod metrics;
 pub mod price_feed;
 pub mod prices;
+pub mod server;
 
 pub use config::{
     BackendConfig, ClnBackendConfig, Config, ConfigError, LnbitsBackendConfig, LndBackendConfig,
@@ -456,6 +456,10 @@ pub async fn serve_with(
         shutdown.await;
         let _ = stop.send(true);
     });
+    let limits = server::ServerLimits {
+        max_connections: config.limits.max_connections,
+        header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_secs),
+    };
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -465,9 +469,13 @@ pub async fn serve_with(
                 .await
                 .with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
             tracing::info!(addr = %admin_listener.local_addr()?, "admin API on its own listener");
-            let server = axum::serve(admin_listener, router)
-                .with_graceful_shutdown(until_stopped(stopped.clone()));
-            Some(tokio::spawn(async move { server.await }))
+            let server = server::serve(
+                admin_listener,
+                router,
+                limits,
+                until_stopped(stopped.clone()),
+            );
+            Some(tokio::spawn(server))
         }
         _ => None,
     };
@@ -493,14 +501,9 @@ pub async fn serve_with(
         upstreams = config.proxy.upstreams.len(),
         "coinslotd serving"
     );
-    axum::serve(
-        listener,
-        apps.public
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(until_stopped(stopped))
-    .await
-    .context("HTTP server failed")?;
+    server::serve(listener, apps.public, limits, until_stopped(stopped))
+        .await
+        .context("HTTP server failed")?;
     if let Some(admin) = admin {
         admin.await?.context("admin HTTP server failed")?;
     }

@@ -103,30 +103,14 @@ async fn no_token_secret_key_or_credential_reaches_the_logs_at_trace_level() {
     // The Payment scheme.
     let asked = client.get(format!("{url}/search")).send().await.unwrap();
     assert_eq!(asked.status(), 402);
-    let challenge = asked
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("Payment "))
-        .unwrap()
-        .to_string();
-    let mut echoed = serde_json::Map::new();
-    for part in challenge.trim_start_matches("Payment ").split(", ") {
-        let (name, value) = part.split_once('=').unwrap();
-        echoed.insert(name.into(), Value::from(value.trim_matches('"')));
-    }
+    let params = coinslot_tests::paymentauth::challenge(asked.headers());
     let paying = token(&wallet, 2).await.unwrap();
     secrets_of(&url, &paying, &mut secrets).await;
-    let credential = {
-        use base64::Engine as _;
-        let json = serde_json::json!({ "challenge": echoed, "payload": { "cashu_token": paying } });
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
-    };
-    secrets.push(credential.clone());
+    let credential = coinslot_tests::paymentauth::credential(&params, &paying);
+    secrets.push(credential.trim_start_matches("Payment ").to_string());
     let paid = client
         .get(format!("{url}/search"))
-        .header("authorization", format!("Payment {credential}"))
+        .header("authorization", &credential)
         .send()
         .await
         .unwrap();
