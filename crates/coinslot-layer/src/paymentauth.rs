@@ -283,9 +283,29 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
-/// What a route's challenge is bound to.
-fn route_of(method: &Method, path: &str) -> String {
-    format!("{method} {path}")
+/// What a challenge is bound to besides its price: the request's method and path, and the
+/// digest of its body (when it has one and it was read).
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    method: Method,
+    path: String,
+    digest: Option<String>,
+}
+
+impl Route {
+    /// The route of a request to `method uri` whose body has `digest`.
+    pub(crate) fn new(method: &Method, uri: &http::Uri, digest: Option<String>) -> Self {
+        Self {
+            method: method.clone(),
+            path: uri.path().to_string(),
+            digest,
+        }
+    }
+
+    /// As the challenge's `opaque` names it: `GET /path`.
+    fn name(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
 }
 
 /// The realm: the host (and port) clients reach the service at.
@@ -301,9 +321,7 @@ pub(crate) fn challenge(
     settings: &Settings,
     shared: &Shared,
     price: &Price,
-    method: &Method,
-    path: &str,
-    digest: Option<&str>,
+    route: &Route,
 ) -> Option<EchoedChallenge> {
     if settings.require_lock {
         return None;
@@ -332,8 +350,8 @@ pub(crate) fn challenge(
         expires: Some(rfc3339(
             coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
         )),
-        digest: digest.map(str::to_string),
-        opaque: Some(encode_jcs(&json!({ "route": route_of(method, path) })).ok()?),
+        digest: route.digest.clone(),
+        opaque: Some(encode_jcs(&json!({ "route": route.name() })).ok()?),
         description: None,
     };
     challenge.id = challenge_id(&shared.payment_key, &challenge);
@@ -374,13 +392,11 @@ pub(crate) fn offer<B>(
     settings: &Settings,
     shared: &Shared,
     price: &Price,
-    method: &Method,
-    path: &str,
-    digest: Option<&str>,
+    route: &Route,
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let Some(challenge) = challenge(settings, shared, price, method, path, digest) else {
+    let Some(challenge) = challenge(settings, shared, price, route) else {
         return;
     };
     if let Ok(value) = HeaderValue::from_str(&header_value(&challenge)) {
@@ -426,16 +442,14 @@ pub(crate) struct Verified {
     pub reference: String,
 }
 
-/// Checks a credential for a request on `method path` priced `price`, whose body has
-/// `body_digest` (`None`: not read), in the draft's order; nothing is spent.
+/// Checks a credential for a request on `route` (its digest `None`: no body, or not read)
+/// priced `price`, in the draft's order; nothing is spent.
 pub(crate) fn verify(
     settings: &Settings,
     shared: &Shared,
     credential: &Credential,
     price: &Price,
-    method: &Method,
-    path: &str,
-    body_digest: Option<&str>,
+    route: &Route,
 ) -> Result<Verified, Problem> {
     use ProblemKind::*;
     let raw = credential.payload.cashu_token.trim();
@@ -485,19 +499,19 @@ pub(crate) fn verify(
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or_else(|| Problem::new(InvalidChallenge, "the challenge's request does not decode"))?;
-    let route = echoed
+    let issued_for = echoed
         .opaque
         .as_deref()
         .and_then(|o| decode_b64url(o).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|v| v["route"].as_str().map(str::to_string));
-    let here = route_of(method, path);
-    if route.as_deref() != Some(here.as_str()) {
+    let here = route.name();
+    if issued_for.as_deref() != Some(here.as_str()) {
         return Err(Problem::new(
             InvalidChallenge,
             format!(
                 "the challenge was issued for {}, not {here}",
-                route.as_deref().unwrap_or("another request")
+                issued_for.as_deref().unwrap_or("another request")
             ),
         ));
     }
@@ -512,7 +526,7 @@ pub(crate) fn verify(
     }
     // 6. The body it was issued for.
     if let Some(digest) = &echoed.digest {
-        if body_digest != Some(digest.as_str()) {
+        if route.digest.as_ref() != Some(digest) {
             return Err(Problem::new(
                 InvalidChallenge,
                 "the challenge was issued for a request with another body (its digest does not match this body)",
@@ -618,15 +632,12 @@ pub(crate) fn verify(
 }
 
 /// A refusal as the draft words it: problem JSON, a fresh challenge (and the NUT-24 one).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn refuse<B>(
     settings: &Settings,
     shared: &Shared,
     price: &Price,
     headers: &HeaderMap,
-    method: &Method,
-    path: &str,
-    digest: Option<&str>,
+    route: &Route,
     problem: &Problem,
 ) -> Response<ResponseBody<B>> {
     let (_, title, status) = problem.kind.describe();
@@ -649,7 +660,7 @@ pub(crate) fn refuse<B>(
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    offer(&mut response, settings, shared, price, method, path, digest);
+    offer(&mut response, settings, shared, price, route);
     response
 }
 

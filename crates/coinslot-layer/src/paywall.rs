@@ -23,7 +23,7 @@ use tower_service::Service;
 
 use crate::layer::{Settings, Shared};
 use crate::nut24::{self, TokenSource, X_CASHU_SESSION};
-use crate::paymentauth;
+use crate::paymentauth::{self, Route};
 use crate::receipt::{self, InFlight, ReceiptData, ReceiptKind};
 use crate::reply::{self, Rejection};
 use crate::session::{new_session_id, SessionClaims};
@@ -70,10 +70,8 @@ where
             Err(problem) => {
                 let (parts, body) = request.into_parts();
                 let digest = paymentauth::challenge_digest(&settings, body).await;
-                let (method, path) = (&parts.method, parts.uri.path());
-                let (headers, digest) = (&parts.headers, digest.as_deref());
-                let s = (&settings, &shared);
-                paymentauth::refuse(s.0, s.1, &price, headers, method, path, digest, &problem)
+                let route = Route::new(&parts.method, &parts.uri, digest);
+                paymentauth::refuse(&settings, &shared, &price, &parts.headers, &route, &problem)
             }
         }
     } else {
@@ -93,9 +91,8 @@ where
                     let headers = &parts.headers;
                     let mut response = reply::challenge(&settings, &shared, &price, headers, None);
                     let digest = paymentauth::challenge_digest(&settings, body).await;
-                    let (method, path) = (&parts.method, parts.uri.path());
-                    let s = (&settings, &shared, digest.as_deref());
-                    paymentauth::offer(&mut response, s.0, s.1, &price, method, path, s.2);
+                    let route = Route::new(&parts.method, &parts.uri, digest);
+                    paymentauth::offer(&mut response, &settings, &shared, &price, &route);
                     response
                 }
             },
@@ -143,8 +140,9 @@ where
             }
         },
         None if payment.is_some() => {
-            let s = (&settings, &shared, &passes, &scope);
-            match pass_with_credential(s.0, s.1, s.2, s.3, request, payment).await {
+            let bought =
+                pass_with_credential(&settings, &shared, &passes, &scope, request, payment);
+            match bought.await {
                 Ok((paid, bought, verified)) => {
                     request = paid;
                     receipt = Some(verified);
@@ -165,9 +163,8 @@ where
                 let headers = &parts.headers;
                 let mut response = crate::pass::challenge(&settings, &shared, &scope, headers);
                 let digest = paymentauth::challenge_digest(&settings, body).await;
-                let (method, path) = (&parts.method, parts.uri.path());
-                let s = (&settings, &shared, digest.as_deref());
-                paymentauth::offer(&mut response, s.0, s.1, scope.price(), method, path, s.2);
+                let route = Route::new(&parts.method, &parts.uri, digest);
+                paymentauth::offer(&mut response, &settings, &shared, scope.price(), &route);
                 if let Some(reason) = reply::refusal(&response) {
                     shared.mint.record(Event::Refused { reason });
                 }
@@ -232,23 +229,17 @@ where
             });
             let (parts, body) = request.into_parts();
             let digest = paymentauth::challenge_digest(settings, body).await;
-            let (method, path, headers) = (&parts.method, parts.uri.path(), &parts.headers);
-            let digest = digest.as_deref();
-            let refused = paymentauth::refuse(
-                settings, shared, price, headers, method, path, digest, &problem,
-            );
+            let route = Route::new(&parts.method, &parts.uri, digest);
+            let refused =
+                paymentauth::refuse(settings, shared, price, &parts.headers, &route, &problem);
             return Err(refused);
         }
     };
-    let (mut request, verified, digest) =
+    let (mut request, verified, route) =
         checked_credential(settings, shared, request, price, &credential).await?;
-    let refuse = |problem: Problem, headers: &HeaderMap, method: &Method, path: &str| {
-        let digest = digest.as_deref();
-        paymentauth::refuse(
-            settings, shared, price, headers, method, path, digest, &problem,
-        )
+    let refuse = |problem: Problem, headers: &HeaderMap| {
+        paymentauth::refuse(settings, shared, price, headers, &route, &problem)
     };
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let token = credential.payload.cashu_token.trim();
     match passes.buy(token, scope, None, None).await {
         Ok(bought) if bought.repeat && !request.headers().contains_key(IDEMPOTENCY_KEY) => {
@@ -256,7 +247,7 @@ where
                 ProblemKind::VerificationFailed,
                 "the token is spent already: a Payment credential pays once (send an Idempotency-Key to retry a lost answer)",
             );
-            Err(refuse(problem, request.headers(), &method, &path))
+            Err(refuse(problem, request.headers()))
         }
         Ok(bought) => {
             request.headers_mut().remove(http::header::AUTHORIZATION);
@@ -269,7 +260,7 @@ where
                 ProblemKind::VerificationFailed
             };
             let problem = Problem::new(kind, refusal.detail.clone());
-            let mut refused = refuse(problem, request.headers(), &method, &path);
+            let mut refused = refuse(problem, request.headers());
             // A purchase hook that failed refunds the payment.
             if let Some((unit, proofs)) = refusal.refund {
                 reply::attach_token(&mut refused, settings, &unit, proofs);
@@ -498,15 +489,14 @@ async fn checked_credential<ReqBody, ResBody>(
     request: Request<ReqBody>,
     price: &Price,
     credential: &paymentauth::Credential,
-) -> Result<(Request<ReqBody>, paymentauth::Verified, Option<String>), Reply<ResBody>>
+) -> Result<(Request<ReqBody>, paymentauth::Verified, Route), Reply<ResBody>>
 where
     ReqBody: http_body::Body + From<Bytes>,
 {
     use paymentauth::{Problem, ProblemKind};
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let (method, path) = (&method, path.as_str());
     // A challenge bound to a body pays only for that body: read it (and hand it on).
     let (request, digest) = if credential.challenge.digest.is_some() {
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         let headers = request.headers().clone();
         match paymentauth::buffer_request(request, settings.payment_body_limit).await {
             Ok((request, body)) => {
@@ -518,38 +508,21 @@ where
                     ProblemKind::InvalidChallenge,
                     "the request body could not be read whole (too long or cut off), so it cannot match the challenge's digest",
                 );
-                let refused = paymentauth::refuse(
-                    settings, shared, price, &headers, method, path, None, &problem,
-                );
+                let route = Route::new(&method, &uri, None);
+                let refused =
+                    paymentauth::refuse(settings, shared, price, &headers, &route, &problem);
                 return Err(refused);
             }
         }
     } else {
         (request, None)
     };
-    let body_digest = digest.as_deref();
-    match paymentauth::verify(
-        settings,
-        shared,
-        credential,
-        price,
-        method,
-        path,
-        body_digest,
-    ) {
-        Ok(verified) => Ok((request, verified, digest)),
+    let route = Route::new(request.method(), request.uri(), digest);
+    match paymentauth::verify(settings, shared, credential, price, &route) {
+        Ok(verified) => Ok((request, verified, route)),
         Err(problem) => {
             let headers = request.headers();
-            let refused = paymentauth::refuse(
-                settings,
-                shared,
-                price,
-                headers,
-                method,
-                path,
-                body_digest,
-                &problem,
-            );
+            let refused = paymentauth::refuse(settings, shared, price, headers, &route, &problem);
             Err(refused)
         }
     }
@@ -574,17 +547,13 @@ where
     ResBody: http_body::Body<Data = Bytes>,
 {
     use paymentauth::{Problem, ProblemKind};
-    let (mut request, verified, digest) =
+    let (mut request, verified, route) =
         match checked_credential(settings, shared, request, &price, credential).await {
             Ok(checked) => checked,
             Err(refused) => return refused,
         };
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let refuse = |problem: Problem, headers: &HeaderMap| {
-        let (method, path, digest) = (&method, path.as_str(), digest.as_deref());
-        paymentauth::refuse(
-            settings, shared, &price, headers, method, path, digest, &problem,
-        )
+        paymentauth::refuse(settings, shared, &price, headers, &route, &problem)
     };
     let key = receipt_key(&verified.proofs);
     let Some(_claim) = InFlight::enter(shared, key) else {
