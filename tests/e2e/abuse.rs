@@ -22,14 +22,6 @@ use tokio_tungstenite::tungstenite::Message;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn start_with(
-    adjust: impl FnOnce(&mut coinslotd::Config),
-) -> Result<(ProxiedApp, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), adjust).await?;
-    Ok((app, dir))
-}
-
 async fn connect(app: &ProxiedApp) -> TcpStream {
     TcpStream::connect(app.url().trim_start_matches("http://"))
         .await
@@ -53,7 +45,8 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_and_idle_connections_are_closed_while_others_are_served() -> Result<()> {
-    let (app, _dir) = start_with(|config| config.limits.header_read_timeout_secs = 1).await?;
+    let (app, _dir) =
+        ProxiedApp::start_in_temp(|config| config.limits.header_read_timeout_secs = 1).await?;
     // Never sends a byte.
     let mut idle = connect(&app).await;
     // Sends half a head and stalls (slowloris).
@@ -101,7 +94,7 @@ async fn slow_and_idle_connections_are_closed_while_others_are_served() -> Resul
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait_until_one_closes() -> Result<()> {
-    let (app, _dir) = start_with(|config| {
+    let (app, _dir) = ProxiedApp::start_in_temp(|config| {
         config.limits.max_connections = 3;
         config.limits.header_read_timeout_secs = 60;
     })
@@ -170,7 +163,8 @@ fn subscribe(id: u64, sub: &str, filters: Vec<String>) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_websocket_holds_a_limited_number_of_subscriptions_and_filters() -> Result<()> {
-    let (app, _dir) = start_with(|config| config.http.max_ws_subscriptions = 2).await?;
+    let (app, _dir) =
+        ProxiedApp::start_in_temp(|config| config.http.max_ws_subscriptions = 2).await?;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(coinslot_tests::wallet::ws_url(app.url())).await?;
     let y = || {

@@ -24,9 +24,7 @@ async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
 async fn start_with(
     adjust: impl FnOnce(&mut coinslotd::Config),
 ) -> Result<(ProxiedApp, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let app = ProxiedApp::start(dir.path(), adjust).await?;
-    Ok((app, dir))
+    ProxiedApp::start_in_temp(adjust).await
 }
 
 fn token_for(dir: &tempfile::TempDir, scopes: &[Scope]) -> String {

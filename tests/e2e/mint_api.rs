@@ -279,6 +279,16 @@ async fn malicious_swaps_get_clean_400s_and_create_nothing() {
         .await
         .unwrap();
     assert_eq!((status, error_code(&body)), (400, Some(11015)), "{body}");
+    // A path parameter that is not UTF-8 once decoded (found by the mint_api fuzz target:
+    // it was answered with a plain-text 400).
+    for path in ["/v1/keys/00%3Ba%3B%FF%FF", "/v1/mint/quote/bolt11/%C3%28"] {
+        let (status, body) = client.get(path).await.unwrap();
+        assert_eq!(
+            (status, error_code(&body).is_some()),
+            (400, true),
+            "{path}: {body}"
+        );
+    }
     // Too many inputs: refused on the count, before a single proof is looked at.
     let inputs = vec![more[0].clone(); 1001];
     let (status, body) = client

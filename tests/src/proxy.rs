@@ -169,6 +169,16 @@ impl ProxiedApp {
         })
     }
 
+    /// [`ProxiedApp::start`] with its data in a new temporary directory, returned with it
+    /// (dropping the directory deletes the data).
+    pub async fn start_in_temp(
+        adjust: impl FnOnce(&mut coinslotd::Config),
+    ) -> anyhow::Result<(Self, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let app = Self::start(dir.path(), adjust).await?;
+        Ok((app, dir))
+    }
+
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.server.url

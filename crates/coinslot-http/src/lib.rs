@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -159,6 +159,27 @@ where
     }
 }
 
+/// One path parameter whose rejections (e.g. percent-encoding that is not UTF-8) are Cashu
+/// errors.
+struct CashuPath(String);
+
+impl<S> FromRequestParts<S> for CashuPath
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| CashuPath(value))
+            .map_err(|e| ApiError(Error::InvalidRequest(format!("path: {}", e.body_text()))))
+    }
+}
+
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError(Error::InvalidRequest(format!("malformed JSON: {e}"))))
@@ -184,7 +205,7 @@ async fn keys(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn keyset_keys(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CashuPath(id): CashuPath,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: Id = id
         .parse()
@@ -205,7 +226,7 @@ async fn create_mint_quote(
 
 async fn mint_quote(
     State(state): State<AppState>,
-    Path(quote_id): Path<String>,
+    CashuPath(quote_id): CashuPath,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.mint.mint_quote(&quote_id).await?))
 }
