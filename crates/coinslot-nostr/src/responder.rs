@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
 use axum::Router;
@@ -82,8 +83,9 @@ pub enum Ignored {
     RateLimited,
 }
 
-/// Pubkeys the per-pubkey limiter tracks before it forgets the idle ones.
-const TRACKED_PUBKEYS: usize = 100_000;
+/// The per-pubkey limiter forgets pubkeys whose allowance is full again once in this many
+/// checks (a sweep is a pass over all of them, so not on every request).
+const SWEEP_EVERY: u64 = 4096;
 
 /// Turns request events into signed result events.
 #[derive(Debug)]
@@ -94,6 +96,7 @@ pub struct Responder {
     seen: Mutex<Seen>,
     per_pubkey: Option<DefaultKeyedRateLimiter<PublicKey>>,
     total: Option<DefaultDirectRateLimiter>,
+    checks: AtomicU64,
 }
 
 fn per_minute(n: u32) -> Option<Quota> {
@@ -111,6 +114,7 @@ impl Responder {
             total: per_minute(limits.per_minute).map(RateLimiter::direct),
             limits,
             seen: Mutex::new(Seen::default()),
+            checks: AtomicU64::new(0),
         }
     }
 
@@ -168,7 +172,11 @@ impl Responder {
     fn within_rate(&self, author: &PublicKey) -> Result<(), Ignored> {
         if let Some(limiter) = &self.per_pubkey {
             let allowed = limiter.check_key(author).is_ok();
-            if limiter.len() > TRACKED_PUBKEYS {
+            if self
+                .checks
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SWEEP_EVERY)
+            {
                 limiter.retain_recent();
             }
             if !allowed {

@@ -134,8 +134,9 @@ struct Inner {
     /// not charged twice.
     in_flight: Mutex<HashSet<EventId>>,
     stats: Stats,
-    /// Events per author per minute.
+    /// Events per author per minute, and how often it was asked.
     authors: Option<DefaultKeyedRateLimiter<PublicKey>>,
+    author_checks: AtomicU64,
     /// Set once by [`PaidRelay::close`]: every connection ends.
     closing: watch::Sender<bool>,
     sessions: AtomicUsize,
@@ -200,6 +201,7 @@ impl PaidRelay {
                 auth_host,
                 identity,
                 authors: per_minute(config.events_per_minute).map(RateLimiter::keyed),
+                author_checks: AtomicU64::new(0),
                 config,
                 database,
                 live,
@@ -333,7 +335,8 @@ impl PaidRelay {
             return true;
         };
         let allowed = limiter.check_key(author).is_ok();
-        if limiter.len() > TRACKED_AUTHORS {
+        let checks = self.inner.author_checks.fetch_add(1, Ordering::Relaxed);
+        if checks.is_multiple_of(SWEEP_EVERY) {
             limiter.retain_recent();
         }
         allowed
@@ -364,8 +367,9 @@ pub(crate) fn per_minute(n: u32) -> Option<Quota> {
     NonZeroU32::new(n).map(Quota::per_minute)
 }
 
-/// Authors the per-author limiter tracks before it forgets the idle ones.
-const TRACKED_AUTHORS: usize = 100_000;
+/// The per-author limiter forgets authors whose allowance is full again once in this many
+/// checks (a sweep is a pass over all of them, so not on every event).
+const SWEEP_EVERY: u64 = 4096;
 
 /// Removes an event from the in-flight set when its write ends, however it ends.
 struct WriteGuard {
