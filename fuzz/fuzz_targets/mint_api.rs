@@ -6,11 +6,10 @@
 //! The first byte picks the endpoint, the rest is the body (or the path parameter).
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::Router;
-use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
 use http::Request;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
@@ -24,19 +23,7 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let api = runtime.block_on(async {
-            let mint = Mint::new(
-                MintConfig::default(),
-                MintSeed::from_bytes([7; 64]),
-                Arc::new(MemoryStore::new()),
-                Arc::new(FakeBackend::new(Default::default())),
-            )
-            .await
-            .expect("mint");
+        let (runtime, api) = coinslot_fuzz::with_mint(|mint| async move {
             coinslot_http::router(mint, Default::default())
         });
         World { runtime, api }

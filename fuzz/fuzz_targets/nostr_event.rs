@@ -15,9 +15,8 @@
 //! refused.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
 use coinslot_nostr::nostr_sdk::prelude::*;
 use coinslot_nostr::{Responder, ResponderLimits};
 use coinslot_relay::{PaidRelay, RelayConfig};
@@ -34,19 +33,7 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (relay, responder) = runtime.block_on(async {
-            let mint = Mint::new(
-                MintConfig::default(),
-                MintSeed::from_bytes([7; 64]),
-                Arc::new(MemoryStore::new()),
-                Arc::new(FakeBackend::new(Default::default())),
-            )
-            .await
-            .expect("mint");
+        let (runtime, (relay, responder)) = coinslot_fuzz::with_mint(|mint| async move {
             let limits = RelayConfig {
                 events_per_minute: 0,
                 ..RelayConfig::default()

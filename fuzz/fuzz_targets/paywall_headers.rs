@@ -5,11 +5,10 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use coinslot_layer::{PassScope, PaywallLayer, Price, PriceTable};
-use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
 use http::{Request, Response};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
@@ -23,19 +22,7 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let layer = runtime.block_on(async {
-            let mint = Mint::new(
-                MintConfig::default(),
-                MintSeed::from_bytes([7; 64]),
-                Arc::new(MemoryStore::new()),
-                Arc::new(FakeBackend::new(Default::default())),
-            )
-            .await
-            .expect("mint");
+        let (runtime, layer) = coinslot_fuzz::with_mint(|mint| async move {
             let pricing = PriceTable::new().route("*", "/paid", Price::sat(2));
             PaywallLayer::new(mint, "http://127.0.0.1:3338", pricing)
                 .expect("layer")

@@ -2,13 +2,15 @@
 //! bytes a stranger sends: refused or understood, never a panic or a hang.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use coinslot_forward::socks5;
 use libfuzzer_sys::fuzz_target;
+use tokio::runtime::Runtime;
 
 fuzz_target!(|data: &[u8]| {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(coinslot_fuzz::runtime);
     runtime.block_on(async {
         let mut stream = tokio::io::join(data, tokio::io::sink());
         if socks5::greet(&mut stream).await.is_ok() {

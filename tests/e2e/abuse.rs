@@ -1,6 +1,7 @@
 //! Abuse limits, each shown to hold on a real server on 127.0.0.1:0: slow and idle
-//! connections (slowloris), the connection cap (websockets included), NUT-17 subscriptions
-//! per websocket, and the paid relay's subscriptions, message size and rates.
+//! connections (slowloris), the connection cap (websockets included) and the cap per
+//! client address, NUT-17 subscriptions per websocket, and the paid relay's subscriptions,
+//! message size and rates.
 //!
 //! Elsewhere: header and body sizes and request rates in `admin.rs`, inputs and outputs per
 //! request in `mint_api.rs`, the mint-over-nostr responder's rates and event sizes in
@@ -41,6 +42,16 @@ async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String>
             Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// `GET /health` on `stream`: what came back before the server closed it (within 5 s).
+async fn health(mut stream: TcpStream) -> Result<String> {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .context("the connection stayed open")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -134,6 +145,36 @@ async fn connections_beyond_the_limit_wait_until_one_closes() -> Result<()> {
     ws.close(None).await?;
     let (status, _) = tokio::time::timeout(Duration::from_secs(10), waiting).await???;
     assert_eq!(status, 200);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() -> Result<()> {
+    let (app, _dir) = ProxiedApp::start_in_temp(|config| {
+        config.limits.max_connections_per_ip = 2;
+        config.limits.header_read_timeout_secs = 60;
+    })
+    .await?;
+    let server: std::net::SocketAddr = app.url().trim_start_matches("http://").parse()?;
+    let from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(format!("{source}:0").parse()?)?;
+        anyhow::Ok(socket.connect(server).await?)
+    };
+    let first = from("127.0.0.1").await?;
+    let _second = from("127.0.0.1").await?;
+    let sent = health(from("127.0.0.1").await?).await?;
+    assert_eq!(sent, "", "a third connection from one address was served");
+
+    // Another address (all of 127/8 is loopback on Linux) is served meanwhile.
+    let sent = health(from("127.0.0.2").await?).await?;
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+
+    // A closed connection gives the address its slot back.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = health(from("127.0.0.1").await?).await?;
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
     app.stop().await
 }
 

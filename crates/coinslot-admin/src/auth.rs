@@ -1,13 +1,15 @@
 //! Admin credentials: HS256 JWTs signed with a key kept in the data directory.
 //!
 //! The key is its own file (`admin.key`, 32 random bytes in hex, mode 0600), not derived from
-//! the mint seed, so an operator can revoke every admin token at once by deleting it (a new
-//! one is made at the next start) without touching the mint.
+//! the mint seed, so an operator can revoke every admin token at once without touching the
+//! mint: `coinslotd admin rotate-key` replaces it, and the running server, which
+//! [watches](AdminKey::watch) the file, refuses the old tokens from its next admin call.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -103,11 +105,91 @@ pub enum AuthError {
     Invalid(String),
 }
 
-/// The admin signing key.
+/// The admin signing key: fixed, or the key file of a running server ([`AdminKey::watch`]).
 #[derive(Clone)]
 pub struct AdminKey {
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    Fixed(Arc<Signing>),
+    File(Arc<Watched>),
+}
+
+struct Signing {
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Signing {
+    fn new(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+}
+
+/// A key file and what was last read from it.
+struct Watched {
+    path: PathBuf,
+    loaded: Mutex<Loaded>,
+}
+
+struct Loaded {
+    stamp: Option<Stamp>,
+    signing: Result<Arc<Signing>, String>,
+}
+
+/// What tells a replaced key file from the one read before: `rotate` renames a new file
+/// over the old one, so the inode changes even within one clock tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode,
+        })
+    }
+}
+
+impl Watched {
+    /// The key now in the file: read again only when the file changed (one `stat` per
+    /// call, and admin calls are few).
+    fn current(&self) -> Result<Arc<Signing>, AuthError> {
+        let stamp = Stamp::of(&self.path);
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if loaded.stamp != stamp {
+            loaded.signing = read_key(&self.path)
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            loaded.stamp = stamp;
+            match &loaded.signing {
+                Ok(_) => {
+                    tracing::info!(path = %self.path.display(), "admin key file changed: loaded the new key")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "admin key unusable: every admin token is refused until it is fixed")
+                }
+            }
+        }
+        loaded.signing.clone().map_err(|_| {
+            AuthError::Invalid("the server's admin key is unusable (its log says why)".into())
+        })
+    }
 }
 
 impl fmt::Debug for AdminKey {
@@ -116,44 +198,78 @@ impl fmt::Debug for AdminKey {
     }
 }
 
+/// Reads an existing key file (private, hex, at least 32 bytes).
+fn read_key(path: &Path) -> Result<Signing, AuthError> {
+    let fail = |message: String| AuthError::KeyFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = coinslot_mint::secret_file::read_private(path).map_err(|e| fail(e.to_string()))?;
+    let secret = hex::decode(text.trim()).map_err(|e| fail(format!("not hex: {e}")))?;
+    if secret.len() < 32 {
+        return Err(fail("must hold at least 32 bytes".into()));
+    }
+    Ok(Signing::new(&secret))
+}
+
+/// Reads the key file at `path`, or creates one readable by the owner only.
+fn open_or_create(path: &Path) -> Result<Signing, AuthError> {
+    if path.exists() {
+        return read_key(path);
+    }
+    let secret: [u8; 32] = rand::random();
+    let created = coinslot_mint::secret_file::create_once(path, hex::encode(secret).as_bytes())
+        .map_err(|e| AuthError::KeyFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if !created {
+        // Another process starting on this data directory made it first.
+        return open_or_create(path);
+    }
+    tracing::info!(path = %path.display(), "created the admin key");
+    Ok(Signing::new(&secret))
+}
+
 impl AdminKey {
     /// A key from raw secret bytes.
     pub fn from_secret(secret: &[u8]) -> Self {
+        Self::fixed(Signing::new(secret))
+    }
+
+    fn fixed(signing: Signing) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            source: Source::Fixed(Arc::new(signing)),
         }
     }
 
     /// Reads the key at `path`, or creates one readable by the owner only.
     pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
-        let fail = |message: String| AuthError::KeyFile {
-            path: path.to_path_buf(),
-            message,
-        };
-        if path.exists() {
-            let text =
-                coinslot_mint::secret_file::read_private(path).map_err(|e| fail(e.to_string()))?;
-            let secret = hex::decode(text.trim()).map_err(|e| fail(format!("not hex: {e}")))?;
-            if secret.len() < 32 {
-                return Err(fail("must hold at least 32 bytes".into()));
-            }
-            return Ok(Self::from_secret(&secret));
-        }
-        let secret: [u8; 32] = rand::random();
-        let created = coinslot_mint::secret_file::create_once(path, hex::encode(secret).as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        if !created {
-            // Another process starting on this data directory made it first.
-            return Self::load_or_create(path);
-        }
-        tracing::info!(path = %path.display(), "created the admin key");
-        Ok(Self::from_secret(&secret))
+        open_or_create(path).map(Self::fixed)
+    }
+
+    /// The key in `path` (made if missing, as [`load_or_create`](Self::load_or_create)),
+    /// read again whenever the file is replaced: a rotation (`coinslotd admin rotate-key`)
+    /// retires old tokens on the running server, no restart needed. While the file is
+    /// missing or unusable (say, deleted to revoke every token) no token is accepted.
+    pub fn watch(path: &Path) -> Result<Self, AuthError> {
+        // Stamp before reading: a rotation in between is then seen at the first check.
+        let stamp = Stamp::of(path);
+        let signing = Arc::new(open_or_create(path)?);
+        Ok(Self {
+            source: Source::File(Arc::new(Watched {
+                path: path.to_path_buf(),
+                loaded: Mutex::new(Loaded {
+                    stamp,
+                    signing: Ok(signing),
+                }),
+            })),
+        })
     }
 
     /// Replaces the key in `path` with a new random one (0600, atomically): every token
-    /// signed with the old key stops working once the server has loaded the new key (at
-    /// its next start).
+    /// signed with the old key stops working (on a running server at once when it
+    /// [watches](Self::watch) the file).
     pub fn rotate(path: &Path) -> Result<Self, AuthError> {
         let secret: [u8; 32] = rand::random();
         coinslot_mint::secret_file::replace(path, hex::encode(secret).as_bytes()).map_err(|e| {
@@ -164,6 +280,13 @@ impl AdminKey {
         })?;
         tracing::info!(path = %path.display(), "rotated the admin key");
         Ok(Self::from_secret(&secret))
+    }
+
+    fn signing(&self) -> Result<Arc<Signing>, AuthError> {
+        match &self.source {
+            Source::Fixed(signing) => Ok(signing.clone()),
+            Source::File(watched) => watched.current(),
+        }
     }
 
     /// Signs a token for `subject` with `scopes`, valid for `ttl` from `now` (Unix seconds).
@@ -183,8 +306,12 @@ impl AdminKey {
             exp: now.saturating_add(ttl.as_secs()),
             aud: AUDIENCE.into(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Invalid(format!("cannot sign: {e}")))
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.signing()?.encoding,
+        )
+        .map_err(|e| AuthError::Invalid(format!("cannot sign: {e}")))
     }
 
     /// Checks a token's signature, audience and expiry.
@@ -193,7 +320,7 @@ impl AdminKey {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        jsonwebtoken::decode::<Claims>(token, &self.signing()?.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -244,6 +371,12 @@ mod tests {
         coinslot_mint::unix_now()
     }
 
+    /// A read token for `subject`, valid for a minute.
+    fn reader(key: &AdminKey, subject: &str) -> String {
+        key.issue(subject, &[Scope::Read], Duration::from_secs(60), now())
+            .unwrap()
+    }
+
     #[test]
     fn tokens_round_trip_with_their_scopes() {
         let key = AdminKey::from_secret(&[7; 32]);
@@ -283,9 +416,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(ADMIN_KEY_FILE);
         let first = AdminKey::load_or_create(&path).unwrap();
-        let token = first
-            .issue("a", &[Scope::Read], Duration::from_secs(60), now())
-            .unwrap();
+        let token = reader(&first, "a");
         let again = AdminKey::load_or_create(&path).unwrap();
         assert!(again.verify(&token).is_ok(), "reloading changed the key");
         #[cfg(unix)]
@@ -301,9 +432,7 @@ mod tests {
             "an old token outlived rotation"
         );
         let loaded = AdminKey::load_or_create(&path).unwrap();
-        let fresh = rotated
-            .issue("b", &[Scope::Read], Duration::from_secs(60), now())
-            .unwrap();
+        let fresh = reader(&rotated, "b");
         assert!(loaded.verify(&fresh).is_ok());
         assert!(loaded.verify(&token).is_err());
         #[cfg(unix)]
@@ -323,6 +452,32 @@ mod tests {
             err.contains("admin key") && err.contains("not hex"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_watched_key_follows_rotation_and_refuses_all_while_the_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ADMIN_KEY_FILE);
+        let watched = AdminKey::watch(&path).unwrap();
+        let old = reader(&watched, "a");
+        assert!(watched.verify(&old).is_ok());
+
+        let rotated = AdminKey::rotate(&path).unwrap();
+        let fresh = reader(&rotated, "b");
+        assert!(
+            watched.verify(&old).is_err(),
+            "an old token outlived rotation"
+        );
+        assert!(watched.verify(&fresh).is_ok(), "the new key was not loaded");
+
+        std::fs::remove_file(&path).unwrap();
+        let err = watched.verify(&fresh).unwrap_err().to_string();
+        assert!(err.contains("unusable"), "{err}");
+        // A key made again (as `coinslotd admin token` does) is picked up.
+        let remade = AdminKey::load_or_create(&path).unwrap();
+        let third = reader(&remade, "c");
+        assert!(watched.verify(&third).is_ok());
+        assert!(watched.verify(&fresh).is_err());
     }
 
     #[test]

@@ -272,6 +272,14 @@ async fn mint_operations_over_nostr_give_the_http_answers() {
     service.shutdown().await;
 }
 
+/// A fresh mint, its nostr keys and a responder for it.
+async fn responder(limits: ResponderLimits) -> (Mint, Keys, Responder) {
+    let mint = mint().await;
+    let keys = Keys::new(SecretKey::from_slice(&mint.identity_key().to_secret_bytes()).unwrap());
+    let router = coinslot_http::router(mint.clone(), Default::default());
+    (mint, keys.clone(), Responder::new(keys, router, limits))
+}
+
 /// Builds a request event from `client` to `mint` with `content` as the plaintext.
 fn request(client: &Keys, mint: PublicKey, plain: &str, at: Timestamp) -> Event {
     let content = nip44::encrypt(client.secret_key(), &mint, plain, nip44::Version::V2).unwrap();
@@ -285,13 +293,7 @@ fn request(client: &Keys, mint: PublicKey, plain: &str, at: Timestamp) -> Event 
 #[tokio::test]
 async fn the_responder_ignores_replays_strangers_stale_and_garbage() {
     use coinslot_nostr::Ignored;
-    let mint = mint().await;
-    let keys = Keys::new(SecretKey::from_slice(&mint.identity_key().to_secret_bytes()).unwrap());
-    let responder = Responder::new(
-        keys.clone(),
-        coinslot_http::router(mint.clone(), Default::default()),
-        ResponderLimits::default(),
-    );
+    let (mint, keys, responder) = responder(ResponderLimits::default()).await;
     let wallet = Keys::generate();
     let info = r#"{"method":"info","request_id":"1","data":{}}"#;
     let now = Timestamp::now();
@@ -380,17 +382,12 @@ async fn the_responder_ignores_replays_strangers_stale_and_garbage() {
 #[tokio::test]
 async fn the_responder_limits_requests_per_pubkey_and_per_minute() {
     use coinslot_nostr::Ignored;
-    let mint = mint().await;
-    let keys = Keys::new(SecretKey::from_slice(&mint.identity_key().to_secret_bytes()).unwrap());
-    let responder = Responder::new(
-        keys.clone(),
-        coinslot_http::router(mint.clone(), Default::default()),
-        ResponderLimits {
-            per_pubkey_per_minute: 3,
-            per_minute: 5,
-            ..ResponderLimits::default()
-        },
-    );
+    let (_mint, keys, responder) = responder(ResponderLimits {
+        per_pubkey_per_minute: 3,
+        per_minute: 5,
+        ..ResponderLimits::default()
+    })
+    .await;
     let info = |n: usize| format!(r#"{{"method":"info","request_id":"{n}","data":{{}}}}"#);
     let now = Timestamp::now();
     let (busy, other, third) = (Keys::generate(), Keys::generate(), Keys::generate());

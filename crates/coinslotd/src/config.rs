@@ -394,6 +394,10 @@ pub struct LimitsConfig {
     /// Connections open at once on each listener (websockets included); more wait to be
     /// accepted.
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64); more are closed at
+    /// once (0: no cap). Off when `trust_forwarded_for` is set, as every connection then
+    /// comes from the proxy.
+    pub max_connections_per_ip: usize,
     /// Seconds a client has to send a request's head, that a keep-alive connection may stay
     /// idle, and that a request body may pause (slowloris).
     pub header_read_timeout_secs: u64,
@@ -409,6 +413,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_header_bytes: 32 * 1024,
             max_connections: 4096,
+            max_connections_per_ip: 256,
             header_read_timeout_secs: 10,
         }
     }

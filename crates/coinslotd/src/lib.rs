@@ -326,7 +326,7 @@ pub fn apps(
     }
     let mut admin = None;
     if config.admin.enabled {
-        let key = AdminKey::load_or_create(&config.data_dir.join(ADMIN_KEY_FILE))?;
+        let key = AdminKey::watch(&config.data_dir.join(ADMIN_KEY_FILE))?;
         let mint_url = public_url
             .parse()
             .with_context(|| format!("public_url `{public_url}`"))?;
@@ -456,10 +456,7 @@ pub async fn serve_with(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let limits = server::ServerLimits {
-        max_connections: config.limits.max_connections,
-        header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_secs),
-    };
+    let limits = server::ServerLimits::from(&config.limits);
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };

@@ -123,7 +123,8 @@ enum AdminCommand {
         data_dir: Option<PathBuf>,
     },
     /// Replace the admin key (admin.key) with a new one: every admin token issued before
-    /// stops working once coinslotd restarts with it. Issue new tokens afterwards.
+    /// stops working, on a running coinslotd too (it reads the file again when it changes).
+    /// Issue new tokens afterwards.
     RotateKey {
         /// TOML configuration file (for its data_dir).
         #[arg(long, env = "COINSLOT_CONFIG")]
@@ -304,7 +305,7 @@ fn rotate_admin_key(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Resul
     let path = data_dir.join(ADMIN_KEY_FILE);
     AdminKey::rotate(&path).map_err(|e| Failure::Runtime(e.into()))?;
     eprintln!(
-        "rotated the admin key in {}: restart coinslotd to use it; tokens issued before no longer work",
+        "rotated the admin key in {}: tokens issued before no longer work (a running coinslotd refuses them from its next admin call); issue new ones with `coinslotd admin token`",
         path.display()
     );
     Ok(())

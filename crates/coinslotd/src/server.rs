@@ -10,16 +10,21 @@
 //!   websockets included (the count is released when the socket closes, not when hyper
 //!   hands it over). At the limit, new connections wait in the kernel's accept queue until
 //!   one closes, rather than being refused: a short burst costs latency, not errors.
+//! - **Connections per address**: at most [`ServerLimits::max_connections_per_ip`] from one
+//!   client address (an IPv6 /64); more are closed as soon as they are accepted, so one
+//!   client holding idle connections cannot make everyone else wait for a slot.
 //!
 //! HTTP/1.1 only, on purpose: hyper-util's HTTP/2 auto-detection reads the connection
 //! preface without a deadline, so a client sending `P` and stalling would hold its
 //! connection forever. TLS and HTTP/2 belong to the reverse proxy in front, which speaks
 //! HTTP/1.1 to its upstreams.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +40,8 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use crate::config::LimitsConfig;
+
 /// How long a graceful shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -43,16 +50,26 @@ const DRAIN: Duration = Duration::from_secs(30);
 pub struct ServerLimits {
     /// Connections open at once (websockets included).
     pub max_connections: usize,
+    /// Connections open at once from one client address, IPv6 counted per /64 (0: no cap).
+    /// Beyond it a new connection is closed at once, so one client cannot take every slot.
+    pub max_connections_per_ip: usize,
     /// Time allowed for a request's head, and for a keep-alive connection to stay idle;
     /// also the longest pause allowed inside a request body.
     pub header_read_timeout: Duration,
 }
 
-impl Default for ServerLimits {
-    fn default() -> Self {
+/// The defaults live in one place, `[limits]` of the config.
+impl From<&LimitsConfig> for ServerLimits {
+    fn from(limits: &LimitsConfig) -> Self {
         Self {
-            max_connections: 4096,
-            header_read_timeout: Duration::from_secs(10),
+            max_connections: limits.max_connections,
+            // Behind a proxy every connection comes from the proxy's address.
+            max_connections_per_ip: if limits.trust_forwarded_for {
+                0
+            } else {
+                limits.max_connections_per_ip
+            },
+            header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
         }
     }
 }
@@ -68,6 +85,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let body_timeout = limits.header_read_timeout;
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::new(limits.max_connections_per_ip));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
@@ -95,10 +113,15 @@ pub async fn serve(
             // Reap finished connections so the set stays as small as the open ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        let Some(address_slot) = per_address.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open from this address");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Counted {
             stream,
             _permit: permit,
+            _address_slot: address_slot,
         });
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
@@ -152,11 +175,85 @@ async fn accept_failed(err: &io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// A client socket holding its connection slot until it is dropped, which for an
+/// Open connections per client address.
+struct PerAddress {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of an address, given back when dropped.
+struct AddressSlot {
+    owner: Arc<PerAddress>,
+    address: Option<IpAddr>,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for a connection from `ip`, or `None` when that address has its share.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        if self.cap == 0 {
+            return Some(AddressSlot {
+                owner: self.clone(),
+                address: None,
+            });
+        }
+        let address = client_address(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            owner: self.clone(),
+            address: Some(address),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(address) = self.address else {
+            return;
+        };
+        let mut open = self
+            .owner
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&address);
+            }
+        }
+    }
+}
+
+/// The address a client is counted under: IPv4 as it is (also when mapped into IPv6), IPv6
+/// by its /64, the block one subscriber usually gets.
+fn client_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// A client socket holding its connection slots until it is dropped, which for an
 /// upgraded connection (websocket) is when the socket closes.
 struct Counted {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _address_slot: AddressSlot,
 }
 
 impl AsyncRead for Counted {
@@ -196,5 +293,44 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_address(a), client_address(b));
+        assert_ne!(client_address(a), client_address(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            client_address(mapped),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn an_address_gets_its_slot_back_when_a_connection_closes() {
+        let per_address = Arc::new(PerAddress::new(2));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = per_address.admit(ip).unwrap();
+        let _second = per_address.admit(ip).unwrap();
+        assert!(
+            per_address.admit(ip).is_none(),
+            "a third slot for one address"
+        );
+        assert!(per_address.admit("192.0.2.2".parse().unwrap()).is_some());
+        drop(first);
+        assert!(per_address.admit(ip).is_some());
+        let unlimited = Arc::new(PerAddress::new(0));
+        let slots: Vec<_> = (0..10).map(|_| unlimited.admit(ip).unwrap()).collect();
+        assert_eq!(slots.len(), 10);
+        assert!(unlimited.open.lock().unwrap().is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! Secret files in the data directory: made private, refused when others can read them (the
-//! server does not start, and says how to fix it), and the admin key rotated from the CLI.
+//! server does not start, and says how to fix it), and the admin key rotated from the CLI,
+//! which a running server follows.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 #![cfg(unix)]
 
@@ -103,7 +104,7 @@ fn rotating_the_admin_key_retires_every_token_issued_before() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("restart"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no longer work"));
     assert_eq!(mode(&key_file), 0o600);
     let rotated = AdminKey::load_or_create(&key_file).unwrap();
     assert!(
@@ -113,4 +114,39 @@ fn rotating_the_admin_key_retires_every_token_issued_before() {
     let out = coinslotd(&["admin", "token"], &data);
     let new_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(rotated.verify(&new_token).is_ok());
+}
+
+#[test]
+fn a_running_server_refuses_admin_tokens_from_before_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, url) =
+        coinslot_tests::spawn_coinslotd(Path::new(env!("CARGO_BIN_EXE_coinslotd")), &data).unwrap();
+    let token = || {
+        let out = coinslotd(&["admin", "token"], &data);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let whoami = |token: &str| {
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{url}/admin/whoami"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let old = token();
+    assert_eq!(whoami(&old), 200);
+
+    let out = coinslotd(&["admin", "rotate-key"], &data);
+    assert!(out.status.success());
+    assert_eq!(whoami(&old), 401, "an old token outlived rotation");
+    assert_eq!(whoami(&token()), 200, "the server did not load the new key");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
