@@ -139,7 +139,8 @@ struct Watched {
 
 struct Loaded {
     stamp: Option<Stamp>,
-    signing: Result<Arc<Signing>, String>,
+    /// `None` while the file is missing or unusable (the reason is logged when read).
+    signing: Option<Arc<Signing>>,
 }
 
 /// What tells a replaced key file from the one read before: `rotate` renames a new file
@@ -173,20 +174,19 @@ impl Watched {
         let stamp = Stamp::of(&self.path);
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         if loaded.stamp != stamp {
-            loaded.signing = read_key(&self.path)
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            loaded.stamp = stamp;
-            match &loaded.signing {
-                Ok(_) => {
-                    tracing::info!(path = %self.path.display(), "admin key file changed: loaded the new key")
+            loaded.signing = match read_key(&self.path) {
+                Ok(signing) => {
+                    tracing::info!(path = %self.path.display(), "admin key file changed: loaded the new key");
+                    Some(Arc::new(signing))
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "admin key unusable: every admin token is refused until it is fixed")
+                    tracing::warn!(%error, "admin key unusable: every admin token is refused until it is fixed");
+                    None
                 }
-            }
+            };
+            loaded.stamp = stamp;
         }
-        loaded.signing.clone().map_err(|_| {
+        loaded.signing.clone().ok_or_else(|| {
             AuthError::Invalid("the server's admin key is unusable (its log says why)".into())
         })
     }
@@ -261,7 +261,7 @@ impl AdminKey {
                 path: path.to_path_buf(),
                 loaded: Mutex::new(Loaded {
                     stamp,
-                    signing: Ok(signing),
+                    signing: Some(signing),
                 }),
             })),
         })
