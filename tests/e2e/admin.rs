@@ -15,6 +15,7 @@ use coinslot_tests::proxy::{admin_token, ProxiedApp};
 use coinslot_tests::wallet::{
     balance, mint_request, new_wallet, post_json, random_seed, send, topup,
 };
+use coinslot_tests::TestServer;
 use serde_json::{json, Value};
 
 async fn start() -> Result<(ProxiedApp, tempfile::TempDir)> {
@@ -758,5 +759,57 @@ async fn the_admin_api_can_live_on_its_own_address() -> Result<()> {
     app.stop().await?;
     let gone = reqwest::get(format!("http://{admin_addr}/admin/whoami")).await;
     assert!(gone.is_err(), "the admin listener outlived the server");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_serves_the_admin_api_on_a_listener_it_is_given() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = coinslotd::Config::with_data_dir(dir.path());
+    let (server, admin_addr) = TestServer::start_admin(config).await?;
+    let token = token_for(&dir, &[Scope::Read]);
+    let private = reqwest::Client::new()
+        .get(format!("http://{admin_addr}/admin/liabilities"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(private.status(), 200);
+    let public = reqwest::Client::new()
+        .get(format!("{}/admin/liabilities", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(
+        public.status(),
+        404,
+        "the admin API is also on the public port"
+    );
+    server.stop().await?;
+
+    // A listener for a server the config does not start is refused, before the mint opens.
+    let other = tempfile::tempdir()?;
+    for (listeners, key) in [
+        (
+            coinslotd::Listeners::new(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+                .admin(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+            "[admin] enabled and listen",
+        ),
+        (
+            coinslotd::Listeners::new(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+                .forward(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+            "[forward] listen",
+        ),
+    ] {
+        let config = coinslotd::Config::with_data_dir(other.path());
+        let err = coinslotd::run(listeners, config, async {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+    assert!(
+        !other.path().join(coinslotd::SEED_FILE).exists(),
+        "the mint was opened"
+    );
     Ok(())
 }

@@ -41,7 +41,7 @@ impl TestServer {
 
     /// Starts `coinslotd` with `config` (its `listen` is ignored: the port is ephemeral).
     pub async fn start_with(config: coinslotd::Config) -> anyhow::Result<TestServer> {
-        Self::start_on(config, coinslotd::Listeners::default()).await
+        Self::start_on(config, coinslotd::Listeners::new).await
     }
 
     /// Starts `coinslotd` with `config` and its forward proxy on an ephemeral port too;
@@ -52,30 +52,38 @@ impl TestServer {
         let forward = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = forward.local_addr()?;
         config.forward.listen = Some(addr);
-        let listeners = coinslotd::Listeners {
-            forward: Some(forward),
-        };
+        let listeners = |public| coinslotd::Listeners::new(public).forward(forward);
         Ok((Self::start_on(config, listeners).await?, addr))
     }
 
+    /// Starts `coinslotd` with `config` and its admin API on an ephemeral port of its own;
+    /// the admin API's address.
+    pub async fn start_admin(
+        mut config: coinslotd::Config,
+    ) -> anyhow::Result<(TestServer, std::net::SocketAddr)> {
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = admin.local_addr()?;
+        config.admin.listen = Some(addr);
+        let listeners = |public| coinslotd::Listeners::new(public).admin(admin);
+        Ok((Self::start_on(config, listeners).await?, addr))
+    }
+
+    /// Starts `coinslotd` on the [`coinslotd::Listeners`] that `listeners` makes of a public
+    /// listener on an ephemeral port.
     async fn start_on(
         mut config: coinslotd::Config,
-        listeners: coinslotd::Listeners,
+        listeners: impl FnOnce(tokio::net::TcpListener) -> coinslotd::Listeners,
     ) -> anyhow::Result<TestServer> {
         init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         config.public_url.get_or_insert_with(|| url.clone());
         let data_dir = config.data_dir.clone();
+        let listeners = listeners(listener);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(coinslotd::run_with(
-            listener,
-            listeners,
-            config,
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        let task = tokio::spawn(coinslotd::run(listeners, config, async move {
+            let _ = rx.await;
+        }));
         let server = TestServer {
             url,
             data_dir,

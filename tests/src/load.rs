@@ -125,6 +125,55 @@ pub async fn hammer(
     .await
 }
 
+/// Starts `coinslotd` in this process ([`coinslotd::run`], the binary's) on `listeners`;
+/// returns once its mint is open. It serves until [`InProcess::stop`], or until the process
+/// ends if that is never called. Replaces any hook the listeners had for `on_ready`.
+pub async fn serve_in_process(
+    listeners: coinslotd::Listeners,
+    config: coinslotd::Config,
+) -> anyhow::Result<InProcess> {
+    let (ready, opened) = tokio::sync::oneshot::channel();
+    let listeners = listeners.on_ready(move |server| {
+        let _ = ready.send(server.mint);
+    });
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(coinslotd::run(listeners, config, async move {
+        if stopped.await.is_err() {
+            // Dropped without `stop`: serve until the process ends.
+            std::future::pending::<()>().await;
+        }
+    }));
+    match opened.await {
+        Ok(mint) => Ok(InProcess {
+            mint,
+            shutdown,
+            task,
+        }),
+        // The hook was dropped unused: the server stopped before its mint was open.
+        Err(_) => match task.await {
+            Ok(Err(err)) => Err(err.context("coinslotd did not start")),
+            Ok(Ok(())) => anyhow::bail!("coinslotd stopped before its mint was open"),
+            Err(err) => Err(anyhow::anyhow!("coinslotd panicked while starting: {err}")),
+        },
+    }
+}
+
+/// A `coinslotd` started by [`serve_in_process`].
+pub struct InProcess {
+    /// Its mint, to make tokens with.
+    pub mint: coinslot_mint::Mint,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    /// Stops the server gracefully: drains its connections and flushes its store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await?
+    }
+}
+
 /// `n` tokens of `mint`, each one proof worth `amount` sat, made before a run so making them
 /// costs the server under test nothing.
 pub async fn premade_tokens(

@@ -23,11 +23,16 @@
 //! ([`coinslot_nostr`]): it announces itself (NIP-87 kind 38172), follows recommendations
 //! of itself, and answers mint requests sent over nostr with the same API.
 //!
-//! [`run`] is the one entry point, used by tests and embedders (the mini-redis pattern): give
-//! it a bound listener, a [`Config`] and a shutdown future. The binary does the same in two
-//! steps, [`open`] then [`serve`], so it prints its URL only once the store is open.
+//! [`run`] is the one way to start a server (the mini-redis pattern), used alike by the
+//! binary, the tests, the load tools and the examples: give it the [`Listeners`] (the public
+//! one, bound by the caller, and any others the caller bound already; the rest are bound from
+//! the config), a [`Config`] and a shutdown future. It opens the mint ([`open`]: seed, store,
+//! backend), calls [`Listeners::on_ready`] (the binary prints its URL there, so only once the
+//! store is open; tests take the [`Mint`] from it), serves until the shutdown future
+//! completes, then drains connections and flushes the store.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,16 +216,6 @@ fn identity_key(config: &Config) -> anyhow::Result<Option<[u8; 32]>> {
 /// The environment variable that gives the mint's identity as an `nsec`.
 pub const NSEC_ENV: &str = "COINSLOT_NOSTR_NSEC";
 
-/// Opens the mint from `config` and serves it on `listener` until `shutdown` completes.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let opened = open(&config).await?;
-    serve(listener, opened, &config, shutdown).await
-}
-
 /// The HTTP applications of one server.
 #[derive(Debug)]
 pub struct Apps {
@@ -230,14 +225,6 @@ pub struct Apps {
     pub admin: Option<Router>,
     /// The forward proxy, when `[forward] listen` is set.
     pub forward: Option<coinslot_forward::ForwardProxy>,
-}
-
-/// Listeners bound before the server starts, beyond the public one; what is not given here
-/// is bound from the config (tests pass listeners on port 0 to learn their addresses).
-#[derive(Debug, Default)]
-pub struct Listeners {
-    /// The forward proxy's (`[forward] listen`).
-    pub forward: Option<TcpListener>,
 }
 
 /// The HTTP applications of a server for `mint`; `nostr` feeds the admin API's
@@ -406,40 +393,126 @@ async fn ready(State(mint): State<Mint>) -> Response {
     }
 }
 
-/// Serves an opened mint on `listener` until `shutdown` completes, then drains connections
-/// and flushes the store.
-pub async fn serve(
-    listener: TcpListener,
-    opened: Opened,
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve_with(listener, Listeners::default(), opened, config, shutdown).await
+/// The listeners [`run`] serves on, and what it tells its caller once the mint is open.
+///
+/// The public listener is required; the others are optional: a listener not given here is
+/// bound from the config (`[forward] listen`, `[admin] listen`). Tests and embedders bind
+/// them on port 0 to learn their addresses before the server starts.
+///
+/// ```no_run
+/// # async fn example(config: coinslotd::Config) -> anyhow::Result<()> {
+/// let public = tokio::net::TcpListener::bind(config.listen).await?;
+/// let listeners = coinslotd::Listeners::new(public)
+///     .on_ready(|ready| println!("coinslotd: mint listening on http://{}", ready.addr));
+/// coinslotd::run(listeners, config, std::future::pending()).await
+/// # }
+/// ```
+pub struct Listeners {
+    /// Everything public: the mint, the paywall and the proxy, the top-up page, health and
+    /// metrics, and the admin API unless it has a listener of its own.
+    public: TcpListener,
+    /// The forward proxy's (`[forward] listen`).
+    forward: Option<TcpListener>,
+    /// The admin API's (`[admin] listen`).
+    admin: Option<TcpListener>,
+    /// Told once the mint is open.
+    on_ready: Option<Box<dyn FnOnce(Ready) + Send>>,
 }
 
-/// [`run`] with listeners bound by the caller.
-pub async fn run_with(
-    listener: TcpListener,
+impl Listeners {
+    /// The public listener: the mint, the paywall and the proxy, the top-up page, health
+    /// and metrics, and the admin API unless `[admin] listen` gives it its own. The others
+    /// are bound from the config unless given.
+    pub fn new(public: TcpListener) -> Self {
+        Self {
+            public,
+            forward: None,
+            admin: None,
+            on_ready: None,
+        }
+    }
+
+    /// The forward proxy on `listener` instead of binding `[forward] listen` (which must be
+    /// set: [`run`] fails otherwise).
+    pub fn forward(mut self, listener: TcpListener) -> Self {
+        self.forward = Some(listener);
+        self
+    }
+
+    /// The admin API on `listener` instead of binding `[admin] listen` (which must be set,
+    /// with the admin API enabled: [`run`] fails otherwise).
+    pub fn admin(mut self, listener: TcpListener) -> Self {
+        self.admin = Some(listener);
+        self
+    }
+
+    /// Calls `hook` once the mint and its store are open, before the first request is
+    /// served. The public listener is bound by then, so requests made from the hook on wait
+    /// in its backlog until the server takes them. The binary prints its URL here.
+    pub fn on_ready(mut self, hook: impl FnOnce(Ready) + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(hook));
+        self
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("public", &self.public)
+            .field("forward", &self.forward)
+            .field("admin", &self.admin)
+            .field("on_ready", &self.on_ready.as_ref().map(|_| "FnOnce(Ready)"))
+            .finish()
+    }
+}
+
+/// What [`run`] hands the hook given to [`Listeners::on_ready`]: the server's mint is open.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The public listener's address.
+    pub addr: SocketAddr,
+    /// The URL clients reach the server at: `public_url`, or `http://<addr>`.
+    pub url: String,
+    /// The open mint (tests and load tools make tokens with it).
+    pub mint: Mint,
+}
+
+/// Opens the mint from `config` ([`open`]) and serves it on `listeners` until `shutdown`
+/// completes, then drains connections and flushes the store. The one way to start a server:
+/// the binary, the tests and the examples all call it.
+pub async fn run(
     listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        public: listener,
+        forward: forward_listener,
+        admin: admin_listener,
+        on_ready,
+    } = listeners;
+    // A listener given for a server the config does not start would be closed unused.
+    anyhow::ensure!(
+        forward_listener.is_none() || config.forward.listen.is_some(),
+        "a forward proxy listener was given, but [forward] listen is not set"
+    );
+    anyhow::ensure!(
+        admin_listener.is_none() || (config.admin.enabled && config.admin.listen.is_some()),
+        "an admin listener was given, but [admin] enabled and listen do not give the admin API its own"
+    );
     let opened = open(&config).await?;
-    serve_with(listener, listeners, opened, &config, shutdown).await
-}
-
-/// [`serve`] with listeners bound by the caller.
-pub async fn serve_with(
-    listener: TcpListener,
-    listeners: Listeners,
-    opened: Opened,
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let mut config = config.clone();
+    let mut config = config;
+    let public_addr = listener.local_addr()?;
     if config.public_url.is_none() {
         // Listening on port 0: the real address is known only now.
-        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+        config.public_url = Some(format!("http://{public_addr}"));
+    }
+    if let Some(on_ready) = on_ready {
+        on_ready(Ready {
+            addr: public_addr,
+            url: config.public_url()?,
+            mint: opened.mint.clone(),
+        });
     }
     price_feed::spawn(&opened.mint);
     let nostr = start_nostr(&opened.mint, &config).await?;
@@ -462,9 +535,12 @@ pub async fn serve_with(
     };
     let admin = match (apps.admin, config.admin.listen) {
         (Some(router), Some(addr)) => {
-            let admin_listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
+            let admin_listener = match admin_listener {
+                Some(bound) => bound,
+                None => TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("admin.listen: cannot listen on {addr}"))?,
+            };
             tracing::info!(addr = %admin_listener.local_addr()?, "admin API on its own listener");
             let server = server::serve(
                 admin_listener,
@@ -478,20 +554,20 @@ pub async fn serve_with(
     };
     let forward = match (apps.forward, config.forward.listen) {
         (Some(proxy), Some(addr)) => {
-            let forward_listener = match listeners.forward {
+            let forward_listener = match forward_listener {
                 Some(bound) => bound,
                 None => TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("forward.listen: cannot listen on {addr}"))?,
             };
-            let proxy = proxy.own_address(listener.local_addr()?);
+            let proxy = proxy.own_address(public_addr);
             let server = proxy.serve(forward_listener, until_stopped(stopped.clone()));
             Some(tokio::spawn(server))
         }
         _ => None,
     };
     tracing::info!(
-        addr = %listener.local_addr()?,
+        addr = %public_addr,
         pubkey = %opened.mint.pubkey(),
         npub = %opened.mint.npub()?,
         data_dir = %config.data_dir.display(),

@@ -257,10 +257,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let opened = coinslotd::open(&config).await?;
-    println!("coinslotd: mint listening on http://{addr}");
-    coinslotd::serve(listener, opened, &config, shutdown_signal()).await
+    // Printed only once the store is open: scripts and tests wait for this line.
+    let listeners = coinslotd::Listeners::new(listener)
+        .on_ready(|ready| println!("coinslotd: mint listening on http://{}", ready.addr));
+    coinslotd::run(listeners, config, shutdown_signal()).await
 }
 
 fn admin_token(

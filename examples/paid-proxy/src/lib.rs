@@ -92,21 +92,30 @@ pub async fn spawn_on_loopback(
         minute_secs,
     };
     let config = config(&options, &url);
-    let opened = coinslotd::open(&config).await?;
     let (proxy_addr, site_addr) = (proxy.local_addr()?, site.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(site, demo_site()).await;
-    });
-    tokio::spawn(async move {
-        let listeners = coinslotd::Listeners {
-            forward: Some(proxy),
-        };
-        if let Err(err) =
-            coinslotd::serve_with(listener, listeners, opened, &config, std::future::pending())
-                .await
-        {
+    let (ready, opened) = tokio::sync::oneshot::channel();
+    let listeners = coinslotd::Listeners::new(listener)
+        .forward(proxy)
+        .on_ready(move |_| {
+            let _ = ready.send(());
+        });
+    let server = tokio::spawn(async move {
+        let served = coinslotd::run(listeners, config, std::future::pending()).await;
+        if let Err(err) = &served {
             tracing::error!(error = %err, "paid-proxy stopped");
         }
+        served
+    });
+    if opened.await.is_err() {
+        // The hook was dropped unused: the server stopped before its mint was open.
+        return Err(match server.await {
+            Ok(Err(err)) => err,
+            Ok(Ok(())) => anyhow::anyhow!("paid-proxy stopped before its mint was open"),
+            Err(err) => anyhow::anyhow!("paid-proxy panicked while starting: {err}"),
+        });
+    }
+    tokio::spawn(async move {
+        let _ = axum::serve(site, demo_site()).await;
     });
     Ok((url, proxy_addr, site_addr))
 }

@@ -6,6 +6,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -64,28 +66,46 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = paid_proxy::config(&options, &public_url);
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let opened = coinslotd::open(&config)
-        .await
-        .with_context(|| format!("cannot open the mint in {}", args.data_dir.display()))?;
-    if let Some(site) = args.demo_site {
-        let site = tokio::net::TcpListener::bind(site)
-            .await
-            .with_context(|| format!("--demo-site: cannot listen on {site}"))?;
-        println!("paid-proxy: demo site on http://{}", site.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(site, paid_proxy::demo_site()).await;
-        });
-    }
-    println!("paid-proxy: mint and pass shop on {public_url} (POST {public_url}/pass)");
-    println!(
-        "paid-proxy: proxy (HTTP and SOCKS5) on {proxy_addr}, {} sat per {}-second minute",
-        args.price, args.minute_secs
-    );
-    let listeners = coinslotd::Listeners {
-        forward: Some(proxy),
+    let site = match args.demo_site {
+        Some(site) => {
+            let site = tokio::net::TcpListener::bind(site)
+                .await
+                .with_context(|| format!("--demo-site: cannot listen on {site}"))?;
+            Some((site.local_addr()?, site))
+        }
+        None => None,
     };
-    coinslotd::serve_with(listener, listeners, opened, &config, async {
+    let (price, minute_secs) = (args.price, args.minute_secs);
+    let opened = Arc::new(AtomicBool::new(false));
+    let ready = opened.clone();
+    let listeners = coinslotd::Listeners::new(listener)
+        .forward(proxy)
+        .on_ready(move |_| {
+            ready.store(true, Ordering::Relaxed);
+            // Printed only once the mint is open, as the binary `coinslotd` does.
+            if let Some((addr, site)) = site {
+                println!("paid-proxy: demo site on http://{addr}");
+                tokio::spawn(async move {
+                    let _ = axum::serve(site, paid_proxy::demo_site()).await;
+                });
+            }
+            println!("paid-proxy: mint and pass shop on {public_url} (POST {public_url}/pass)");
+            println!(
+                "paid-proxy: proxy (HTTP and SOCKS5) on {proxy_addr}, {price} sat per {minute_secs}-second minute"
+            );
+        });
+    coinslotd::run(listeners, config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
+    .map_err(|err| {
+        if opened.load(Ordering::Relaxed) {
+            err
+        } else {
+            err.context(format!(
+                "cannot open the mint in {}",
+                args.data_dir.display()
+            ))
+        }
+    })
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Token};
-use coinslot_tests::load::{premade_tokens, summarize, Phase};
+use coinslot_tests::load::{premade_tokens, serve_in_process, summarize, Phase};
 use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
@@ -69,11 +69,9 @@ async fn start(per_ip_per_minute: u32, honest_requests: usize) -> anyhow::Result
     config.public_url = Some(url.clone());
     config.limits.per_ip_per_minute = per_ip_per_minute;
     config.proxy.upstreams = vec![upstream_config(&upstream)];
-    let opened = coinslotd::open(&config).await?;
-    let mint = opened.mint.clone();
-    tokio::spawn(async move {
-        coinslotd::serve(listener, opened, &config, std::future::pending()).await
-    });
+    let mint = serve_in_process(coinslotd::Listeners::new(listener), config)
+        .await?
+        .mint;
     // `GET /search` costs 2: one proof of 2 per request.
     let tokens = premade_tokens(&mint, &url, 2, honest_requests).await?;
     // Two genuine proofs with their signatures swapped: well formed, never valid.

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use coinslot_tests::load::{open_sessions, premade_tokens, print_table, run_phase};
+use coinslot_tests::load::{
+    open_sessions, premade_tokens, print_table, run_phase, serve_in_process,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -155,15 +157,8 @@ async fn main() -> anyhow::Result<()> {
     config.forward.max_tunnels_per_pass = 0;
     config.forward.price_per_mb = Some(1);
     config.forward.max_connections = 4096;
-    let opened = coinslotd::open(&config).await?;
-    let mint = opened.mint.clone();
-    let served = config.clone();
-    tokio::spawn(async move {
-        let listeners = coinslotd::Listeners {
-            forward: Some(forward),
-        };
-        coinslotd::serve_with(listener, listeners, opened, &served, std::future::pending()).await
-    });
+    let listeners = coinslotd::Listeners::new(listener).forward(forward);
+    let mint = serve_in_process(listeners, config).await?.mint;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // One pass for every client (no tunnel limit here), and a session each with plenty.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use coinslot_tests::load::{hammer, open_sessions, premade_tokens, print_table};
+use coinslot_tests::load::{hammer, open_sessions, premade_tokens, print_table, serve_in_process};
 use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
 use parking_lot::Mutex;
 
@@ -46,13 +46,8 @@ async fn main() -> anyhow::Result<()> {
     config.limits.per_ip_per_minute = 0;
     config.limits.per_session_per_minute = 0;
     config.proxy.upstreams = vec![upstream_config(&upstream)];
-    let opened = coinslotd::open(&config).await?;
-    let mint = opened.mint.clone();
-    let serving = opened.clone();
-    let served_config = config.clone();
-    tokio::spawn(async move {
-        coinslotd::serve(listener, serving, &served_config, std::future::pending()).await
-    });
+    let server = serve_in_process(coinslotd::Listeners::new(listener), config).await?;
+    let mint = server.mint.clone();
 
     let sessions = Arc::new(open_sessions(&mint, &url, 1_000_000, args.concurrency).await?);
     // The route costs 2: one proof of 2 per request.
@@ -106,6 +101,6 @@ async fn main() -> anyhow::Result<()> {
         c.rps / a.rps,
         d.rps / a.rps
     );
-    opened.store.flush().await?;
+    server.stop().await?;
     Ok(())
 }
