@@ -82,6 +82,18 @@ impl MintStore for FlakyStore {
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
         self.inner.prune_receipts(created_before).await
     }
+    async fn answer(
+        &self,
+        key: &[u8; 32],
+    ) -> Result<Option<coinslot_mint::AnswerRecord>, StoreError> {
+        self.inner.answer(key).await
+    }
+    async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
+        self.inner.prune_answers(expired_before).await
+    }
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.inner.account(id).await
     }

@@ -1,11 +1,11 @@
-//! The wire form of errors: `{"detail": "...", "code": N}` (NUT-00).
+//! The wire form of errors: `{"detail": "...", "code": N}` (NUT-00), through the mint's one
+//! mapping ([`ErrorBody`]).
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use coinslot_mint::Error;
-use serde::Serialize;
+use coinslot_mint::{Error, ErrorBody};
 
 /// A mint error on its way to the client.
 #[derive(Debug)]
@@ -17,21 +17,9 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The NUT-00 error body.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody {
-    /// Human-readable reason.
-    pub detail: String,
-    /// NUT-00 error code.
-    pub code: u16,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            detail: self.0.to_string(),
-            code: self.0.code(),
-        };
+        let body = ErrorBody::from(&self.0);
         // Storage and backend faults are ours, and pass (a database that is down comes
         // back): 503 with Retry-After tells the client to try again; nothing was written.
         // Every fault of the request is a Cashu error with status 400, as wallets expect.
@@ -44,7 +32,7 @@ impl IntoResponse for ApiError {
             )
                 .into_response();
         }
-        tracing::debug!(code = self.0.code(), error = %self.0, "request refused");
+        tracing::debug!(code = %body.code, error = %self.0, "request refused");
         (StatusCode::BAD_REQUEST, Json(body)).into_response()
     }
 }

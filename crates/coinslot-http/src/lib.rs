@@ -49,7 +49,8 @@ mod error;
 mod ws;
 
 use cache::ResponseCache;
-pub use error::{ApiError, ErrorBody};
+pub use coinslot_mint::ErrorBody;
+pub use error::ApiError;
 
 /// Options of the HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,14 +1,121 @@
-//! Errors of the mint and their NUT-00 wire codes.
+//! Errors of the mint and their NUT-00 wire form.
 //!
 //! Every failure a client can cause maps to one [`Error`] variant, and every variant maps to
-//! exactly one code of the NUT error table (`error_codes.md` in cashubtc/nuts), so the HTTP
-//! crate turns any error into `400 {"detail": "...", "code": N}` with one match.
+//! exactly one [`ErrorCode`] of the NUT error table (`error_codes.md` in cashubtc/nuts).
+//! [`ErrorBody`] is the one mapping to the wire: `{"detail": "...", "code": N}` with status
+//! 400, or 503 for faults of ours ([`Error::is_internal`]). The mint's HTTP API and the
+//! paywall layer both answer through it.
+
+use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// Code for errors the NUT table has no entry for (malformed requests, unknown quotes,
-/// disabled operations). Wallets treat it as a generic failure and show `detail`.
-pub const GENERIC_ERROR_CODE: u16 = 10000;
+/// The NUT-00 error codes this mint sends, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// An error the table has no entry for (malformed requests, unknown quotes, disabled
+    /// operations). Wallets treat it as a generic failure and show `detail`.
+    Generic = 10000,
+    /// A proof's signature does not verify.
+    TokenNotVerified = 10001,
+    /// A proof was spent before.
+    TokenAlreadySpent = 11001,
+    /// A proof is being spent by an operation that has not finished.
+    TokenPending = 11002,
+    /// An output was signed before.
+    OutputsAlreadySigned = 11003,
+    /// Inputs, outputs and fees do not add up (or a payment is too small).
+    TransactionUnbalanced = 11005,
+    /// An amount outside the configured limits.
+    AmountOutOfLimitRange = 11006,
+    /// The same input twice.
+    DuplicateInputs = 11007,
+    /// The same output twice.
+    DuplicateOutputs = 11008,
+    /// Inputs or outputs of several units.
+    MultipleUnits = 11009,
+    /// Inputs and outputs (or a payment and its price) in different units.
+    UnitMismatch = 11010,
+    /// A unit this mint does not issue.
+    UnitUnsupported = 11013,
+    /// Too many inputs.
+    MaxInputsExceeded = 11014,
+    /// Too many outputs.
+    MaxOutputsExceeded = 11015,
+    /// A keyset this mint does not know (or an amount it has no key for).
+    KeysetNotFound = 12001,
+    /// A keyset that no longer signs.
+    KeysetInactive = 12002,
+    /// The quote is not paid.
+    QuoteNotPaid = 20001,
+    /// The quote was issued before.
+    QuoteAlreadyIssued = 20002,
+    /// The quote expired.
+    QuoteExpired = 20007,
+    /// A NUT-20 signature or NUT-10 witness is missing or invalid.
+    WitnessMissingOrInvalid = 20008,
+}
+
+impl ErrorCode {
+    /// The number on the wire.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.as_u16())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.as_u16())
+    }
+}
+
+/// Code for errors the NUT table has no entry for: [`ErrorCode::Generic`] as a number.
+pub const GENERIC_ERROR_CODE: u16 = ErrorCode::Generic as u16;
+
+/// An error as a client sees it: the NUT-00 body and the HTTP status to send it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    /// Words for people.
+    pub detail: String,
+    /// The NUT-00 code.
+    pub code: ErrorCode,
+    /// 400 for a fault of the request, 503 for one of ours (nothing was written; retry).
+    #[serde(skip)]
+    pub status: u16,
+}
+
+impl ErrorBody {
+    /// A refusal of the request (status 400).
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            code,
+            status: 400,
+        }
+    }
+
+    /// The body as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(err: &Error) -> Self {
+        Self {
+            detail: err.to_string(),
+            code: err.error_code(),
+            status: if err.is_internal() { 503 } else { 400 },
+        }
+    }
+}
 
 /// Everything that can go wrong in a mint operation.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +244,10 @@ pub enum Error {
     /// No quote with this id.
     #[error("unknown quote")]
     UnknownQuote,
+    /// A receipt was written by someone else since it was read (or exists where a new one
+    /// was to be written): the operation lost a race and wrote nothing.
+    #[error("the payment's record changed meanwhile")]
+    ReceiptChanged,
     /// A melt route was called. This mint is closed-loop: ecash never leaves as Lightning.
     #[error("melt is disabled: this closed-loop mint only mints and swaps")]
     MeltDisabled,
@@ -153,37 +264,44 @@ pub enum Error {
 
 impl Error {
     /// The NUT-00 error code sent to clients.
-    pub fn code(&self) -> u16 {
+    pub fn error_code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            Error::TokenNotVerified => 10001,
-            Error::TokenAlreadySpent => 11001,
-            Error::BlindedMessageAlreadySigned => 11003,
+            Error::TokenNotVerified => C::TokenNotVerified,
+            Error::TokenAlreadySpent => C::TokenAlreadySpent,
+            Error::BlindedMessageAlreadySigned => C::OutputsAlreadySigned,
             Error::TransactionUnbalanced { .. }
             | Error::InsufficientPayment { .. }
-            | Error::InsufficientBalance { .. } => 11005,
-            Error::AmountOutOfLimitRange { .. } => 11006,
-            Error::DuplicateInputs => 11007,
-            Error::DuplicateOutputs => 11008,
-            Error::MultipleUnits => 11009,
-            Error::UnitMismatch | Error::WrongUnit { .. } => 11010,
-            Error::UnsupportedUnit(_) => 11013,
-            Error::MaxInputsExceeded { .. } => 11014,
-            Error::MaxOutputsExceeded { .. } => 11015,
-            Error::KeysetNotFound(_) | Error::AmountNotInKeyset { .. } => 12001,
-            Error::KeysetInactive(_) => 12002,
-            Error::QuoteNotPaid => 20001,
-            Error::QuoteAlreadyIssued => 20002,
-            Error::QuoteExpired(_) => 20007,
-            Error::WitnessMissingOrInvalid(_) => 20008,
+            | Error::InsufficientBalance { .. } => C::TransactionUnbalanced,
+            Error::AmountOutOfLimitRange { .. } => C::AmountOutOfLimitRange,
+            Error::DuplicateInputs => C::DuplicateInputs,
+            Error::DuplicateOutputs => C::DuplicateOutputs,
+            Error::MultipleUnits => C::MultipleUnits,
+            Error::UnitMismatch | Error::WrongUnit { .. } => C::UnitMismatch,
+            Error::UnsupportedUnit(_) => C::UnitUnsupported,
+            Error::MaxInputsExceeded { .. } => C::MaxInputsExceeded,
+            Error::MaxOutputsExceeded { .. } => C::MaxOutputsExceeded,
+            Error::KeysetNotFound(_) | Error::AmountNotInKeyset { .. } => C::KeysetNotFound,
+            Error::KeysetInactive(_) => C::KeysetInactive,
+            Error::QuoteNotPaid => C::QuoteNotPaid,
+            Error::QuoteAlreadyIssued => C::QuoteAlreadyIssued,
+            Error::QuoteExpired(_) => C::QuoteExpired,
+            Error::WitnessMissingOrInvalid(_) => C::WitnessMissingOrInvalid,
             Error::UnknownQuote
+            | Error::ReceiptChanged
             | Error::PassRevoked
             | Error::PassMismatch(_)
             | Error::AccountNotFound
             | Error::MeltDisabled
             | Error::InvalidRequest(_)
             | Error::Backend(_)
-            | Error::Storage(_) => GENERIC_ERROR_CODE,
+            | Error::Storage(_) => C::Generic,
         }
+    }
+
+    /// The NUT-00 error code sent to clients, as a number.
+    pub fn code(&self) -> u16 {
+        self.error_code().as_u16()
     }
 
     /// Whether the fault is ours (storage, backend) rather than the client's request.
@@ -202,6 +320,7 @@ impl From<StoreError> for Error {
             StoreError::QuoteAlreadyIssued => Error::QuoteAlreadyIssued,
             StoreError::AccountNotFound => Error::AccountNotFound,
             StoreError::PassRevoked => Error::PassRevoked,
+            StoreError::ReceiptChanged => Error::ReceiptChanged,
             StoreError::PassMismatch(scope) => Error::PassMismatch(scope),
             StoreError::InsufficientBalance { balance } => Error::InsufficientBalance { balance },
             StoreError::AccountUnitMismatch(found) => Error::WrongUnit {

@@ -59,14 +59,15 @@ pub use activity::{Activity, Event, PaidWith};
 pub use backend::{FakeBackend, FakeBackendConfig, PaymentBackend};
 pub use cashu;
 pub use config::{Contact, InfoConfig, Limits, MintConfig, PriceSource, UnitConfig};
-pub use error::{Error, GENERIC_ERROR_CODE};
+pub use error::{Error, ErrorBody, ErrorCode, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};
 pub use nut17::MintEvent;
-pub use redeem::{receipt_key, PassPurchase, Payment, ReceiptFn, Redeemed};
+pub use redeem::{receipt_key, PassPurchase, Payment, Purchase, ReceiptFn, Redeemed};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AccountRecord, KeysetIdVersion, MintStore, PassRecord, ReceiptRecord, ReceiptWrite, StoreError,
+    AccountRecord, AnswerRecord, AnswerWrite, KeysetIdVersion, MintStore, PassRecord, ReceiptGuard,
+    ReceiptRecord, ReceiptWrite, StoreError,
 };
 
 /// Seconds since the Unix epoch.

@@ -373,6 +373,11 @@ impl Mint {
 }
 
 impl Mint {
+    /// Whether other processes write to this mint's store too (instances on one database).
+    pub fn store_is_shared(&self) -> bool {
+        self.inner.store.shared()
+    }
+
     /// Publishes to this process's subscribers what other instances on a shared store did.
     fn spawn_shared_listener(&self) {
         let Some(mut shared) = self.inner.store.shared_events() else {

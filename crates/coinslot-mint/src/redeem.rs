@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::keys::Keyring;
 use crate::store::{
-    AccountRecord, AccountWrite, Commit, PassRecord, PassWrite, ReceiptRecord, ReceiptWrite,
+    AccountRecord, AccountWrite, AnswerRecord, Commit, PassRecord, PassWrite, ReceiptGuard,
+    ReceiptRecord, ReceiptWrite,
 };
 use crate::verify::verify_inputs;
 use crate::Mint;
@@ -30,23 +31,36 @@ use crate::Mint;
 /// proofs.
 pub type ReceiptFn = Box<dyn Fn(&[Proof], u64) -> Vec<u8> + Send + Sync>;
 
-/// What a payment must satisfy.
+/// What a payment must satisfy, and what it buys.
 pub struct Payment {
     /// Unit of the price; every proof must be of it.
     pub unit: CurrencyUnit,
-    /// Value to keep, net of the inputs' fees (NUT-18 amounts are net of fees too).
-    pub amount: u64,
-    /// Credit everything above the fees to this account instead of returning change (a
-    /// deposit); `amount` is then the smallest deposit accepted.
-    pub deposit: Option<String>,
+    /// What the proofs buy.
+    pub buys: Purchase,
     /// Accept only proofs locked (NUT-11 P2PK) to the mint's key, so a token stolen in
     /// transit is worthless to the thief.
     pub require_lock: bool,
-    /// A receipt written by the same commit as the spend (see [`Mint::receipt`]).
+    /// A receipt inserted by the same commit as the spend (see [`Mint::receipt`]); the
+    /// commit fails if one exists under its key already.
     pub receipt: Option<([u8; 32], ReceiptFn)>,
-    /// Buy time on a pass instead of paying `amount`: as many whole minutes as the token
-    /// pays for (at least one), the rest back as change.
-    pub pass: Option<PassPurchase>,
+}
+
+/// What a [`Payment`] buys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purchase {
+    /// A price: this value is kept (net of the inputs' fees, as NUT-18 amounts are), the
+    /// rest comes back as change.
+    Price(u64),
+    /// A deposit: everything above the fees is credited to this account; at least `min`.
+    Deposit {
+        /// The account credited (created if new).
+        account: String,
+        /// The smallest deposit accepted.
+        min: u64,
+    },
+    /// Time on a pass: as many whole minutes as the proofs pay for (at least one), the
+    /// rest back as change.
+    Pass(PassPurchase),
 }
 
 /// Time bought on a pass by a [`Payment`].
@@ -68,10 +82,8 @@ impl std::fmt::Debug for Payment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Payment")
             .field("unit", &self.unit)
-            .field("amount", &self.amount)
-            .field("deposit", &self.deposit.is_some())
+            .field("buys", &self.buys)
             .field("require_lock", &self.require_lock)
-            .field("pass", &self.pass.as_ref().map(|p| &p.scope))
             .field(
                 "receipt",
                 &self.receipt.as_ref().map(|(key, _)| hex::encode(key)),
@@ -144,9 +156,10 @@ impl Mint {
             .await?;
 
         let paid = inputs.total.saturating_sub(inputs.fee);
-        let required = match &payment.pass {
-            Some(pass) => pass.price_per_minute.max(1),
-            None => payment.amount,
+        let required = match &payment.buys {
+            Purchase::Price(amount) => *amount,
+            Purchase::Deposit { min, .. } => *min,
+            Purchase::Pass(pass) => pass.price_per_minute.max(1),
         };
         if paid < required || inputs.total < inputs.fee {
             return Err(Error::InsufficientPayment {
@@ -155,18 +168,14 @@ impl Mint {
                 fee: inputs.fee,
             });
         }
-        let minutes = payment
-            .pass
-            .as_ref()
-            .map(|pass| paid / pass.price_per_minute.max(1))
-            .unwrap_or(0);
-        let (kept, change_amount) = match (&payment.deposit, &payment.pass) {
-            (Some(_), _) => (paid, 0),
-            (None, Some(pass)) => {
+        let (kept, change_amount, minutes) = match &payment.buys {
+            Purchase::Price(amount) => (*amount, paid - amount, 0),
+            Purchase::Deposit { .. } => (paid, 0, 0),
+            Purchase::Pass(pass) => {
+                let minutes = paid / pass.price_per_minute.max(1);
                 let kept = minutes * pass.price_per_minute.max(1);
-                (kept, paid - kept)
+                (kept, paid - kept, minutes)
             }
-            (None, None) => (payment.amount, paid - payment.amount),
         };
         self.ensure_unspent(&inputs.proofs).await?;
 
@@ -186,20 +195,30 @@ impl Mint {
             key,
             created_at: crate::unix_now(),
             data,
+            guard: ReceiptGuard::Absent,
         });
-        let account = payment.deposit.as_deref().map(|id| AccountWrite::Credit {
-            id,
-            unit: &payment.unit,
-            amount: kept,
-        });
-        let pass = payment.pass.as_ref().map(|pass| PassWrite {
-            id: &pass.id,
-            scope: &pass.scope,
-            unit: &payment.unit,
-            secs: minutes.saturating_mul(pass.minute_secs),
-            now: crate::unix_now(),
-            client_key: pass.client_key.as_deref(),
-        });
+        let (account, pass) = match &payment.buys {
+            Purchase::Price(_) => (None, None),
+            Purchase::Deposit { account, .. } => {
+                let credit = AccountWrite::Credit {
+                    id: account,
+                    unit: &payment.unit,
+                    amount: kept,
+                };
+                (Some(credit), None)
+            }
+            Purchase::Pass(pass) => {
+                let write = PassWrite {
+                    id: &pass.id,
+                    scope: &pass.scope,
+                    unit: &payment.unit,
+                    secs: minutes.saturating_mul(pass.minute_secs),
+                    now: crate::unix_now(),
+                    client_key: pass.client_key.as_deref(),
+                };
+                (None, Some(write))
+            }
+        };
         self.inner
             .store
             .commit(Commit {
@@ -224,7 +243,7 @@ impl Mint {
             fee = inputs.fee,
             kept,
             change = change_amount,
-            deposit = payment.deposit.is_some(),
+            deposit = matches!(payment.buys, Purchase::Deposit { .. }),
             "redeem"
         );
         Ok(Redeemed {
@@ -304,12 +323,26 @@ impl Mint {
         Ok(proofs)
     }
 
-    /// Replaces a receipt's data, durably, counting `made` (proofs from
-    /// [`Mint::make_proofs`] the receipt hands out) as issued in the same write.
+    /// Writes a receipt (as its guard allows), durably, counting `made` (proofs from
+    /// [`Mint::make_proofs`] the receipt hands out) as issued in the same write. A failed
+    /// guard is [`Error::ReceiptChanged`], with nothing written.
     pub async fn update_receipt(
         &self,
         receipt: ReceiptWrite<'_>,
         made: &[Proof],
+    ) -> Result<(), Error> {
+        self.write_receipt(receipt, made, None, None).await
+    }
+
+    /// One durable write of a payment's records: its receipt (as its guard allows), the
+    /// proofs it hands out (`made`, counted as issued), an answer kept for retries, and a
+    /// debit or credit of an account. Nothing is written unless all of it is.
+    pub async fn write_receipt(
+        &self,
+        receipt: ReceiptWrite<'_>,
+        made: &[Proof],
+        answer: Option<crate::store::AnswerWrite<'_>>,
+        account: Option<AccountWrite<'_>>,
     ) -> Result<(), Error> {
         Ok(self
             .inner
@@ -317,14 +350,27 @@ impl Mint {
             .commit(Commit {
                 receipt: Some(receipt),
                 made,
+                answer,
+                account,
                 ..Commit::default()
             })
             .await?)
     }
 
+    /// The answer kept under a receipt's key, if it is kept and not expired at `now`.
+    pub async fn answer(&self, key: &[u8; 32], now: u64) -> Result<Option<Vec<u8>>, Error> {
+        let record: Option<AnswerRecord> = self.inner.store.answer(key).await?;
+        Ok(record.filter(|a| a.expires_at >= now).map(|a| a.data))
+    }
+
     /// Deletes receipts created before `created_before` (Unix seconds).
     pub async fn prune_receipts(&self, created_before: u64) -> Result<u64, Error> {
         Ok(self.inner.store.prune_receipts(created_before).await?)
+    }
+
+    /// Deletes answers that expired before `expired_before` (Unix seconds).
+    pub async fn prune_answers(&self, expired_before: u64) -> Result<u64, Error> {
+        Ok(self.inner.store.prune_answers(expired_before).await?)
     }
 
     /// A prepaid account.
@@ -379,6 +425,7 @@ impl Mint {
                 key,
                 created_at: crate::unix_now(),
                 data,
+                guard: ReceiptGuard::Any,
             });
             let closed = self
                 .inner

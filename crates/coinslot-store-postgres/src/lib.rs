@@ -47,8 +47,9 @@ use std::time::Duration;
 use coinslot_mint::accounting::CREDIT_LOOKUP_PREFIX;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
-    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptRecord, SharedEvent, Supply,
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
+    KeysetRecord, MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptGuard, ReceiptRecord,
+    ReceiptWrite, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -467,6 +468,76 @@ async fn apply_pass(tx: &Tx<'_>, write: &PassWrite<'_>) -> Result<(), StoreError
     Ok(())
 }
 
+/// Writes a receipt as its guard allows; [`StoreError::ReceiptChanged`] (and the caller
+/// rolls back) when the guard fails. Of two transactions writing one key, the second waits
+/// on the first's row (or index entry) and then sees its version.
+async fn write_receipt(tx: &Tx<'_>, write: &ReceiptWrite<'_>) -> Result<(), StoreError> {
+    let key = write.key.to_vec();
+    let (created_at, data) = (int(write.created_at)?, write.data.to_vec());
+    let written = match write.guard {
+        ReceiptGuard::Any => {
+            run(
+                tx,
+                "INSERT INTO receipts (key, created_at, data, version) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (key) DO UPDATE SET created_at = EXCLUDED.created_at, \
+             data = EXCLUDED.data, version = receipts.version + 1",
+                &[&key, &created_at, &data],
+            )
+            .await?
+        }
+        ReceiptGuard::Absent => {
+            run(
+                tx,
+                "INSERT INTO receipts (key, created_at, data, version) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (key) DO NOTHING",
+                &[&key, &created_at, &data],
+            )
+            .await?
+        }
+        ReceiptGuard::Version(version) => {
+            run(
+                tx,
+                "UPDATE receipts SET created_at = $2, data = $3, version = version + 1 \
+             WHERE key = $1 AND version = $4",
+                &[&key, &created_at, &data, &int(version)?],
+            )
+            .await?
+        }
+    };
+    if written == 0 {
+        return Err(StoreError::ReceiptChanged);
+    }
+    Ok(())
+}
+
+/// Takes `amount` from an account inside a transaction; fails like the store's own debit.
+async fn debit(tx: &Tx<'_>, id: &str, unit: &CurrencyUnit, amount: u64) -> Result<u64, StoreError> {
+    let debited = one(
+        tx,
+        "UPDATE accounts SET balance = balance - $3 \
+         WHERE id = $1 AND unit = $2 AND balance >= $3 RETURNING balance",
+        &[&id, &unit.to_string(), &int(amount)?],
+    )
+    .await?;
+    let Some(row) = debited else {
+        let found = one(
+            tx,
+            "SELECT unit, balance, created_at FROM accounts WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        let account = found
+            .as_ref()
+            .map(account_from_row)
+            .transpose()?
+            .ok_or(StoreError::AccountNotFound)?;
+        // Names the rule that failed (unit or balance), as every store does.
+        account.debited(unit, amount)?;
+        return Err(backend("the debit raced with another write; try again"));
+    };
+    uint(get(&row, "balance")?)
+}
+
 impl PostgresStore {
     /// One commit, in one transaction: every check is a write that fails (and rolls
     /// everything back) when its rule does not hold.
@@ -572,21 +643,27 @@ impl PostgresStore {
                     });
                 }
             }
+            Some(AccountWrite::Debit { id, unit, amount }) => {
+                debit(&tx, id, unit, amount).await?;
+            }
             None => {}
         }
         if let Some(write) = commit.pass {
             apply_pass(&tx, &write).await?;
         }
         if let Some(receipt) = commit.receipt {
+            write_receipt(&tx, &receipt).await?;
+        }
+        if let Some(answer) = commit.answer {
             run(
                 &tx,
-                "INSERT INTO receipts (key, created_at, data) VALUES ($1, $2, $3) \
+                "INSERT INTO answers (key, expires_at, data) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO UPDATE \
-                 SET created_at = EXCLUDED.created_at, data = EXCLUDED.data",
+                 SET expires_at = EXCLUDED.expires_at, data = EXCLUDED.data",
                 &[
-                    &receipt.key.to_vec(),
-                    &int(receipt.created_at)?,
-                    &receipt.data.to_vec(),
+                    &answer.key.to_vec(),
+                    &int(answer.expires_at)?,
+                    &answer.data.to_vec(),
                 ],
             )
             .await?;
@@ -823,9 +900,13 @@ impl MintStore for PostgresStore {
         self.apply(&commit).await
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
         self.query(
-            "SELECT created_at, data FROM receipts WHERE key = $1",
+            "SELECT created_at, version, data FROM receipts WHERE key = $1",
             &[&key.to_vec()],
         )
         .await?
@@ -833,10 +914,38 @@ impl MintStore for PostgresStore {
         .map(|row| {
             Ok(ReceiptRecord {
                 created_at: uint(get(row, "created_at")?)?,
+                version: uint(get(row, "version")?)?,
                 data: get(row, "data")?,
             })
         })
         .transpose()
+    }
+
+    async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError> {
+        self.query(
+            "SELECT expires_at, data FROM answers WHERE key = $1",
+            &[&key.to_vec()],
+        )
+        .await?
+        .first()
+        .map(|row| {
+            Ok(AnswerRecord {
+                expires_at: uint(get(row, "expires_at")?)?,
+                data: get(row, "data")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM answers WHERE expires_at < $1",
+                &[&int(expired_before)?],
+            )
+            .await
+            .map_err(db)
     }
 
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
@@ -901,30 +1010,7 @@ impl MintStore for PostgresStore {
         tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
             .await
             .map_err(db)?;
-        let debited = one(
-            &tx,
-            "UPDATE accounts SET balance = balance - $3 \
-             WHERE id = $1 AND unit = $2 AND balance >= $3 RETURNING balance",
-            &[&id, &unit.to_string(), &int(amount)?],
-        )
-        .await?;
-        let Some(row) = debited else {
-            let found = one(
-                &tx,
-                "SELECT unit, balance, created_at FROM accounts WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-            let account = found
-                .as_ref()
-                .map(account_from_row)
-                .transpose()?
-                .ok_or(StoreError::AccountNotFound)?;
-            // Names the rule that failed (unit or balance), as every store does.
-            account.debited(unit, amount)?;
-            return Err(backend("the debit raced with another write; try again"));
-        };
-        let balance = uint(get(&row, "balance")?)?;
+        let balance = debit(&tx, id, unit, amount).await?;
         tx.commit().await.map_err(db)?;
         Ok(balance)
     }

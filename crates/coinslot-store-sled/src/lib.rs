@@ -12,13 +12,14 @@
 //! | `lookups` | lookup id     | quote id                      |
 //! | `spent`   | `Y`           | keyset id bytes + amount (BE) |
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
-//! | `receipts`| receipt key   | created_at (BE) + data        |
+//! | `receipts.v2` | receipt key | created_at (BE) + version (BE) + data |
+//! | `answers` | receipt key   | expires_at (BE) + data        |
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE)   |
 //! | `passes`  | pass id       | `PassRecord` (JSON)            |
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
-//! `accounts`, `supply` and `passes` (serializable: a
+//! `answers`, `accounts`, `supply` and `passes` (serializable: a
 //! conflicting transaction is retried and then sees the other's writes). The call returns only
 //! once the write is on disk, through **group commit** ([`flusher`]): each writer takes a
 //! ticket after its transaction, one flusher thread fsyncs everything written so far and
@@ -38,8 +39,8 @@ use std::path::Path;
 
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
-    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, Supply,
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
+    KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -57,6 +58,7 @@ pub struct SledStore {
     spent: sled::Tree,
     sigs: sled::Tree,
     receipts: sled::Tree,
+    answers: sled::Tree,
     accounts: sled::Tree,
     supply: sled::Tree,
     passes: sled::Tree,
@@ -109,13 +111,17 @@ impl SledStore {
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(backend);
+        // Receipts before versions (tree `receipts`) are dropped: at worst, a retry of a
+        // payment made just before the upgrade is refused as spent.
+        db.drop_tree("receipts").map_err(backend)?;
         Ok(Self {
             keysets: tree("keysets")?,
             quotes: tree("quotes")?,
             lookups: tree("lookups")?,
             spent: tree("spent")?,
             sigs: tree("sigs")?,
-            receipts: tree("receipts")?,
+            receipts: tree("receipts.v2")?,
+            answers: tree("answers")?,
             accounts: tree("accounts")?,
             passes: tree("passes")?,
             supply: tree("supply")?,
@@ -189,9 +195,33 @@ fn decode_supply(bytes: &[u8]) -> Result<Supply, StoreError> {
     Ok(Supply { issued, redeemed })
 }
 
-fn encode_receipt(created_at: u64, data: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + data.len());
+fn encode_receipt(created_at: u64, version: u64, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(16 + data.len());
     value.extend_from_slice(&created_at.to_be_bytes());
+    value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(data);
+    value
+}
+
+fn decode_receipt(bytes: &[u8]) -> Result<ReceiptRecord, StoreError> {
+    let (created_at, rest) = split_u64(bytes)?;
+    let (version, data) = split_u64(rest)?;
+    Ok(ReceiptRecord {
+        created_at,
+        version,
+        data: data.to_vec(),
+    })
+}
+
+/// The version of a stored receipt, read without copying its data.
+fn receipt_version(bytes: &[u8]) -> Result<u64, StoreError> {
+    let (_, rest) = split_u64(bytes)?;
+    Ok(split_u64(rest)?.0)
+}
+
+fn encode_answer(expires_at: u64, data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + data.len());
+    value.extend_from_slice(&expires_at.to_be_bytes());
     value.extend_from_slice(data);
     value
 }
@@ -335,9 +365,9 @@ impl MintStore for SledStore {
             .map(|s| Ok((point_key(&s.blinded), encode(&s.signature)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
 
-        let receipt = commit
-            .receipt
-            .map(|r| (r.key.to_vec(), encode_receipt(r.created_at, r.data)));
+        let answer = commit
+            .answer
+            .map(|a| (a.key.to_vec(), encode_answer(a.expires_at, a.data)));
         let supply_changes: Vec<(Vec<u8>, Supply)> = supply_delta(&commit)
             .into_iter()
             .map(|(id, delta)| (id.to_bytes(), delta))
@@ -347,12 +377,13 @@ impl MintStore for SledStore {
             &self.sigs,
             &self.quotes,
             &self.receipts,
+            &self.answers,
             &self.accounts,
             &self.supply,
             &self.passes,
         );
         let result = trees.transaction(
-            |(spent, sigs, quotes, receipts, accounts, supply, passes)| {
+            |(spent, sigs, quotes, receipts, answers, accounts, supply, passes)| {
                 for (key, value) in &spent_values {
                     // `insert` returns the previous value: also catches a Y twice in one commit.
                     if spent.insert(&key[..], value.as_slice())?.is_some() {
@@ -411,6 +442,21 @@ impl MintStore for SledStore {
                         }
                         accounts.remove(id.as_bytes())?;
                     }
+                    Some(AccountWrite::Debit { id, unit, amount }) => {
+                        let Some(bytes) = accounts.get(id.as_bytes())? else {
+                            return abort(StoreError::AccountNotFound);
+                        };
+                        let account = match decode_account(&bytes) {
+                            Ok(account) => account,
+                            Err(e) => return abort(e),
+                        };
+                        let balance = match account.debited(unit, amount) {
+                            Ok(balance) => balance,
+                            Err(e) => return abort(e),
+                        };
+                        let updated = AccountRecord { balance, ..account };
+                        accounts.insert(id.as_bytes(), encode_account(&updated))?;
+                    }
                     None => {}
                 }
                 if let Some(write) = commit.pass {
@@ -427,8 +473,23 @@ impl MintStore for SledStore {
                     };
                     passes.insert(write.id.as_bytes(), value)?;
                 }
-                if let Some((key, value)) = &receipt {
-                    receipts.insert(key.as_slice(), value.as_slice())?;
+                if let Some(write) = &commit.receipt {
+                    let stored = match receipts.get(&write.key[..])? {
+                        Some(bytes) => match receipt_version(&bytes) {
+                            Ok(version) => Some(version),
+                            Err(e) => return abort(e),
+                        },
+                        None => None,
+                    };
+                    let version = match write.next_version(stored) {
+                        Ok(version) => version,
+                        Err(e) => return abort(e),
+                    };
+                    let value = encode_receipt(write.created_at, version, write.data);
+                    receipts.insert(&write.key[..], value)?;
+                }
+                if let Some((key, value)) = &answer {
+                    answers.insert(key.as_slice(), value.as_slice())?;
                 }
                 for (key, delta) in &supply_changes {
                     let current = match supply.get(key.as_slice())? {
@@ -448,14 +509,41 @@ impl MintStore for SledStore {
     }
 
     async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
-        let Some(bytes) = self.receipts.get(key).map_err(backend)? else {
+        self.receipts
+            .get(key)
+            .map_err(backend)?
+            .map(|bytes| decode_receipt(&bytes))
+            .transpose()
+    }
+
+    async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError> {
+        let Some(bytes) = self.answers.get(key).map_err(backend)? else {
             return Ok(None);
         };
-        let (created_at, data) = split_u64(&bytes)?;
-        Ok(Some(ReceiptRecord {
-            created_at,
+        let (expires_at, data) = split_u64(&bytes)?;
+        Ok(Some(AnswerRecord {
+            expires_at,
             data: data.to_vec(),
         }))
+    }
+
+    async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        for entry in self.answers.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let (expires_at, _) = split_u64(&value)?;
+            if expires_at < expired_before {
+                // Only remove what was read: an answer written again meanwhile stays.
+                let swapped = self
+                    .answers
+                    .compare_and_swap(&key, Some(value), None as Option<&[u8]>)
+                    .map_err(backend)?;
+                if swapped.is_ok() {
+                    pruned += 1;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {

@@ -30,6 +30,7 @@ use super::{
     MintQuoteRecord, MintStore, PassWrite, QuoteTotal, ReceiptWrite, SpentProof, StoreError,
     Supply,
 };
+use super::{AnswerWrite, ReceiptGuard};
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
 /// (`optional $make`: a factory returning `Option`, `None` skipping the checks).
@@ -59,6 +60,10 @@ macro_rules! __store_conformance_tests {
             points_are_keyed_as_points,
             receipts_are_written_with_their_spend,
             receipts_prune_by_age,
+            receipt_guards_let_one_writer_win,
+            concurrent_guarded_receipt_writes_have_one_winner,
+            answers_are_written_with_their_receipt_and_pruned,
+            debits_in_a_commit_are_atomic_with_it,
             accounts_credit_debit_close,
             concurrent_debits_never_overdraw,
             account_close_needs_the_current_balance,
@@ -517,6 +522,7 @@ pub async fn receipts_are_written_with_their_spend(store: Arc<dyn MintStore>) {
                 key: &key,
                 created_at: 100,
                 data: b"first",
+                guard: ReceiptGuard::Any,
             }),
             ..Commit::default()
         })
@@ -536,6 +542,7 @@ pub async fn receipts_are_written_with_their_spend(store: Arc<dyn MintStore>) {
                 key: &other,
                 created_at: 100,
                 data: b"second",
+                guard: ReceiptGuard::Any,
             }),
             ..Commit::default()
         })
@@ -553,6 +560,7 @@ pub async fn receipts_are_written_with_their_spend(store: Arc<dyn MintStore>) {
                 key: &key,
                 created_at: 100,
                 data: b"replaced",
+                guard: ReceiptGuard::Any,
             }),
             ..Commit::default()
         })
@@ -572,6 +580,7 @@ pub async fn receipts_prune_by_age(store: Arc<dyn MintStore>) {
                     key,
                     created_at,
                     data: b"r",
+                    guard: ReceiptGuard::Any,
                 }),
                 ..Commit::default()
             })
@@ -581,6 +590,209 @@ pub async fn receipts_prune_by_age(store: Arc<dyn MintStore>) {
     assert_eq!(store.prune_receipts(15).await.expect("prune"), 1);
     assert_eq!(store.receipt(&old).await.expect("read"), None);
     assert!(store.receipt(&new).await.expect("read").is_some());
+}
+
+fn guarded<'a>(key: &'a [u8; 32], data: &'a [u8], guard: ReceiptGuard) -> Commit<'a> {
+    Commit {
+        receipt: Some(ReceiptWrite {
+            key,
+            created_at: 100,
+            data,
+            guard,
+        }),
+        ..Commit::default()
+    }
+}
+
+/// Receipts count their writes; `Absent` inserts only, `Version` replaces only the version
+/// read, and a failed guard writes nothing of its commit (not even its spend).
+pub async fn receipt_guards_let_one_writer_win(store: Arc<dyn MintStore>) {
+    let key = receipt_key();
+    let y = point();
+    let first = Commit {
+        spend: &[spent(y)],
+        ..guarded(&key, b"running", ReceiptGuard::Absent)
+    };
+    store.commit(first).await.expect("insert");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(
+        (stored.version, stored.data.as_slice()),
+        (1, &b"running"[..])
+    );
+
+    let y2 = point();
+    let again = Commit {
+        spend: &[spent(y2)],
+        ..guarded(&key, b"second insert", ReceiptGuard::Absent)
+    };
+    assert!(
+        matches!(store.commit(again).await, Err(StoreError::ReceiptChanged)),
+        "an insert found a receipt and went on"
+    );
+    assert_eq!(
+        store.spent(&[y2]).await.expect("read"),
+        vec![false],
+        "a commit whose receipt guard failed spent its proofs"
+    );
+
+    let swap = guarded(&key, b"answered", ReceiptGuard::Version(1));
+    store.commit(swap).await.expect("swap at the version read");
+    let stale = guarded(&key, b"stale", ReceiptGuard::Version(1));
+    assert!(matches!(
+        store.commit(stale).await,
+        Err(StoreError::ReceiptChanged)
+    ));
+    let missing = receipt_key();
+    let nothing = guarded(&missing, b"x", ReceiptGuard::Version(1));
+    assert!(matches!(
+        store.commit(nothing).await,
+        Err(StoreError::ReceiptChanged)
+    ));
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(
+        (stored.version, stored.data.as_slice()),
+        (2, &b"answered"[..])
+    );
+    store
+        .commit(guarded(&key, b"any", ReceiptGuard::Any))
+        .await
+        .expect("unguarded write");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!((stored.version, stored.created_at), (3, 100));
+}
+
+/// 32 writers that all read version 1 race to move the receipt on: exactly one wins.
+pub async fn concurrent_guarded_receipt_writes_have_one_winner(store: Arc<dyn MintStore>) {
+    let key = receipt_key();
+    store
+        .commit(guarded(&key, b"running", ReceiptGuard::Absent))
+        .await
+        .expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..32u8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let data = [i];
+            store
+                .commit(guarded(&key, &data, ReceiptGuard::Version(1)))
+                .await
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) => winners += 1,
+            Err(StoreError::ReceiptChanged) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners, 1, "a guarded receipt write must have one winner");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(stored.version, 2);
+}
+
+/// An answer is written by the commit that writes it (and not if that commit fails), read
+/// back as written, replaced by a later write, and pruned once expired.
+pub async fn answers_are_written_with_their_receipt_and_pruned(store: Arc<dyn MintStore>) {
+    let (key, other) = (receipt_key(), receipt_key());
+    store
+        .commit(guarded(&key, b"running", ReceiptGuard::Absent))
+        .await
+        .expect("insert");
+    let body = vec![7u8; 70_000];
+    let answered = Commit {
+        answer: Some(AnswerWrite {
+            key: &key,
+            expires_at: 50,
+            data: &body,
+        }),
+        ..guarded(&key, b"answered", ReceiptGuard::Version(1))
+    };
+    store.commit(answered).await.expect("answer");
+    let stored = store.answer(&key).await.expect("read").expect("answer");
+    assert_eq!((stored.expires_at, stored.data.len()), (50, body.len()));
+    assert_eq!(stored.data, body, "the answer came back changed");
+
+    let lost = Commit {
+        answer: Some(AnswerWrite {
+            key: &other,
+            expires_at: 50,
+            data: b"lost",
+        }),
+        ..guarded(&other, b"stale", ReceiptGuard::Version(7))
+    };
+    assert!(store.commit(lost).await.is_err());
+    assert_eq!(
+        store.answer(&other).await.expect("read"),
+        None,
+        "a failed commit wrote its answer"
+    );
+
+    let later = Commit {
+        answer: Some(AnswerWrite {
+            key: &other,
+            expires_at: 90,
+            data: b"kept",
+        }),
+        ..Commit::default()
+    };
+    store.commit(later).await.expect("answer");
+    assert_eq!(store.prune_answers(60).await.expect("prune"), 1);
+    assert_eq!(store.answer(&key).await.expect("read"), None);
+    let kept = store.answer(&other).await.expect("read").expect("answer");
+    assert_eq!(kept.data, b"kept");
+}
+
+/// A debit inside a commit happens with its receipt or not at all: a failed guard leaves
+/// the balance alone, and a failed debit writes no receipt.
+pub async fn debits_in_a_commit_are_atomic_with_it(store: Arc<dyn MintStore>) {
+    let sat = CurrencyUnit::Sat;
+    let id = format!("debit-{}", uuid::Uuid::new_v4());
+    store.commit(credit(&id, &sat, 10)).await.expect("open");
+    let key = receipt_key();
+    let pay = |amount| Commit {
+        account: Some(AccountWrite::Debit {
+            id: &id,
+            unit: &sat,
+            amount,
+        }),
+        ..guarded(&key, b"paid", ReceiptGuard::Absent)
+    };
+    store.commit(pay(4)).await.expect("debit with receipt");
+    let balance = |store: Arc<dyn MintStore>, id: String| async move {
+        store
+            .account(&id)
+            .await
+            .expect("read")
+            .expect("account")
+            .balance
+    };
+    assert_eq!(balance(Arc::clone(&store), id.clone()).await, 6);
+    assert!(matches!(
+        store.commit(pay(4)).await,
+        Err(StoreError::ReceiptChanged)
+    ));
+    assert_eq!(
+        balance(Arc::clone(&store), id.clone()).await,
+        6,
+        "a debit went through although its receipt guard failed"
+    );
+
+    let other = receipt_key();
+    let too_much = Commit {
+        account: Some(AccountWrite::Debit {
+            id: &id,
+            unit: &sat,
+            amount: 7,
+        }),
+        ..guarded(&other, b"paid", ReceiptGuard::Absent)
+    };
+    assert!(matches!(
+        store.commit(too_much).await,
+        Err(StoreError::InsufficientBalance { balance: 6 })
+    ));
+    assert_eq!(store.receipt(&other).await.expect("read"), None);
+    assert_eq!(balance(Arc::clone(&store), id.clone()).await, 6);
 }
 
 fn credit<'a>(id: &'a str, unit: &'a CurrencyUnit, amount: u64) -> Commit<'a> {

@@ -7,8 +7,9 @@ use cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use parking_lot::Mutex;
 
 use super::{
-    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, Commit, KeysetRecord,
-    MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, StoreError, Supply,
+    point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
+    KeysetRecord, MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, StoreError,
+    Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -25,6 +26,7 @@ struct Inner {
     spent: HashSet<[u8; 33]>,
     signatures: HashMap<[u8; 33], BlindSignature>,
     receipts: HashMap<[u8; 32], ReceiptRecord>,
+    answers: HashMap<[u8; 32], AnswerRecord>,
     accounts: HashMap<String, AccountRecord>,
     supply: BTreeMap<Id, Supply>,
     passes: HashMap<String, PassRecord>,
@@ -144,6 +146,7 @@ impl MintStore for MemoryStore {
                 Some(MintQuoteState::Paid) => {}
             }
         }
+        let mut debited = None;
         match commit.account {
             Some(AccountWrite::Credit { id, unit, amount }) => {
                 if let Some(account) = inner.accounts.get(id) {
@@ -157,8 +160,19 @@ impl MintStore for MemoryStore {
                 }
                 Some(_) => {}
             },
+            Some(AccountWrite::Debit { id, unit, amount }) => {
+                let account = inner.accounts.get(id).ok_or(StoreError::AccountNotFound)?;
+                debited = Some(account.debited(unit, amount)?);
+            }
             None => {}
         }
+        let receipt_version = match commit.receipt {
+            Some(write) => {
+                let stored = inner.receipts.get(write.key).map(|r| r.version);
+                Some(write.next_version(stored)?)
+            }
+            None => None,
+        };
         let pass = match commit.pass {
             Some(write) => Some(write.apply(inner.passes.get(write.id).cloned())?),
             None => None,
@@ -184,14 +198,29 @@ impl MintStore for MemoryStore {
             Some(AccountWrite::Close { id, .. }) => {
                 inner.accounts.remove(id);
             }
+            Some(AccountWrite::Debit { id, .. }) => {
+                if let (Some(account), Some(balance)) = (inner.accounts.get_mut(id), debited) {
+                    account.balance = balance;
+                }
+            }
             None => {}
         }
-        if let Some(receipt) = commit.receipt {
+        if let (Some(receipt), Some(version)) = (commit.receipt, receipt_version) {
             inner.receipts.insert(
                 *receipt.key,
                 ReceiptRecord {
                     created_at: receipt.created_at,
+                    version,
                     data: receipt.data.to_vec(),
+                },
+            );
+        }
+        if let Some(answer) = commit.answer {
+            inner.answers.insert(
+                *answer.key,
+                AnswerRecord {
+                    expires_at: answer.expires_at,
+                    data: answer.data.to_vec(),
                 },
             );
         }
@@ -217,6 +246,17 @@ impl MintStore for MemoryStore {
         let before = inner.receipts.len();
         inner.receipts.retain(|_, r| r.created_at >= created_before);
         Ok((before - inner.receipts.len()) as u64)
+    }
+
+    async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError> {
+        Ok(self.inner.lock().answers.get(key).cloned())
+    }
+
+    async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let before = inner.answers.len();
+        inner.answers.retain(|_, a| a.expires_at >= expired_before);
+        Ok((before - inner.answers.len()) as u64)
     }
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {

@@ -10,13 +10,20 @@
 //! Points are keyed by their compressed 33-byte encoding after parsing, so `02ab…` and `02AB…`
 //! can never be two different keys.
 //!
-//! Beside the mint's own records, a store keeps two things for the services the mint sells
-//! to (the paywall layer):
+//! Beside the mint's own records, a store keeps these for the services the mint sells to (the
+//! paywall layer):
 //! - **receipts**: what a payment bought, keyed by a hash of the spent proofs, written in the
-//!   same commit as the spend, so a retried request finds the payment it already made;
+//!   same commit as the spend, so a retried request finds the payment it already made. Each
+//!   write bumps the receipt's version, and a write can be guarded ([`ReceiptGuard`]): only if
+//!   no receipt exists, or only if it still has the version the writer read. That guard is
+//!   what makes "one payment, one run" hold across threads and instances: two writers that
+//!   read the same receipt cannot both move it on;
+//! - **stored answers**: the response a paid request got, kept until it expires so a retry of
+//!   the same request is answered without running it again ([`AnswerWrite`]);
 //! - **accounts**: prepaid balances. A credit (deposit, refund) is part of a durable commit; a
 //!   debit ([`MintStore::debit_account`]) is atomic but need not be durable on return: a crash
-//!   may forget the latest debits (the customer keeps that value), never a credit.
+//!   may forget the latest debits (the customer keeps that value), never a credit. A debit
+//!   inside a commit ([`AccountWrite::Debit`]) is durable with the rest of the commit.
 //!
 //! Every implementation must pass the `conformance` suite (enable feature `conformance`).
 
@@ -70,6 +77,10 @@ pub enum StoreError {
     /// A close named a balance the account no longer has (a debit or credit came between).
     #[error("account balance changed")]
     BalanceChanged,
+    /// A guarded receipt write found another version than the one it expected (someone else
+    /// wrote the receipt since it was read), or a receipt where it expected none.
+    #[error("receipt changed")]
+    ReceiptChanged,
     /// The pass to extend was revoked.
     #[error("pass is revoked")]
     PassRevoked,
@@ -159,16 +170,33 @@ pub struct IssuedSignature {
     pub signature: BlindSignature,
 }
 
-/// A receipt: opaque data its writer keeps about a payment, and when it was first written.
+/// A receipt: opaque data its writer keeps about a payment, when it was first written, and
+/// how many times it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptRecord {
     /// Unix time of the first write; receipts are pruned by it.
     pub created_at: u64,
+    /// 1 after the first write, one more after each write since.
+    pub version: u64,
     /// The writer's data.
     pub data: Vec<u8>,
 }
 
-/// A receipt written (inserted or replaced) inside a [`Commit`].
+/// What a receipt write expects to find; when it finds something else the whole commit
+/// fails with [`StoreError::ReceiptChanged`] and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiptGuard {
+    /// Inserts or replaces, whatever is there.
+    #[default]
+    Any,
+    /// Inserts only: there must be no receipt with this key.
+    Absent,
+    /// Replaces only the receipt at this version (a compare-and-swap).
+    Version(u64),
+}
+
+/// A receipt written (inserted or replaced) inside a [`Commit`]. The stored version becomes
+/// one more than the replaced receipt's (1 for a new one).
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiptWrite<'a> {
     /// The receipt's key (a hash of what was paid with).
@@ -177,6 +205,44 @@ pub struct ReceiptWrite<'a> {
     pub created_at: u64,
     /// The data to store.
     pub data: &'a [u8],
+    /// What the write expects to find.
+    pub guard: ReceiptGuard,
+}
+
+impl ReceiptWrite<'_> {
+    /// Checks the guard against the stored version (`None`: no receipt); the version to
+    /// store. The one rule every store applies.
+    pub fn next_version(&self, stored: Option<u64>) -> Result<u64, StoreError> {
+        match (self.guard, stored) {
+            (ReceiptGuard::Any, stored) => Ok(stored.unwrap_or(0).saturating_add(1)),
+            (ReceiptGuard::Absent, None) => Ok(1),
+            (ReceiptGuard::Version(expected), Some(found)) if expected == found => {
+                Ok(found.saturating_add(1))
+            }
+            _ => Err(StoreError::ReceiptChanged),
+        }
+    }
+}
+
+/// A stored answer written inside a [`Commit`] (inserted or replaced), under the key of the
+/// receipt it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerWrite<'a> {
+    /// The receipt's key.
+    pub key: &'a [u8; 32],
+    /// Unix time after which the answer is no longer given (and may be pruned).
+    pub expires_at: u64,
+    /// The writer's encoding of the answer.
+    pub data: &'a [u8],
+}
+
+/// A stored answer as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerRecord {
+    /// Unix time after which it is no longer given.
+    pub expires_at: u64,
+    /// The writer's encoding of the answer.
+    pub data: Vec<u8>,
 }
 
 /// A prepaid balance in one unit.
@@ -248,6 +314,16 @@ pub enum AccountWrite<'a> {
         id: &'a str,
         /// The balance being paid out.
         balance: u64,
+    },
+    /// Takes `amount` from the account, durably with the rest of the commit (a debit that
+    /// buys a recorded run). Fails like [`MintStore::debit_account`].
+    Debit {
+        /// Account id.
+        id: &'a str,
+        /// Unit of the debit.
+        unit: &'a CurrencyUnit,
+        /// Amount to take.
+        amount: u64,
     },
 }
 
@@ -333,6 +409,8 @@ pub struct Commit<'a> {
     pub issue_quote: Option<&'a str>,
     /// A receipt to insert or replace.
     pub receipt: Option<ReceiptWrite<'a>>,
+    /// A stored answer to insert or replace.
+    pub answer: Option<AnswerWrite<'a>>,
     /// An account to credit or close.
     pub account: Option<AccountWrite<'a>>,
     /// A pass to buy or extend.
@@ -521,6 +599,12 @@ pub trait MintStore: Send + Sync + 'static {
     /// Deletes receipts created before `created_before`; returns how many.
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError>;
 
+    /// The stored answer under a receipt's key (also one past its expiry, until pruned).
+    async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError>;
+
+    /// Deletes stored answers that expired before `expired_before`; returns how many.
+    async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError>;
+
     /// An account by id.
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
 
@@ -555,6 +639,13 @@ pub trait MintStore: Send + Sync + 'static {
     /// The minted (`ISSUED`) quotes, summed per unit: all the value that ever came in. Reads
     /// every quote; for audits, not for the hot path.
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError>;
+
+    /// Whether other processes write to this store too (instances on one database). A
+    /// store only this process writes can tell that work recorded by an earlier process is
+    /// over (that process is gone); a shared one cannot.
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// Changes other processes make to this store, when it is shared (a database several
     /// instances use); `None` for a store only this process writes (the default).
