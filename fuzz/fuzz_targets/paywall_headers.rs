@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use coinslot_layer::{PassScope, PaywallLayer, Price, PriceTable};
+use coinslot_layer::{PassScope, PaywallLayer, Price, PriceTable, RequestBody};
 use http::{Request, Response};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
@@ -59,12 +59,11 @@ fuzz_target!(|data: &[u8]| {
         .body(Full::new(Bytes::from_static(b"{}")))
         .expect("request");
     request.headers_mut().insert(name, value);
-    let service = world
-        .layer
-        .clone()
-        .layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
+    let service = world.layer.clone().layer(tower::service_fn(
+        |_: Request<RequestBody<Full<Bytes>>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"served"))))
-        }));
+        },
+    ));
     let response = world
         .runtime
         .block_on(service.oneshot(request))

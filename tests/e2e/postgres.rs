@@ -11,6 +11,7 @@ use std::path::Path;
 use cdk::nuts::{ProofsMethods, State};
 use cdk::wallet::SendOptions;
 use coinslot_store_postgres::{PostgresOptions, PostgresStore};
+use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
 use coinslot_tests::wallet::{
     funded, get_json, mint_request, new_wallet, post_json, proof_states, random_seed, send,
     swap_request, token_proofs,
@@ -383,4 +384,89 @@ async fn a_websocket_on_one_instance_sees_what_the_other_did() {
     notified(&mut ws, "bolt11_mint_quote", "state", "ISSUED").await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// One token, 64 copies of one paid request split over two instances on one database: the
+/// upstream runs once; every other copy is told to wait (11002) or gets that run's answer,
+/// whichever instance it reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_payment_runs_once_across_two_instances() {
+    let Some(db) = Database::new() else { return };
+    let signals = Signals::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream_app(signals.clone());
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    let with_upstream = |dir: &Path| {
+        let mut config = db.config(dir);
+        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
+        config
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(with_upstream(dir_a.path()))
+        .await
+        .unwrap();
+    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+    // One service behind a load balancer: both instances go by the first one's URL.
+    let mut config_b = with_upstream(dir_b.path());
+    config_b.public_url = Some(a.url.clone());
+    let b = TestServer::start_with(config_b).await.unwrap();
+
+    let wallet = funded(&a.url, 10).await.unwrap();
+    let token = coinslot_tests::wallet::token(&wallet, 2).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let base = if i % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
+        let (client, token) = (client.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(format!("{base}/v1/run?wait_ms=300"))
+                .header("x-cashu", token)
+                .body("one job")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }));
+    }
+    let (mut answered, mut pending) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        match status {
+            200 => {
+                assert_eq!(json["run"], 1, "{body}");
+                answered += 1;
+            }
+            400 => {
+                assert_eq!(json["code"], 11002, "{body}");
+                pending += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(signals.runs(), 1, "two instances ran one payment twice");
+    assert!(answered >= 1);
+    assert_eq!(answered + pending, 64);
+    // Once it is done, both instances answer with the stored answer.
+    for base in [&a.url, &b.url] {
+        let response = client
+            .post(format!("{base}/v1/run?wait_ms=300"))
+            .header("x-cashu", &token)
+            .body("one job")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert_eq!((status.as_u16(), &json["run"]), (200, &1.into()), "{json}");
+    }
+    assert_eq!(signals.runs(), 1);
+    drop(dir_a);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use cdk::nuts::Token;
 use cdk::wallet::{ReceiveOptions, Wallet};
+use coinslot_tests::paymentauth::{challenge, credential};
 use coinslot_tests::proxy::ProxiedApp;
 use coinslot_tests::wallet::{balance, funded, token};
 use futures::StreamExt;
@@ -255,6 +256,7 @@ async fn several_upstreams_by_host_and_prefix() -> Result<()> {
             prefix: "/".into(),
             strip_prefix: false,
             unlisted: Unlisted::Deny,
+            retry: None,
             routes: vec![RouteConfig::paid("GET", "/search", 5)],
         };
         let by_prefix = UpstreamConfig {
@@ -523,4 +525,76 @@ fn app_pass_id(bought: &Value) -> String {
         .unwrap();
     let claims: Value = serde_json::from_slice(&claims).unwrap();
     claims["pid"].as_str().unwrap().to_owned()
+}
+
+/// The leak, through coinslotd in proxy mode: one 2-sat token and a POST whose runs
+/// the upstream counts. The identical request again gets the stored answer; bodies of the
+/// same length but other bytes are refused as spent; the upstream ran once. The same for a
+/// `Payment` credential with an `Idempotency-Key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_payment_buys_one_upstream_run_whatever_the_body() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 10).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/run", app.url());
+    let send = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let mut request = client.post(&url).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let code = |body: &str| serde_json::from_str::<Value>(body).unwrap()["code"].clone();
+
+    let t = token(&wallet, 2).await?;
+    let paid = || vec![("x-cashu", t.clone())];
+    let (status, first) = send(paid(), "body-aaaa").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(serde_json::from_str::<Value>(&first)?["run"], 1);
+    let (status, again) = send(paid(), "body-aaaa").await;
+    assert_eq!((status, again.as_str()), (200, first.as_str()));
+    for other in ["body-bbbb", "body-cccc", "body-dddd"] {
+        let (status, body) = send(paid(), other).await;
+        assert_eq!((status, code(&body)), (400, 11001.into()), "{body}");
+    }
+    assert_eq!(
+        app.signals.runs(),
+        1,
+        "one token bought more than one upstream run"
+    );
+
+    // The Payment scheme, with an Idempotency-Key.
+    let (status, headers, _) = {
+        let response = client.post(&url).body("body-eeee").send().await?;
+        let status = response.status().as_u16();
+        (status, response.headers().clone(), response.text().await?)
+    };
+    assert_eq!(status, 402);
+    let paying = token(&wallet, 2).await?;
+    let authorization = credential(&challenge(&headers), &paying);
+    let keyed = || {
+        vec![
+            ("authorization", authorization.clone()),
+            ("idempotency-key", "op-1".to_string()),
+        ]
+    };
+    let (status, first) = send(keyed(), "body-eeee").await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = send(keyed(), "body-eeee").await;
+    assert_eq!((status, again.as_str()), (200, first.as_str()));
+    for other in ["body-ffff", "body-gggg", "body-hhhh"] {
+        let (status, body) = send(keyed(), other).await;
+        assert_eq!(status, 402, "{body}");
+    }
+    assert_eq!(
+        app.signals.runs(),
+        2,
+        "one credential bought more than one upstream run"
+    );
+    assert_eq!(balance(&wallet).await?, 6, "two payments");
+    Ok(())
 }

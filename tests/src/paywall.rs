@@ -8,7 +8,10 @@
 //! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
 //! - `GET /metered?cost=N`: reserves 10, charges `N`;
 //! - `GET /credit`: 3 `credit` (a second unit of the mint);
-//! - `POST /echo`: 2, answers `{"body": <the body>, "runs": <how many times it ran>}`;
+//! - `POST /echo?wait_ms=N`: 2, answers `{"body": <the body>, "runs": <how many times any
+//!   echo ran>}` after N ms (see [`PaidApp::runs`]); `POST /echo-rerun` and
+//!   `/echo-never`: the same with [`Retry::Rerun`] and [`Retry::Never`]; `GET /big?bytes=N`:
+//!   2, N bytes of `x` (an echo run too);
 //! - `/vpn/…` (any method): pass scope `vpn`, 2 sat a minute; `/game/…`: pass scope `game`,
 //!   3 `credit` a minute; both answer with the pass they saw; passes are sold at `/pass`.
 
@@ -24,7 +27,7 @@ use coinslot::cashu::nuts::CurrencyUnit;
 use coinslot::crates::store_sled::SledStore;
 use coinslot::{
     Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PassScope, Passes, PaywallLayer,
-    Price, PriceTable, UnitConfig, ValidPass,
+    Price, PriceTable, Retry, UnitConfig, ValidPass,
 };
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
@@ -45,6 +48,12 @@ pub struct PaidAppOptions {
     pub pass_minute: Option<Duration>,
     /// How long a `Payment` challenge may be answered (default 5 min).
     pub payment_challenge_ttl: Option<Duration>,
+    /// The largest answer kept for retries (default 1 MiB).
+    pub max_stored_answer: Option<usize>,
+    /// How long retries are answered (default 10 min).
+    pub retry_window: Option<Duration>,
+    /// How long a run holds its payment without a sign of life (default 30 s).
+    pub run_lease: Option<Duration>,
 }
 
 /// A running paid app.
@@ -64,6 +73,7 @@ pub struct PaidApp {
     /// The mint's store (sled), whose commits can be made to fail.
     pub store: Arc<crate::flaky::FlakyStore>,
     gate: Arc<Semaphore>,
+    runs: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -89,6 +99,9 @@ fn pricing() -> PriceTable {
         .route("GET", "/fail", Price::sat(2))
         .route("GET", "/panic", Price::sat(2))
         .route("POST", "/echo", Price::sat(2))
+        .route("POST", "/echo-rerun", Price::sat(2).retry(Retry::Rerun))
+        .route("POST", "/echo-never", Price::sat(2).retry(Retry::Never))
+        .route("GET", "/big", Price::sat(2))
         .route("*", "/slow", Price::sat(2))
         .route("GET", "/gate", Price::sat(2))
         .route("GET", "/metered", Price::metered(10, CurrencyUnit::Sat))
@@ -154,6 +167,15 @@ impl PaidApp {
         if let Some(ttl) = options.payment_challenge_ttl {
             paywall = paywall.payment_challenge_ttl(ttl);
         }
+        if let Some(bytes) = options.max_stored_answer {
+            paywall = paywall.max_stored_answer(bytes);
+        }
+        if let Some(window) = options.retry_window {
+            paywall = paywall.retries(window, 2);
+        }
+        if let Some(lease) = options.run_lease {
+            paywall = paywall.run_lease(lease);
+        }
         let paywall = paywall
             .pass_scope(PassScope::new("vpn", Price::sat(2)).route("*", "/vpn/*"))
             .pass_scope(
@@ -175,7 +197,20 @@ impl PaidApp {
         let show_pass = |Extension(pass): Extension<ValidPass>| async move {
             Json(json!({ "pass": pass.id, "scope": pass.scope, "expires_at": pass.expires_at }))
         };
-        let echo_runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let echo_runs = Arc::clone(&runs);
+        let big_runs = Arc::clone(&runs);
+        let echo = move |Query(q): Query<std::collections::HashMap<String, String>>,
+                         body: String| {
+            let runs = Arc::clone(&echo_runs);
+            async move {
+                if let Some(ms) = q.get("wait_ms").and_then(|w| w.parse().ok()) {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                let runs = 1 + runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Json(json!({ "body": body, "runs": runs }))
+            }
+        };
         let gate = Arc::new(Semaphore::new(0));
         let gate_for_route = Arc::clone(&gate);
         let app = Router::new()
@@ -194,12 +229,21 @@ impl PaidApp {
                 get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "broken") }),
             )
             .route("/panic", get(panics))
+            .route("/echo", axum::routing::post(echo.clone()))
+            .route("/echo-rerun", axum::routing::post(echo.clone()))
+            .route("/echo-never", axum::routing::post(echo))
             .route(
-                "/echo",
-                axum::routing::post(move |body: String| {
-                    let runs = 1 + echo_runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    async move { Json(json!({ "body": body, "runs": runs })) }
-                }),
+                "/big",
+                get(
+                    move |Query(q): Query<std::collections::HashMap<String, String>>| {
+                        let runs = Arc::clone(&big_runs);
+                        async move {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let bytes = q.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0);
+                            "x".repeat(bytes)
+                        }
+                    },
+                ),
             )
             .route(
                 "/slow",
@@ -261,9 +305,15 @@ impl PaidApp {
             admin_key,
             store,
             gate,
+            runs,
             shutdown: Some(tx),
             task,
         })
+    }
+
+    /// How many times the echo and big handlers ran in this process.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Lets `n` requests waiting on `/gate` through.

@@ -1,5 +1,6 @@
 //! Harness for the reverse-proxy tests: a sample upstream API on `127.0.0.1:0` and a
-//! `coinslotd` in front of it with a price table.
+//! `coinslotd` in front of it with a price table. `/v1/run?wait_ms=N` (`POST` 2 sat) counts
+//! its runs ([`Signals::runs`]) and echoes the body.
 
 use std::sync::Arc;
 
@@ -24,6 +25,15 @@ pub struct Signals {
     pub release: Arc<Notify>,
     /// Fired by `/upload` once the first chunk of the request body arrived.
     pub first_chunk: Arc<Notify>,
+    /// How many times `/v1/run` ran.
+    pub runs: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Signals {
+    /// How many times the upstream's `/v1/run` ran.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -37,7 +47,27 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 pub fn upstream_app(signals: Signals) -> Router {
     let release = signals.release.clone();
     let first_chunk = signals.first_chunk.clone();
+    let runs = signals.runs.clone();
     Router::new()
+        .route(
+            "/v1/run",
+            axum::routing::any(
+                move |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >,
+                      body: String| {
+                    let runs = runs.clone();
+                    async move {
+                        // Counted as it starts: a run cut off while it waits still counts.
+                        let run = 1 + runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if let Some(ms) = q.get("wait_ms").and_then(|w| w.parse().ok()) {
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        }
+                        axum::Json(json!({ "body": body, "run": run }))
+                    }
+                },
+            ),
+        )
         .route(
             "/search",
             get(|headers: HeaderMap| async move {
@@ -116,6 +146,7 @@ pub fn upstream_config(url: &str) -> UpstreamConfig {
         prefix: "/".into(),
         strip_prefix: false,
         unlisted: coinslot_proxy::Unlisted::Deny,
+        retry: None,
         routes: vec![
             RouteConfig::paid("GET", "/search", 2),
             RouteConfig::free("GET", "/status"),
@@ -126,6 +157,7 @@ pub fn upstream_config(url: &str) -> UpstreamConfig {
             RouteConfig::paid("GET", "/boom", 5),
             RouteConfig::paid("GET", "/stream", 1),
             RouteConfig::paid("POST", "/upload", 1),
+            RouteConfig::paid("POST", "/v1/run", 2),
         ],
     }
 }

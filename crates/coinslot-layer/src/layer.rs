@@ -1,17 +1,22 @@
-//! [`PaywallLayer`]: the builder users configure, and the state every route shares.
+//! [`PaywallLayer`]: the builder users configure. It hands out the paywall's handles
+//! ([`Passes`](crate::pass::Passes), [`Sessions`](crate::session::Sessions), the pass
+//! purchase endpoint) and, as a tower [`Layer`], the [`Paywall`] service.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use coinslot_mint::cashu::mint_url::MintUrl;
 use coinslot_mint::Mint;
-use parking_lot::Mutex;
 use tower_layer::Layer;
 
-use crate::nut24::RequestEncoding;
-use crate::session::SessionKeys;
+use crate::hooks::PassHook;
+use crate::modes::pass::PassEndpoint;
+use crate::modes::session::Sessions;
+use crate::passes::Passes;
+use crate::pricing::PassScope;
+use crate::settings::{Ctx, Settings, Shared};
+use crate::wire::nut24::RequestEncoding;
 use crate::{Paywall, Pricing};
 
 /// A configuration value the layer cannot use.
@@ -26,63 +31,11 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Settings of a [`PaywallLayer`]; see the builder methods for each.
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub pricing: Arc<dyn Pricing>,
-    pub mint_url: MintUrl,
-    pub accepted_mints: Vec<MintUrl>,
-    pub require_lock: bool,
-    pub encoding: RequestEncoding,
-    pub session_path: String,
-    pub session_ttl: Duration,
-    pub min_deposit: u64,
-    pub timeout: Option<Duration>,
-    pub retry_window: Duration,
-    pub max_replays: u32,
-    pub receipt_retention: Duration,
-    pub max_token_len: usize,
-    /// A page where people buy ecash, named in 402 bodies.
-    pub topup_page: Option<String>,
-    /// Scopes sold as time passes.
-    pub passes: Vec<crate::pass::PassScope>,
-    /// Where passes are sold (named in answers; the server mounts the endpoint).
-    pub pass_path: String,
-    /// How long a pass minute lasts (shorter in tests).
-    pub pass_minute: Duration,
-    /// Told about pass purchases, extensions, expiries and revocations.
-    pub pass_hook: Option<Arc<dyn crate::pass::PassHook>>,
-    /// How long a `WWW-Authenticate: Payment` challenge may be answered.
-    pub payment_challenge_ttl: Duration,
-    /// The longest request body a `Payment` challenge is bound to (its `digest`).
-    pub payment_body_limit: usize,
-}
-
-impl Settings {
-    /// The pass scope a request with `method` on `path` belongs to.
-    pub fn pass_scope(&self, method: &http::Method, path: &str) -> Option<&crate::pass::PassScope> {
-        self.passes.iter().find(|s| s.matches(method, path))
-    }
-}
-
-/// State shared by every route the layer wraps: the mint, the session keys and the set of
-/// tokens whose request is running right now.
-pub(crate) struct Shared {
-    pub mint: Mint,
-    pub keys: SessionKeys,
-    pub pass_keys: crate::pass::PassKeys,
-    /// Binds `Payment` challenges (HMAC-SHA256), derived from the mint's seed.
-    pub payment_key: [u8; 32],
-    pub in_flight: Mutex<HashSet<[u8; 32]>>,
-    /// Responses to send again on an `Idempotency-Key` retry of a `Payment` credential.
-    pub stored: Arc<crate::stored::StoredResponses>,
-}
-
 /// The tower [`Layer`] that puts routes behind a paywall. See the [crate docs](crate).
 #[derive(Clone)]
 pub struct PaywallLayer {
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) shared: Arc<Shared>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for PaywallLayer {
@@ -99,51 +52,26 @@ impl PaywallLayer {
     /// reach at `mint_url` (named in every payment request and in change tokens).
     ///
     /// Defaults: tokens of `mint_url` only, no P2PK lock required, `creqA` requests,
-    /// sessions at `/cashu/session` valid for 24 hours, no handler timeout, retries of a
-    /// paid request honoured twice within 10 minutes, receipts kept for 24 hours.
+    /// sessions at `/cashu/session` valid for 24 hours, no handler timeout; a retry of a
+    /// paid request gets its stored answer (up to 1 MiB) within 10 minutes, and may run
+    /// again twice where the route's [`Retry`](crate::Retry) rule allows it; receipts are
+    /// kept for 24 hours.
     ///
-    /// Must be called inside a tokio runtime: it starts a task that prunes old receipts.
+    /// Applying the layer (inside a tokio runtime) starts a task that prunes old receipts
+    /// and expired answers, with the settings the layer has then.
     pub fn new(mint: Mint, mint_url: &str, pricing: impl Pricing) -> Result<Self, ConfigError> {
-        let mint_url = parse_mint_url(mint_url)?;
-        let keys = SessionKeys::new(&mint.derive_secret("session-jwt/v1"));
-        let pass_keys = crate::pass::PassKeys::new(&mint.derive_secret("pass-jwt/v1"));
-        let settings = Settings {
-            pricing: Arc::new(pricing),
-            accepted_mints: vec![mint_url.clone()],
-            mint_url,
-            require_lock: false,
-            encoding: RequestEncoding::CreqA,
-            session_path: "/cashu/session".into(),
-            session_ttl: Duration::from_secs(24 * 3600),
-            min_deposit: 1,
-            timeout: None,
-            retry_window: Duration::from_secs(600),
-            max_replays: 2,
-            receipt_retention: Duration::from_secs(24 * 3600),
-            max_token_len: 64 * 1024,
-            topup_page: None,
-            passes: Vec::new(),
-            pass_path: "/pass".into(),
-            pass_minute: Duration::from_secs(60),
-            pass_hook: None,
-            payment_challenge_ttl: crate::paymentauth::CHALLENGE_TTL,
-            payment_body_limit: 1 << 20,
-        };
-        let payment_key = mint.derive_secret("paymentauth-hmac/v1");
-        let shared = Arc::new(Shared {
-            mint,
-            keys,
-            pass_keys,
-            payment_key,
-            in_flight: Mutex::new(HashSet::new()),
-            stored: Arc::default(),
-        });
-        let layer = Self {
+        let settings = Settings::new(Arc::new(pricing), parse_mint_url(mint_url)?);
+        Ok(Self {
             settings: Arc::new(settings),
-            shared,
-        };
-        layer.spawn_pruner();
-        Ok(layer)
+            shared: Arc::new(Shared::new(mint)),
+        })
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            settings: Arc::clone(&self.settings),
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     fn update(mut self, change: impl FnOnce(&mut Settings)) -> Self {
@@ -191,13 +119,29 @@ impl PaywallLayer {
         self.update(|s| s.timeout = Some(timeout))
     }
 
-    /// How long, and how often, a client may repeat a paid request with the same token
-    /// after losing the response, without paying again.
-    pub fn retries(self, window: Duration, max_replays: u32) -> Self {
+    /// How long a client may repeat a paid request with the same payment after losing its
+    /// answer (the stored answer is kept that long; default 10 minutes), and how many times
+    /// such a retry may run the handler again on routes whose [`Retry`](crate::Retry) rule
+    /// allows it (default 2).
+    pub fn retries(self, window: Duration, max_reruns: u32) -> Self {
         self.update(|s| {
             s.retry_window = window;
-            s.max_replays = max_replays;
+            s.max_reruns = max_reruns;
         })
+    }
+
+    /// The largest answer body kept for retries (default 1 MiB). A bigger answer is not
+    /// kept: its retry runs again where the route allows it (`GET`, `HEAD` by default), and
+    /// is refused as spent otherwise.
+    pub fn max_stored_answer(self, bytes: usize) -> Self {
+        self.update(|s| s.max_stored_answer = bytes)
+    }
+
+    /// How long a paid run holds its payment without a sign of life (default 30 s; a run
+    /// renews it while it works). When it runs out with no answer recorded (the instance
+    /// that ran it died), a retry runs it again where the route allows it, or refunds it.
+    pub fn run_lease(self, lease: Duration) -> Self {
+        self.update(|s| s.run_lease = lease.max(Duration::from_secs(2)))
     }
 
     /// How long receipts (what each token paid for) are kept.
@@ -219,7 +163,7 @@ impl PaywallLayer {
 
     /// Sells time passes for `scope`'s routes (see [`crate::pass`]); call once per scope.
     /// Its routes are then opened by a pass, whatever the pricing says about them.
-    pub fn pass_scope(self, scope: crate::pass::PassScope) -> Self {
+    pub fn pass_scope(self, scope: PassScope) -> Self {
         self.update(|s| s.passes.push(scope))
     }
 
@@ -251,16 +195,13 @@ impl PaywallLayer {
     /// Runs `hook` on pass purchases and extensions (a failed purchase hook refunds), and,
     /// with [`Passes::spawn_watcher`](crate::pass::Passes::spawn_watcher), on expiries and
     /// revocations.
-    pub fn pass_hook(self, hook: Arc<dyn crate::pass::PassHook>) -> Self {
+    pub fn pass_hook(self, hook: Arc<dyn PassHook>) -> Self {
         self.update(|s| s.pass_hook = Some(hook))
     }
 
     /// The passes: check, sell, revoke (for a proxy or an admin API).
-    pub fn passes(&self) -> crate::pass::Passes {
-        crate::pass::Passes {
-            settings: Arc::clone(&self.settings),
-            shared: Arc::clone(&self.shared),
-        }
+    pub fn passes(&self) -> Passes {
+        Passes { ctx: self.ctx() }
     }
 
     /// The mint this paywall redeems against.
@@ -269,16 +210,14 @@ impl PaywallLayer {
     }
 
     /// The prepaid sessions: check a credential, debit it (for a proxy charging per byte).
-    pub fn sessions(&self) -> crate::session::Sessions {
-        crate::session::Sessions {
-            shared: Arc::clone(&self.shared),
-        }
+    pub fn sessions(&self) -> Sessions {
+        Sessions { ctx: self.ctx() }
     }
 
     /// The purchase endpoint (`POST` with `X-Cashu`), a tower service to mount at the pass
     /// path: `router.route_service("/pass", layer.pass_endpoint())`.
-    pub fn pass_endpoint(&self) -> crate::pass::PassEndpoint {
-        crate::pass::PassEndpoint {
+    pub fn pass_endpoint(&self) -> PassEndpoint {
+        PassEndpoint {
             passes: self.passes(),
         }
     }
@@ -290,17 +229,28 @@ impl PaywallLayer {
         };
         let shared: Weak<Shared> = Arc::downgrade(&self.shared);
         let retention = self.settings.receipt_retention;
+        // Answers are big and short-lived: pruned often; receipts once an hour.
+        let every = (self.settings.retry_window / 4).clamp(Duration::from_secs(1), PRUNE_EVERY);
         runtime.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            let mut tick = tokio::time::interval(every);
+            let mut last_receipts = 0;
             loop {
                 tick.tick().await;
                 let Some(shared) = shared.upgrade() else {
                     break;
                 };
-                let cutoff = coinslot_mint::unix_now().saturating_sub(retention.as_secs());
-                match shared.mint.prune_receipts(cutoff).await {
-                    Ok(pruned) => tracing::debug!(pruned, "pruned receipts"),
-                    Err(err) => tracing::warn!(error = %err, "could not prune receipts"),
+                let now = coinslot_mint::unix_now();
+                match shared.mint.prune_answers(now).await {
+                    Ok(pruned) => tracing::debug!(pruned, "pruned stored answers"),
+                    Err(err) => tracing::warn!(error = %err, "could not prune stored answers"),
+                }
+                if now.saturating_sub(last_receipts) >= 3600 {
+                    last_receipts = now;
+                    let cutoff = now.saturating_sub(retention.as_secs());
+                    match shared.mint.prune_receipts(cutoff).await {
+                        Ok(pruned) => tracing::debug!(pruned, "pruned receipts"),
+                        Err(err) => tracing::warn!(error = %err, "could not prune receipts"),
+                    }
                 }
             }
         });
@@ -311,14 +261,54 @@ fn parse_mint_url(url: &str) -> Result<MintUrl, ConfigError> {
     MintUrl::from_str(url).map_err(|e| ConfigError(format!("invalid mint URL `{url}`: {e}")))
 }
 
+/// The longest pause between two prunings of stored answers.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 impl<S> Layer<S> for PaywallLayer {
     type Service = Paywall<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.shared.pruning.call_once(|| self.spawn_pruner());
         Paywall {
             inner,
-            settings: Arc::clone(&self.settings),
-            shared: Arc::clone(&self.shared),
+            ctx: self.ctx(),
         }
     }
+}
+
+impl Settings {
+    /// The defaults (see [`PaywallLayer::new`]).
+    fn new(pricing: Arc<dyn Pricing>, mint_url: MintUrl) -> Self {
+        Settings {
+            pricing,
+            accepted_mints: vec![mint_url.clone()],
+            mint_url,
+            require_lock: false,
+            encoding: RequestEncoding::CreqA,
+            session_path: "/cashu/session".into(),
+            session_ttl: Duration::from_secs(24 * 3600),
+            min_deposit: 1,
+            timeout: None,
+            retry_window: Duration::from_secs(600),
+            max_reruns: 2,
+            max_stored_answer: 1 << 20,
+            run_lease: Duration::from_secs(30),
+            receipt_retention: Duration::from_secs(24 * 3600),
+            max_token_len: 64 * 1024,
+            topup_page: None,
+            passes: Vec::new(),
+            pass_path: "/pass".into(),
+            pass_minute: Duration::from_secs(60),
+            pass_hook: None,
+            payment_challenge_ttl: crate::wire::payment::CHALLENGE_TTL,
+            payment_body_limit: 1 << 20,
+        }
+    }
+}
+
+/// Settings with the defaults, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_settings() -> Settings {
+    let url = parse_mint_url("http://127.0.0.1:3338").unwrap_or_else(|e| panic!("{e:?}"));
+    Settings::new(Arc::new(crate::Price::sat(1)), url)
 }

@@ -1,5 +1,5 @@
-//! What the layer tells the handler ([`Paid`]) and what a metered handler tells the layer
-//! ([`Charge`]).
+//! What the layer tells the handler ([`Paid`], [`ValidPass`]) and what a metered handler
+//! tells the layer ([`Charge`]).
 
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Id};
 
@@ -26,9 +26,41 @@ pub struct Paid {
     pub session: Option<String>,
     /// Whether the price is metered: report the actual cost with [`Charge`].
     pub metered: bool,
-    /// Whether this is a retry of a request the same token already paid for (the client
-    /// lost the first response). It was not charged again.
+    /// Whether this run is a rerun: a retry of a request the same payment already paid
+    /// for, on a route whose [`Retry`](crate::Retry) rule runs it again. It was not charged
+    /// again.
     pub replay: bool,
+}
+
+/// Request extension on requests a time pass opened (or bought): the pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidPass {
+    /// The pass id.
+    pub id: String,
+    /// Its scope.
+    pub scope: String,
+    /// When it runs out, Unix seconds.
+    pub expires_at: u64,
+    /// The key its buyer sent, if any.
+    pub client_key: Option<String>,
+}
+
+impl From<coinslot_mint::PassRecord> for ValidPass {
+    fn from(record: coinslot_mint::PassRecord) -> Self {
+        Self {
+            id: record.id,
+            scope: record.scope,
+            expires_at: record.expires_at,
+            client_key: record.client_key,
+        }
+    }
+}
+
+impl ValidPass {
+    /// Seconds left at `now`.
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
 }
 
 /// Response extension a metered handler sets to the actual cost (at most the reservation;

@@ -1,13 +1,77 @@
-//! What a request costs: [`Price`], the [`Pricing`] trait, and a [`PriceTable`] of routes.
+//! What a request costs: [`Price`] (with its [`Retry`] rule), the [`Pricing`] trait, a
+//! [`PriceTable`] of routes, and the [`PassScope`]s sold by the minute.
 //!
 //! A pricing sees the request head (method, URI, headers, extensions) and answers `None` for
 //! a free request. Three kinds come ready: one fixed [`Price`] for every request, a
 //! [`PriceTable`] by method and path pattern, and any closure
 //! `Fn(&http::request::Parts) -> Option<Price>` for dynamic prices.
 
+use std::str::FromStr;
+
 use coinslot_mint::cashu::nuts::CurrencyUnit;
 use http::request::Parts;
 use http::Method;
+
+/// How a retry of a paid request is served: the same payment sent again with the same
+/// request (method, path, query, body, `Idempotency-Key`), because the client lost the
+/// answer. A retry never buys a second run unless the route says [`Retry::Rerun`]; a
+/// retry of another request with the same payment is refused as spent (`11001`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retry {
+    /// The answer the first run gave, byte for byte, without running the handler again
+    /// (the default). It is kept up to the layer's size limit; when it was too big to keep
+    /// (or its stream never ended), a `GET` or `HEAD` runs again and other methods are
+    /// refused as spent.
+    #[default]
+    Stored,
+    /// Runs the handler again, without a second charge (up to the layer's rerun limit):
+    /// for idempotent handlers whose answers need not be kept.
+    Rerun,
+    /// Never: a retry is refused as spent.
+    Never,
+}
+
+impl Retry {
+    /// The name in configuration files: `stored`, `rerun`, `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retry::Stored => "stored",
+            Retry::Rerun => "rerun",
+            Retry::Never => "never",
+        }
+    }
+
+    /// Whether a retry of a request with `method` may run the handler again when no answer
+    /// was kept for it.
+    pub fn may_rerun(self, method: &Method) -> bool {
+        match self {
+            Retry::Rerun => true,
+            Retry::Never => false,
+            Retry::Stored => method == Method::GET || method == Method::HEAD,
+        }
+    }
+
+    /// Whether the answer is kept for retries.
+    pub fn stores(self) -> bool {
+        self == Retry::Stored
+    }
+}
+
+impl FromStr for Retry {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "stored" => Ok(Retry::Stored),
+            "rerun" => Ok(Retry::Rerun),
+            "never" => Ok(Retry::Never),
+            other => Err(format!(
+                "retry `{other}`: expected \"stored\", \"rerun\" or \"never\""
+            )),
+        }
+    }
+}
 
 /// How a price is charged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +93,8 @@ pub struct Price {
     pub unit: CurrencyUnit,
     /// Fixed or metered.
     pub mode: PriceMode,
+    /// How a retry of a request paid at this price is served.
+    pub retry: Retry,
 }
 
 impl Price {
@@ -38,6 +104,7 @@ impl Price {
             amount,
             unit,
             mode: PriceMode::Fixed,
+            retry: Retry::Stored,
         }
     }
 
@@ -49,10 +116,22 @@ impl Price {
     /// A metered price: reserve `max` in `unit`, charge what the handler reports.
     pub fn metered(max: u64, unit: CurrencyUnit) -> Self {
         Self {
-            amount: max,
-            unit,
             mode: PriceMode::Metered,
+            ..Self::new(max, unit)
         }
+    }
+
+    /// The same price with another [`Retry`] rule.
+    ///
+    /// ```
+    /// use coinslot_layer::{Price, Retry};
+    ///
+    /// // An image generator: a lost answer is not kept, and a retry does not run it again.
+    /// let price = Price::sat(50).retry(Retry::Never);
+    /// # let _ = price;
+    /// ```
+    pub fn retry(self, retry: Retry) -> Self {
+        Self { retry, ..self }
     }
 
     /// Whether this price is metered.
@@ -258,6 +337,77 @@ impl Pattern {
     }
 }
 
+/// A set of routes one time pass opens, and its price per minute (see
+/// [`crate::pass`]).
+///
+/// ```
+/// use coinslot_layer::pass::PassScope;
+/// use coinslot_layer::Price;
+///
+/// // 1 sat per minute for everything under /vpn.
+/// let scope = PassScope::new("vpn", Price::sat(1)).route("*", "/vpn/*");
+/// # let _ = scope;
+/// ```
+#[derive(Debug, Clone)]
+pub struct PassScope {
+    name: String,
+    price: Price,
+    routes: Vec<(Option<Method>, Pattern)>,
+}
+
+impl PassScope {
+    /// A scope called `name` (it is written into its passes) costing `price_per_minute`.
+    pub fn new(name: &str, price_per_minute: Price) -> Self {
+        Self {
+            name: name.to_string(),
+            price: price_per_minute,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Adds `method` (or `"*"`) on paths matching `pattern` (as in [`PriceTable`]).
+    ///
+    /// # Panics
+    /// If `method` is not an HTTP method; [`PassScope::try_route`] returns the error.
+    #[allow(clippy::panic)] // documented: scopes are built at start-up
+    pub fn route(self, method: &str, pattern: &str) -> Self {
+        match self.try_route(method, pattern) {
+            Ok(scope) => scope,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Like [`PassScope::route`], returning an error for an invalid method.
+    pub fn try_route(mut self, method: &str, pattern: &str) -> Result<Self, String> {
+        let method =
+            match method {
+                "*" | "" => None,
+                m => Some(Method::from_str(&m.to_ascii_uppercase()).map_err(|_| {
+                    format!("invalid HTTP method `{m}` in pass scope {}", self.name)
+                })?),
+            };
+        self.routes.push((method, Pattern::parse(pattern)));
+        Ok(self)
+    }
+
+    /// The scope's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The price of one minute.
+    pub fn price(&self) -> &Price {
+        &self.price
+    }
+
+    /// Whether a request with `method` on `path` is one of this scope's.
+    pub fn matches(&self, method: &Method, path: &str) -> bool {
+        self.routes
+            .iter()
+            .any(|(m, pattern)| m.as_ref().is_none_or(|m| m == method) && pattern.matches(path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +467,22 @@ mod tests {
             .try_route("GE T", "/", None)
             .expect_err("invalid method");
         assert!(err.contains("GE T"), "{err}");
+    }
+
+    #[test]
+    fn retry_rules_parse_and_decide_reruns() {
+        assert_eq!("never".parse::<Retry>(), Ok(Retry::Never));
+        assert!("sometimes"
+            .parse::<Retry>()
+            .unwrap_err()
+            .contains("sometimes"));
+        assert!(Retry::Stored.may_rerun(&Method::GET));
+        assert!(Retry::Stored.may_rerun(&Method::HEAD));
+        assert!(!Retry::Stored.may_rerun(&Method::POST));
+        assert!(Retry::Rerun.may_rerun(&Method::POST));
+        assert!(!Retry::Never.may_rerun(&Method::GET));
+        assert_eq!(Price::sat(2).retry, Retry::Stored);
+        assert_eq!(Price::sat(2).retry(Retry::Never).retry, Retry::Never);
     }
 
     #[test]

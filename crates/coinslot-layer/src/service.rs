@@ -1,29 +1,34 @@
-//! [`Paywall`]: the middleware service.
+//! [`Paywall`]: the middleware service. It prices the request, finds the way it pays, and
+//! hands it to that mode; free requests go straight to the inner service.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use coinslot_mint::Event;
+use http::{HeaderMap, Method, Request, Response};
 use tower_service::Service;
 
+use crate::body::{BoxError, RequestBody};
+use crate::challenge;
 use crate::future::ResponseFuture;
-use crate::layer::{Settings, Shared};
-use crate::{paywall, ResponseBody};
+use crate::modes::{credential, pass, session, token};
+use crate::settings::Ctx;
+use crate::wire::errors::{refusal, Rejection, Reply};
+use crate::wire::nut24::TokenSource;
+use crate::wire::payment::{Credential, Problem};
+use crate::{PassScope, Price, ResponseBody};
 
 /// Middleware that charges for requests; built by [`PaywallLayer`](crate::PaywallLayer).
 pub struct Paywall<S> {
     pub(crate) inner: S,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) ctx: Ctx,
 }
 
 impl<S: Clone> Clone for Paywall<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            settings: Arc::clone(&self.settings),
-            shared: Arc::clone(&self.shared),
+            ctx: self.ctx.clone(),
         }
     }
 }
@@ -36,13 +41,87 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Paywall<S> {
     }
 }
 
+/// What a request that costs something asks for.
+enum Charge {
+    /// A price per request.
+    Price(Price),
+    /// A pass of this scope (time).
+    Scope(PassScope),
+    /// The session endpoints.
+    Sessions,
+}
+
+/// The payment a request carries.
+enum Carried {
+    Pass(String),
+    Credential(Box<Result<Credential, Problem>>),
+    Token(String, TokenSource),
+    Session(String),
+    Nothing,
+    /// A payment header that cannot be read.
+    Unreadable(Rejection),
+}
+
+/// Finds the payment in `headers`, in order of precedence: a pass (only on a pass scope's
+/// routes), a `Payment` credential, a token, a session credential. A header that is there
+/// but cannot be read is refused.
+fn carried(headers: &HeaderMap, passes: bool) -> Carried {
+    find(headers, passes).unwrap_or_else(Carried::Unreadable)
+}
+
+fn find(headers: &HeaderMap, passes: bool) -> Result<Carried, Rejection> {
+    let malformed = |err: crate::wire::nut24::HeaderError| Rejection::bad_request(err.0);
+    if passes {
+        if let Some(found) = pass::find(headers).map_err(malformed)? {
+            return Ok(Carried::Pass(found.to_string()));
+        }
+    }
+    if let Some(found) = credential::find(headers) {
+        return Ok(Carried::Credential(Box::new(found)));
+    }
+    if let Some((found, source)) = token::find(headers).map_err(malformed)? {
+        return Ok(Carried::Token(found, source));
+    }
+    if let Some(found) = session::find(headers).map_err(malformed)? {
+        return Ok(Carried::Session(found.to_string()));
+    }
+    Ok(Carried::Nothing)
+}
+
+impl<S> Paywall<S> {
+    /// What the request costs; `None` when it is free.
+    fn charge(&self, parts: &http::request::Parts) -> Option<Charge> {
+        let settings = &self.ctx.settings;
+        // CORS preflights never carry payment and must not be refused, whatever the table says.
+        if parts.method == Method::OPTIONS {
+            return None;
+        }
+        let path = parts.uri.path();
+        if let Some(scope) = settings.pass_scope(&parts.method, path) {
+            return Some(Charge::Scope(scope.clone()));
+        }
+        if settings.is_session_path(path) {
+            return Some(Charge::Sessions);
+        }
+        settings
+            .pricing
+            .price(parts)
+            .filter(|price| price.amount > 0)
+            .map(Charge::Price)
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Paywall<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display + Send + 'static,
-    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
     ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -54,40 +133,74 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let settings = &self.settings;
-        if request.method() != http::Method::OPTIONS {
-            let scope = settings.pass_scope(request.method(), request.uri().path());
-            if let Some(scope) = scope.cloned() {
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                let (settings, shared) = (Arc::clone(&self.settings), Arc::clone(&self.shared));
-                return ResponseFuture::paid(Box::pin(paywall::passed(
-                    settings, shared, inner, request, scope,
-                )));
-            }
-        }
-        let session_endpoint = paywall::is_session_path(settings, request.uri().path());
         let (parts, body) = request.into_parts();
-        // CORS preflights never carry payment and must not be refused, whatever the table says.
-        let price = if session_endpoint || parts.method == http::Method::OPTIONS {
-            None
-        } else {
-            settings.pricing.price(&parts).filter(|p| p.amount > 0)
-        };
+        let charge = self.charge(&parts);
         let request = Request::from_parts(parts, body);
-        if !session_endpoint && price.is_none() {
-            return ResponseFuture::free(self.inner.call(request));
-        }
+        let Some(charge) = charge else {
+            return ResponseFuture::free(self.inner.call(request.map(RequestBody::plain)));
+        };
         // The clone takes the place of the service that was polled ready (tower's rule).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let settings = Arc::clone(&self.settings);
-        let shared = Arc::clone(&self.shared);
-        let future = match price {
-            Some(price) => Box::pin(paywall::paid(settings, shared, inner, request, price))
-                as futures::future::BoxFuture<'static, _>,
-            None => Box::pin(paywall::session_endpoint(settings, shared, request)),
-        };
-        ResponseFuture::paid(future)
+        let ctx = self.ctx.clone();
+        ResponseFuture::paid(Box::pin(async move {
+            Ok(dispatch(ctx, inner, request, charge).await)
+        }))
     }
+}
+
+/// Hands a request that costs something to the mode of the payment it carries (one line
+/// per mode); a request that carries none gets a `402`. Refusals go to the activity feed.
+async fn dispatch<S, ReqBody, ResBody>(
+    ctx: Ctx,
+    inner: S,
+    request: Request<ReqBody>,
+    charge: Charge,
+) -> Reply<ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let mint = ctx.mint().clone();
+    let passes = matches!(charge, Charge::Scope(_));
+    let carried = carried(request.headers(), passes);
+    let reply = match (charge, carried) {
+        (Charge::Sessions, _) => return session::endpoint(ctx, request).await,
+        (_, Carried::Unreadable(rejection)) => rejection.into_response(),
+        (Charge::Price(price), Carried::Credential(found)) => match *found {
+            Ok(found) => credential::pay(ctx, inner, request, price, found).await,
+            Err(problem) => credential::unreadable(&ctx, request, &price, problem).await,
+        },
+        (Charge::Price(price), Carried::Token(found, source)) => {
+            token::pay(ctx, inner, request, price, found, source).await
+        }
+        (Charge::Price(price), Carried::Session(found)) => {
+            session::pay(ctx, inner, request, price, found).await
+        }
+        (Charge::Price(price), Carried::Pass(_) | Carried::Nothing) => {
+            let (parts, body) = request.into_parts();
+            challenge::payment_required(&ctx, &price, &parts, body, None).await
+        }
+        (Charge::Scope(scope), Carried::Pass(found)) => {
+            pass::open(ctx, inner, request, scope, found).await
+        }
+        (Charge::Scope(scope), Carried::Credential(found)) => match *found {
+            Ok(found) => credential::buy_pass(ctx, inner, request, scope, found).await,
+            Err(problem) => credential::unreadable(&ctx, request, scope.price(), problem).await,
+        },
+        (Charge::Scope(scope), Carried::Token(found, source)) => {
+            token::buy_pass(ctx, inner, request, scope, found, source).await
+        }
+        (Charge::Scope(scope), Carried::Session(_) | Carried::Nothing) => {
+            pass::payment_required(&ctx, request, &scope).await
+        }
+    };
+    if let Some(reason) = refusal(&reply) {
+        mint.record(Event::Refused { reason });
+    }
+    reply
 }

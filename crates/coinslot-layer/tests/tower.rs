@@ -1,12 +1,12 @@
-//! The layer on a plain tower service (no axum): its own request body type (any that can
-//! be built from `Bytes`) and response body type.
+//! The layer on a plain tower service (no axum): it gets the client's body type wrapped
+//! in the layer's `RequestBody`, and answers with its own response body type.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coinslot_layer::{PaywallLayer, Price, PriceTable};
+use coinslot_layer::{PaywallLayer, Price, PriceTable, RequestBody};
 use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -31,7 +31,7 @@ async fn wraps_any_tower_service_with_its_own_body_types() {
         .route("POST", "/paid", Price::sat(3));
     let service = ServiceBuilder::new()
         .layer(PaywallLayer::new(mint().await, "http://127.0.0.1:1", pricing).unwrap())
-        .service(service_fn(|_: Request<Full<Bytes>>| async {
+        .service(service_fn(|_: Request<RequestBody<Full<Bytes>>>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
         }));
 

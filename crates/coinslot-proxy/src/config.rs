@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use coinslot_layer::cashu::nuts::CurrencyUnit;
-use coinslot_layer::{Price, PriceTable};
+use coinslot_layer::{Price, PriceTable, Retry};
 use serde::{Deserialize, Serialize};
 
 /// Header prefix telling the upstream what was paid: `-Amount`, `-Unit`, `-Mode`, `-Via`.
@@ -75,6 +75,11 @@ pub struct UpstreamConfig {
     /// What happens to a request no route matches.
     #[serde(default)]
     pub unlisted: Unlisted,
+    /// How retries of paid requests are served on this upstream's routes, unless a route
+    /// says otherwise: `stored` (the default: the answer is kept and sent again, nothing
+    /// runs twice), `rerun` (the upstream is called again, no second charge) or `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
     /// Prices by method and path; the first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -120,6 +125,9 @@ pub struct RouteConfig {
     /// Shown to people on the top-up page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How a retry of a paid request is served (the upstream's `retry` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
 }
 
 fn any_method() -> String {
@@ -151,6 +159,7 @@ impl RouteConfig {
             metered: false,
             free: false,
             description: None,
+            retry: None,
         }
     }
 
@@ -163,13 +172,19 @@ impl RouteConfig {
         }
     }
 
-    /// The price of this route (`None`: free), checked against the units the mint issues.
+    /// The price of this route (`None`: free), checked against the units the mint issues;
+    /// `retry` is the upstream's rule, used when the route names none.
     pub fn to_price(
         &self,
         key: &str,
         units: &[CurrencyUnit],
+        retry: Retry,
     ) -> Result<Option<Price>, ProxyConfigError> {
         let err = |msg: String| Err(ProxyConfigError(format!("{key}: {msg}")));
+        if self.free && self.retry.is_some() {
+            return err("`retry` is for paid routes; a free route has nothing to retry".into());
+        }
+        let retry = self.retry.unwrap_or(retry);
         match (self.free, self.price) {
             (true, Some(_)) => {
                 err("a route is either `free = true` or has a `price`, not both".into())
@@ -191,11 +206,12 @@ impl RouteConfig {
                             known.join(", ")
                         ))
                     })?;
-                Ok(Some(if self.metered {
+                let price = if self.metered {
                     Price::metered(amount, unit)
                 } else {
                     Price::new(amount, unit)
-                }))
+                };
+                Ok(Some(price.retry(retry)))
             }
         }
     }
@@ -217,7 +233,7 @@ impl UpstreamConfig {
                     route.path
                 )));
             }
-            let price = route.to_price(&route_key, units)?;
+            let price = route.to_price(&route_key, units, self.retry.unwrap_or_default())?;
             table = table
                 .try_route(&route.method, &route.path, price)
                 .map_err(|e| ProxyConfigError(format!("{route_key}.method: {e}")))?;

@@ -117,7 +117,12 @@ impl Proxy {
     }
 }
 
-impl Service<Request<Body>> for Proxy {
+/// Any request body (the paywall's, axum's): streamed to the upstream as it arrives.
+impl<B> Service<Request<B>> for Proxy
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -126,9 +131,9 @@ impl Service<Request<Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.forward(request).await) })
+        Box::pin(async move { Ok(this.forward(request.map(Body::new)).await) })
     }
 }
 

@@ -279,6 +279,7 @@ mod tests {
             prefix: prefix.into(),
             strip_prefix: true,
             unlisted: Unlisted::Deny,
+            retry: None,
             routes: vec![
                 RouteConfig::paid("GET", "/api/search", 2),
                 RouteConfig::free("*", "/api/free"),

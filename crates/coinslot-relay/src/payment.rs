@@ -28,7 +28,7 @@ use coinslot_layer::nut24::payment_request;
 use coinslot_layer::Price;
 use coinslot_mint::cashu::mint_url::MintUrl;
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Token};
-use coinslot_mint::{Error, Mint, Payment};
+use coinslot_mint::{Error, Mint, Payment, Purchase};
 use nostr_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -216,11 +216,12 @@ impl Cashier {
         })?;
         let payment = Payment {
             unit: self.prices.currency_unit(),
-            amount: price,
-            deposit: Some(account.to_string()),
+            buys: Purchase::Deposit {
+                account: account.to_string(),
+                min: price,
+            },
             require_lock: self.require_lock,
             receipt: None,
-            pass: None,
         };
         match self.mint.redeem(proofs, payment).await {
             Ok(redeemed) => Ok(redeemed.kept),

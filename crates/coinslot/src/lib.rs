@@ -4,7 +4,8 @@
 //!
 //! - [`PaywallLayer`]: a tower layer (NUT-24) that answers unpaid requests with `402` and a
 //!   payment request, and redeems `X-Cashu` tokens locally, with change, metered prices,
-//!   refunds, idempotent retries, prepaid sessions and time passes (from
+//!   refunds, retries answered from the stored answer (one payment, one run), prepaid
+//!   sessions and time passes (from
 //!   [`coinslot_layer`]);
 //! - [`EmbeddedMint`]: the closed-loop mint those tokens come from, with its seed and sled
 //!   store in one data directory (from [`coinslot_mint`] and [`coinslot_store_sled`]);
@@ -37,7 +38,8 @@ pub use coinslot_http::{router as mint_api, HttpOptions};
 pub use coinslot_layer::{
     cashu, nut24, pass, pricing, session, Charge, ConfigError, Paid, PassEndpoint, PassEvent,
     PassEventKind, PassHook, PassScope, Passes, Paywall, PaywallLayer, Price, PriceMode,
-    PriceTable, Pricing, RequestEncoding, ResponseBody, ResponseFuture, ValidPass,
+    PriceTable, Pricing, RequestBody, RequestEncoding, ResponseBody, ResponseFuture, Retry,
+    ValidPass,
 };
 pub use coinslot_mint::{
     FakeBackend, FakeBackendConfig, Mint, MintConfig, MintSeed, PaymentBackend, UnitConfig,

@@ -250,7 +250,15 @@ pub fn apps(
         .require_lock(config.paywall.require_lock)
         .session_ttl(Duration::from_secs(config.paywall.session_ttl_secs))
         .min_deposit(config.paywall.min_deposit)
-        .timeout(Duration::from_secs(config.paywall.timeout_secs));
+        .timeout(Duration::from_secs(config.paywall.timeout_secs))
+        .retries(
+            Duration::from_secs(config.paywall.retry_window_secs),
+            config.paywall.max_reruns,
+        )
+        .max_stored_answer(
+            usize::try_from(config.paywall.max_stored_answer_bytes).unwrap_or(usize::MAX),
+        )
+        .run_lease(Duration::from_secs(config.paywall.run_lease_secs));
     if config.topup.enabled {
         paywall = paywall.topup_page(&format!("{public_url}{}", config.topup.path));
     }

@@ -47,7 +47,7 @@ fn write_config(dir: &Path, top: &str, store: &str, upstream: &str) -> std::path
     std::fs::write(
         &config,
         format!(
-            "{top}[limits]\nper_ip_per_minute = 0\n{store}\n\
+            "{top}[limits]\nper_ip_per_minute = 0\n[paywall]\nrun_lease_secs = 2\n{store}\n\
              [[proxy.upstreams]]\nname = \"api\"\nurl = \"{upstream}\"\n\
              routes = [{{ method = \"GET\", path = \"/search\", price = {PRICE}, unit = \"sat\" }}]\n"
         ),
@@ -58,9 +58,13 @@ fn write_config(dir: &Path, top: &str, store: &str, upstream: &str) -> std::path
 
 /// The sample upstream the paid requests reach.
 async fn upstream() -> String {
+    upstream_with(Default::default()).await
+}
+
+async fn upstream_with(signals: coinslot_tests::proxy::Signals) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = coinslot_tests::proxy::upstream_app(Default::default());
+    let app = coinslot_tests::proxy::upstream_app(signals);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -202,7 +206,7 @@ async fn pay(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = response.text().await?;
-    if status != 200 {
+    if status != 200 && !body.contains("11002") {
         eprintln!("payment answered {status}: {body}");
     }
     Ok((status, change))
@@ -458,7 +462,15 @@ async fn crash_and_check(store: &str) {
     for (attempts, mut proofs) in payments {
         charged += attempts.iter().filter(|a| a.answered_ok).count() as u64;
         if let Some(cut) = attempts.last().filter(|a| !a.answered_ok) {
-            let (status, change) = pay(&http, &url, &cut.token).await.unwrap();
+            // A run the crash cut off is pending until its lease runs out (on a shared store;
+            // on sled an earlier process's run is over at once), then run again (a GET).
+            let (status, change) = coinslot_tests::eventually("the cut-off payment", || async {
+                match pay(&http, &url, &cut.token).await.unwrap() {
+                    (400, _) => None,
+                    answer => Some(answer),
+                }
+            })
+            .await;
             assert_eq!(
                 status, 200,
                 "a payment cut off by the crash must be answered on retry"
@@ -531,4 +543,119 @@ async fn crash_and_check(store: &str) {
          acknowledged before the kill, {restored} swaps restored after it; audit: {sat}",
         topups.len()
     );
+}
+
+/// A paid request cut off by a crash while the upstream works on it: after the restart,
+/// its retry does not call the upstream again for a `POST` (the payment comes back, once,
+/// change included) and calls it again for a `GET` (which `retry = "stored"` allows when
+/// there is no answer to give).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_off_by_a_crash_is_refunded_or_run_again_on_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let signals = coinslot_tests::proxy::Signals::default();
+    let upstream = upstream_with(signals.clone()).await;
+    let config = |top: &str| {
+        let path = dir.path().join("coinslotd.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{top}[limits]\nper_ip_per_minute = 0\n\
+                 [[proxy.upstreams]]\nname = \"api\"\nurl = \"{upstream}\"\n\
+                 routes = [{{ method = \"*\", path = \"/v1/run\", price = {PRICE} }}]\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_coinslotd"));
+    let (mut child, url) =
+        coinslot_tests::spawn_coinslotd_with(exe, dir.path(), Some(&config(""))).unwrap();
+    let client = RawClient::new(&url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await.unwrap();
+    let infos = keyset_infos(&client).await;
+    let mint_url = MintUrl::from_str(&url).unwrap();
+    let token =
+        |proofs: Proofs| Token::new(mint_url.clone(), proofs, None, CurrencyUnit::Sat).to_string();
+    // 3 sat for a 2-sat POST (1 back as change), 2 sat for a GET.
+    let post = token(client.topup_with(&keyset, 3).await.unwrap());
+    let get = token(client.topup_with(&keyset, 2).await.unwrap());
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, url: String, token: String| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .request(method, format!("{url}/v1/run?wait_ms=30000"))
+                .header("x-cashu", token)
+                .body("cut off")
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let refund = response
+                .headers()
+                .get("x-cashu")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok::<_, reqwest::Error>((status, refund, response.text().await?))
+        }
+    };
+    let cut_post = tokio::spawn(send(reqwest::Method::POST, url.clone(), post.clone()));
+    let cut_get = tokio::spawn(send(reqwest::Method::GET, url.clone(), get.clone()));
+    // Both payments are committed and the upstream works on them when the server dies.
+    coinslot_tests::eventually("both runs to reach the upstream", || async {
+        (signals.runs() == 2).then_some(())
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        cut_post.await.unwrap().is_err(),
+        "the POST was answered before the kill"
+    );
+    assert!(
+        cut_get.await.unwrap().is_err(),
+        "the GET was answered before the kill"
+    );
+
+    let top = format!("public_url = \"{url}\"\n");
+    let (mut child, url) =
+        coinslot_tests::spawn_coinslotd_with(exe, dir.path(), Some(&config(&top))).unwrap();
+    let client = RawClient::new(&url);
+    // The POST: refunded, whole (the change its first run made, and the price), once.
+    let retry = |method| send(method, url.clone(), post.clone());
+    let (status, refund, body) = retry(reqwest::Method::POST).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("11001") && body.contains("refunded"),
+        "{body}"
+    );
+    let refund = refund.expect("the refund is in X-Cashu");
+    let proofs = Token::from_str(&refund).unwrap().proofs(&infos).unwrap();
+    assert_eq!(value(&proofs), 3);
+    assert!(states(&client, &proofs)
+        .await
+        .iter()
+        .all(|s| *s == State::Unspent));
+    let (status, again, _) = retry(reqwest::Method::POST).await.unwrap();
+    assert_eq!(
+        (status, again.as_deref()),
+        (400, Some(refund.as_str())),
+        "a second retry gets the same refund, not a new one"
+    );
+    assert_eq!(
+        signals.runs(),
+        2,
+        "a retry of the POST reached the upstream"
+    );
+    // The GET: run again (the upstream counts it), without a second charge.
+    let rerun = tokio::spawn(send(reqwest::Method::GET, url.clone(), get.clone()));
+    coinslot_tests::eventually("the rerun to reach the upstream", || async {
+        (signals.runs() == 3).then_some(())
+    })
+    .await;
+    rerun.abort();
+    let report = audit(&url, dir.path()).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["units"][0]["retained"], PRICE, "{report}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

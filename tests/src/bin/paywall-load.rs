@@ -181,13 +181,12 @@ async fn per_proof_costs(n: usize) -> anyhow::Result<(f64, f64)> {
     }
     let start = Instant::now();
     for proof in proofs {
+        let key = coinslot::crates::mint::receipt_key(&proof);
         let payment = Payment {
             unit: sat.clone(),
-            amount: 1,
-            deposit: None,
+            buys: coinslot::crates::mint::Purchase::Price(1),
             require_lock: false,
-            receipt: Some(([7u8; 32], Box::new(|_, _| b"receipt".to_vec()))),
-            pass: None,
+            receipt: Some((key, Box::new(|_, _| b"receipt".to_vec()))),
         };
         mint.redeem(proof, payment).await?;
     }

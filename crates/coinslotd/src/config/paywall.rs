@@ -16,6 +16,17 @@ pub struct PaywallConfig {
     pub min_deposit: u64,
     /// A paid request that takes longer is cut off and refunded, in seconds.
     pub timeout_secs: u64,
+    /// How long a paid request's answer is kept for retries of the same payment, in
+    /// seconds (a retry after that is refused as spent).
+    pub retry_window_secs: u64,
+    /// The largest answer body kept for retries, in bytes; a bigger one is not kept (its
+    /// retry runs again for `GET`/`HEAD`, or per the route's `retry`, else is refused).
+    pub max_stored_answer_bytes: u64,
+    /// How many times a retry may run the upstream again, on routes that allow it.
+    pub max_reruns: u32,
+    /// How long a paid run holds its payment without a sign of life, in seconds; when it
+    /// runs out with no answer recorded (the instance died), a retry reruns or refunds it.
+    pub run_lease_secs: u64,
 }
 
 impl Default for PaywallConfig {
@@ -25,6 +36,10 @@ impl Default for PaywallConfig {
             session_ttl_secs: 86_400,
             min_deposit: 1,
             timeout_secs: 120,
+            retry_window_secs: 600,
+            max_stored_answer_bytes: 1 << 20,
+            max_reruns: 2,
+            run_lease_secs: 30,
         }
     }
 }
@@ -38,6 +53,15 @@ impl PaywallConfig {
         }
         if self.timeout_secs == 0 {
             return fail("paywall.timeout_secs: must be at least 1");
+        }
+        if self.retry_window_secs == 0 {
+            return fail("paywall.retry_window_secs: must be at least 1");
+        }
+        if self.max_stored_answer_bytes > 64 << 20 {
+            return fail("paywall.max_stored_answer_bytes: at most 67108864 (64 MiB): answers are kept in the store");
+        }
+        if self.run_lease_secs < 2 {
+            return fail("paywall.run_lease_secs: must be at least 2");
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! NUT-24 on the wire: the payment request a `402` carries, and where a client puts its
-//! token and session credential.
+//! token, session credential and pass.
 
 use coinslot_mint::cashu::mint_url::MintUrl;
 use coinslot_mint::cashu::nuts::nut10::Kind;
@@ -20,6 +20,14 @@ pub const X_CASHU_SESSION: HeaderName = HeaderName::from_static("x-cashu-session
 pub const X_CASHU_BALANCE: HeaderName = HeaderName::from_static("x-cashu-balance");
 /// `X-Cashu-Accept`: a client that prefers NUT-26 requests sends `creqB` here.
 pub const X_CASHU_ACCEPT: HeaderName = HeaderName::from_static("x-cashu-accept");
+/// `X-Cashu-Pass`: the pass, on requests that use it and on responses that sell it.
+pub const X_CASHU_PASS: HeaderName = HeaderName::from_static("x-cashu-pass");
+/// `X-Cashu-Pass-Expires`: when the pass runs out, Unix seconds.
+pub const X_CASHU_PASS_EXPIRES: HeaderName = HeaderName::from_static("x-cashu-pass-expires");
+/// `X-Cashu-Pass-Remaining`: seconds the pass has left.
+pub const X_CASHU_PASS_REMAINING: HeaderName = HeaderName::from_static("x-cashu-pass-remaining");
+/// `Idempotency-Key`: a client's name for one operation, so a retry is recognised.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Headers a browser script may read on the layer's responses (CORS).
 pub const EXPOSED_HEADERS: &str = "x-cashu, x-cashu-session, x-cashu-balance, x-cashu-pass, \
@@ -143,6 +151,32 @@ pub fn find_session(headers: &HeaderMap) -> Result<Option<&str>, HeaderError> {
             v.to_str()
                 .map(str::trim)
                 .map_err(|_| HeaderError("X-Cashu-Session header is not ASCII".into()))
+        })
+        .transpose()
+}
+
+/// Sets the pass headers: the credential (when just bought), expiry and seconds left.
+pub fn attach_pass(headers: &mut HeaderMap, pass: &crate::ValidPass, credential: Option<&str>) {
+    if let Some(value) = credential.and_then(|c| http::HeaderValue::from_str(c).ok()) {
+        headers.insert(X_CASHU_PASS, value);
+    }
+    headers.insert(X_CASHU_PASS_EXPIRES, pass.expires_at.into());
+    let remaining = pass.remaining(coinslot_mint::unix_now());
+    headers.insert(X_CASHU_PASS_REMAINING, remaining.into());
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        http::HeaderValue::from_static(EXPOSED_HEADERS),
+    );
+}
+
+/// The pass credential from `X-Cashu-Pass`, if any.
+pub fn find_pass(headers: &HeaderMap) -> Result<Option<&str>, HeaderError> {
+    headers
+        .get(X_CASHU_PASS)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| HeaderError("X-Cashu-Pass is not valid text".into()))
         })
         .transpose()
 }

@@ -1,21 +1,8 @@
-//! Prepaid sessions: a client deposits a token once, gets a credential (a JWT, HS256), and
-//! pays each request from a balance the mint keeps (a prepaid account).
+//! The credentials the layer signs (JWT, HS256, keys derived from the mint's seed): a
+//! prepaid session's ([`SessionKeys`]) and a time pass's ([`PassKeys`]).
 //!
-//! The credential only names the account (`sid`), its unit and an expiry; the balance lives
-//! in the store, so a credential cannot be replayed into more value than was deposited. Per
-//! request the layer does one HMAC check and one atomic decrement.
-//!
-//! Endpoints, under the session path (default `/cashu/session`):
-//!
-//! | request                                   | answer                                      |
-//! |-------------------------------------------|---------------------------------------------|
-//! | `POST {path}` + `X-Cashu: <token>`        | opens a session with the token's value      |
-//! | `POST {path}/topup` + credential + token  | adds the token's value, renews the credential|
-//! | `GET {path}` + credential                 | the balance                                 |
-//! | `DELETE {path}` + credential              | closes it: the balance back as a token      |
-//!
-//! The credential travels in `X-Cashu-Session`. An expired credential still closes its
-//! session, so a balance can never be stranded by a clock.
+//! A credential only names a record the store keeps (an account, a pass), so it cannot be
+//! replayed into more than was paid for.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -123,49 +110,74 @@ impl SessionKeys {
     }
 }
 
-/// The prepaid sessions of a paywall, for services outside its HTTP routes (a forward
-/// proxy charging per megabyte): check a credential, take from its balance. From
-/// [`PaywallLayer::sessions`](crate::PaywallLayer::sessions); cheap to clone.
-#[derive(Clone)]
-pub struct Sessions {
-    pub(crate) shared: std::sync::Arc<crate::layer::Shared>,
-}
-
-impl std::fmt::Debug for Sessions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sessions")
-    }
-}
-
-impl Sessions {
-    /// Checks a credential's signature, audience and expiry (not the balance).
-    pub fn verify(&self, credential: &str) -> Result<SessionClaims, CredentialError> {
-        self.shared.keys.verify(credential.trim(), false)
-    }
-
-    /// Takes `amount` from the session's balance, atomically; the balance left. Fails with
-    /// [`Error::InsufficientBalance`](coinslot_mint::Error::InsufficientBalance) (nothing
-    /// taken) or [`Error::AccountNotFound`](coinslot_mint::Error::AccountNotFound) (closed).
-    pub async fn debit(
-        &self,
-        claims: &SessionClaims,
-        amount: u64,
-    ) -> Result<u64, coinslot_mint::Error> {
-        let unit = claims
-            .unit
-            .parse()
-            .map_err(|_| coinslot_mint::Error::UnsupportedUnit(claims.unit.clone()))?;
-        self.shared
-            .mint
-            .debit_account(&claims.sid, &unit, amount)
-            .await
-    }
-}
-
-/// A fresh session id: 16 random bytes, hex.
-pub fn new_session_id() -> String {
+/// A fresh id for a session or a pass: 16 random bytes, hex.
+pub fn new_id() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
+}
+
+/// The audience every pass carries.
+const PASS_AUDIENCE: &str = "coinslot-pass";
+
+/// What a pass credential says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassClaims {
+    /// The pass id.
+    pub pid: String,
+    /// The scope it opens.
+    pub scope: String,
+    /// Its expiry when this credential was issued (the store has the current one).
+    pub exp: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Always `coinslot-pass`.
+    pub aud: String,
+}
+
+/// Signs and checks pass credentials.
+#[derive(Clone)]
+pub(crate) struct PassKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl PassKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[PASS_AUDIENCE]);
+        validation.set_required_spec_claims(&["aud"]);
+        // The store holds the expiry (extensions move it); the signature is what counts here.
+        validation.validate_exp = false;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn issue(&self, pid: &str, scope: &str, now: u64, exp: u64) -> Result<String, String> {
+        let claims = PassClaims {
+            pid: pid.to_string(),
+            scope: scope.to_string(),
+            exp,
+            iat: now,
+            aud: PASS_AUDIENCE.to_string(),
+        };
+        // No `typ`: shorter, so a pass fits a SOCKS5 password (at most 255 bytes).
+        let header = Header {
+            typ: None,
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| e.to_string())
+    }
+
+    /// The claims of a credential signed here; the error says why not.
+    pub fn verify(&self, credential: &str) -> Result<PassClaims, String> {
+        jsonwebtoken::decode::<PassClaims>(credential.trim(), &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -26,30 +26,26 @@
 //!
 //! A credential spends its token once: repeating it is refused as already spent, unless
 //! the repeat carries the same `Idempotency-Key` as the paid request (and is the same
-//! request): then the original response is sent again without a second charge or a
-//! second run of the handler (kept in memory for NUT-24's retry window; after a restart,
-//! on another instance, or for a response too large to keep, the handler runs again,
-//! within NUT-24's retry count). A handler failure refunds the payment as a `cashuB` token
-//! in `X-Cashu`, as for NUT-24. Input proofs that carry a DLEQ proof must verify.
+//! request, body included): then the stored answer is sent again, as for any retry of a
+//! paid request (the route's [`Retry`](crate::Retry) rule), with no second charge and no
+//! second run. A handler failure refunds the payment as a `cashuB` token in `X-Cashu`, as
+//! for NUT-24. Input proofs that carry a DLEQ proof must verify.
+//!
+//! This module is the scheme's wire format (challenges, credentials, problems, receipts,
+//! digests); the checks of a credential against a request live in the credential mode.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
-use coinslot_mint::cashu::nuts::nut10;
-use coinslot_mint::cashu::nuts::{Proof, Token};
 use hmac::{Hmac, Mac};
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{AUTHORIZATION, CACHE_CONTROL};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-use crate::layer::{Settings, Shared};
-use crate::{nut24, Price, ResponseBody};
 
 /// `Payment-Receipt`: what a successful payment bought, on the `200`.
 pub const PAYMENT_RECEIPT: HeaderName = HeaderName::from_static("payment-receipt");
@@ -85,7 +81,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// The slug, title and HTTP status.
-    fn describe(self) -> (&'static str, &'static str, StatusCode) {
+    pub(crate) fn describe(self) -> (&'static str, &'static str, StatusCode) {
         match self {
             ProblemKind::MalformedCredential => (
                 "cashu/malformed-credential",
@@ -270,14 +266,14 @@ pub fn verify_id(key: &[u8], challenge: &EchoedChallenge) -> bool {
 }
 
 /// RFC 3339 UTC, whole seconds.
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(i64::MAX))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-fn parse_rfc3339(text: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
@@ -289,7 +285,8 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
 pub(crate) struct Route {
     method: Method,
     path: String,
-    digest: Option<String>,
+    /// The body's RFC 9530 digest, when it has one and it was read.
+    pub digest: Option<String>,
 }
 
 impl Route {
@@ -303,59 +300,9 @@ impl Route {
     }
 
     /// As the challenge's `opaque` names it: `GET /path`.
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
-}
-
-/// The realm: the host (and port) clients reach the service at.
-fn realm(settings: &Settings) -> String {
-    let url = settings.mint_url.to_string();
-    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest).to_string()
-}
-
-/// A fresh challenge for `price` on a route. `None` when the paywall requires locked
-/// proofs (this binding takes bearer proofs only).
-pub(crate) fn challenge(
-    settings: &Settings,
-    shared: &Shared,
-    price: &Price,
-    route: &Route,
-) -> Option<EchoedChallenge> {
-    if settings.require_lock {
-        return None;
-    }
-    let creq = nut24::payment_request(price, &settings.accepted_mints, None).to_string();
-    let request = ChargeRequest {
-        amount: price.amount.to_string(),
-        currency: price.unit.to_string(),
-        description: None,
-        external_id: None,
-        method_details: MethodDetails {
-            request: creq,
-            mints: settings
-                .accepted_mints
-                .iter()
-                .map(|m| m.to_string())
-                .collect(),
-        },
-    };
-    let mut challenge = EchoedChallenge {
-        id: String::new(),
-        realm: realm(settings),
-        method: METHOD.into(),
-        intent: INTENT.into(),
-        request: encode_jcs(&request).ok()?,
-        expires: Some(rfc3339(
-            coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
-        )),
-        digest: route.digest.clone(),
-        opaque: Some(encode_jcs(&json!({ "route": route.name() })).ok()?),
-        description: None,
-    };
-    challenge.id = challenge_id(&shared.payment_key, &challenge);
-    Some(challenge)
 }
 
 /// The `WWW-Authenticate` value of a challenge.
@@ -383,25 +330,6 @@ pub fn header_value(challenge: &EchoedChallenge) -> String {
 
 fn quote(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-/// Adds a fresh challenge (bound to the request body's `digest`, if given) to a `402`,
-/// with `Cache-Control: no-store`.
-pub(crate) fn offer<B>(
-    response: &mut Response<B>,
-    settings: &Settings,
-    shared: &Shared,
-    price: &Price,
-    route: &Route,
-) {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let Some(challenge) = challenge(settings, shared, price, route) else {
-        return;
-    };
-    if let Ok(value) = HeaderValue::from_str(&header_value(&challenge)) {
-        headers.append(WWW_AUTHENTICATE, value);
-    }
 }
 
 /// The `Payment` credential a request carries, if any (`Err` if it cannot be read).
@@ -432,241 +360,27 @@ pub fn decode_credential(text: &str) -> Result<Credential, Problem> {
     })
 }
 
-/// A credential that passed every check before the spend.
-#[derive(Debug)]
-pub(crate) struct Verified {
-    pub proofs: Vec<Proof>,
-    pub challenge_id: String,
-    pub external_id: Option<String>,
-    /// SHA-256 of the token string as presented, lowercase hex.
-    pub reference: String,
-}
-
-/// Checks a credential for a request on `route` (its digest `None`: no body, or not read)
-/// priced `price`, in the draft's order; nothing is spent.
-pub(crate) fn verify(
-    settings: &Settings,
-    shared: &Shared,
-    credential: &Credential,
-    price: &Price,
-    route: &Route,
-) -> Result<Verified, Problem> {
-    use ProblemKind::*;
-    let raw = credential.payload.cashu_token.trim();
-    let echoed = &credential.challenge;
-    if echoed.method != METHOD {
-        return Err(Problem::new(
-            MethodUnsupported,
-            format!(
-                "method `{}` is not accepted here; use `cashu`",
-                echoed.method
-            ),
-        ));
-    }
-    // 2. A cashuB token with proofs.
-    if !raw.starts_with("cashuB") {
-        return Err(Problem::new(
-            MalformedCredential,
-            "payload.cashu_token must be a cashuB token (cashuA is not accepted)",
-        ));
-    }
-    if raw.len() > settings.max_token_len {
-        return Err(Problem::new(
-            MalformedCredential,
-            format!("the token is over {} bytes", settings.max_token_len),
-        ));
-    }
-    let token = Token::from_str(raw).map_err(|e| {
-        Problem::new(
-            MalformedCredential,
-            format!("the token does not decode: {e}"),
-        )
-    })?;
-    // 4–5. The challenge is ours, untouched, for this route and price.
-    if !verify_id(&shared.payment_key, echoed) {
-        return Err(Problem::new(
-            InvalidChallenge,
-            "the challenge was not issued by this server, or a field of it was changed",
-        ));
-    }
-    if echoed.intent != INTENT {
-        return Err(Problem::new(
-            InvalidChallenge,
-            "the intent must be `charge`",
-        ));
-    }
-    let request: ChargeRequest = decode_b64url(&echoed.request)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Problem::new(InvalidChallenge, "the challenge's request does not decode"))?;
-    let issued_for = echoed
-        .opaque
-        .as_deref()
-        .and_then(|o| decode_b64url(o).ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|v| v["route"].as_str().map(str::to_string));
-    let here = route.name();
-    if issued_for.as_deref() != Some(here.as_str()) {
-        return Err(Problem::new(
-            InvalidChallenge,
-            format!(
-                "the challenge was issued for {}, not {here}",
-                issued_for.as_deref().unwrap_or("another request")
-            ),
-        ));
-    }
-    if request.amount != price.amount.to_string() || request.currency != price.unit.to_string() {
-        return Err(Problem::new(
-            InvalidChallenge,
-            format!(
-                "the challenge asked {} {}; the price is now {} {}",
-                request.amount, request.currency, price.amount, price.unit
-            ),
-        ));
-    }
-    // 6. The body it was issued for.
-    if let Some(digest) = &echoed.digest {
-        if route.digest.as_ref() != Some(digest) {
-            return Err(Problem::new(
-                InvalidChallenge,
-                "the challenge was issued for a request with another body (its digest does not match this body)",
-            ));
-        }
-    }
-    // 7. Not expired.
-    let expires = echoed.expires.as_deref().and_then(parse_rfc3339);
-    let now = i64::try_from(coinslot_mint::unix_now()).unwrap_or(i64::MAX);
-    if expires.is_none_or(|at| at <= now) {
-        return Err(Problem::new(
-            PaymentExpired,
-            "the challenge has expired; answer the fresh one",
-        ));
-    }
-    // 8. Unit.
-    let unit = token
-        .unit()
-        .ok_or_else(|| Problem::new(VerificationFailed, "the token names no unit"))?;
-    if unit.to_string() != request.currency {
-        return Err(Problem::new(
-            VerificationFailed,
-            format!("the token is in {unit}, the charge in {}", request.currency),
-        ));
-    }
-    // 9. Mint.
-    let mint = token
-        .mint_url()
-        .map_err(|e| Problem::new(MalformedCredential, format!("the token's mint: {e}")))?;
-    let listed = request
-        .method_details
-        .mints
-        .iter()
-        .any(|m| *m == mint.to_string());
-    if !listed || !settings.accepted_mints.contains(&mint) {
-        return Err(Problem::new(
-            VerificationFailed,
-            format!("the token is from {mint}, not a mint this charge accepts"),
-        ));
-    }
-    // 11 (before 10: locks are read from resolved proofs). Keysets, short ids included.
-    let keysets = shared.mint.keysets().keysets;
-    let proofs = token.proofs(&keysets).map_err(|e| {
-        Problem::new(
-            VerificationFailed,
-            format!("the token names a keyset this mint does not know: {e}"),
-        )
-    })?;
-    if proofs.is_empty() {
-        return Err(Problem::new(
-            MalformedCredential,
-            "the token holds no proofs",
-        ));
-    }
-    // 10. Bearer proofs only.
-    if proofs
-        .iter()
-        .any(|p| nut10::Secret::try_from(&p.secret).is_ok())
-    {
-        return Err(Problem::new(
-            VerificationFailed,
-            "locked (NUT-10) proofs are not accepted by this binding: send plain bearer proofs",
-        ));
-    }
-    // 12. Exactly the amount plus the input fee: this binding makes no change.
-    let fee = shared
-        .mint
-        .input_fee(&proofs)
-        .map_err(|e| Problem::new(VerificationFailed, format!("the token's keysets: {e}")))?;
-    let total: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
-    if total != price.amount + fee {
-        return Err(Problem::new(
-            PaymentInsufficient,
-            format!(
-                "the token is worth {total} {unit}; this charge takes exactly {} (amount {} + input fee {fee}), with no change",
-                price.amount + fee,
-                price.amount
-            ),
-        ));
-    }
-    // 13. A DLEQ proof where one is present must hold (its absence is no reason to refuse).
-    for proof in proofs.iter().filter(|p| p.dleq.is_some()) {
-        let key = shared
-            .mint
-            .keyset_keys(&proof.keyset_id)
-            .ok()
-            .and_then(|keys| keys.keysets.into_iter().next())
-            .and_then(|keyset| keyset.keys.amount_key(proof.amount));
-        let holds = key.is_some_and(|key| proof.verify_dleq(key).is_ok());
-        if !holds {
-            return Err(Problem::new(
-                VerificationFailed,
-                "a proof's DLEQ proof does not verify against this mint's key",
-            ));
-        }
-    }
-    Ok(Verified {
-        proofs,
-        challenge_id: echoed.id.clone(),
-        external_id: request.external_id,
-        reference: hex::encode(Sha256::digest(raw.as_bytes())),
-    })
-}
-
-/// A refusal as the draft words it: problem JSON, a fresh challenge (and the NUT-24 one).
-pub(crate) fn refuse<B>(
-    settings: &Settings,
-    shared: &Shared,
-    price: &Price,
-    headers: &HeaderMap,
-    route: &Route,
-    problem: &Problem,
-) -> Response<ResponseBody<B>> {
-    let (_, title, status) = problem.kind.describe();
-    let body = json!({
-        "type": problem.kind.type_uri(),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": problem.detail,
-    });
-    // The NUT-24 challenge gives the X-Cashu payment request; the body is replaced.
-    let mut response = crate::reply::challenge::<B>(settings, shared, price, headers, None);
-    *response.body_mut() = ResponseBody::own(body.to_string());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    offer(&mut response, settings, shared, price, route);
-    response
-}
-
 /// The RFC 9530 `Content-Digest` value of a body: `sha-256=:<base64>:`.
 pub fn content_digest(body: &[u8]) -> String {
-    format!("sha-256=:{}:", STANDARD.encode(Sha256::digest(body)))
+    content_digest_of(&Sha256::digest(body).into())
+}
+
+/// The RFC 9530 `Content-Digest` value of a SHA-256 digest.
+pub fn content_digest_of(sha256: &[u8; 32]) -> String {
+    format!("sha-256=:{}:", STANDARD.encode(sha256))
+}
+
+/// The SHA-256 named by a `Content-Digest` header (RFC 9530 `sha-256=:<base64>:`, among
+/// other algorithms); `None` when it names none or cannot be read.
+pub fn parse_content_digest(value: &str) -> Option<[u8; 32]> {
+    value.split(',').find_map(|member| {
+        let (algorithm, rest) = member.trim().split_once('=')?;
+        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
+            return None;
+        }
+        let encoded = rest.trim().strip_prefix(':')?.strip_suffix(':')?;
+        STANDARD.decode(encoded).ok()?.try_into().ok()
+    })
 }
 
 /// A request body as read for its digest.
@@ -721,34 +435,6 @@ where
     ReadBody::Read(read.freeze())
 }
 
-/// The `digest` of a fresh challenge for a request with `body`: `None` for no body, a
-/// body over the limit, or a paywall that offers no `Payment` challenge.
-pub(crate) async fn challenge_digest<B: http_body::Body>(
-    settings: &Settings,
-    body: B,
-) -> Option<String> {
-    if settings.require_lock {
-        return None;
-    }
-    read_body(body, settings.payment_body_limit).await.digest()
-}
-
-/// Reads `request`'s body (for its digest) and puts the same bytes back, so the handler
-/// gets the body the client sent. `Err` when it was too long or could not be read.
-pub(crate) async fn buffer_request<B>(
-    request: Request<B>,
-    limit: usize,
-) -> Result<(Request<B>, Bytes), ReadBody>
-where
-    B: http_body::Body + From<Bytes>,
-{
-    let (parts, body) = request.into_parts();
-    match read_body(body, limit).await {
-        ReadBody::Read(bytes) => Ok((Request::from_parts(parts, B::from(bytes.clone())), bytes)),
-        other => Err(other),
-    }
-}
-
 /// The receipt's fields.
 fn receipt_json(challenge_id: &str, reference: &str, external_id: Option<&str>, at: u64) -> Value {
     let mut receipt = json!({
@@ -764,12 +450,18 @@ fn receipt_json(challenge_id: &str, reference: &str, external_id: Option<&str>, 
     receipt
 }
 
-/// Adds `Payment-Receipt` (and `Cache-Control: private`) to a successful response.
-pub(crate) fn attach_receipt<B>(response: &mut Response<B>, verified: &Verified) {
+/// Adds `Payment-Receipt` (and `Cache-Control: private`) to a successful response: the
+/// challenge answered, and `reference` (SHA-256 of the token as presented).
+pub(crate) fn attach_receipt<B>(
+    response: &mut Response<B>,
+    challenge_id: &str,
+    reference: &str,
+    external_id: Option<&str>,
+) {
     let receipt = receipt_json(
-        &verified.challenge_id,
-        &verified.reference,
-        verified.external_id.as_deref(),
+        challenge_id,
+        reference,
+        external_id,
         coinslot_mint::unix_now(),
     );
     let Ok(encoded) = encode_jcs(&receipt) else {
@@ -899,10 +591,16 @@ mod tests {
     /// RFC 9530's example: `{"hello": "world"}` (with the space).
     #[test]
     fn content_digests_follow_rfc_9530() {
+        let body = b"{\"hello\": \"world\"}";
         assert_eq!(
-            content_digest(b"{\"hello\": \"world\"}"),
+            content_digest(body),
             "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
         );
+        let sha: [u8; 32] = Sha256::digest(body).into();
+        let header = "sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:, sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:";
+        assert_eq!(parse_content_digest(header), Some(sha));
+        assert_eq!(parse_content_digest("sha-256=:not base64:"), None);
+        assert_eq!(parse_content_digest("md5=:abc:"), None);
     }
 
     /// The cashu draft's example credential (appendix "Retry with Credential"), decoded and

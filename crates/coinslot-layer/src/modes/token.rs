@@ -1,0 +1,181 @@
+//! Paying with a token (NUT-24): `X-Cashu: cashuB…`, `Authorization: Cashu <token>` or
+//! `Authorization: Bearer cashu…`.
+//!
+//! The token is checked (this mint, the price's unit, known keysets), then spent by one
+//! durable write that also records the receipt of the run it buys; only then does the
+//! handler run. Overpayment comes back as change in `X-Cashu`. A token that is spent
+//! already is a retry, answered by its receipt. On a pass scope's routes the token buys a
+//! pass instead (as many minutes as it pays for) and the request goes through on it.
+
+use bytes::Bytes;
+use coinslot_mint::{receipt_key, Error, Event, PaidWith, Payment, Purchase};
+use http::{HeaderMap, Request, Response};
+use tower_service::Service;
+
+use crate::body::{BoxError, RequestBody};
+use crate::passes::{Passes, Sale};
+use crate::proofs::{parse_token, receipt_fn, wrong_unit};
+use crate::receipt::{
+    content_length, hash_body, request_head, running, PayerKind, ReceiptData, ReceiptKind,
+    RunHandle,
+};
+use crate::settings::Ctx;
+use crate::settle::{self, Payer, Ticket};
+use crate::wire::errors::{Rejection, Reply};
+use crate::wire::nut24::{self, HeaderError, TokenSource};
+use crate::{Paid, PassScope, Price, Retry};
+
+/// The token a request carries, if any.
+pub(crate) fn find(headers: &HeaderMap) -> Result<Option<(String, TokenSource)>, HeaderError> {
+    nut24::find_token(headers)
+}
+
+/// A request at `price` paid with `token`.
+pub(crate) async fn pay<S, ReqBody, ResBody>(
+    ctx: Ctx,
+    inner: S,
+    request: Request<ReqBody>,
+    price: Price,
+    token: String,
+    source: TokenSource,
+) -> Reply<ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let (proofs, unit) = match parse_token(&ctx, &token) {
+        Ok(parsed) => parsed,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if unit != price.unit {
+        return wrong_unit(&price.unit.to_string(), &unit.to_string()).into_response();
+    }
+    let key = receipt_key(&proofs);
+    let (mut parts, body) = request.into_parts();
+    parts.headers.remove(source.header());
+    let run = running(
+        request_head(&parts),
+        price.retry,
+        PayerKind::Token,
+        &ctx.settings,
+        ctx.shared.instance,
+    );
+    let request = Request::from_parts(parts, body);
+    let template = ReceiptData {
+        kept: price.amount,
+        metered: price.is_metered(),
+        run: Some(run),
+        ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
+    };
+    let payment = Payment {
+        unit: price.unit.clone(),
+        buys: Purchase::Price(price.amount),
+        require_lock: ctx.settings.require_lock,
+        receipt: Some((key, receipt_fn(template.clone()))),
+    };
+    let created_at = coinslot_mint::unix_now();
+    match ctx.mint().redeem(proofs, payment).await {
+        Ok(redeemed) => {
+            ctx.mint().record(Event::Paid {
+                unit: price.unit.clone(),
+                amount: price.amount,
+                fee: redeemed.fee,
+                with: PaidWith::Token,
+            });
+            let data = ReceiptData {
+                change: redeemed.change,
+                fee: redeemed.fee,
+                ..template
+            };
+            let record = RunHandle::new(
+                ctx.mint().clone(),
+                key,
+                created_at,
+                1,
+                data,
+                ctx.settings.run_lease,
+            );
+            let content_length = content_length(request.headers());
+            let (request, seen) = hash_body(request);
+            let ticket = Ticket {
+                paid: Some(Paid {
+                    amount: price.amount,
+                    unit: price.unit.clone(),
+                    keyset_id: Some(redeemed.keyset_id),
+                    session: None,
+                    metered: price.is_metered(),
+                    replay: false,
+                }),
+                pass: None,
+                metered: price.is_metered(),
+                unit: price.unit,
+                kept: price.amount,
+                payer: Payer::Token,
+                record: Some(record),
+                retry: price.retry,
+                headers: HeaderMap::new(),
+                success_headers: HeaderMap::new(),
+                seen,
+                content_length,
+            };
+            settle::run(ctx, inner, request, ticket).await
+        }
+        Err(Error::TokenAlreadySpent) => {
+            let request = request.map(RequestBody::plain);
+            settle::retry(&ctx, inner, request, key, HeaderMap::new())
+                .await
+                .into_response(&ctx)
+        }
+        Err(err) => Rejection::mint(&err).into_response(),
+    }
+}
+
+/// A request on a pass scope's routes paid with `token`: it buys a pass (the credential
+/// comes back in `X-Cashu-Pass`), which opens this request.
+pub(crate) async fn buy_pass<S, ReqBody, ResBody>(
+    ctx: Ctx,
+    inner: S,
+    request: Request<ReqBody>,
+    scope: PassScope,
+    token: String,
+    source: TokenSource,
+) -> Reply<ResBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let (mut parts, body) = request.into_parts();
+    parts.headers.remove(source.header());
+    let run = running(
+        request_head(&parts),
+        Retry::Stored,
+        PayerKind::Pass,
+        &ctx.settings,
+        ctx.shared.instance,
+    );
+    let request = Request::from_parts(parts, body);
+    let passes = Passes { ctx: ctx.clone() };
+    match passes.sell(&token, &scope, None, None, Some(run)).await {
+        Ok(Sale::Bought(bought, record)) => {
+            let length = content_length(request.headers());
+            let (request, seen) = hash_body(request);
+            let ticket = bought.ticket(&ctx, record, HeaderMap::new(), seen, length);
+            settle::run(ctx, inner, request, ticket).await
+        }
+        Ok(Sale::Retry(key)) => {
+            let request = request.map(RequestBody::plain);
+            settle::retry(&ctx, inner, request, key, HeaderMap::new())
+                .await
+                .into_response(&ctx)
+        }
+        Err(refusal) => refusal.into_response(&ctx),
+    }
+}

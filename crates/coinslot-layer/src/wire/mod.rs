@@ -1,0 +1,8 @@
+//! What the layer reads and writes on the wire, free of any state: NUT-24 headers and
+//! payment requests ([`nut24`]), the HTTP `Payment` scheme ([`payment`]), the credentials
+//! it signs ([`jwt`]), and its own answers and errors (`errors`).
+
+pub(crate) mod errors;
+pub mod jwt;
+pub mod nut24;
+pub mod payment;
