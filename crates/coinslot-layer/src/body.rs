@@ -517,3 +517,170 @@ impl<B: Body<Data = Bytes>> Recording<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use futures::stream;
+    use http_body_util::StreamBody;
+
+    use super::*;
+
+    /// A body of `chunks` that never says it is over before its end is polled.
+    fn streamed(
+        chunks: &[&'static [u8]],
+    ) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>>> {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c))))
+            .collect();
+        StreamBody::new(stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_hashed_body_is_digested_at_its_end_or_at_its_declared_length() {
+        let (body, seen) = RequestBody::hashed(streamed(&[b"ab", b"c"]), None, None);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "abc");
+        assert_eq!(seen.digest(), Some(BodyDigest::of(b"abc")));
+
+        // A reader that stops at the declared length never polls the end.
+        let (body, seen) = RequestBody::hashed(streamed(&[b"ab", b"c"]), None, Some(3));
+        let mut body = std::pin::pin!(body);
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(seen.digest(), None, "not all of it yet");
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(seen.digest(), Some(BodyDigest::of(b"abc")));
+
+        // No body at all: known at once.
+        let (_, seen) = RequestBody::hashed(Full::new(Bytes::new()), None, None);
+        assert_eq!(seen.digest(), Some(BodyDigest::of(b"")));
+    }
+
+    #[tokio::test]
+    async fn a_claimed_digest_is_checked_against_the_bytes() {
+        let right: [u8; 32] = Sha256::digest(b"abc").into();
+        let (body, seen) = RequestBody::hashed(streamed(&[b"abc"]), Some(right), None);
+        assert!(body.collect().await.is_ok());
+        assert!(seen.digest().is_some());
+
+        let wrong: [u8; 32] = Sha256::digest(b"abd").into();
+        let (body, seen) = RequestBody::hashed(streamed(&[b"abc"]), Some(wrong), None);
+        let err = body.collect().await.unwrap_err();
+        assert!(err.to_string().contains("Content-Digest"), "{err}");
+        assert_eq!(seen.digest(), None, "a body that lied is not bound");
+        let (body, _) = RequestBody::hashed(Full::new(Bytes::new()), Some(wrong), None);
+        assert!(body.collect().await.is_err(), "an empty body that lied");
+    }
+
+    /// Records what it saw; its write takes a while, and says when it is done.
+    struct Probe {
+        seen: Arc<Mutex<Vec<u8>>>,
+        ended: Arc<Mutex<Option<End>>>,
+        written: Arc<AtomicBool>,
+        limit: usize,
+    }
+
+    impl Tap for Probe {
+        fn chunk(&mut self, data: &[u8]) -> bool {
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend_from_slice(data);
+            seen.len() <= self.limit
+        }
+        fn trailers(&mut self) {}
+        fn tick(&mut self) {}
+        fn finish(self: Box<Self>, end: End) -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                *self.ended.lock().unwrap() = Some(end);
+                self.written.store(true, Ordering::SeqCst);
+            })
+        }
+    }
+
+    /// A probe, and what it saw: bytes, how the body ended, whether its write is done.
+    type Probed = (
+        Box<Probe>,
+        Arc<Mutex<Vec<u8>>>,
+        Arc<Mutex<Option<End>>>,
+        Arc<AtomicBool>,
+    );
+
+    fn probe(limit: usize) -> Probed {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(Mutex::new(None));
+        let written = Arc::new(AtomicBool::new(false));
+        let tap = Probe {
+            seen: Arc::clone(&seen),
+            ended: Arc::clone(&ended),
+            written: Arc::clone(&written),
+            limit,
+        };
+        (Box::new(tap), seen, ended, written)
+    }
+
+    #[tokio::test]
+    async fn the_last_byte_waits_for_the_record() {
+        // Known to end after its one frame, by its length, or only when polled: in every
+        // case the client gets the last byte only once the tap has written.
+        for length in [None, Some(5)] {
+            let (tap, seen, ended, written) = probe(1 << 20);
+            let body = ResponseBody::inner(streamed(&[b"hel", b"lo"])).recorded(tap, length);
+            let mut body = std::pin::pin!(body);
+            let first = body.frame().await.unwrap().unwrap();
+            assert_eq!(first.into_data().unwrap(), "hel");
+            assert!(!written.load(Ordering::SeqCst));
+            let last = body.frame().await.unwrap().unwrap();
+            assert_eq!(last.into_data().unwrap(), "lo");
+            if length.is_some() {
+                assert!(
+                    written.load(Ordering::SeqCst),
+                    "the last byte went out before the record"
+                );
+            }
+            assert!(body.frame().await.is_none());
+            assert!(written.load(Ordering::SeqCst));
+            assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
+            assert_eq!(seen.lock().unwrap().as_slice(), b"hello");
+        }
+        let (tap, _, ended, written) = probe(1 << 20);
+        let body = ResponseBody::inner(Full::new(Bytes::from_static(b"whole"))).recorded(tap, None);
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(collected, "whole");
+        assert!(written.load(Ordering::SeqCst));
+        assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_big_is_let_go_and_a_dropped_one_is_read_to_its_end() {
+        let (tap, _, ended, written) = probe(3);
+        let body = ResponseBody::inner(streamed(&[b"hel", b"lo"])).recorded(tap, None);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !written.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*ended.lock().unwrap(), Some(End::Cut));
+
+        // The client goes away after the first frame: the rest is still read for the tap.
+        let (tap, seen, ended, written) = probe(1 << 20);
+        let body = ResponseBody::inner(streamed(&[b"hel", b"lo"])).recorded(tap, None);
+        let mut body = Box::pin(body);
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !written.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
+        assert_eq!(seen.lock().unwrap().as_slice(), b"hello");
+    }
+}

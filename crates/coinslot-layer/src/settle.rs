@@ -232,7 +232,21 @@ where
             attach_balance(&mut response, balance, &unit.to_string());
             response
         }
-        Payer::Pass => answer(handler, "the pass stays valid"),
+        Payer::Pass => {
+            // Nothing to give back: the pass opens the retry, which runs again.
+            if let Some(record) = &ticket.record {
+                let at = coinslot_mint::unix_now();
+                let answered = |d: &mut ReceiptData| {
+                    if let Some(run) = d.run.as_mut() {
+                        run.state = RunState::Answered { at, stored: false };
+                    }
+                };
+                if let Err(err) = record.update(answered, &[], None, None).await {
+                    tracing::warn!(error = %err, "could not record a failed run");
+                }
+            }
+            answer(handler, "the pass stays valid")
+        }
     };
     extend(response.headers_mut(), &ticket.headers);
     response

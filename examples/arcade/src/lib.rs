@@ -8,7 +8,8 @@
 //!   ends with `POST /games/racer/stop?run=<id>` (free) or at the time limit, and is
 //!   charged per started minute. The unused reservation comes back as change (or to the
 //!   session that paid) through the layer's metered mode. If the player's connection drops,
-//!   the run is abandoned: a session gets its reservation back, a token can be retried.
+//!   a session gets its reservation back; a token's run goes on to its end, and the same
+//!   token sent again gets its result (the layer keeps the answer).
 //!
 //! Players pay from the wallet in their browser (plain JavaScript at `/`, proofs kept in
 //! `localStorage`) or from a prepaid session. Credit comes from Lightning (the top-up page
