@@ -272,6 +272,20 @@ async fn routes_choose_never_or_rerun() -> Result<()> {
     assert_eq!((status, code(&body)), (400, 11001), "{body}");
     assert_eq!(app.runs(), 4);
     assert_eq!(wallet::balance(&wallet).await?, 6, "two payments");
+
+    // A rerun that fails after the first run answered refunds nothing: the payment stands
+    // for that answer.
+    let flaky = token(&wallet, 2).await?;
+    let path = "/echo-rerun?fail_after=5";
+    let (status, _, _) = app.post(path, &[("x-cashu", &flaky)], "f").await?;
+    assert_eq!(status, 200);
+    let (status, headers, body) = app.post(path, &[("x-cashu", &flaky)], "f").await?;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        headers.get("x-cashu").is_none(),
+        "a failed rerun was refunded"
+    );
+    assert_eq!(wallet::balance(&wallet).await?, 4, "three payments");
     Ok(())
 }
 

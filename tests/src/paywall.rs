@@ -8,8 +8,9 @@
 //! - `GET /gate`: 2, waits until [`PaidApp::open_gate`];
 //! - `GET /metered?cost=N`: reserves 10, charges `N`;
 //! - `GET /credit`: 3 `credit` (a second unit of the mint);
-//! - `POST /echo?wait_ms=N`: 2, answers `{"body": <the body>, "runs": <how many times any
-//!   echo ran>}` after N ms (see [`PaidApp::runs`]); `POST /echo-rerun` and
+//! - `POST /echo?wait_ms=N&fail_after=M`: 2, answers `{"body": <the body>, "runs": <how
+//!   many times any echo ran>}` after N ms (see [`PaidApp::runs`]), with a 500 once more
+//!   than M runs happened; `POST /echo-rerun` and
 //!   `/echo-never`: the same with [`Retry::Rerun`] and [`Retry::Never`]; `GET /big?bytes=N`:
 //!   2, N bytes of `x` (an echo run too);
 //! - `/vpn/…` (any method): pass scope `vpn`, 2 sat a minute; `/game/…`: pass scope `game`,
@@ -208,7 +209,16 @@ impl PaidApp {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
                 let runs = 1 + runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Json(json!({ "body": body, "runs": runs }))
+                let failing = q
+                    .get("fail_after")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| runs > n);
+                let status = if failing {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                (status, Json(json!({ "body": body, "runs": runs })))
             }
         };
         let gate = Arc::new(Semaphore::new(0));

@@ -157,6 +157,9 @@ pub(crate) struct RunRecord {
     /// Times a retry ran it again.
     #[serde(default)]
     pub reruns: u32,
+    /// Whether a run of it answered (a rerun that fails then refunds nothing).
+    #[serde(default)]
+    pub served: bool,
 }
 
 /// The body a run was paid for.
@@ -610,6 +613,7 @@ pub(crate) fn running(
             owner: instance,
         },
         reruns: 0,
+        served: false,
     }
 }
 
@@ -705,6 +709,7 @@ impl Tap for AnswerRecorder {
                         if let Some(run) = data.run.as_mut() {
                             run.body = binding;
                             run.state = state;
+                            run.served |= end != End::Failed;
                         }
                     },
                     &[],
@@ -738,6 +743,7 @@ mod tests {
             payer,
             state,
             reruns: 0,
+            served: false,
         });
         data
     }

@@ -175,7 +175,12 @@ where
                 Payer::Session { sid, balance } => {
                     let unused = ticket.kept.saturating_sub(charge);
                     let mut balance = *balance;
-                    if ticket.metered && unused > 0 {
+                    // Settled once: a rerun does not give the unused part back again.
+                    let settled = match &ticket.record {
+                        Some(record) => record.data().await.settled.is_some(),
+                        None => false,
+                    };
+                    if ticket.metered && unused > 0 && !settled {
                         let record = ticket.record.as_deref();
                         if credit(ctx, sid, unit, unused, record, false).await {
                             balance = balance.saturating_add(unused);
@@ -209,7 +214,18 @@ where
     let answer = |handler: Option<Reply<ResBody>>, consequence: &str| {
         handler.unwrap_or_else(|| failure(status, detail, consequence))
     };
-    let mut response = match &ticket.payer {
+    // A rerun that failed after an earlier run answered: the payment stands for that answer
+    // (no refund for a retry), and the run may be retried again.
+    let served_before = match &ticket.record {
+        Some(record) => record.data().await.run.is_some_and(|run| run.served),
+        None => false,
+    };
+    let payer = if served_before {
+        &Payer::Pass
+    } else {
+        &ticket.payer
+    };
+    let mut response = match payer {
         Payer::Token => match refund(ctx, &ticket).await {
             Some(back) => {
                 let mut response = answer(handler, "the payment is refunded in the X-Cashu header");
@@ -233,7 +249,8 @@ where
             response
         }
         Payer::Pass => {
-            // Nothing to give back: the pass opens the retry, which runs again.
+            // Nothing to give back: the pass (or the earlier answer) stands, and the retry
+            // may run again.
             if let Some(record) = &ticket.record {
                 let at = coinslot_mint::unix_now();
                 let answered = |d: &mut ReceiptData| {
@@ -245,7 +262,12 @@ where
                     tracing::warn!(error = %err, "could not record a failed run");
                 }
             }
-            answer(handler, "the pass stays valid")
+            let consequence = if served_before {
+                "the payment stands for the answer an earlier run gave; repeat the request to run it again"
+            } else {
+                "the pass stays valid"
+            };
+            answer(handler, consequence)
         }
     };
     extend(response.headers_mut(), &ticket.headers);
