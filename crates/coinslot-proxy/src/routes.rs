@@ -270,6 +270,7 @@ impl Pricing for ProxyRoutes {
 mod tests {
     use super::*;
     use crate::config::RouteConfig;
+    use coinslot_layer::Retry;
 
     fn upstream(name: &str, prefix: &str, hosts: &[&str]) -> UpstreamConfig {
         UpstreamConfig {
@@ -386,6 +387,42 @@ mod tests {
         let mut bad = upstream("a", "/", &[]);
         bad.hosts = vec!["http://x".into()];
         assert!(check(bad).starts_with("proxy.upstreams[0].hosts:"));
+    }
+
+    #[test]
+    fn retry_rules_come_from_the_route_then_the_upstream() {
+        let units = [CurrencyUnit::Sat];
+        let mut config: UpstreamConfig = serde_json::from_value(serde_json::json!({
+            "name": "llm",
+            "url": "http://127.0.0.1:9",
+            "retry": "never",
+            "routes": [
+                { "method": "POST", "path": "/v1/chat", "price": 5 },
+                { "method": "GET", "path": "/v1/models", "price": 1, "retry": "rerun" },
+            ],
+        }))
+        .unwrap();
+        let table = config.price_table("u", &units).unwrap();
+        let chat = table.lookup(&Method::POST, "/v1/chat");
+        let models = table.lookup(&Method::GET, "/v1/models");
+        assert_eq!(chat, Lookup::Paid(Price::sat(5).retry(Retry::Never)));
+        assert_eq!(models, Lookup::Paid(Price::sat(1).retry(Retry::Rerun)));
+        config.retry = None;
+        let table = config.price_table("u", &units).unwrap();
+        assert_eq!(
+            table.lookup(&Method::POST, "/v1/chat"),
+            Lookup::Paid(Price::sat(5)),
+            "stored by default"
+        );
+        let mut free = RouteConfig::free("GET", "/x");
+        free.retry = Some(Retry::Rerun);
+        config.routes = vec![free];
+        let err = config.price_table("u", &units).unwrap_err().0;
+        assert!(err.contains("`retry` is for paid routes"), "{err}");
+        let bad: Result<UpstreamConfig, _> = serde_json::from_value(
+            serde_json::json!({"name": "a", "url": "http://x", "retry": "sometimes"}),
+        );
+        assert!(bad.unwrap_err().to_string().contains("sometimes"));
     }
 
     #[test]
