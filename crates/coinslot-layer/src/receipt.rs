@@ -530,6 +530,29 @@ impl RunHandle {
         answer: Option<(&[u8], u64)>,
         account: Option<AccountWrite<'_>>,
     ) -> Result<ReceiptData, Error> {
+        self.write(change, made, answer, account, false).await
+    }
+
+    /// Like [`RunHandle::update`] for what moves no value (the lease, the answer given),
+    /// without waiting for the disk: ordered with every other write, lost only in a crash
+    /// before the next durable one (then the run looks abandoned, and its retry reruns or
+    /// refunds: never a second run of a payment that was answered and kept).
+    pub async fn note(
+        &self,
+        change: impl FnOnce(&mut ReceiptData),
+        answer: Option<(&[u8], u64)>,
+    ) -> Result<ReceiptData, Error> {
+        self.write(change, &[], answer, None, true).await
+    }
+
+    async fn write(
+        &self,
+        change: impl FnOnce(&mut ReceiptData),
+        made: &[Proof],
+        answer: Option<(&[u8], u64)>,
+        account: Option<AccountWrite<'_>>,
+        lazy: bool,
+    ) -> Result<ReceiptData, Error> {
         let mut current = self.current.lock().await;
         let mut data = current.data.clone();
         change(&mut data);
@@ -545,9 +568,13 @@ impl RunHandle {
             expires_at,
             data: bytes,
         });
-        self.mint
-            .write_receipt(write, made, answer, account)
-            .await?;
+        if lazy {
+            self.mint.note_receipt(write, answer).await?;
+        } else {
+            self.mint
+                .write_receipt(write, made, answer, account)
+                .await?;
+        }
         current.version += 1;
         current.data = data.clone();
         Ok(data)
@@ -567,7 +594,7 @@ impl RunHandle {
     pub async fn renew(&self) {
         let until = coinslot_mint::unix_now() + self.lease.as_secs().max(1);
         let renewed = self
-            .update(
+            .note(
                 |data| {
                     if let Some(run) = data.run.as_mut() {
                         if let RunState::Running { owner, .. } = run.state {
@@ -575,8 +602,6 @@ impl RunHandle {
                         }
                     }
                 },
-                &[],
-                None,
                 None,
             )
             .await;
@@ -704,7 +729,7 @@ impl Tap for AnswerRecorder {
             let expires_at = now.saturating_add(self.window.as_secs());
             let written = self
                 .handle
-                .update(
+                .note(
                     |data| {
                         if let Some(run) = data.run.as_mut() {
                             run.body = binding;
@@ -712,9 +737,7 @@ impl Tap for AnswerRecorder {
                             run.served |= end != End::Failed;
                         }
                     },
-                    &[],
                     answer.as_deref().map(|bytes| (bytes, expires_at)),
-                    None,
                 )
                 .await;
             match written {

@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::body::{BodyDigest, BodySeen, RequestBody};
+use crate::body::{BodyDigest, BodySeen, End, RequestBody, Tap};
 use crate::receipt::{
     request_head, same_body, surely_other_body, verdict, Answer, AnswerRecorder, Here, PayerKind,
     ReceiptData, RunHandle, RunRecord, RunState, Verdict,
@@ -90,17 +90,43 @@ where
     }
     // The run belongs to the payment, not to the connection: it finishes (and its answer
     // is kept) when the client goes away.
-    let run = serve(ctx, inner, request, ticket).instrument(tracing::Span::current());
-    match tokio::spawn(run).await {
-        Ok(reply) => reply,
-        Err(err) => {
-            tracing::error!(error = %err, "a paid run ended abnormally");
-            Rejection::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Generic,
-                "the paid request failed; repeat it to get its refund",
-            )
-            .into_response()
+    let run = serve(ctx, inner, request, ticket).in_current_span();
+    Detached(Some(Box::pin(run))).await
+}
+
+/// A future that, dropped before it is done, is finished in a task of its own. Cheaper
+/// than spawning every run: a spawn wakes another worker thread, and most clients wait.
+struct Detached<T: Send + 'static>(Option<futures::future::BoxFuture<'static, T>>);
+
+impl<T: Send + 'static> std::future::Future for Detached<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let Some(future) = self.0.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(output)
+    }
+}
+
+impl<T: Send + 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        let Some(future) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    // Its answer goes nowhere; the answer's body records itself.
+                    drop(future.await);
+                });
+            }
+            Err(_) => tracing::error!("a paid run was dropped outside a runtime"),
         }
     }
 }
@@ -124,8 +150,52 @@ where
     }
     let guard = DebitGuard::arm(&ctx, &ticket);
     let outcome = call(&ctx.settings, inner, request, ticket.record.as_deref()).await;
+    let outcome = match &ticket.record {
+        Some(_) => whole(&ctx.settings, outcome).await,
+        None => outcome,
+    };
     guard.disarm();
     settle(&ctx, outcome, ticket).await
+}
+
+/// A recorded answer whose length is known and fits the store is read whole before its
+/// head goes out: it is recorded, then sent in one piece. (Sent as it streams, its last
+/// byte would wait for the record after the head went alone: Nagle's algorithm and a
+/// delayed ACK make that 40 ms on a server without `TCP_NODELAY`.) A body that fails
+/// while it is read is a failure of the handler.
+async fn whole<B>(settings: &Settings, outcome: Outcome<B>) -> Outcome<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let Outcome::Served(response) = outcome else {
+        return outcome;
+    };
+    let length = crate::receipt::content_length(response.headers())
+        .or_else(|| http_body::Body::size_hint(response.body()).exact());
+    let fits = length.is_some_and(|n| n <= settings.max_stored_answer as u64);
+    if !fits || response.status().is_server_error() {
+        return Outcome::Served(response);
+    }
+    let (parts, body) = response.into_parts();
+    let whole = |read: Result<http_body_util::Collected<Bytes>, B::Error>| {
+        read.map(http_body_util::Collected::to_bytes).ok()
+    };
+    let mut read = std::pin::pin!(body.collect());
+    // A body in memory is read at once: no timer for those (timers share a lock).
+    let read = match (&mut read).now_or_never().map(whole) {
+        Some(read) => read,
+        None => match settings.timeout {
+            Some(limit) => tokio::time::timeout(limit, read).await.ok().and_then(whole),
+            None => whole(read.await),
+        },
+    };
+    match read {
+        Some(bytes) => Outcome::Whole(Response::from_parts(parts, bytes)),
+        None => Outcome::Failed {
+            status: StatusCode::BAD_GATEWAY,
+            detail: "the handler's answer failed before it was complete",
+        },
+    }
 }
 
 /// Calls the handler; a recorded run renews its lease while it works.
@@ -144,6 +214,10 @@ where
         return run.await;
     };
     tokio::pin!(run);
+    // Most handlers answer at their first poll: no timer for those (timers share a lock).
+    if let Some(outcome) = (&mut run).now_or_never() {
+        return outcome;
+    }
     loop {
         tokio::select! {
             outcome = &mut run => return outcome,
@@ -158,58 +232,101 @@ async fn settle<ResBody>(ctx: &Ctx, outcome: Outcome<ResBody>, ticket: Ticket) -
 where
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
-    let mint_url = &ctx.settings.mint_url;
-    let unit = &ticket.unit;
     let (status, detail, handler) = match outcome {
         Outcome::Served(response) if !response.status().is_server_error() => {
             let charge = charge_of(&response, ticket.kept);
-            let mut response = response.map(ResponseBody::inner);
-            match &ticket.payer {
-                Payer::Token | Payer::Pass => {
-                    let back = match &ticket.record {
-                        Some(record) => given_back(ctx, record, &ticket, charge).await,
-                        None => Vec::new(),
-                    };
-                    attach_token(&mut response, mint_url, unit, back);
-                }
-                Payer::Session { sid, balance } => {
-                    let unused = ticket.kept.saturating_sub(charge);
-                    let mut balance = *balance;
-                    // Settled once: a rerun does not give the unused part back again.
-                    let settled = match &ticket.record {
-                        Some(record) => record.data().await.settled.is_some(),
-                        None => false,
-                    };
-                    if ticket.metered && unused > 0 && !settled {
-                        let record = ticket.record.as_deref();
-                        if credit(ctx, sid, unit, unused, record, false).await {
-                            balance = balance.saturating_add(unused);
-                        }
-                    }
-                    attach_balance(&mut response, balance, &unit.to_string());
-                }
-            }
-            extend(response.headers_mut(), &ticket.headers);
-            extend(response.headers_mut(), &ticket.success_headers);
-            if let Some(record) = ticket.record {
-                let tap = AnswerRecorder::new(
-                    record,
-                    &response,
-                    ticket.seen,
-                    ticket.content_length,
-                    ticket.retry,
-                    &ctx.settings,
-                );
-                let length = crate::receipt::content_length(response.headers());
-                response = response.map(|body| body.recorded(tap, length));
-            }
-            return response;
+            let response = response.map(ResponseBody::inner);
+            return succeed(ctx, response, charge, None, ticket).await;
+        }
+        Outcome::Whole(response) => {
+            let charge = charge_of(&response, ticket.kept);
+            let whole = response.body().clone();
+            let response = response.map(ResponseBody::own);
+            return succeed(ctx, response, charge, Some(whole), ticket).await;
         }
         Outcome::Served(response) => (response.status(), None, Some(response)),
         Outcome::Failed { status, detail } => (status, Some(detail), None),
     };
-    // A failure of ours: the payment goes back. The handler's own error answer (a 5xx) is
-    // passed on; otherwise the layer says what happened.
+    fail(ctx, status, detail, handler, ticket).await
+}
+
+/// A success: change (and what a metered price did not use) goes back, and the answer is
+/// recorded: at once when it is `whole`, else as it streams out.
+async fn succeed<ResBody>(
+    ctx: &Ctx,
+    mut response: Reply<ResBody>,
+    charge: u64,
+    whole: Option<Bytes>,
+    ticket: Ticket,
+) -> Reply<ResBody>
+where
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let (mint_url, unit) = (&ctx.settings.mint_url, &ticket.unit);
+    match &ticket.payer {
+        Payer::Token | Payer::Pass => {
+            let back = match &ticket.record {
+                Some(record) => given_back(ctx, record, &ticket, charge).await,
+                None => Vec::new(),
+            };
+            attach_token(&mut response, mint_url, unit, back);
+        }
+        Payer::Session { sid, balance } => {
+            let unused = ticket.kept.saturating_sub(charge);
+            let mut balance = *balance;
+            // Settled once: a rerun does not give the unused part back again.
+            let settled = match &ticket.record {
+                Some(record) => record.data().await.settled.is_some(),
+                None => false,
+            };
+            if ticket.metered && unused > 0 && !settled {
+                let record = ticket.record.as_deref();
+                if credit(ctx, sid, unit, unused, record, false).await {
+                    balance = balance.saturating_add(unused);
+                }
+            }
+            attach_balance(&mut response, balance, &unit.to_string());
+        }
+    }
+    extend(response.headers_mut(), &ticket.headers);
+    extend(response.headers_mut(), &ticket.success_headers);
+    let Some(record) = ticket.record else {
+        return response;
+    };
+    let mut tap = AnswerRecorder::new(
+        record,
+        &response,
+        ticket.seen,
+        ticket.content_length,
+        ticket.retry,
+        &ctx.settings,
+    );
+    match whole {
+        Some(bytes) => {
+            tap.chunk(&bytes);
+            tap.finish(End::Ended).await;
+            response
+        }
+        None => {
+            let length = crate::receipt::content_length(response.headers());
+            response.map(|body| body.recorded(tap, length))
+        }
+    }
+}
+
+/// A failure of ours: the payment goes back. The handler's own error answer (a 5xx) is
+/// passed on; otherwise the layer says what happened.
+async fn fail<ResBody>(
+    ctx: &Ctx,
+    status: StatusCode,
+    detail: Option<&'static str>,
+    handler: Option<Response<ResBody>>,
+    ticket: Ticket,
+) -> Reply<ResBody>
+where
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let (mint_url, unit) = (&ctx.settings.mint_url, &ticket.unit);
     let handler = handler.map(|response| response.map(ResponseBody::inner));
     let answer = |handler: Option<Reply<ResBody>>, consequence: &str| {
         handler.unwrap_or_else(|| failure(status, detail, consequence))
@@ -228,7 +345,8 @@ where
     let mut response = match payer {
         Payer::Token => match refund(ctx, &ticket).await {
             Some(back) => {
-                let mut response = answer(handler, "the payment is refunded in the X-Cashu header");
+                let mut response =
+                    answer(handler, "the payment is refunded in the X-Cashu header");
                 attach_token(&mut response, mint_url, unit, back);
                 response
             }
@@ -504,7 +622,10 @@ impl Drop for DebitGuard {
 }
 
 pub(crate) enum Outcome<B> {
+    /// The handler's answer, its body as the handler gives it.
     Served(Response<B>),
+    /// The handler's answer read whole (see `whole`).
+    Whole(Response<Bytes>),
     Failed {
         status: StatusCode,
         detail: &'static str,

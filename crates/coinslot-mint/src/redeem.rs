@@ -357,6 +357,26 @@ impl Mint {
             .await?)
     }
 
+    /// Writes a receipt (as its guard allows) and an answer kept for retries, atomically
+    /// but without waiting for the disk: records whose loss in a crash costs no value (a
+    /// run's lease, the answer it gave). Ordered with every other write.
+    pub async fn note_receipt(
+        &self,
+        receipt: ReceiptWrite<'_>,
+        answer: Option<crate::store::AnswerWrite<'_>>,
+    ) -> Result<(), Error> {
+        Ok(self
+            .inner
+            .store
+            .commit(Commit {
+                receipt: Some(receipt),
+                answer,
+                lazy: true,
+                ..Commit::default()
+            })
+            .await?)
+    }
+
     /// The answer kept under a receipt's key, if it is kept and not expired at `now`.
     pub async fn answer(&self, key: &[u8; 32], now: u64) -> Result<Option<Vec<u8>>, Error> {
         let record: Option<AnswerRecord> = self.inner.store.answer(key).await?;

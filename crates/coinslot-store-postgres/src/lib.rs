@@ -544,6 +544,12 @@ impl PostgresStore {
     async fn apply(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
+        if commit.lazy {
+            // Ordered with every other write in the WAL, but not waited for.
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(db)?;
+        }
         if !commit.spend.is_empty() {
             let ys: Vec<PublicKey> = commit.spend.iter().map(|p| p.y).collect();
             let keys: Vec<Vec<u8>> = ys.iter().map(|y| point_key(y).to_vec()).collect();

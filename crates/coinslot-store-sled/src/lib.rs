@@ -349,6 +349,11 @@ impl MintStore for SledStore {
     }
 
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        if let Some(receipt) = commit.receipt.filter(|_| receipt_only(&commit)) {
+            return self
+                .write_receipt(receipt, commit.answer, commit.lazy)
+                .await;
+        }
         // Encode outside the transaction: its closure may run more than once.
         let spent_values: Vec<([u8; 33], Vec<u8>)> = commit
             .spend
@@ -505,6 +510,10 @@ impl MintStore for SledStore {
             },
         );
         unwrap_tx(result)?;
+        if commit.lazy {
+            // In sled's log after every earlier write; on disk with the next flush.
+            return Ok(());
+        }
         self.flush().await
     }
 
@@ -666,6 +675,67 @@ impl MintStore for SledStore {
 
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         Ok(QuoteTotal::sum(&self.all_quotes()?))
+    }
+}
+
+/// Whether a commit writes a receipt (and maybe its answer) and nothing else.
+fn receipt_only(commit: &Commit<'_>) -> bool {
+    commit.spend.is_empty()
+        && commit.issue.is_empty()
+        && commit.made.is_empty()
+        && commit.issue_quote.is_none()
+        && commit.account.is_none()
+        && commit.pass.is_none()
+}
+
+impl SledStore {
+    /// A receipt write that moves no value (a run's lease, the answer it gave): a
+    /// compare-and-swap on its key, not a transaction. sled runs every transaction under
+    /// one global write lock, and a paid request makes one of these per run. The answer
+    /// goes first (a reader takes it only once the receipt says it is there) and is taken
+    /// back if the receipt's guard fails, so the pair is all or nothing.
+    async fn write_receipt(
+        &self,
+        write: coinslot_mint::ReceiptWrite<'_>,
+        answer: Option<coinslot_mint::AnswerWrite<'_>>,
+        lazy: bool,
+    ) -> Result<(), StoreError> {
+        let mut undo = None;
+        if let Some(answer) = answer {
+            let value = encode_answer(answer.expires_at, answer.data);
+            let before = self
+                .answers
+                .insert(&answer.key[..], value.as_slice())
+                .map_err(backend)?;
+            undo = Some((answer.key, value, before));
+        }
+        let swapped = loop {
+            let current = self.receipts.get(&write.key[..]).map_err(backend)?;
+            let stored = current.as_deref().map(receipt_version).transpose()?;
+            let version = match write.next_version(stored) {
+                Ok(version) => version,
+                Err(err) => break Err(err),
+            };
+            let value = encode_receipt(write.created_at, version, write.data);
+            let swapped = self
+                .receipts
+                .compare_and_swap(&write.key[..], current, Some(value))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                break Ok(());
+            }
+        };
+        if let (Err(_), Some((key, value, before))) = (&swapped, undo) {
+            let _ = self
+                .answers
+                .compare_and_swap(&key[..], Some(value), before)
+                .map_err(backend)?;
+        }
+        swapped?;
+        if lazy {
+            return Ok(());
+        }
+        self.flush().await
     }
 }
 

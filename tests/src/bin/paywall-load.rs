@@ -42,6 +42,9 @@ struct Args {
     /// Only run phase (d), the session phase, for as long as `--seconds` (for profiling).
     #[arg(long)]
     sessions_only: bool,
+    /// Only run phase (c), paid with tokens, for as long as `--seconds` (for profiling).
+    #[arg(long)]
+    tokens_only: bool,
 }
 
 async fn handler() -> &'static str {
@@ -114,6 +117,21 @@ async fn main() -> anyhow::Result<()> {
     let tokens = Arc::new(Mutex::new(
         premade_tokens(&mint, &paid_url, 1, wanted).await?,
     ));
+    let token_phase = |tokens: Arc<Mutex<Vec<String>>>| {
+        hammer(
+            "(c) paid, one-proof token",
+            phase_time,
+            args.concurrency,
+            format!("{paid_url}/search"),
+            move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
+        )
+    };
+    if args.tokens_only {
+        eprintln!("tokens ready: server pid {}", std::process::id());
+        let c = token_phase(tokens).await?;
+        print_table(&c, &[&c]);
+        return Ok(());
+    }
     let a = hammer(
         "(a) handler, no layer",
         phase_time,
@@ -130,14 +148,7 @@ async fn main() -> anyhow::Result<()> {
         |_| Ok(None),
     )
     .await?;
-    let c = hammer(
-        "(c) paid, one-proof token",
-        phase_time,
-        args.concurrency,
-        format!("{paid_url}/search"),
-        move |_| tokens.lock().pop().map(|t| Some(("x-cashu", t))).ok_or(()),
-    )
-    .await?;
+    let c = token_phase(tokens).await?;
     let d = session_phase().await?;
     let e = hammer(
         "(e) opened by a time pass",

@@ -153,7 +153,11 @@ where
         with: PaidWith::Session,
     });
     let length = content_length(request.headers());
-    let (request, seen) = hash_body(request);
+    // Only a recorded run binds its body (for its retries).
+    let (request, seen) = match record {
+        Some(_) => hash_body(request),
+        None => (request.map(RequestBody::plain), Arc::default()),
+    };
     let ticket = Ticket {
         paid: Some(Paid {
             amount: price.amount,

@@ -415,6 +415,11 @@ pub struct Commit<'a> {
     pub account: Option<AccountWrite<'a>>,
     /// A pass to buy or extend.
     pub pass: Option<PassWrite<'a>>,
+    /// Return before the write is on disk. It is still atomic and ordered with every other
+    /// write (a crash keeps a prefix of them), so it is lost only with the writes after it,
+    /// and only by a crash before the next durable one. For records whose loss costs no
+    /// value: a run's lease, the answer it gave (never for spends, issues or credits).
+    pub lazy: bool,
 }
 
 /// The value counters of one keyset: what it signed and what was spent from it.
@@ -590,7 +595,8 @@ pub trait MintStore: Send + Sync + 'static {
         blinded: &[PublicKey],
     ) -> Result<Vec<Option<BlindSignature>>, StoreError>;
 
-    /// Applies one [`Commit`] atomically and returns only once it is durable.
+    /// Applies one [`Commit`] atomically and returns only once it is durable (unless the
+    /// commit is `lazy`).
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
 
     /// A receipt by key.
