@@ -149,9 +149,10 @@ where
         request.extensions_mut().insert(pass.clone());
     }
     let guard = DebitGuard::arm(&ctx, &ticket);
-    let outcome = call(&ctx.settings, inner, request, ticket.record.as_deref()).await;
-    let outcome = match &ticket.record {
-        Some(_) => whole(&ctx.settings, outcome).await,
+    let record = ticket.record.as_deref();
+    let outcome = leased(run_inner(&ctx.settings, inner, request), record).await;
+    let outcome = match record {
+        Some(record) => leased(whole(&ctx.settings, outcome), Some(record)).await,
         None => outcome,
     };
     guard.disarm();
@@ -177,18 +178,13 @@ where
         return Outcome::Served(response);
     }
     let (parts, body) = response.into_parts();
-    let whole = |read: Result<http_body_util::Collected<Bytes>, B::Error>| {
-        read.map(http_body_util::Collected::to_bytes).ok()
-    };
-    let mut read = std::pin::pin!(body.collect());
-    // A body in memory is read at once: no timer for those (timers share a lock).
-    let read = match (&mut read).now_or_never().map(whole) {
-        Some(read) => read,
-        None => match settings.timeout {
-            Some(limit) => tokio::time::timeout(limit, read).await.ok().and_then(whole),
-            None => whole(read.await),
-        },
-    };
+    // No deadline of its own: a body that stalls would stall its client just the same
+    // without the layer (the handler's `timeout` bounds the handler, a proxy its upstream).
+    let read = body
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .ok();
     match read {
         Some(bytes) => Outcome::Whole(Response::from_parts(parts, bytes)),
         None => Outcome::Failed {
@@ -198,29 +194,19 @@ where
     }
 }
 
-/// Calls the handler; a recorded run renews its lease while it works.
-async fn call<S, ReqBody, ResBody>(
-    settings: &Settings,
-    inner: S,
-    request: Request<ReqBody>,
-    record: Option<&RunHandle>,
-) -> Outcome<ResBody>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: std::fmt::Display,
-{
-    let run = run_inner(settings, inner, request);
+/// Runs `work`; a recorded run renews its lease meanwhile.
+async fn leased<F: std::future::Future>(work: F, record: Option<&RunHandle>) -> F::Output {
     let Some(record) = record else {
-        return run.await;
+        return work.await;
     };
-    tokio::pin!(run);
-    // Most handlers answer at their first poll: no timer for those (timers share a lock).
-    if let Some(outcome) = (&mut run).now_or_never() {
-        return outcome;
+    tokio::pin!(work);
+    // Most work is done at its first poll: no timer for that (timers share a lock).
+    if let Some(output) = (&mut work).now_or_never() {
+        return output;
     }
     loop {
         tokio::select! {
-            outcome = &mut run => return outcome,
+            output = &mut work => return output,
             () = tokio::time::sleep(record.until_renewal()) => record.renew().await,
         }
     }

@@ -12,8 +12,8 @@
 //! | `lookups` | lookup id     | quote id                      |
 //! | `spent`   | `Y`           | keyset id bytes + amount (BE) |
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
-//! | `receipts.v2` | receipt key | created_at (BE) + version (BE) + data |
-//! | `answers` | receipt key   | expires_at (BE) + data        |
+//! | `receipts.v2` | receipt key | created_at, version (BE), data length (u32 BE), data, and the answer kept with it: expires_at (BE), answer |
+//! | `answers` | receipt key   | expires_at (BE) + data: an answer written without its receipt |
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE)   |
 //! | `passes`  | pass id       | `PassRecord` (JSON)            |
@@ -43,7 +43,9 @@ use coinslot_mint::store::{
     KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 
 pub mod flusher;
 
@@ -195,28 +197,68 @@ fn decode_supply(bytes: &[u8]) -> Result<Supply, StoreError> {
     Ok(Supply { issued, redeemed })
 }
 
-fn encode_receipt(created_at: u64, version: u64, data: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(16 + data.len());
+/// A receipt as stored: its answer, when it has one, rides in the same value, so the write
+/// that records a run's answer is one compare-and-swap on one key.
+struct StoredReceipt<'a> {
+    created_at: u64,
+    version: u64,
+    data: &'a [u8],
+    /// Expiry and bytes of the answer kept with it.
+    answer: Option<(u64, &'a [u8])>,
+}
+
+/// `created_at | version | data length (u32) | data | [expires_at | answer]`, big-endian.
+fn encode_receipt(
+    created_at: u64,
+    version: u64,
+    data: &[u8],
+    answer: Option<(u64, &[u8])>,
+) -> Vec<u8> {
+    let answer_len = answer.map_or(0, |(_, bytes)| 8 + bytes.len());
+    let mut value = Vec::with_capacity(20 + data.len() + answer_len);
     value.extend_from_slice(&created_at.to_be_bytes());
     value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(&(data.len() as u32).to_be_bytes());
     value.extend_from_slice(data);
+    if let Some((expires_at, bytes)) = answer {
+        value.extend_from_slice(&expires_at.to_be_bytes());
+        value.extend_from_slice(bytes);
+    }
     value
 }
 
-fn decode_receipt(bytes: &[u8]) -> Result<ReceiptRecord, StoreError> {
+fn parse_receipt(bytes: &[u8]) -> Result<StoredReceipt<'_>, StoreError> {
     let (created_at, rest) = split_u64(bytes)?;
-    let (version, data) = split_u64(rest)?;
-    Ok(ReceiptRecord {
+    let (version, rest) = split_u64(rest)?;
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("receipt too short"))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(corrupt("receipt cut short"));
+    }
+    let (data, rest) = rest.split_at(len);
+    let answer = if rest.is_empty() {
+        None
+    } else {
+        let (expires_at, bytes) = split_u64(rest)?;
+        Some((expires_at, bytes))
+    };
+    Ok(StoredReceipt {
         created_at,
         version,
-        data: data.to_vec(),
+        data,
+        answer,
     })
 }
 
-/// The version of a stored receipt, read without copying its data.
-fn receipt_version(bytes: &[u8]) -> Result<u64, StoreError> {
-    let (_, rest) = split_u64(bytes)?;
-    Ok(split_u64(rest)?.0)
+fn decode_receipt(bytes: &[u8]) -> Result<ReceiptRecord, StoreError> {
+    let stored = parse_receipt(bytes)?;
+    Ok(ReceiptRecord {
+        created_at: stored.created_at,
+        version: stored.version,
+        data: stored.data.to_vec(),
+    })
 }
 
 fn encode_answer(expires_at: u64, data: &[u8]) -> Vec<u8> {
@@ -377,6 +419,19 @@ impl MintStore for SledStore {
             .into_iter()
             .map(|(id, delta)| (id.to_bytes(), delta))
             .collect();
+        if payment_only(&commit) {
+            // A payment: only the trees it writes take part in the transaction.
+            let trees = (&self.spent, &self.receipts, &self.supply);
+            let result = trees.transaction(|(spent, receipts, supply)| {
+                tx_spend(spent, &spent_values)?;
+                if let Some(write) = &commit.receipt {
+                    tx_receipt(receipts, write, None)?;
+                }
+                tx_supply(supply, &supply_changes)
+            });
+            unwrap_tx(result)?;
+            return self.flush().await;
+        }
         let trees = (
             &self.spent,
             &self.sigs,
@@ -389,12 +444,7 @@ impl MintStore for SledStore {
         );
         let result = trees.transaction(
             |(spent, sigs, quotes, receipts, answers, accounts, supply, passes)| {
-                for (key, value) in &spent_values {
-                    // `insert` returns the previous value: also catches a Y twice in one commit.
-                    if spent.insert(&key[..], value.as_slice())?.is_some() {
-                        return abort(StoreError::AlreadySpent(hex(key)));
-                    }
-                }
+                tx_spend(spent, &spent_values)?;
                 for (key, value) in &sig_values {
                     if sigs.insert(&key[..], value.as_slice())?.is_some() {
                         return abort(StoreError::AlreadySigned(hex(key)));
@@ -478,35 +528,19 @@ impl MintStore for SledStore {
                     };
                     passes.insert(write.id.as_bytes(), value)?;
                 }
+                // An answer for the receipt written rides in it; any other goes alone.
+                let inline = commit
+                    .answer
+                    .zip(commit.receipt)
+                    .filter(|(a, r)| a.key == r.key)
+                    .map(|(a, _)| (a.expires_at, a.data));
                 if let Some(write) = &commit.receipt {
-                    let stored = match receipts.get(&write.key[..])? {
-                        Some(bytes) => match receipt_version(&bytes) {
-                            Ok(version) => Some(version),
-                            Err(e) => return abort(e),
-                        },
-                        None => None,
-                    };
-                    let version = match write.next_version(stored) {
-                        Ok(version) => version,
-                        Err(e) => return abort(e),
-                    };
-                    let value = encode_receipt(write.created_at, version, write.data);
-                    receipts.insert(&write.key[..], value)?;
+                    tx_receipt(receipts, write, inline)?;
                 }
-                if let Some((key, value)) = &answer {
+                if let Some((key, value)) = answer.as_ref().filter(|_| inline.is_none()) {
                     answers.insert(key.as_slice(), value.as_slice())?;
                 }
-                for (key, delta) in &supply_changes {
-                    let current = match supply.get(key.as_slice())? {
-                        Some(bytes) => match decode_supply(&bytes) {
-                            Ok(current) => current,
-                            Err(e) => return abort(e),
-                        },
-                        None => Supply::default(),
-                    };
-                    supply.insert(key.as_slice(), &encode_supply(current.plus(*delta))[..])?;
-                }
-                Ok(())
+                tx_supply(supply, &supply_changes)
             },
         );
         unwrap_tx(result)?;
@@ -526,6 +560,14 @@ impl MintStore for SledStore {
     }
 
     async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError> {
+        if let Some(bytes) = self.receipts.get(key).map_err(backend)? {
+            if let Some((expires_at, data)) = parse_receipt(&bytes)?.answer {
+                return Ok(Some(AnswerRecord {
+                    expires_at,
+                    data: data.to_vec(),
+                }));
+            }
+        }
         let Some(bytes) = self.answers.get(key).map_err(backend)? else {
             return Ok(None);
         };
@@ -538,6 +580,24 @@ impl MintStore for SledStore {
 
     async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
         let mut pruned = 0;
+        for entry in self.receipts.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let stored = parse_receipt(&value)?;
+            if stored
+                .answer
+                .is_some_and(|(expires_at, _)| expires_at < expired_before)
+            {
+                let kept = encode_receipt(stored.created_at, stored.version, stored.data, None);
+                // Only what was read: a receipt written again meanwhile stays as it is.
+                let swapped = self
+                    .receipts
+                    .compare_and_swap(&key, Some(value.clone()), Some(kept))
+                    .map_err(backend)?;
+                if swapped.is_ok() {
+                    pruned += 1;
+                }
+            }
+        }
         for entry in self.answers.iter() {
             let (key, value) = entry.map_err(backend)?;
             let (expires_at, _) = split_u64(&value)?;
@@ -559,7 +619,7 @@ impl MintStore for SledStore {
         let mut pruned = 0;
         for entry in self.receipts.iter() {
             let (key, value) = entry.map_err(backend)?;
-            let (created_at, _) = split_u64(&value)?;
+            let created_at = parse_receipt(&value)?.created_at;
             if created_at < created_before {
                 // Only remove what was read: a receipt replaced meanwhile stays.
                 let swapped = self
@@ -678,6 +738,89 @@ impl MintStore for SledStore {
     }
 }
 
+type TxResult = Result<(), ConflictableTransactionError<StoreError>>;
+
+/// Marks proofs spent; `insert` returns the previous value, which also catches a `Y` twice
+/// in one commit.
+fn tx_spend(spent: &TransactionalTree, values: &[([u8; 33], Vec<u8>)]) -> TxResult {
+    for (key, value) in values {
+        if spent.insert(&key[..], value.as_slice())?.is_some() {
+            return abort(StoreError::AlreadySpent(hex(key)));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a receipt as its guard allows (the version found is checked first), with
+/// `answer` or else the answer it kept.
+fn tx_receipt(
+    receipts: &TransactionalTree,
+    write: &coinslot_mint::ReceiptWrite<'_>,
+    answer: Option<(u64, &[u8])>,
+) -> TxResult {
+    if write.guard == coinslot_mint::ReceiptGuard::Absent {
+        // A new receipt (a payment's): one insert, which says what it replaced.
+        let value = encode_receipt(write.created_at, 1, write.data, answer);
+        if receipts.insert(&write.key[..], value)?.is_some() {
+            return abort(StoreError::ReceiptChanged);
+        }
+        return Ok(());
+    }
+    let current = receipts.get(&write.key[..])?;
+    let value = match next_receipt(current.as_deref(), write, answer) {
+        Ok(value) => value,
+        Err(e) => return abort(e),
+    };
+    receipts.insert(&write.key[..], value)?;
+    Ok(())
+}
+
+/// The value a receipt write leaves, given what is stored: its guard checked, the answer
+/// kept unless one is given.
+fn next_receipt(
+    current: Option<&[u8]>,
+    write: &coinslot_mint::ReceiptWrite<'_>,
+    answer: Option<(u64, &[u8])>,
+) -> Result<Vec<u8>, StoreError> {
+    let stored = current.map(parse_receipt).transpose()?;
+    let version = write.next_version(stored.as_ref().map(|s| s.version))?;
+    let answer = answer.or_else(|| stored.and_then(|s| s.answer));
+    Ok(encode_receipt(
+        write.created_at,
+        version,
+        write.data,
+        answer,
+    ))
+}
+
+/// Adds each keyset's delta to its counters.
+fn tx_supply(supply: &TransactionalTree, changes: &[(Vec<u8>, Supply)]) -> TxResult {
+    for (key, delta) in changes {
+        let current = match supply.get(key.as_slice())? {
+            Some(bytes) => match decode_supply(&bytes) {
+                Ok(current) => current,
+                Err(e) => return abort(e),
+            },
+            None => Supply::default(),
+        };
+        supply.insert(key.as_slice(), &encode_supply(current.plus(*delta))[..])?;
+    }
+    Ok(())
+}
+
+/// Whether a commit spends (with its receipt and the proofs it makes), durably, and writes
+/// nothing else: a payment. sled runs every transaction under one global lock, and a
+/// transaction's cost grows with the trees in it.
+fn payment_only(commit: &Commit<'_>) -> bool {
+    !commit.spend.is_empty()
+        && !commit.lazy
+        && commit.issue.is_empty()
+        && commit.issue_quote.is_none()
+        && commit.account.is_none()
+        && commit.pass.is_none()
+        && commit.answer.is_none()
+}
+
 /// Whether a commit writes a receipt (and maybe its answer) and nothing else.
 fn receipt_only(commit: &Commit<'_>) -> bool {
     commit.spend.is_empty()
@@ -689,49 +832,37 @@ fn receipt_only(commit: &Commit<'_>) -> bool {
 }
 
 impl SledStore {
-    /// A receipt write that moves no value (a run's lease, the answer it gave): a
-    /// compare-and-swap on its key, not a transaction. sled runs every transaction under
-    /// one global write lock, and a paid request makes one of these per run. The answer
-    /// goes first (a reader takes it only once the receipt says it is there) and is taken
-    /// back if the receipt's guard fails, so the pair is all or nothing.
+    /// A receipt write that moves no value (a run's lease, the answer it gave): one
+    /// compare-and-swap on its key, the answer in the same value, not a transaction. sled
+    /// runs every transaction under one global write lock, and a paid request makes one of
+    /// these per run.
     async fn write_receipt(
         &self,
         write: coinslot_mint::ReceiptWrite<'_>,
         answer: Option<coinslot_mint::AnswerWrite<'_>>,
         lazy: bool,
     ) -> Result<(), StoreError> {
-        let mut undo = None;
-        if let Some(answer) = answer {
-            let value = encode_answer(answer.expires_at, answer.data);
-            let before = self
-                .answers
-                .insert(&answer.key[..], value.as_slice())
-                .map_err(backend)?;
-            undo = Some((answer.key, value, before));
-        }
-        let swapped = loop {
+        let (inline, alone) = match answer {
+            Some(a) if a.key == write.key => (Some((a.expires_at, a.data)), None),
+            other => (None, other),
+        };
+        loop {
             let current = self.receipts.get(&write.key[..]).map_err(backend)?;
-            let stored = current.as_deref().map(receipt_version).transpose()?;
-            let version = match write.next_version(stored) {
-                Ok(version) => version,
-                Err(err) => break Err(err),
-            };
-            let value = encode_receipt(write.created_at, version, write.data);
+            let value = next_receipt(current.as_deref(), &write, inline)?;
             let swapped = self
                 .receipts
                 .compare_and_swap(&write.key[..], current, Some(value))
                 .map_err(backend)?;
             if swapped.is_ok() {
-                break Ok(());
+                break;
             }
-        };
-        if let (Err(_), Some((key, value, before))) = (&swapped, undo) {
-            let _ = self
-                .answers
-                .compare_and_swap(&key[..], Some(value), before)
+        }
+        if let Some(answer) = alone {
+            let value = encode_answer(answer.expires_at, answer.data);
+            self.answers
+                .insert(&answer.key[..], value)
                 .map_err(backend)?;
         }
-        swapped?;
         if lazy {
             return Ok(());
         }

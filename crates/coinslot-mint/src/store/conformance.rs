@@ -712,6 +712,15 @@ pub async fn answers_are_written_with_their_receipt_and_pruned(store: Arc<dyn Mi
     let stored = store.answer(&key).await.expect("read").expect("answer");
     assert_eq!((stored.expires_at, stored.data.len()), (50, body.len()));
     assert_eq!(stored.data, body, "the answer came back changed");
+    // Writing the receipt again leaves its answer alone.
+    store
+        .commit(guarded(&key, b"answered again", ReceiptGuard::Version(2)))
+        .await
+        .expect("receipt again");
+    let stored = store.answer(&key).await.expect("read").expect("answer");
+    assert_eq!(stored.data, body, "a receipt write took its answer");
+    let receipt = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(receipt.data, b"answered again");
 
     let lost = Commit {
         answer: Some(AnswerWrite {

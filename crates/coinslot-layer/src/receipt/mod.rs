@@ -39,6 +39,8 @@ use crate::wire::nut24::IDEMPOTENCY_KEY;
 use crate::wire::payment::parse_content_digest;
 use crate::{ResponseBody, Retry};
 
+mod codec;
+
 /// What a receipt is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,12 +98,13 @@ impl ReceiptData {
         }
     }
 
+    /// The stored bytes (see `codec`).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        codec::encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
+        codec::decode(bytes)
     }
 
     /// The unit, parsed.
@@ -146,7 +149,8 @@ pub(crate) enum PayerKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RunRecord {
     /// [`request_head`] of the request paid for.
-    pub request: String,
+    #[serde(with = "hex_32")]
+    pub request: [u8; 32],
     /// Its body, as far as it is known.
     pub body: BodyBinding,
     /// How a retry is served.
@@ -241,8 +245,8 @@ mod hex_32 {
 }
 
 /// What makes two requests the same request, besides their bodies: method, path and
-/// query, and `Idempotency-Key` (SHA-256, hex).
-pub(crate) fn request_head(parts: &http::request::Parts) -> String {
+/// query, and `Idempotency-Key` (SHA-256).
+pub(crate) fn request_head(parts: &http::request::Parts) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(parts.method.as_str());
     hash.update([0]);
@@ -257,7 +261,7 @@ pub(crate) fn request_head(parts: &http::request::Parts) -> String {
     if let Some(key) = parts.headers.get(IDEMPOTENCY_KEY) {
         hash.update(key.as_bytes());
     }
-    hex::encode(hash.finalize())
+    hash.finalize().into()
 }
 
 /// The declared `Content-Length` of a request.
@@ -345,7 +349,7 @@ impl Here {
 /// The [`Verdict`] on a retry with `head` and `method` of the run recorded in `data`.
 pub(crate) fn verdict(
     data: &ReceiptData,
-    head: &str,
+    head: &[u8; 32],
     method: &Method,
     here: Here,
     settings: &Settings,
@@ -354,7 +358,7 @@ pub(crate) fn verdict(
     let Some(run) = &data.run else {
         return Verdict::Spent("token already spent");
     };
-    if run.request != head {
+    if run.request != *head {
         return Verdict::Spent("token already spent (it paid for a different request)");
     }
     // A pass bought time, not a run: the pass opens its retries.
@@ -622,7 +626,7 @@ fn renew_after(lease: Duration) -> u64 {
 
 /// The receipt of a run that starts now in `instance`: running, with its lease.
 pub(crate) fn running(
-    head: String,
+    head: [u8; 32],
     retry: Retry,
     payer: PayerKind,
     settings: &Settings,
@@ -757,10 +761,12 @@ mod tests {
         crate::layer::test_settings()
     }
 
+    const HEAD: [u8; 32] = [1; 32];
+
     fn request_data(state: RunState, retry: Retry, payer: PayerKind) -> ReceiptData {
         let mut data = ReceiptData::new(ReceiptKind::Request, "sat".into());
         data.run = Some(RunRecord {
-            request: "head".into(),
+            request: HEAD,
             body: BodyBinding::Pending,
             retry,
             payer,
@@ -785,7 +791,7 @@ mod tests {
         let check = |state, retry, method: &Method| {
             verdict(
                 &request_data(state, retry, PayerKind::Token),
-                "head",
+                &HEAD,
                 method,
                 here,
                 &s,
@@ -833,13 +839,13 @@ mod tests {
             ..here
         };
         let data = request_data(running, Retry::Stored, PayerKind::Token);
-        assert_eq!(verdict(&data, "head", &post, alone, &s), Verdict::Refund);
+        assert_eq!(verdict(&data, &HEAD, &post, alone, &s), Verdict::Refund);
         let mine = RunState::Running {
             until: now + 5,
             owner: 7,
         };
         let data = request_data(mine, Retry::Stored, PayerKind::Token);
-        assert_eq!(verdict(&data, "head", &post, alone, &s), Verdict::Pending);
+        assert_eq!(verdict(&data, &HEAD, &post, alone, &s), Verdict::Pending);
         assert_eq!(
             check(RunState::Failed, Retry::Stored, &get),
             Verdict::Refunded
@@ -847,7 +853,7 @@ mod tests {
         assert!(matches!(
             verdict(
                 &request_data(stored, Retry::Stored, PayerKind::Token),
-                "other",
+                &[2; 32],
                 &get,
                 here,
                 &s
@@ -858,7 +864,7 @@ mod tests {
         assert_eq!(
             verdict(
                 &request_data(unstored, Retry::Stored, PayerKind::Pass),
-                "head",
+                &HEAD,
                 &post,
                 here,
                 &s
@@ -869,7 +875,7 @@ mod tests {
         let mut data = request_data(unstored, Retry::Rerun, PayerKind::Token);
         data.run.as_mut().unwrap().reruns = s.max_reruns;
         assert!(matches!(
-            verdict(&data, "head", &post, here, &s),
+            verdict(&data, &HEAD, &post, here, &s),
             Verdict::Spent(_)
         ));
     }
