@@ -17,6 +17,23 @@ pub struct Phase {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// CPU time of this whole process (server and load client: they share it) per request,
+    /// when it was measured.
+    pub cpu_per_op: Option<Duration>,
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
+/// where there is no procfs.
+pub fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // procfs counts in USER_HZ, 100 per second on every Linux architecture we build for.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// Summarises the latencies of one phase.
@@ -32,6 +49,7 @@ pub fn summarize(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) ->
         rps: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        cpu_per_op: None,
     }
 }
 
@@ -41,30 +59,40 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
 {
+    let cpu_before = process_cpu();
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency).map(|i| tokio::spawn(make(i))).collect();
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await??);
     }
-    Ok(summarize(name, all, start.elapsed()))
+    let mut phase = summarize(name, all, start.elapsed());
+    if let (Some(before), Some(after)) = (cpu_before, process_cpu()) {
+        phase.cpu_per_op = (phase.ops > 0).then(|| after.saturating_sub(before) / phase.ops as u32);
+    }
+    Ok(phase)
 }
 
-/// Prints phases as a table, each with its throughput relative to `baseline`.
+/// Prints phases as a table, each with its throughput relative to `baseline` and the
+/// process's CPU per request (server and client together, the same client in every phase).
 pub fn print_table(baseline: &Phase, phases: &[&Phase]) {
     println!(
-        "{:<34} {:>8} {:>10} {:>9} {:>9} {:>12}",
-        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline"
+        "{:<34} {:>8} {:>10} {:>9} {:>9} {:>12} {:>10}",
+        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline", "cpu µs/op"
     );
     for phase in phases {
         println!(
-            "{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>12.3}",
+            "{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>12.3} {:>10}",
             phase.name,
             phase.ops,
             phase.rps,
             phase.p50.as_secs_f64() * 1e3,
             phase.p99.as_secs_f64() * 1e3,
-            phase.rps / baseline.rps
+            phase.rps / baseline.rps,
+            phase.cpu_per_op.map_or_else(
+                || "-".to_string(),
+                |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6)
+            )
         );
     }
 }
@@ -235,4 +263,26 @@ pub async fn swap_chain(
         proofs = next.ok_or_else(|| anyhow::anyhow!("no proofs back"))?;
     }
     Ok(latencies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_cpu_counts_work_done() {
+        let before = process_cpu().expect("procfs is readable on Linux");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        // Busy until the counter moves by 30 ms or the deadline passes (a loaded machine
+        // may give this thread little of the CPU).
+        while process_cpu().expect("procfs") < before + Duration::from_millis(30)
+            && Instant::now() < deadline
+        {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        assert!(process_cpu().expect("procfs") >= before + Duration::from_millis(30));
+    }
 }
