@@ -12,9 +12,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coinslot_mint::cashu::nuts::{CurrencyUnit, Proof};
+use coinslot_mint::cashu::nuts::{CurrencyUnit, Id, Proof};
 use coinslot_mint::store::AccountWrite;
-use coinslot_mint::{Error, ErrorCode, Event, ReceiptGuard, ReceiptWrite};
+use coinslot_mint::{
+    Error, ErrorCode, Event, PaidWith, Payment, Purchase, ReceiptGuard, ReceiptWrite,
+};
 use futures::FutureExt;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -22,15 +24,16 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::body::{BodyDigest, BodySeen, End, RequestBody, Tap};
+use crate::proofs::receipt_fn;
 use crate::receipt::{
-    request_head, same_body, surely_other_body, verdict, Answer, AnswerRecorder, Here, PayerKind,
-    ReceiptData, RunHandle, RunRecord, RunState, Verdict,
+    request_head, running, same_body, surely_other_body, verdict, Answer, AnswerRecorder, Here,
+    PayerKind, ReceiptData, ReceiptKind, RunHandle, RunRecord, RunState, Verdict,
 };
 use crate::settings::{Ctx, Settings};
 use crate::wire::errors::{attach_balance, attach_token, Rejection, Reply};
 use crate::wire::nut24;
 use crate::wire::payment::{read_body, ReadBody};
-use crate::{Charge, Paid, ResponseBody, Retry, ValidPass};
+use crate::{Charge, Paid, Price, ResponseBody, Retry, ValidPass};
 
 /// Who paid for a run, so where value goes back.
 #[derive(Debug, Clone)]
@@ -69,6 +72,106 @@ pub(crate) struct Ticket {
     /// What the layer learns of the request body as the handler reads it.
     pub seen: Arc<BodySeen>,
     pub content_length: Option<u64>,
+}
+
+/// Spends `proofs` at `price` for one run of the request `parts` describes: one durable
+/// write of the spend and of a receipt that says the run is *running*. The modes that take
+/// proofs for a price (a token, a `Payment` credential) start here. `Err` is the mint's
+/// refusal; [`Error::TokenAlreadySpent`] means a retry, for the receipt under `key`.
+pub(crate) async fn take_price(
+    ctx: &Ctx,
+    parts: &http::request::Parts,
+    proofs: Vec<Proof>,
+    price: &Price,
+    key: [u8; 32],
+) -> Result<TokenRun, Error> {
+    let run = running(
+        request_head(parts),
+        price.retry,
+        PayerKind::Token,
+        &ctx.settings,
+        ctx.shared.instance,
+    );
+    let template = ReceiptData {
+        kept: price.amount,
+        metered: price.is_metered(),
+        run: Some(run),
+        ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
+    };
+    let payment = Payment {
+        unit: price.unit.clone(),
+        buys: Purchase::Price(price.amount),
+        require_lock: ctx.settings.require_lock,
+        receipt: Some((key, receipt_fn(template.clone()))),
+    };
+    let created_at = coinslot_mint::unix_now();
+    let redeemed = ctx.mint().redeem(proofs, payment).await?;
+    ctx.mint().record(Event::Paid {
+        unit: price.unit.clone(),
+        amount: price.amount,
+        fee: redeemed.fee,
+        with: PaidWith::Token,
+    });
+    let data = ReceiptData {
+        change: redeemed.change,
+        fee: redeemed.fee,
+        ..template
+    };
+    let settings = &ctx.settings;
+    let record = RunHandle::new(
+        ctx.mint().clone(),
+        key,
+        created_at,
+        1,
+        data,
+        settings.run_lease,
+    );
+    Ok(TokenRun {
+        record,
+        keyset_id: redeemed.keyset_id,
+        price: price.clone(),
+    })
+}
+
+/// A run paid for with proofs, its spend recorded ([`take_price`]).
+pub(crate) struct TokenRun {
+    record: Arc<RunHandle>,
+    keyset_id: Id,
+    price: Price,
+}
+
+impl TokenRun {
+    /// The run's ticket: `seen` follows the request's body, `success_headers` go on a
+    /// successful answer.
+    pub(crate) fn ticket(
+        self,
+        success_headers: HeaderMap,
+        seen: Arc<BodySeen>,
+        content_length: Option<u64>,
+    ) -> Ticket {
+        let price = self.price;
+        Ticket {
+            paid: Some(Paid {
+                amount: price.amount,
+                unit: price.unit.clone(),
+                keyset_id: Some(self.keyset_id),
+                session: None,
+                metered: price.is_metered(),
+                replay: false,
+            }),
+            pass: None,
+            metered: price.is_metered(),
+            kept: price.amount,
+            unit: price.unit,
+            payer: Payer::Token,
+            record: Some(self.record),
+            retry: price.retry,
+            headers: HeaderMap::new(),
+            success_headers,
+            seen,
+            content_length,
+        }
+    }
 }
 
 /// Runs the handler for a payment taken, settles, and records the answer.

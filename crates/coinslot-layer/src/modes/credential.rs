@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use coinslot_mint::cashu::nuts::{nut10, Proof, Token};
-use coinslot_mint::{receipt_key, Error, Event, PaidWith, Payment, Purchase};
+use coinslot_mint::{receipt_key, Error};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
@@ -25,20 +25,16 @@ use tower_service::Service;
 use crate::body::{BoxError, RequestBody};
 use crate::challenge;
 use crate::passes::{Passes, Sale};
-use crate::proofs::receipt_fn;
-use crate::receipt::{
-    content_length, hash_body, request_head, running, PayerKind, ReceiptData, ReceiptKind,
-    RunHandle,
-};
+use crate::receipt::{content_length, hash_body, request_head, running, PayerKind};
 use crate::settings::Ctx;
-use crate::settle::{self, Payer, Retried, Ticket};
+use crate::settle::{self, Retried};
 use crate::wire::errors::{attach_token, Reply};
 use crate::wire::nut24::IDEMPOTENCY_KEY;
 use crate::wire::payment::{
     attach_receipt, content_digest, decode_b64url, parse_rfc3339, read_body, verify_id,
     ChargeRequest, Credential, Problem, ProblemKind, ReadBody, Route, INTENT, METHOD,
 };
-use crate::{Paid, PassScope, Price, Retry};
+use crate::{PassScope, Price, Retry};
 
 /// The `Payment` credential a request carries, if any (`Err` if it cannot be read).
 pub(crate) fn find(headers: &HeaderMap) -> Option<Result<Credential, Problem>> {
@@ -204,69 +200,12 @@ where
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(AUTHORIZATION);
     let idempotent = parts.headers.contains_key(IDEMPOTENCY_KEY);
-    let run = running(
-        request_head(&parts),
-        price.retry,
-        PayerKind::Token,
-        &ctx.settings,
-        ctx.shared.instance,
-    );
+    let taken = settle::take_price(&ctx, &parts, verified.proofs.clone(), &price, key).await;
     let request = Request::from_parts(parts, body);
-    let template = ReceiptData {
-        kept: price.amount,
-        metered: price.is_metered(),
-        run: Some(run),
-        ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
-    };
-    let payment = Payment {
-        unit: price.unit.clone(),
-        buys: Purchase::Price(price.amount),
-        require_lock: ctx.settings.require_lock,
-        receipt: Some((key, receipt_fn(template.clone()))),
-    };
-    let created_at = coinslot_mint::unix_now();
-    match ctx.mint().redeem(verified.proofs.clone(), payment).await {
-        Ok(redeemed) => {
-            ctx.mint().record(Event::Paid {
-                unit: price.unit.clone(),
-                amount: price.amount,
-                fee: redeemed.fee,
-                with: PaidWith::Token,
-            });
-            let data = ReceiptData {
-                change: redeemed.change,
-                fee: redeemed.fee,
-                ..template
-            };
-            let record = RunHandle::new(
-                ctx.mint().clone(),
-                key,
-                created_at,
-                1,
-                data,
-                ctx.settings.run_lease,
-            );
-            let ticket = Ticket {
-                paid: Some(Paid {
-                    amount: price.amount,
-                    unit: price.unit.clone(),
-                    keyset_id: Some(redeemed.keyset_id),
-                    session: None,
-                    metered: price.is_metered(),
-                    replay: false,
-                }),
-                pass: None,
-                unit: price.unit.clone(),
-                kept: price.amount,
-                metered: price.is_metered(),
-                payer: Payer::Token,
-                record: Some(record),
-                retry: price.retry,
-                headers: HeaderMap::new(),
-                success_headers: receipt_headers(&verified),
-                seen,
-                content_length: content_length(request.headers()),
-            };
+    match taken {
+        Ok(run) => {
+            let length = content_length(request.headers());
+            let ticket = run.ticket(receipt_headers(&verified), seen, length);
             settle::run(ctx, inner, request, ticket).await
         }
         // The same credential with the same Idempotency-Key (and request): a retry of a

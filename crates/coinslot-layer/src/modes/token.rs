@@ -8,22 +8,19 @@
 //! pass instead (as many minutes as it pays for) and the request goes through on it.
 
 use bytes::Bytes;
-use coinslot_mint::{receipt_key, Error, Event, PaidWith, Payment, Purchase};
+use coinslot_mint::{receipt_key, Error};
 use http::{HeaderMap, Request, Response};
 use tower_service::Service;
 
 use crate::body::{BoxError, RequestBody};
 use crate::passes::{Passes, Sale};
-use crate::proofs::{parse_token, receipt_fn, wrong_unit};
-use crate::receipt::{
-    content_length, hash_body, request_head, running, PayerKind, ReceiptData, ReceiptKind,
-    RunHandle,
-};
+use crate::proofs::{parse_token, wrong_unit};
+use crate::receipt::{content_length, hash_body, request_head, running, PayerKind};
 use crate::settings::Ctx;
-use crate::settle::{self, Payer, Ticket};
+use crate::settle;
 use crate::wire::errors::{Rejection, Reply};
 use crate::wire::nut24::{self, HeaderError, TokenSource};
-use crate::{Paid, PassScope, Price, Retry};
+use crate::{PassScope, Price, Retry};
 
 /// The token a request carries, if any.
 pub(crate) fn find(headers: &HeaderMap) -> Result<Option<(String, TokenSource)>, HeaderError> {
@@ -57,71 +54,13 @@ where
     let key = receipt_key(&proofs);
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(source.header());
-    let run = running(
-        request_head(&parts),
-        price.retry,
-        PayerKind::Token,
-        &ctx.settings,
-        ctx.shared.instance,
-    );
+    let taken = settle::take_price(&ctx, &parts, proofs, &price, key).await;
     let request = Request::from_parts(parts, body);
-    let template = ReceiptData {
-        kept: price.amount,
-        metered: price.is_metered(),
-        run: Some(run),
-        ..ReceiptData::new(ReceiptKind::Request, price.unit.to_string())
-    };
-    let payment = Payment {
-        unit: price.unit.clone(),
-        buys: Purchase::Price(price.amount),
-        require_lock: ctx.settings.require_lock,
-        receipt: Some((key, receipt_fn(template.clone()))),
-    };
-    let created_at = coinslot_mint::unix_now();
-    match ctx.mint().redeem(proofs, payment).await {
-        Ok(redeemed) => {
-            ctx.mint().record(Event::Paid {
-                unit: price.unit.clone(),
-                amount: price.amount,
-                fee: redeemed.fee,
-                with: PaidWith::Token,
-            });
-            let data = ReceiptData {
-                change: redeemed.change,
-                fee: redeemed.fee,
-                ..template
-            };
-            let record = RunHandle::new(
-                ctx.mint().clone(),
-                key,
-                created_at,
-                1,
-                data,
-                ctx.settings.run_lease,
-            );
+    match taken {
+        Ok(run) => {
             let content_length = content_length(request.headers());
             let (request, seen) = hash_body(request);
-            let ticket = Ticket {
-                paid: Some(Paid {
-                    amount: price.amount,
-                    unit: price.unit.clone(),
-                    keyset_id: Some(redeemed.keyset_id),
-                    session: None,
-                    metered: price.is_metered(),
-                    replay: false,
-                }),
-                pass: None,
-                metered: price.is_metered(),
-                unit: price.unit,
-                kept: price.amount,
-                payer: Payer::Token,
-                record: Some(record),
-                retry: price.retry,
-                headers: HeaderMap::new(),
-                success_headers: HeaderMap::new(),
-                seen,
-                content_length,
-            };
+            let ticket = run.ticket(HeaderMap::new(), seen, content_length);
             settle::run(ctx, inner, request, ticket).await
         }
         Err(Error::TokenAlreadySpent) => {
