@@ -9,40 +9,15 @@ use std::time::Duration;
 use anyhow::Result;
 use cdk::nuts::nut18::PaymentRequest;
 use cdk::nuts::{CurrencyUnit, SecretKey, SpendingConditions, Token};
-use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use cdk::wallet::{SendOptions, Wallet};
 use coinslot::session::SessionKeys;
-use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
+use coinslot_tests::paywall::{code, header, json, paid_app as app, PaidApp, PaidAppOptions};
 use coinslot_tests::raw::RawClient;
-use coinslot_tests::wallet::{self, balance, new_wallet, random_seed, send, token, token_proofs};
+use coinslot_tests::wallet::{self, balance, redeem_elsewhere, send, token, token_proofs};
 use serde_json::Value;
-
-async fn app(options: PaidAppOptions) -> Result<(PaidApp, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let app = PaidApp::start(dir.path(), options).await?;
-    Ok((app, dir))
-}
 
 async fn funded(app: &PaidApp, amount: u64) -> Result<Wallet> {
     wallet::funded(&app.url, amount).await
-}
-
-/// Receives a token into a fresh wallet and returns what it was worth.
-async fn redeem_elsewhere(url: &str, token: &str) -> Result<u64> {
-    let wallet = new_wallet(url, random_seed()).await?;
-    Ok(wallet
-        .receive(token, ReceiveOptions::default())
-        .await?
-        .to_u64())
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn code(body: &str) -> u64 {
-    json(body)["code"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no code: {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

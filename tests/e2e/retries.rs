@@ -10,35 +10,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cdk::nuts::Token;
-use cdk::wallet::{ReceiveOptions, Wallet};
+use cdk::wallet::Wallet;
 use coinslot_tests::paymentauth::{challenge, credential};
-use coinslot_tests::paywall::{header, PaidApp, PaidAppOptions};
-use coinslot_tests::wallet::{self, new_wallet, random_seed, token, token_proofs};
-use serde_json::Value;
-
-async fn app(options: PaidAppOptions) -> Result<(PaidApp, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let app = PaidApp::start(dir.path(), options).await?;
-    Ok((app, dir))
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn code(body: &str) -> u64 {
-    json(body)["code"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no code: {body}"))
-}
-
-async fn redeem_elsewhere(url: &str, token: &str) -> Result<u64> {
-    let wallet = new_wallet(url, random_seed()).await?;
-    Ok(wallet
-        .receive(token, ReceiveOptions::default())
-        .await?
-        .to_u64())
-}
+use coinslot_tests::paywall::{code, header, json, paid_app as app, PaidApp, PaidAppOptions};
+use coinslot_tests::wallet::{self, redeem_elsewhere, token, token_proofs};
 
 /// The leak, through the layer: one 2-sat token, a POST that counts its runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

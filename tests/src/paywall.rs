@@ -403,6 +403,25 @@ async fn panics() -> &'static str {
     panic!("handler panicked on purpose")
 }
 
+/// [`PaidApp::start`] in a temporary directory, returned with it (dropped, it is removed).
+pub async fn paid_app(options: PaidAppOptions) -> anyhow::Result<(PaidApp, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), options).await?;
+    Ok((app, dir))
+}
+
+/// A response body as JSON; panics (failing the test) with the body when it is not JSON.
+pub fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The `code` of a Cashu error body; panics (failing the test) when there is none.
+pub fn code(body: &str) -> u64 {
+    json(body)["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no code: {body}"))
+}
+
 /// A header value as text (empty if missing).
 pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
     headers

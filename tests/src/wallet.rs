@@ -222,3 +222,13 @@ pub async fn token(wallet: &Wallet, amount: u64) -> Result<String> {
         .await?
         .to_string())
 }
+
+/// Receives `token` (text) into a fresh wallet of `mint_url` and returns what it was worth:
+/// proof that change or a refund handed out is really spendable.
+pub async fn redeem_elsewhere(mint_url: &str, token: &str) -> Result<u64> {
+    let wallet = new_wallet(mint_url, random_seed()).await?;
+    Ok(wallet
+        .receive(token, ReceiveOptions::default())
+        .await?
+        .to_u64())
+}

@@ -13,6 +13,7 @@ use crate::challenge;
 use crate::future::ResponseFuture;
 use crate::modes::{credential, pass, session, token};
 use crate::settings::Ctx;
+use crate::settle::Inner;
 use crate::wire::errors::{refusal, Rejection, Reply};
 use crate::wire::nut24::TokenSource;
 use crate::wire::payment::{Credential, Problem};
@@ -158,9 +159,7 @@ async fn dispatch<S, ReqBody, ResBody>(
     charge: Charge,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,

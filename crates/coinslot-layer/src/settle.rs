@@ -74,6 +74,27 @@ pub(crate) struct Ticket {
     pub content_length: Option<u64>,
 }
 
+/// The service behind the layer, as a paid run calls it: it and its future can move to
+/// another task (a run outlives its client), and its errors can be told.
+pub(crate) trait Inner<ReqBody, ResBody>:
+    Service<
+        Request<RequestBody<ReqBody>>,
+        Response = Response<ResBody>,
+        Future: Send + 'static,
+        Error: std::fmt::Display + Send + 'static,
+    > + Send
+    + 'static
+{
+}
+
+impl<S, ReqBody, ResBody> Inner<ReqBody, ResBody> for S
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+{
+}
+
 /// Spends `proofs` at `price` for one run of the request `parts` describes: one durable
 /// write of the spend and of a receipt that says the run is *running*. The modes that take
 /// proofs for a price (a token, a `Payment` credential) start here. `Err` is the mint's
@@ -182,9 +203,7 @@ pub(crate) async fn run<S, ReqBody, ResBody>(
     ticket: Ticket,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
@@ -812,9 +831,7 @@ pub(crate) async fn retry<S, ReqBody, ResBody>(
     success_headers: HeaderMap,
 ) -> Retried<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<crate::body::BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,

@@ -20,14 +20,13 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tower_service::Service;
 
 use crate::body::{BoxError, RequestBody};
 use crate::challenge;
 use crate::passes::{Passes, Sale};
 use crate::receipt::{content_length, hash_body, request_head, running, PayerKind};
 use crate::settings::Ctx;
-use crate::settle::{self, Retried};
+use crate::settle::{self, Inner, Retried};
 use crate::wire::errors::{attach_token, Reply};
 use crate::wire::nut24::IDEMPOTENCY_KEY;
 use crate::wire::payment::{
@@ -180,9 +179,7 @@ pub(crate) async fn pay<S, ReqBody, ResBody>(
     credential: Credential,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -238,9 +235,7 @@ pub(crate) async fn buy_pass<S, ReqBody, ResBody>(
     credential: Credential,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,

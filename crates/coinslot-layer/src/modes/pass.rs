@@ -37,7 +37,7 @@ use crate::body::{BodySeen, RequestBody};
 use crate::challenge;
 use crate::passes::{PassError, Passes};
 use crate::settings::Ctx;
-use crate::settle::{self, Payer, Ticket};
+use crate::settle::{self, Inner, Payer, Ticket};
 use crate::wire::errors::{self, Rejection, Reply};
 use crate::wire::nut24::{self, HeaderError, X_CASHU_PASS};
 use crate::{PassScope, ResponseBody, Retry};
@@ -60,9 +60,7 @@ pub(crate) async fn open<S, ReqBody, ResBody>(
     credential: String,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {

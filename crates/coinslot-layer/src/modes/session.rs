@@ -29,10 +29,9 @@ use coinslot_mint::store::AccountWrite;
 use coinslot_mint::{
     receipt_key, Error, ErrorCode, Event, PaidWith, Payment, Purchase, ReceiptGuard, ReceiptWrite,
 };
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tower_service::Service;
 
 use crate::body::{BoxError, RequestBody};
 use crate::challenge;
@@ -42,7 +41,7 @@ use crate::receipt::{
     RunHandle,
 };
 use crate::settings::Ctx;
-use crate::settle::{self, Payer, Ticket};
+use crate::settle::{self, Inner, Payer, Ticket};
 use crate::wire::errors::{self, attach_balance, attach_token, Rejection, Reply};
 use crate::wire::jwt::{CredentialError, SessionClaims};
 use crate::wire::nut24::{self, HeaderError, IDEMPOTENCY_KEY, X_CASHU_SESSION};
@@ -73,9 +72,7 @@ pub(crate) async fn pay<S, ReqBody, ResBody>(
     credential: String,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,

@@ -9,15 +9,14 @@
 
 use bytes::Bytes;
 use coinslot_mint::{receipt_key, Error};
-use http::{HeaderMap, Request, Response};
-use tower_service::Service;
+use http::{HeaderMap, Request};
 
 use crate::body::{BoxError, RequestBody};
 use crate::passes::{Passes, Sale};
 use crate::proofs::{parse_token, wrong_unit};
 use crate::receipt::{content_length, hash_body, request_head, running, PayerKind};
 use crate::settings::Ctx;
-use crate::settle;
+use crate::settle::{self, Inner};
 use crate::wire::errors::{Rejection, Reply};
 use crate::wire::nut24::{self, HeaderError, TokenSource};
 use crate::{PassScope, Price, Retry};
@@ -37,9 +36,7 @@ pub(crate) async fn pay<S, ReqBody, ResBody>(
     source: TokenSource,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -84,9 +81,7 @@ pub(crate) async fn buy_pass<S, ReqBody, ResBody>(
     source: TokenSource,
 ) -> Reply<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display + Send + 'static,
+    S: Inner<ReqBody, ResBody>,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
