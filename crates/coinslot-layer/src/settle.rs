@@ -138,15 +138,8 @@ pub(crate) async fn take_price(
         fee: redeemed.fee,
         ..template
     };
-    let settings = &ctx.settings;
-    let record = RunHandle::new(
-        ctx.mint().clone(),
-        key,
-        created_at,
-        1,
-        data,
-        settings.run_lease,
-    );
+    let lease = ctx.settings.run_lease;
+    let record = RunHandle::new(ctx.mint().clone(), key, created_at, 1, data, lease);
     Ok(TokenRun {
         record,
         keyset_id: redeemed.keyset_id,
