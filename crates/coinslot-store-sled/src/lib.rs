@@ -821,9 +821,16 @@ fn payment_only(commit: &Commit<'_>) -> bool {
         && commit.answer.is_none()
 }
 
-/// Whether a commit writes a receipt (and maybe its answer) and nothing else.
+/// Whether a commit writes a receipt (and maybe its own answer, which rides in the same
+/// value) and nothing else: one key, so no transaction.
 fn receipt_only(commit: &Commit<'_>) -> bool {
-    commit.spend.is_empty()
+    let own_answer = match (&commit.answer, &commit.receipt) {
+        (None, _) => true,
+        (Some(answer), Some(receipt)) => answer.key == receipt.key,
+        (Some(_), None) => false,
+    };
+    own_answer
+        && commit.spend.is_empty()
         && commit.issue.is_empty()
         && commit.made.is_empty()
         && commit.issue_quote.is_none()
@@ -842,10 +849,8 @@ impl SledStore {
         answer: Option<coinslot_mint::AnswerWrite<'_>>,
         lazy: bool,
     ) -> Result<(), StoreError> {
-        let (inline, alone) = match answer {
-            Some(a) if a.key == write.key => (Some((a.expires_at, a.data)), None),
-            other => (None, other),
-        };
+        // `receipt_only` lets through only an answer under the receipt's own key.
+        let inline = answer.map(|a| (a.expires_at, a.data));
         loop {
             let current = self.receipts.get(&write.key[..]).map_err(backend)?;
             let value = next_receipt(current.as_deref(), &write, inline)?;
@@ -856,12 +861,6 @@ impl SledStore {
             if swapped.is_ok() {
                 break;
             }
-        }
-        if let Some(answer) = alone {
-            let value = encode_answer(answer.expires_at, answer.data);
-            self.answers
-                .insert(&answer.key[..], value)
-                .map_err(backend)?;
         }
         if lazy {
             return Ok(());
