@@ -30,7 +30,6 @@ use coinslot_mint::{AnswerWrite, Error, Mint, ReceiptGuard, ReceiptWrite};
 use futures::future::BoxFuture;
 use http::header::{HeaderName, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::body::{BodyDigest, BodySeen, End, RequestBody, Tap};
@@ -42,8 +41,7 @@ use crate::{ResponseBody, Retry};
 mod codec;
 
 /// What a receipt is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReceiptKind {
     /// A payment for a request (a token, a credential, or a session debit).
     Request,
@@ -55,12 +53,11 @@ pub(crate) enum ReceiptKind {
     Pass,
 }
 
-/// The receipt's data (JSON in the store).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The receipt's data (stored in the compact layout of `codec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReceiptData {
     pub kind: ReceiptKind,
     /// The session that paid or was paid into, or the pass bought.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     pub unit: String,
     /// Charged (or reserved, if metered), after fees.
@@ -68,16 +65,12 @@ pub(crate) struct ReceiptData {
     pub fee: u64,
     pub metered: bool,
     /// Proofs given back with the spend (change) or the payout of a close.
-    #[serde(default)]
     pub change: Vec<Proof>,
     /// The unused part of a metered reservation, once settled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<Vec<Proof>>,
     /// The refund after a failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<Vec<Proof>>,
     /// The run this payment bought, when it bought one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunRecord>,
 }
 
@@ -133,8 +126,7 @@ impl ReceiptData {
 }
 
 /// Who paid for a run, so where value goes back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PayerKind {
     /// Proofs: change and refunds come back as proofs.
     Token,
@@ -146,38 +138,29 @@ pub(crate) enum PayerKind {
 }
 
 /// The run a payment bought: the request, and where it stands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RunRecord {
     /// [`request_head`] of the request paid for.
-    #[serde(with = "hex_32")]
     pub request: [u8; 32],
     /// Its body, as far as it is known.
     pub body: BodyBinding,
     /// How a retry is served.
-    #[serde(with = "retry_name")]
     pub retry: Retry,
     pub payer: PayerKind,
     pub state: RunState,
     /// Times a retry ran it again.
-    #[serde(default)]
     pub reruns: u32,
     /// Whether a run of it answered (a rerun that fails then refunds nothing).
-    #[serde(default)]
     pub served: bool,
 }
 
 /// The body a run was paid for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "seen", rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyBinding {
     /// Not known yet (the run is still reading it).
     Pending,
     /// Read to its end: its SHA-256 (hex) and length.
-    Digest {
-        #[serde(with = "hex_32")]
-        sha256: [u8; 32],
-        len: u64,
-    },
+    Digest { sha256: [u8; 32], len: u64 },
     /// The handler answered without reading it to the end: only its declared length.
     Unread { length: Option<u64> },
 }
@@ -198,50 +181,17 @@ impl BodyBinding {
 }
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RunState {
     /// Running in the instance `owner`; its lease runs out at `until` (Unix seconds) unless
     /// renewed.
-    Running {
-        until: u64,
-        #[serde(default)]
-        owner: u64,
-    },
+    Running { until: u64, owner: u64 },
     /// The answer went out at `at`; `stored` when it is kept for retries.
     Answered { at: u64, stored: bool },
     /// The run failed and the payment went back (`refund`, or the session).
     Failed,
     /// The answer's body failed part way.
     Broken { at: u64 },
-}
-
-mod retry_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(retry: &crate::Retry, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(retry.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<crate::Retry, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-mod hex_32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let text = String::deserialize(d)?;
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text, &mut bytes).map_err(serde::de::Error::custom)?;
-        Ok(bytes)
-    }
 }
 
 /// What makes two requests the same request, besides their bodies: method, path and
