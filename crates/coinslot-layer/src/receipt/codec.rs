@@ -1,8 +1,8 @@
 //! The stored form of a [`ReceiptData`]: compact bytes, not JSON. Every paid request
 //! writes its receipt twice (with the spend, and when its answer is given), and on sled the
 //! bytes of each write are a fair share of a payment's cost (about 8% of paid-request
-//! throughput for 300 bytes of JSON against under 64 of this), so the hot record gets a hand-made
-//! layout. Proofs the mint made itself (change, refunds) are plain and stored as their
+//! throughput for 300 bytes of JSON against under 64 of this), so the hot record gets a
+//! hand-made layout. Proofs the mint made itself (change, refunds) are plain and stored as their
 //! parts; any other proof falls back to its JSON.
 //!
 //! Layout: format `2`, kind, flags (metered, session, run, settled, refund), unit, kept,
