@@ -17,15 +17,44 @@ pub struct Phase {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
-    /// CPU time of this whole process (server and load client: they share it) per request,
-    /// when it was measured.
-    pub cpu_per_op: Option<Duration>,
+    /// CPU time of the server per request (everything in the process but the load client's
+    /// threads, or the process given by [`set_server_pid`]), when it was measured.
+    pub server_cpu_per_op: Option<Duration>,
+    /// CPU time of the load client per request (its own runtime's threads).
+    pub client_cpu_per_op: Option<Duration>,
 }
 
-/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
-/// where there is no procfs.
-pub fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// Name of the load client's threads; [`CpuSplit`] counts them apart from the server's.
+pub const CLIENT_THREAD: &str = "load-client";
+
+/// The runtime the load client's workers run on: threads of their own (named
+/// [`CLIENT_THREAD`]), so the server's CPU can be read apart from the client's although both
+/// live in one process, as if the client were another program.
+pub fn client_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(CLIENT_THREAD)
+            // Blocking threads that ended would take their CPU time with them.
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .build()
+            .unwrap_or_else(|err| panic!("cannot build the load client's runtime: {err}"))
+    })
+}
+
+/// The process whose CPU is the server's; 0 for this one.
+static SERVER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Measures the server's CPU from another process (a mint started outside this one, e.g.
+/// cdk-mintd) instead of from this process's own threads; `None` goes back to this one.
+pub fn set_server_pid(pid: Option<u32>) {
+    SERVER_PID.store(pid.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// User + system time from a `/proc/…/stat` line.
+fn stat_cpu(stat: &str) -> Option<Duration> {
     // The command name (field 2) may hold spaces; the fields after it are plain numbers.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split_whitespace();
@@ -34,6 +63,55 @@ pub fn process_cpu() -> Option<Duration> {
     let stime: u64 = fields.next()?.parse().ok()?;
     // procfs counts in USER_HZ, 100 per second on every Linux architecture we build for.
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
+/// where there is no procfs.
+pub fn process_cpu() -> Option<Duration> {
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// CPU time of this process's live threads named `name`.
+fn threads_cpu(name: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        if let Some(cpu) = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|stat| stat_cpu(&stat))
+        {
+            total += cpu;
+        }
+    }
+    Some(total)
+}
+
+/// CPU used so far by the server and by the load client.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSplit {
+    /// The server: this process but the client's threads, or the process of
+    /// [`set_server_pid`].
+    pub server: Duration,
+    /// The load client's threads.
+    pub client: Duration,
+}
+
+impl CpuSplit {
+    /// Reads both now; `None` where there is no procfs.
+    pub fn now() -> Option<Self> {
+        let client = threads_cpu(CLIENT_THREAD)?;
+        let server = match SERVER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => process_cpu()?.saturating_sub(client),
+            pid => stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?,
+        };
+        Some(Self { server, client })
+    }
 }
 
 /// Summarises the latencies of one phase.
@@ -49,50 +127,59 @@ pub fn summarize(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) ->
         rps: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
-        cpu_per_op: None,
+        server_cpu_per_op: None,
+        client_cpu_per_op: None,
     }
 }
 
-/// Runs `make(i)` for `concurrency` workers at once; each returns its latencies.
+/// Runs `make(i)` for `concurrency` workers at once on the load client's runtime
+/// ([`client_runtime`]); each returns its latencies.
 pub async fn run_phase<F, Fut>(name: &str, concurrency: usize, make: F) -> anyhow::Result<Phase>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
 {
-    let cpu_before = process_cpu();
+    let runtime = client_runtime();
+    let before = CpuSplit::now();
     let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency).map(|i| tokio::spawn(make(i))).collect();
+    let tasks: Vec<_> = (0..concurrency).map(|i| runtime.spawn(make(i))).collect();
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await??);
     }
     let mut phase = summarize(name, all, start.elapsed());
-    if let (Some(before), Some(after)) = (cpu_before, process_cpu()) {
-        phase.cpu_per_op = (phase.ops > 0).then(|| after.saturating_sub(before) / phase.ops as u32);
+    if let (Some(before), Some(after), true) = (before, CpuSplit::now(), phase.ops > 0) {
+        let per_op = |a: Duration, b: Duration| a.saturating_sub(b) / phase.ops as u32;
+        phase.server_cpu_per_op = Some(per_op(after.server, before.server));
+        phase.client_cpu_per_op = Some(per_op(after.client, before.client));
     }
     Ok(phase)
 }
 
-/// Prints phases as a table, each with its throughput relative to `baseline` and the
-/// process's CPU per request (server and client together, the same client in every phase).
+/// Prints phases as a table, each with its throughput relative to `baseline` and the CPU
+/// per request of the server and of the load client.
 pub fn print_table(baseline: &Phase, phases: &[&Phase]) {
     println!(
-        "{:<34} {:>8} {:>10} {:>9} {:>9} {:>12} {:>10}",
-        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline", "cpu µs/op"
+        "{:<34} {:>8} {:>10} {:>9} {:>9} {:>12} {:>12} {:>12}",
+        "phase", "ops", "req/s", "p50 ms", "p99 ms", "vs baseline", "server µs/op", "client µs/op"
     );
+    let micros = |cpu: Option<Duration>| {
+        cpu.map_or_else(
+            || "-".to_string(),
+            |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6),
+        )
+    };
     for phase in phases {
         println!(
-            "{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>12.3} {:>10}",
+            "{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>12.3} {:>12} {:>12}",
             phase.name,
             phase.ops,
             phase.rps,
             phase.p50.as_secs_f64() * 1e3,
             phase.p99.as_secs_f64() * 1e3,
             phase.rps / baseline.rps,
-            phase.cpu_per_op.map_or_else(
-                || "-".to_string(),
-                |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6)
-            )
+            micros(phase.server_cpu_per_op),
+            micros(phase.client_cpu_per_op),
         );
     }
 }
@@ -253,11 +340,21 @@ pub async fn swap_chain(
     keyset: coinslot_mint::cashu::nuts::KeySet,
     until: Instant,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut proofs = client.topup_with(&keyset, 1).await?;
+    let proofs = client.topup_with(&keyset, 1).await?;
+    swap_again(&client, &keyset, proofs, until).await
+}
+
+/// Swaps `proofs` for fresh ones again and again until `until`; each swap's latency.
+pub async fn swap_again(
+    client: &crate::raw::RawClient,
+    keyset: &coinslot_mint::cashu::nuts::KeySet,
+    mut proofs: coinslot_mint::cashu::nuts::Proofs,
+    until: Instant,
+) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     while Instant::now() < until {
         let start = Instant::now();
-        let (status, body, next) = client.swap_with(&keyset, proofs).await?;
+        let (status, body, next) = client.swap_with(keyset, proofs).await?;
         anyhow::ensure!(status == 200, "swap failed: {status} {body}");
         latencies.push(start.elapsed());
         proofs = next.ok_or_else(|| anyhow::anyhow!("no proofs back"))?;
@@ -268,6 +365,28 @@ pub async fn swap_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_split_counts_the_client_threads_apart() {
+        let before = CpuSplit::now().expect("procfs is readable on Linux");
+        let busy = client_runtime().spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut x = 0u64;
+            while threads_cpu(CLIENT_THREAD).expect("procfs")
+                < before.client + Duration::from_millis(30)
+                && Instant::now() < deadline
+            {
+                for i in 0..100_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+            }
+        });
+        client_runtime().block_on(busy).expect("the busy task");
+        let after = CpuSplit::now().expect("procfs");
+        // Work on the client's runtime is the client's (other tests run beside this one, so
+        // the server's share, everything else, is not checked here).
+        assert!(after.client >= before.client + Duration::from_millis(30));
+    }
 
     #[test]
     fn process_cpu_counts_work_done() {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bitcoin::bip32::{ChildNumber, DerivationPath, Xpriv};
+use cashu::nuts::nut01::MintKeyPair;
 use cashu::nuts::nut02::KeySetVersion;
 use cashu::nuts::{CurrencyUnit, Id, KeySet, KeySetInfo, Keys, MintKeySet, SecretKey};
 use cashu::{Amount, SECP256K1};
@@ -213,10 +214,14 @@ impl LoadedKeyset {
 
     /// The private key that signs `amount`.
     pub fn secret_key(&self, amount: u64) -> Result<&SecretKey, Error> {
+        self.key_pair(amount).map(|pair| &pair.secret_key)
+    }
+
+    /// The key pair that signs `amount`.
+    pub fn key_pair(&self, amount: u64) -> Result<&MintKeyPair, Error> {
         self.keys
             .keys
             .get(&Amount::from(amount))
-            .map(|pair| &pair.secret_key)
             .ok_or_else(|| Error::AmountNotInKeyset {
                 keyset: self.record.id.to_string(),
                 amount,

@@ -25,6 +25,12 @@
 //! ticket after its transaction, one flusher thread fsyncs everything written so far and
 //! releases every ticket that flush covered, so concurrent commits share one fsync.
 //!
+//! Payments and swaps (a commit that spends and writes only a new receipt and signatures)
+//! take another road to the same promise: they queue for one batching thread, which applies
+//! every spend waiting in **one** transaction and one flush, each spend keeping its own
+//! outcome. A sled transaction rolls the log buffer twice and wakes sled's whole I/O pool
+//! each time, which cost more than the crypto when every payment made one.
+//!
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
 //!
@@ -47,6 +53,7 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
 
+mod batch;
 pub mod flusher;
 
 use flusher::Flusher;
@@ -65,6 +72,7 @@ pub struct SledStore {
     supply: sled::Tree,
     passes: sled::Tree,
     flusher: Flusher,
+    batcher: batch::Batcher,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -116,18 +124,32 @@ impl SledStore {
         // Receipts before versions (tree `receipts`) are dropped: at worst, a retry of a
         // payment made just before the upgrade is refused as spent.
         db.drop_tree("receipts").map_err(backend)?;
+        let (spent, sigs, receipts, supply) = (
+            tree("spent")?,
+            tree("sigs")?,
+            tree("receipts.v2")?,
+            tree("supply")?,
+        );
+        let batcher = batch::Batcher::start(batch::Trees {
+            db: db.clone(),
+            spent: spent.clone(),
+            sigs: sigs.clone(),
+            receipts: receipts.clone(),
+            supply: supply.clone(),
+        });
         Ok(Self {
             keysets: tree("keysets")?,
             quotes: tree("quotes")?,
             lookups: tree("lookups")?,
-            spent: tree("spent")?,
-            sigs: tree("sigs")?,
-            receipts: tree("receipts.v2")?,
+            spent,
+            sigs,
+            receipts,
             answers: tree("answers")?,
             accounts: tree("accounts")?,
             passes: tree("passes")?,
-            supply: tree("supply")?,
+            supply,
             flusher: Flusher::start(db),
+            batcher,
         })
     }
 
@@ -419,18 +441,20 @@ impl MintStore for SledStore {
             .into_iter()
             .map(|(id, delta)| (id.to_bytes(), delta))
             .collect();
-        if payment_only(&commit) {
-            // A payment: only the trees it writes take part in the transaction.
-            let trees = (&self.spent, &self.receipts, &self.supply);
-            let result = trees.transaction(|(spent, receipts, supply)| {
-                tx_spend(spent, &spent_values)?;
-                if let Some(write) = &commit.receipt {
-                    tx_receipt(receipts, write, None)?;
-                }
-                tx_supply(supply, &supply_changes)
+        if batchable(&commit) {
+            let receipt = commit.receipt.map(|write| {
+                let value = encode_receipt(write.created_at, 1, write.data, None);
+                (*write.key, value)
             });
-            unwrap_tx(result)?;
-            return self.flush().await;
+            return self
+                .batcher
+                .commit(batch::Spend {
+                    spent: spent_values,
+                    sigs: sig_values,
+                    receipt,
+                    supply: supply_changes,
+                })
+                .await;
         }
         let trees = (
             &self.spent,
@@ -808,17 +832,19 @@ fn tx_supply(supply: &TransactionalTree, changes: &[(Vec<u8>, Supply)]) -> TxRes
     Ok(())
 }
 
-/// Whether a commit spends (with its receipt and the proofs it makes), durably, and writes
-/// nothing else: a payment. sled runs every transaction under one global lock, and a
-/// transaction's cost grows with the trees in it.
-fn payment_only(commit: &Commit<'_>) -> bool {
+/// Whether a commit spends and writes nothing but its receipt (a new one), the signatures
+/// of its outputs and the proofs it makes: a payment or a swap, which go through the
+/// [`batch`] thread, many in one transaction.
+fn batchable(commit: &Commit<'_>) -> bool {
     !commit.spend.is_empty()
         && !commit.lazy
-        && commit.issue.is_empty()
         && commit.issue_quote.is_none()
         && commit.account.is_none()
         && commit.pass.is_none()
         && commit.answer.is_none()
+        && commit
+            .receipt
+            .is_none_or(|r| r.guard == coinslot_mint::ReceiptGuard::Absent)
 }
 
 /// Whether a commit writes a receipt (and maybe its own answer, which rides in the same

@@ -1,19 +1,26 @@
-//! Load generator: throughput and latency of swap and mint against a real coinslotd on
-//! loopback, next to a baseline (`GET /v1/info`) measured in the same run.
+//! Load generator: throughput, latency and server CPU of swap and mint against a real
+//! coinslotd on loopback, next to a baseline (`GET /v1/info`) measured in the same run, and
+//! optionally the same swap load against another mint (e.g. cdk-mintd) in the same run.
 //!
 //! ```text
 //! cargo run --release -p coinslot-tests --bin coinslot-load -- --seconds 10 --concurrency 16
+//! cargo run --release -p coinslot-tests --bin coinslot-load -- \
+//!     --compare http://127.0.0.1:8085 --compare-pid "$(pgrep -n cdk-mintd)"
 //! ```
 //!
 //! Without `--url` it starts coinslotd in-process on 127.0.0.1:0 (sled store in a temp dir,
-//! fake backend); `--memory` serves the same mint API over an in-memory store instead, which
-//! shows what durability costs. Swap workers each chain 1-proof → 1-proof swaps, so every request spends a
-//! fresh proof and writes durably. Mint workers each run quote + mint of one 1-sat output.
+//! fake backend, per-address rate limit off: one load generator is one client address);
+//! `--memory` serves the same mint API over an in-memory store instead, which shows what
+//! durability costs. Swap workers each chain 1-proof → 1-proof swaps, so every request
+//! spends a fresh proof and writes durably. Mint workers each run quote + mint of one 1-sat
+//! output. The load client runs on threads of its own, so the server's CPU per operation
+//! is printed apart from the client's (for a mint in another process, give its pid).
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use coinslot_tests::load::{print_table, run_phase};
+use coinslot_mint::cashu::nuts::CurrencyUnit;
+use coinslot_tests::load::{print_table, run_phase, set_server_pid, swap_again, Phase};
 use coinslot_tests::raw::RawClient;
 use coinslot_tests::TestServer;
 
@@ -22,12 +29,24 @@ struct Args {
     /// Mint to load (default: an in-process coinslotd on 127.0.0.1:0).
     #[arg(long)]
     url: Option<String>,
+    /// Process id of the mint at `--url`, to read its CPU time.
+    #[arg(long, requires = "url")]
+    url_pid: Option<u32>,
+    /// Another mint to run the same info and swap phases against, in the same run.
+    #[arg(long)]
+    compare: Option<String>,
+    /// Process id of the `--compare` mint, to read its CPU time.
+    #[arg(long, requires = "compare")]
+    compare_pid: Option<u32>,
     /// Seconds per phase.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Serve the in-process mint from memory instead of sled (no durability; comparison only).
     #[arg(long)]
     memory: bool,
+    /// Only the swap phase (and its baseline), for profiling.
+    #[arg(long)]
+    swap_only: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -42,8 +61,6 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), _) => url.clone(),
         (None, true) => serve_from_memory().await?,
         (None, false) => {
-            // One load generator is one client address: per-IP rate limits would measure
-            // the limiter, not the mint.
             let mut config = coinslotd::Config::with_data_dir(dir.path());
             config.limits.per_ip_per_minute = 0;
             let started = TestServer::start_with(config).await?;
@@ -52,13 +69,65 @@ async fn main() -> anyhow::Result<()> {
             url
         }
     };
-    let client = RawClient::new(&url);
-    let keyset = client
-        .active_keyset(&coinslot_mint::cashu::nuts::CurrencyUnit::Sat)
-        .await?;
     let duration = Duration::from_secs(args.seconds);
 
-    let baseline = run_phase("info (baseline)", args.concurrency, |_| {
+    set_server_pid(args.url_pid);
+    let ours = measure(&url, &args, duration, !args.swap_only).await?;
+    let theirs = match &args.compare {
+        Some(other) => {
+            set_server_pid(args.compare_pid);
+            let theirs = measure(other, &args, duration, false).await?;
+            set_server_pid(None);
+            Some(theirs)
+        }
+        None => None,
+    };
+
+    println!(
+        "coinslot-load: {} clients, {} s per phase, {url}{}",
+        args.concurrency,
+        args.seconds,
+        if args.memory {
+            " (in-memory store)"
+        } else {
+            ""
+        }
+    );
+    let mut phases = vec![&ours.info, &ours.swap];
+    phases.extend(ours.mint.as_ref());
+    print_table(&ours.info, &phases);
+    if let (Some(theirs), Some(other)) = (&theirs, &args.compare) {
+        println!("\nthe same load against {other}:");
+        print_table(&theirs.info, &[&theirs.info, &theirs.swap]);
+        println!(
+            "\nswap 1→1: {url} does {:.2}× the swaps/s of {other} (p99 {:.2} ms vs {:.2} ms)",
+            ours.swap.rps / theirs.swap.rps,
+            ours.swap.p99.as_secs_f64() * 1e3,
+            theirs.swap.p99.as_secs_f64() * 1e3,
+        );
+    }
+    if let Some(server) = server {
+        server.stop().await?;
+    }
+    Ok(())
+}
+
+/// The phases measured against one mint.
+struct Measured {
+    info: Phase,
+    swap: Phase,
+    mint: Option<Phase>,
+}
+
+async fn measure(
+    url: &str,
+    args: &Args,
+    duration: Duration,
+    with_mint: bool,
+) -> anyhow::Result<Measured> {
+    let client = RawClient::new(url);
+    let keyset = client.active_keyset(&CurrencyUnit::Sat).await?;
+    let info = run_phase("info (baseline)", args.concurrency, |_| {
         let client = client.clone();
         async move {
             let mut lat = Vec::new();
@@ -76,63 +145,44 @@ async fn main() -> anyhow::Result<()> {
 
     let mut seeds = Vec::new();
     for _ in 0..args.concurrency {
-        seeds.push(client.topup(1).await?);
+        seeds.push(client.topup_with(&keyset, 1).await?);
     }
     let seeds = std::sync::Arc::new(parking_lot::Mutex::new(seeds));
+    // A mark for a profiler to attach at (`perf record -p`).
+    eprintln!("swaps start: pid {}", std::process::id());
     let swap = run_phase("swap 1→1", args.concurrency, |_| {
-        let client = client.clone();
-        let seeds = seeds.clone();
-        let keyset = keyset.clone();
+        let (client, seeds, keyset) = (client.clone(), seeds.clone(), keyset.clone());
         async move {
-            let mut proofs = seeds
+            let proofs = seeds
                 .lock()
                 .pop()
                 .ok_or_else(|| anyhow::anyhow!("no seed"))?;
-            let mut lat = Vec::new();
-            let end = Instant::now() + duration;
-            while Instant::now() < end {
-                let t = Instant::now();
-                let (status, body, fresh) = client.swap_with(&keyset, proofs).await?;
-                anyhow::ensure!(status == 200, "swap failed: {body}");
-                proofs = fresh.ok_or_else(|| anyhow::anyhow!("no proofs"))?;
-                lat.push(t.elapsed());
-            }
-            Ok(lat)
+            swap_again(&client, &keyset, proofs, Instant::now() + duration).await
         }
     })
     .await?;
 
-    let mint = run_phase("mint (quote + mint)", args.concurrency, |_| {
-        let client = client.clone();
-        let keyset = keyset.clone();
-        async move {
-            let mut lat = Vec::new();
-            let end = Instant::now() + duration;
-            while Instant::now() < end {
-                let t = Instant::now();
-                client.topup_with(&keyset, 1).await?;
-                lat.push(t.elapsed());
-            }
-            Ok(lat)
-        }
-    })
-    .await?;
-
-    println!(
-        "coinslot-load: {} clients, {} s per phase, {url}{}",
-        args.concurrency,
-        args.seconds,
-        if args.memory {
-            " (in-memory store)"
-        } else {
-            ""
-        }
-    );
-    print_table(&baseline, &[&baseline, &swap, &mint]);
-    if let Some(server) = server {
-        server.stop().await?;
-    }
-    Ok(())
+    let mint = if with_mint {
+        Some(
+            run_phase("mint (quote + mint)", args.concurrency, |_| {
+                let (client, keyset) = (client.clone(), keyset.clone());
+                async move {
+                    let mut lat = Vec::new();
+                    let end = Instant::now() + duration;
+                    while Instant::now() < end {
+                        let t = Instant::now();
+                        client.topup_with(&keyset, 1).await?;
+                        lat.push(t.elapsed());
+                    }
+                    Ok(lat)
+                }
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(Measured { info, swap, mint })
 }
 
 /// The mint API over a `MemoryStore`, on 127.0.0.1:0, for the rest of the process.
