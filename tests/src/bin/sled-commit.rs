@@ -5,6 +5,9 @@
 //! - (b) group commit, as `SledStore` does: concurrent commits share one fsync.
 //!
 //! Both acknowledge a spend only once it is on disk. Each operation spends one fresh proof.
+//! Since issue #25 a spend in (b) goes through the store's batching thread (one transaction and
+//! one flush for every spend waiting). The writers run on the load client's runtime, so their
+//! own CPU shows in its column and the store's threads in the server's.
 //!
 //! ```text
 //! cargo run --release -p coinslot-tests --bin sled-commit -- --seconds 5 --concurrency 16
