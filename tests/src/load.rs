@@ -362,6 +362,34 @@ pub async fn swap_again(
     Ok(latencies)
 }
 
+/// Average µs, on this thread, of the crypto a 1→1 swap cannot avoid: verifying the input
+/// (`hash_to_curve`, `k·Y`), signing the output (`k·B_`) and its DLEQ proof (`r·G`, `r·B_`
+/// and the hash; the keyset's `A` known).
+pub fn swap_crypto_us(n: usize) -> anyhow::Result<f64> {
+    use coinslot_mint::cashu::dhke::{blind_message, hash_e, hash_to_curve, sign_message};
+    use coinslot_mint::cashu::nuts::{PublicKey, SecretKey};
+    use coinslot_mint::cashu::secret::Secret;
+    use coinslot_mint::cashu::SECP256K1;
+
+    let k = SecretKey::generate();
+    let a = k.public_key();
+    let inputs = (0..n)
+        .map(|_| {
+            let (blinded, _) = blind_message(Secret::generate().as_bytes(), None)?;
+            Ok((Secret::generate(), blinded, SecretKey::generate()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let start = Instant::now();
+    for (secret, blinded, r) in &inputs {
+        let y = hash_to_curve(secret.as_bytes())?;
+        std::hint::black_box(y.mul_tweak(&SECP256K1, &k.as_scalar())?);
+        let c = sign_message(&k, blinded)?;
+        let r2: PublicKey = blinded.mul_tweak(&SECP256K1, &r.as_scalar())?.into();
+        std::hint::black_box(hash_e([r.public_key(), r2, a, c]));
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

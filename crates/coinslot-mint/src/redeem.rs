@@ -177,7 +177,12 @@ impl Mint {
                 (kept, paid - kept, minutes)
             }
         };
-        self.ensure_unspent(&inputs.proofs).await?;
+        // The commit checks the inputs again in any case; reading them first only spares
+        // the signatures of change for a token already spent. Without change it would be a
+        // store read per payment for nothing (4% of a paid request's CPU).
+        if change_amount > 0 {
+            self.ensure_unspent(&inputs.proofs).await?;
+        }
 
         let change = if change_amount > 0 {
             let unit = payment.unit.clone();

@@ -420,6 +420,13 @@ async fn crash_and_check(store: &str) {
     tokio::time::sleep(Duration::from_millis(800)).await;
     child.kill().unwrap(); // SIGKILL: no shutdown, no final flush
     child.wait().unwrap();
+    // On sled, the batches since the last checkpoint are in the spend journal, which the
+    // restart below must replay (and then empty).
+    let journal = dir.path().join("store").join("coinslot-spends.journal");
+    if store.is_empty() {
+        let len = std::fs::metadata(&journal).unwrap().len();
+        assert!(len > 0, "the crash left no spend journal to replay");
+    }
 
     let mut swaps = Vec::new();
     for task in swappers {
@@ -445,6 +452,13 @@ async fn crash_and_check(store: &str) {
 
     let (mut child, url) = start(dir.path(), store, &upstream, Some(&first_url));
     let client = RawClient::new(&url);
+    if store.is_empty() {
+        let len = std::fs::metadata(&journal).unwrap().len();
+        assert_eq!(
+            len, 0,
+            "the restart did not replay and empty the spend journal"
+        );
+    }
 
     let mut restored = 0;
     let mut held = 0;

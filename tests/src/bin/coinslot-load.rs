@@ -106,6 +106,15 @@ async fn main() -> anyhow::Result<()> {
             theirs.swap.p99.as_secs_f64() * 1e3,
         );
     }
+    if let Some(server_cpu) = ours.swap.server_cpu_per_op {
+        let crypto = coinslot_tests::load::swap_crypto_us(2000)?;
+        let server = server_cpu.as_secs_f64() * 1e6;
+        println!(
+            "server CPU per swap: {server:.0} µs = {:.2}× its crypto alone ({crypto:.1} µs: \
+             hash_to_curve + k·Y, k·B_, the DLEQ proof), measured here, one core",
+            server / crypto
+        );
+    }
     if let Some(server) = server {
         server.stop().await?;
     }

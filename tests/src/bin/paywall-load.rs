@@ -177,6 +177,13 @@ async fn main() -> anyhow::Result<()> {
         "per proof, in-process, one core: redeem (memory store) {redeem_us:.1} µs; crypto alone (hash_to_curve + k·Y) {crypto_us:.1} µs; our code {:.1} µs",
         redeem_us - crypto_us
     );
+    if let (Some(paid), Some(free)) = (c.server_cpu_per_op, b.server_cpu_per_op) {
+        let beyond = paid.as_secs_f64() * 1e6 - free.as_secs_f64() * 1e6;
+        println!(
+            "server CPU of a paid request beyond a free one: {beyond:.0} µs = {:.2}× the crypto alone",
+            beyond / crypto_us
+        );
+    }
     embedded.store.flush().await?;
     Ok(())
 }
