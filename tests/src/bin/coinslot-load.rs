@@ -72,12 +72,18 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds);
 
     set_server_pid(args.url_pid);
-    let ours = measure(&url, &args, duration, !args.swap_only).await?;
+    let mut ours = measure(&url, &args, duration, !args.swap_only).await?;
+    if args.url.is_some() && args.url_pid.is_none() {
+        ours.forget_server_cpu(); // in another process whose pid we were not given
+    }
     let theirs = match &args.compare {
         Some(other) => {
             set_server_pid(args.compare_pid);
-            let theirs = measure(other, &args, duration, false).await?;
+            let mut theirs = measure(other, &args, duration, false).await?;
             set_server_pid(None);
+            if args.compare_pid.is_none() {
+                theirs.forget_server_cpu();
+            }
             Some(theirs)
         }
         None => None,
@@ -126,6 +132,18 @@ struct Measured {
     info: Phase,
     swap: Phase,
     mint: Option<Phase>,
+}
+
+impl Measured {
+    /// Drops the server CPU figures: this process's own threads are not the mint's.
+    fn forget_server_cpu(&mut self) {
+        for phase in [&mut self.info, &mut self.swap]
+            .into_iter()
+            .chain(self.mint.as_mut())
+        {
+            phase.server_cpu_per_op = None;
+        }
+    }
 }
 
 async fn measure(
