@@ -3,6 +3,7 @@
 #
 #   bash scripts/profile.sh paid [seconds]   # paywall-load, one-proof tokens, 16 clients
 #   bash scripts/profile.sh swap [seconds]   # coinslot-load, swaps 1→1, 16 clients
+#   bash scripts/profile.sh swap-pg [seconds]   # the same on PostgreSQL ($COINSLOT_TEST_POSTGRES_URL)
 #
 # It builds the load binaries (release, with debug info), starts one, attaches `perf record`
 # when the timed phase starts, and writes a flame graph (inferno) and the folded stacks to
@@ -29,7 +30,11 @@ command -v inferno-flamegraph >/dev/null 2>&1 || cargo install --locked inferno
 case "$kind" in
     paid) bin=paywall-load; args=(--tokens-only); mark="tokens ready" ;;
     swap) bin=coinslot-load; args=(--swap-only); mark="swaps start" ;;
-    *) echo "profile: unknown kind '$kind' (paid or swap)" >&2; exit 2 ;;
+    swap-pg)
+        bin=coinslot-load; mark="swaps start"
+        args=(--swap-only --postgres-url "${COINSLOT_TEST_POSTGRES_URL:?set COINSLOT_TEST_POSTGRES_URL}")
+        ;;
+    *) echo "profile: unknown kind '$kind' (paid, swap or swap-pg)" >&2; exit 2 ;;
 esac
 cargo build --release -q -p coinslot-tests --bin "$bin"
 log="$out/$kind.log"

@@ -44,6 +44,10 @@ struct Args {
     /// Serve the in-process mint from memory instead of sled (no durability; comparison only).
     #[arg(long)]
     memory: bool,
+    /// Serve the in-process mint from this PostgreSQL database instead of sled (a schema of
+    /// its own, dropped at the end).
+    #[arg(long, conflicts_with_all = ["url", "memory"])]
+    postgres_url: Option<String>,
     /// Only the swap phase (and its baseline), for profiling.
     #[arg(long)]
     swap_only: bool,
@@ -56,6 +60,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
+    let schema = format!("load_{:012x}", rand::random::<u64>() >> 16);
     let mut server = None;
     let url = match (&args.url, args.memory) {
         (Some(url), _) => url.clone(),
@@ -63,6 +68,10 @@ async fn main() -> anyhow::Result<()> {
         (None, false) => {
             let mut config = coinslotd::Config::with_data_dir(dir.path());
             config.limits.per_ip_per_minute = 0;
+            if let Some(pg) = &args.postgres_url {
+                config.store.url = Some(pg.clone());
+                config.store.schema = Some(schema.clone());
+            }
             let started = TestServer::start_with(config).await?;
             let url = started.url.clone();
             server = Some(started);
@@ -96,7 +105,11 @@ async fn main() -> anyhow::Result<()> {
         if args.memory {
             " (in-memory store)"
         } else {
-            ""
+            if args.postgres_url.is_some() {
+                " (PostgreSQL store)"
+            } else {
+                ""
+            }
         }
     );
     let mut phases = vec![&ours.info, &ours.swap];
@@ -123,6 +136,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(server) = server {
         server.stop().await?;
+    }
+    if let Some(pg) = &args.postgres_url {
+        let store = coinslot_store_postgres::PostgresStore::connect(pg, Default::default()).await?;
+        store
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await?;
     }
     Ok(())
 }
