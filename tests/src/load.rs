@@ -362,6 +362,24 @@ pub async fn swap_again(
     Ok(latencies)
 }
 
+/// Average µs, on this thread, of verifying one proof's signature: `hash_to_curve` of its
+/// secret and one multiplication `k·Y`.
+pub fn verify_crypto_us(n: usize) -> anyhow::Result<f64> {
+    use coinslot_mint::cashu::dhke::hash_to_curve;
+    use coinslot_mint::cashu::nuts::SecretKey;
+    use coinslot_mint::cashu::secret::Secret;
+    use coinslot_mint::cashu::SECP256K1;
+
+    let k = SecretKey::generate();
+    let secrets: Vec<Secret> = (0..n).map(|_| Secret::generate()).collect();
+    let start = Instant::now();
+    for secret in &secrets {
+        let y = hash_to_curve(secret.as_bytes())?;
+        std::hint::black_box(y.mul_tweak(&SECP256K1, &k.as_scalar())?);
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
 /// Average µs, on this thread, of the crypto a 1→1 swap cannot avoid: verifying the input
 /// (`hash_to_curve`, `k·Y`), signing the output (`k·B_`) and its DLEQ proof (`r·G`, `r·B_`
 /// and the hash; the keyset's `A` known).

@@ -19,10 +19,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
-use coinslot::cashu::dhke::hash_to_curve;
-use coinslot::cashu::nuts::{CurrencyUnit, SecretKey};
-use coinslot::cashu::secret::Secret;
-use coinslot::cashu::SECP256K1;
+use coinslot::cashu::nuts::CurrencyUnit;
 use coinslot::{EmbeddedMint, PassScope, PaywallLayer, Price, PriceTable};
 use coinslot_mint::Payment;
 use coinslot_tests::load::{hammer, memory_mint, open_sessions, premade_tokens, print_table};
@@ -210,14 +207,6 @@ async fn per_proof_costs(n: usize) -> anyhow::Result<(f64, f64)> {
     }
     let redeem = start.elapsed().as_secs_f64() * 1e6 / n as f64;
 
-    let k = SecretKey::generate();
-    let secrets: Vec<Secret> = (0..n).map(|_| Secret::generate()).collect();
-    let start = Instant::now();
-    for secret in &secrets {
-        let y = hash_to_curve(secret.as_bytes())?;
-        let c = y.mul_tweak(&SECP256K1, &k.as_scalar())?;
-        std::hint::black_box(c);
-    }
-    let crypto = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let crypto = coinslot_tests::load::verify_crypto_us(n)?;
     Ok((redeem, crypto))
 }
