@@ -3,12 +3,16 @@
 
 use std::str::FromStr;
 
-use coinslot_mint::cashu::nuts::{CurrencyUnit, Proof, Token};
+use coinslot_mint::cashu::nuts::nut02::ShortKeysetId;
+use coinslot_mint::cashu::nuts::{CurrencyUnit, Id, Proof, ProofDleq, PublicKey, SecretKey, Token};
+use coinslot_mint::cashu::secret::Secret;
+use coinslot_mint::cashu::Amount;
 use coinslot_mint::{ErrorCode, ReceiptFn};
 
 use crate::receipt::ReceiptData;
 use crate::settings::Ctx;
 use crate::wire::errors::Rejection;
+use crate::wire::nut00;
 
 /// Decodes a token and checks that it is this mint's: its proofs and unit.
 pub(crate) fn parse_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, CurrencyUnit), Rejection> {
@@ -19,6 +23,9 @@ pub(crate) fn parse_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, Currenc
             token.len(),
             settings.max_token_len
         )));
+    }
+    if let Some(plain) = plain_token(ctx, token) {
+        return Ok(plain);
     }
     let token = Token::from_str(token)
         .map_err(|e| Rejection::bad_request(format!("malformed token: {e}")))?;
@@ -51,6 +58,56 @@ pub(crate) fn parse_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, Currenc
     }
 }
 
+/// The proofs and unit of a plain `cashuB` token of this mint (see [`nut00`]); `None` for
+/// anything [`parse_token`] must look at more closely, which also words any error.
+fn plain_token(ctx: &Ctx, token: &str) -> Option<(Vec<Proof>, CurrencyUnit)> {
+    let plain = nut00::decode_plain(token)?;
+    // The mint's URL exactly as this service writes it; other spellings are normalized by
+    // cashu's decoder.
+    let mut ours = ctx.settings.accepted_mints.iter();
+    if !ours.any(|url| displays_as(url, &plain.mint)) {
+        return None;
+    }
+    let unit = CurrencyUnit::from_str(&plain.unit).ok()?;
+    let mut keysets = None;
+    let mut proofs = Vec::new();
+    for (short, list) in plain.keysets {
+        let short = ShortKeysetId::from_bytes(&short).ok()?;
+        // A version 00 id is whole in the token; only newer short ids need the list.
+        let id = match Id::from_short_keyset_id(&short, &[]) {
+            Ok(id) => id,
+            Err(_) => {
+                let keysets = keysets.get_or_insert_with(|| ctx.mint().keysets().keysets);
+                Id::from_short_keyset_id(&short, keysets).ok()?
+            }
+        };
+        for proof in list {
+            let c = PublicKey::from_slice(&proof.c).ok()?;
+            let secret = Secret::new(proof.secret);
+            let mut parsed = Proof::new(Amount::from(proof.amount), id, secret, c);
+            if let Some([e, s, r]) = proof.dleq {
+                let key = |bytes: Vec<u8>| SecretKey::from_slice(&bytes).ok();
+                parsed.dleq = Some(ProofDleq::new(key(e)?, key(s)?, key(r)?));
+            }
+            proofs.push(parsed);
+        }
+    }
+    (!proofs.is_empty()).then_some((proofs, unit))
+}
+
+/// Whether `value` is written exactly as `text`, without writing it anywhere.
+fn displays_as(value: &impl std::fmt::Display, text: &str) -> bool {
+    struct Rest<'a>(&'a str);
+    impl std::fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 = self.0.strip_prefix(s).ok_or(std::fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut rest = Rest(text);
+    std::fmt::write(&mut rest, format_args!("{value}")).is_ok() && rest.0.is_empty()
+}
+
 /// `400` `11010`: the token is in another unit than the price.
 pub(crate) fn wrong_unit(expected: &str, found: &str) -> Rejection {
     Rejection::cashu(
@@ -67,4 +124,20 @@ pub(crate) fn receipt_fn(template: ReceiptData) -> ReceiptFn {
         data.fee = fee;
         data.encode()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_as_compares_the_whole_text() {
+        let url =
+            coinslot_mint::cashu::mint_url::MintUrl::from_str("http://127.0.0.1:3338/").unwrap();
+        assert!(displays_as(&url, "http://127.0.0.1:3338"));
+        assert!(!displays_as(&url, "http://127.0.0.1:3338/"));
+        assert!(!displays_as(&url, "http://127.0.0.1:333"));
+        assert!(!displays_as(&url, "http://127.0.0.1:33389"));
+        assert!(!displays_as(&url, ""));
+    }
 }

@@ -103,6 +103,13 @@ fn is_lock_contention(err: &std::io::Error) -> bool {
 }
 
 impl SledStore {
+    /// How many batches of spends the journal of the store in `dir` holds that sled may not
+    /// have yet: 0 after a clean stop or once a start has replayed them. Read it with the
+    /// store closed (after a crash, before the restart that replays them).
+    pub fn journaled_batches(dir: &Path) -> std::io::Result<usize> {
+        journal::records_in(&dir.join(journal::FILE))
+    }
+
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let config = sled::Config::new()

@@ -422,10 +422,10 @@ async fn crash_and_check(store: &str) {
     child.wait().unwrap();
     // On sled, the batches since the last checkpoint are in the spend journal, which the
     // restart below must replay (and then empty).
-    let journal = dir.path().join("store").join("coinslot-spends.journal");
+    let store_dir = dir.path().join("store");
     if store.is_empty() {
-        let len = std::fs::metadata(&journal).unwrap().len();
-        assert!(len > 0, "the crash left no spend journal to replay");
+        let batches = coinslot_store_sled::SledStore::journaled_batches(&store_dir).unwrap();
+        assert!(batches > 0, "the crash left no spend journal to replay");
     }
 
     let mut swaps = Vec::new();
@@ -453,9 +453,9 @@ async fn crash_and_check(store: &str) {
     let (mut child, url) = start(dir.path(), store, &upstream, Some(&first_url));
     let client = RawClient::new(&url);
     if store.is_empty() {
-        let len = std::fs::metadata(&journal).unwrap().len();
+        let batches = coinslot_store_sled::SledStore::journaled_batches(&store_dir).unwrap();
         assert_eq!(
-            len, 0,
+            batches, 0,
             "the restart did not replay and empty the spend journal"
         );
     }
