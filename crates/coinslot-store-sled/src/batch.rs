@@ -23,6 +23,7 @@ use coinslot_mint::StoreError;
 use tokio::sync::oneshot;
 
 use crate::journal::{self, Journal, Kind, Record};
+use crate::thread::Stopper;
 
 /// Most spends in one batch: bounds the time one batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -76,29 +77,12 @@ struct Shared {
 #[derive(Clone)]
 pub(crate) struct Batcher {
     shared: Arc<Shared>,
-    _stop: Arc<StopOnDrop>,
+    _stop: Arc<Stopper>,
 }
 
 impl std::fmt::Debug for Batcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher").finish_non_exhaustive()
-    }
-}
-
-struct StopOnDrop {
-    shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if let Ok(mut queue) = self.shared.queue.lock() {
-            queue.stop = true;
-        }
-        self.shared.cond.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -122,11 +106,15 @@ impl Batcher {
                 }
             })
             .ok();
+        let stopping = Arc::clone(&shared);
+        let stop = move || {
+            if let Ok(mut queue) = stopping.queue.lock() {
+                queue.stop = true;
+            }
+            stopping.cond.notify_one();
+        };
         Self {
-            _stop: Arc::new(StopOnDrop {
-                shared: Arc::clone(&shared),
-                thread,
-            }),
+            _stop: Stopper::new(thread, stop),
             shared,
         }
     }

@@ -11,12 +11,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use coinslot_mint::StoreError;
 use tokio::sync::watch;
 
+use crate::thread::Stopper;
+
 /// Handle to the flusher thread; cheap to clone. The thread ends with the last handle.
 #[derive(Debug, Clone)]
 pub struct Flusher {
     shared: Arc<Shared>,
-    // Dropped with the last clone, which stops the thread.
-    _stop: Arc<StopOnDrop>,
+    // Dropped with the last clone, which stops the thread after a final flush.
+    _stop: Arc<Stopper>,
 }
 
 #[derive(Debug)]
@@ -42,26 +44,6 @@ struct FlushState {
     failed: u64,
 }
 
-#[derive(Debug)]
-struct StopOnDrop {
-    shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if let Ok(mut wake) = self.shared.wake.lock() {
-            wake.stop = true;
-        }
-        self.shared.cond.notify_one();
-        // Wait for the final flush, and for the thread to let go of the database, so the
-        // directory can be opened again as soon as the store is dropped.
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 impl Flusher {
     /// Starts the flusher thread for `db`.
     pub fn start(db: sled::Db) -> Self {
@@ -85,11 +67,15 @@ impl Flusher {
                 None
             }
         };
+        let stopping = Arc::clone(&shared);
+        let stop = move || {
+            if let Ok(mut wake) = stopping.wake.lock() {
+                wake.stop = true;
+            }
+            stopping.cond.notify_one();
+        };
         Self {
-            _stop: Arc::new(StopOnDrop {
-                shared: Arc::clone(&shared),
-                thread,
-            }),
+            _stop: Stopper::new(thread, stop),
             shared,
         }
     }

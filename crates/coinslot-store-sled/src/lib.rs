@@ -61,6 +61,7 @@ use sled::transaction::{
 mod batch;
 pub mod flusher;
 mod journal;
+mod thread;
 
 use flusher::Flusher;
 

@@ -75,14 +75,7 @@ impl<'a> Cbor<'a> {
                 "d" => {
                     self.text()?; // the memo: nothing to do with it here
                 }
-                "t" if keysets.is_none() => {
-                    let count = self.count(ARRAY)?;
-                    let mut groups = Vec::with_capacity(count);
-                    for _ in 0..count {
-                        groups.push(self.keyset()?);
-                    }
-                    keysets = Some(groups);
-                }
+                "t" if keysets.is_none() => keysets = Some(self.list(Self::keyset)?),
                 _ => return None,
             }
         }
@@ -98,14 +91,7 @@ impl<'a> Cbor<'a> {
         for _ in 0..self.head(MAP)? {
             match self.text()? {
                 "i" if id.is_none() => id = Some(self.bytes()?.to_vec()),
-                "p" if proofs.is_none() => {
-                    let count = self.count(ARRAY)?;
-                    let mut list = Vec::with_capacity(count);
-                    for _ in 0..count {
-                        list.push(self.proof()?);
-                    }
-                    proofs = Some(list);
-                }
+                "p" if proofs.is_none() => proofs = Some(self.list(Self::proof)?),
                 _ => return None,
             }
         }
@@ -181,10 +167,18 @@ impl<'a> Cbor<'a> {
         Some(arg)
     }
 
-    /// An array's or a map's length, bounded by the bytes left (each item takes one at least).
-    fn count(&mut self, major: u8) -> Option<usize> {
-        let n = usize::try_from(self.head(major)?).ok()?;
-        (n <= self.bytes.len()).then_some(n)
+    /// An array of what `item` reads. Its length is bounded by the bytes left (each item
+    /// takes one at least) before anything is allocated for it.
+    fn list<T>(&mut self, item: impl Fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let count = usize::try_from(self.head(ARRAY)?).ok()?;
+        if count > self.bytes.len() {
+            return None;
+        }
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(item(self)?);
+        }
+        Some(items)
     }
 
     fn slice(&mut self, major: u8) -> Option<&'a [u8]> {
