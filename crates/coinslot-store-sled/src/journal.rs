@@ -14,7 +14,7 @@
 //! emptied.
 //!
 //! A record is `length (u32 LE) | CRC-32 of the payload (u32 LE) | payload`, and its
-//! payload starts with the record's sequence number, which grows by one record at a time.
+//! payload starts with the record's sequence number, larger in each record than in the last.
 //! The file is written ahead with zeros (in steps, as it fills) and records overwrite them:
 //! an `fdatasync` of an append that grows the file must also commit the new size to the
 //! file system's own journal, which cost twice the CPU and twice the wait of an overwrite
@@ -44,6 +44,7 @@ const MIN_STEP: u64 = 64 << 10;
 
 /// The file grows by at most this much at a time.
 const MAX_STEP: u64 = 1 << 20;
+
 /// What a record entry writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

@@ -1,13 +1,13 @@
 //! NUT-00 `cashuB` tokens (V4) in the form wallets send them, read straight from their CBOR.
 //!
 //! cashu's own decoder goes through serde and ciborium, and normalizes the mint URL with
-//! several allocations: about 4% of a paid request's server CPU, as much as everything the
-//! layer does around it. The plain token (mint URL, unit, an optional memo, then per keyset
+//! several allocations: about 4% of a paid request's server CPU under load (the profile in
+//! BENCHMARKS.md). The plain token (mint URL, unit, an optional memo, then per keyset
 //! its id and proofs of amount, secret, `C` and optionally their DLEQ proof, as cdk,
 //! Nutshell and cashu-ts wallets send them) is read here without either. Anything else (a
 //! witness, NUT-28 keys, unknown fields, indefinite lengths, bad bytes) gives `None`, and the
-//! caller decodes it with cashu, which also words the error. Tests check both agree on every
-//! token this one reads.
+//! caller decodes it with cashu, which also words the error. The tests compare both on
+//! tokens cashu writes.
 
 use base64::engine::general_purpose::GeneralPurpose;
 use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
