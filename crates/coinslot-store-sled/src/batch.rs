@@ -180,11 +180,7 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             queue.jobs.drain(..take).collect::<Vec<_>>()
         };
         let outcomes = {
-            // The lock guards no data of its own, so a panic elsewhere leaves nothing broken.
-            let _write = trees
-                .lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _write = crate::lock_writes(&trees.lock);
             batch(trees, &mut state, &jobs)
         };
         match outcomes {

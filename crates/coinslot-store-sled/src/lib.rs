@@ -955,13 +955,17 @@ impl SledStore {
         self.flush().await
     }
 
-    /// The write lock (see `write_lock`). It guards no data of its own, so a panic while it
-    /// was held leaves nothing half-done behind it.
+    /// The write lock (see `write_lock`).
     fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_writes(&self.write_lock)
     }
+}
+
+/// Takes the write lock shared by the store and its [`batch`] thread. It guards no data of
+/// its own, so a panic while it was held leaves nothing half-done behind it.
+fn lock_writes(lock: &std::sync::Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    lock.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -104,12 +104,10 @@ async fn main() -> anyhow::Result<()> {
         args.seconds,
         if args.memory {
             " (in-memory store)"
+        } else if args.postgres_url.is_some() {
+            " (PostgreSQL store)"
         } else {
-            if args.postgres_url.is_some() {
-                " (PostgreSQL store)"
-            } else {
-                ""
-            }
+            ""
         }
     );
     let mut phases = vec![&ours.info, &ours.swap];
