@@ -284,6 +284,85 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_402_has_its_own_challenge_and_a_challenge_pays_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = std::sync::Arc::new(PaidApp::start(dir.path(), PaidAppOptions::default()).await?);
+    let wallet = wallet::funded(&app.url, 40).await?;
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let (_, headers, _) = app.get("/search?q=same", &[]).await?;
+        assert!(
+            ids.insert(challenge(&headers)["id"].clone()),
+            "two 402s shared an id"
+        );
+    }
+
+    // Paid once; another token for the same challenge is refused and stays the wallet's.
+    let (_, headers, _) = app.get("/search?q=once", &[]).await?;
+    let params = challenge(&headers);
+    let first = token(&wallet, 2).await?;
+    let (status, _, body) = app
+        .get(
+            "/search?q=once",
+            &[("authorization", &credential(&params, &first))],
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let second = token(&wallet, 2).await?;
+    let (status, headers, body) = app
+        .get(
+            "/search?q=once",
+            &[("authorization", &credential(&params, &second))],
+        )
+        .await?;
+    assert_eq!(
+        problem(status, &headers, &body),
+        "cashu/invalid-challenge",
+        "{body}"
+    );
+    assert!(body.contains("paid already"), "{body}");
+    assert!(unspent(&wallet, &second).await);
+
+    // Eight tokens for one fresh challenge at once: one pays, seven are refused untouched.
+    let (_, headers, _) = app.get("/search?q=race", &[]).await?;
+    let params = challenge(&headers);
+    let mut tokens = Vec::new();
+    for _ in 0..8 {
+        tokens.push(token(&wallet, 2).await?);
+    }
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let (app, authorization) = (app.clone(), credential(&params, t));
+            tokio::spawn(async move {
+                app.get("/search?q=race", &[("authorization", &authorization)])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut paid = 0;
+    for task in tasks {
+        let (status, headers, body) = task.await?;
+        match status {
+            200 => paid += 1,
+            _ => assert_eq!(
+                problem(status, &headers, &body),
+                "cashu/invalid-challenge",
+                "{body}"
+            ),
+        }
+    }
+    assert_eq!(paid, 1, "one challenge paid {paid} times");
+    let mut untouched = 0;
+    for t in &tokens {
+        untouched += usize::from(unspent(&wallet, t).await);
+    }
+    assert_eq!(untouched, 7);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let app = std::sync::Arc::new(PaidApp::start(dir.path(), PaidAppOptions::default()).await?);

@@ -404,6 +404,117 @@ async fn tokens_locked_to_someone_else_need_their_signature() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_meter_settles_a_stream_when_it_ends() -> Result<()> {
+    let (app, _dir) = app(PaidAppOptions::default()).await?;
+    let wallet = funded(&app, 64).await?;
+
+    // A session: the head says the balance with the reservation held, the end settles.
+    let (credential, _) = open_session(&app, &wallet, 20).await?;
+    let auth = [("x-cashu-session", credential.as_str())];
+    let (status, headers, body) = app.get("/metered-stream?cost=4", &auth).await?;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "chunk 0\nchunk 1\nchunk 2\n")
+    );
+    assert_eq!(header(&headers, "x-cashu-balance"), "10 sat");
+    let (_, _, body) = app.get("/cashu/session", &auth).await?;
+    assert_eq!(
+        json(&body)["balance"],
+        16,
+        "settled before the end reached the client"
+    );
+
+    // No charge by the end: the whole reservation is billed.
+    app.get("/metered-stream", &auth).await?;
+    let (_, _, body) = app.get("/cashu/session", &auth).await?;
+    assert_eq!(json(&body)["balance"], 6);
+
+    // A one-shot token: change at once, the unused part on the token's key balance.
+    let t = token(&wallet, 12).await?;
+    let (status, headers, _) = app
+        .get("/metered-stream?cost=3", &[("x-cashu", &t)])
+        .await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        redeem_elsewhere(&app.url, &header(&headers, "x-cashu")).await?,
+        2
+    );
+    let bearer = format!("Bearer {t}");
+    let (status, _, body) = app
+        .get("/cashu/balance", &[("authorization", &bearer)])
+        .await?;
+    assert_eq!(
+        (status, json(&body)["balance"].as_u64()),
+        (200, Some(7)),
+        "{body}"
+    );
+    let (status, _, body) = app
+        .send(
+            reqwest::Method::DELETE,
+            "/cashu/balance",
+            &[("authorization", &bearer)],
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let rest = json(&body)["token"].as_str().unwrap().to_string();
+    assert_eq!(redeem_elsewhere(&app.url, &rest).await?, 7);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bearer_token_is_a_key_with_a_balance() -> Result<()> {
+    let (app, _dir) = app(PaidAppOptions::default()).await?;
+    let wallet = funded(&app, 64).await?;
+    let key = token(&wallet, 7).await?;
+    let bearer = format!("Bearer {key}");
+    let auth = [("authorization", bearer.as_str())];
+    // Every request with the key is paid from its balance.
+    for left in [5, 3, 1] {
+        let (status, headers, body) = app.get("/search?q=k", &auth).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "x-cashu-balance"), format!("{left} sat"));
+    }
+    let (status, headers, body) = app.get("/search?q=k", &auth).await?;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(header(&headers, "x-cashu-balance"), "1 sat");
+    assert!(json(&body)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("key balance is 1"));
+    // Failures give the price back; the balance pays out once.
+    let (status, headers, _) = app.get("/cashu/balance", &auth).await?;
+    assert_eq!(
+        (status, header(&headers, "x-cashu-balance").as_str()),
+        (200, "1 sat")
+    );
+    let (status, _, body) = app
+        .send(reqwest::Method::DELETE, "/cashu/balance", &auth)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["amount"], 1);
+    let (status, _, body) = app
+        .send(reqwest::Method::DELETE, "/cashu/balance", &auth)
+        .await?;
+    assert_eq!(
+        (status, json(&body)["amount"].as_u64()),
+        (200, Some(1)),
+        "a retried payout answers the same"
+    );
+    let (status, _, _) = app.get("/search?q=k", &auth).await?;
+    assert_eq!(status, 401);
+    // Without a key: told how to send one.
+    let (status, _, body) = app.get("/cashu/balance", &[]).await?;
+    assert_eq!(status, 401);
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    // A key that is not a token of this mint is refused as one.
+    let (status, _, body) = app
+        .get("/search?q=k", &[("authorization", "Bearer cashuBgarbage")])
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    Ok(())
+}
+
 async fn open_session(app: &PaidApp, wallet: &Wallet, amount: u64) -> Result<(String, Value)> {
     let deposit = token(wallet, amount).await?;
     let (status, headers, body) = app

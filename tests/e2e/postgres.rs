@@ -470,3 +470,62 @@ async fn one_payment_runs_once_across_two_instances() {
     assert_eq!(signals.runs(), 1);
     drop(dir_a);
 }
+
+/// A `Payment` challenge paid at one instance cannot be paid again at the other with
+/// another token: the challenge is consumed with the spend, in the shared store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_challenge_pays_once_across_two_instances() {
+    let Some(db) = Database::new() else { return };
+    let signals = Signals::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream_app(signals.clone());
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    let with_upstream = |dir: &Path| {
+        let mut config = db.config(dir);
+        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
+        config
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(with_upstream(dir_a.path()))
+        .await
+        .unwrap();
+    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+    let mut config_b = with_upstream(dir_b.path());
+    config_b.public_url = Some(a.url.clone());
+    let b = TestServer::start_with(config_b).await.unwrap();
+
+    let wallet = funded(&a.url, 10).await.unwrap();
+    let client = reqwest::Client::new();
+    let offered = client
+        .get(format!("{}/search?q=twice", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offered.status(), 402);
+    let params = coinslot_tests::paymentauth::challenge(offered.headers());
+    let pay = |base: String, token: String| {
+        let authorization = coinslot_tests::paymentauth::credential(&params, &token);
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("{base}/search?q=twice"))
+                .header("authorization", authorization)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let first = coinslot_tests::wallet::token(&wallet, 2).await.unwrap();
+    let (status, body) = pay(a.url.clone(), first).await;
+    assert_eq!(status, 200, "{body}");
+    let second = coinslot_tests::wallet::token(&wallet, 2).await.unwrap();
+    let (status, body) = pay(b.url.clone(), second.clone()).await;
+    assert_eq!(status, 402, "{body}");
+    assert!(body.contains("invalid-challenge"), "{body}");
+    assert!(coinslot_tests::wallet::unspent(&wallet, &second)
+        .await
+        .unwrap());
+    drop((dir_a, dir_b));
+}

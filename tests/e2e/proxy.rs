@@ -116,6 +116,43 @@ async fn metered_routes_charge_what_the_upstream_reports() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cost_trailer_settles_a_metered_stream_at_its_end() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let wallet = funded(app.url(), 64).await?;
+    let client = reqwest::Client::new();
+    let opened = client
+        .post(format!("{}/cashu/session", app.url()))
+        .header("x-cashu", token(&wallet, 20).await?)
+        .send()
+        .await?;
+    let session = opened.headers()["x-cashu-session"].to_str()?.to_string();
+    let response = client
+        .post(format!("{}/v1/late/small", app.url()))
+        .header("x-cashu-session", &session)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-cashu-balance"],
+        "10 sat",
+        "the reservation is held"
+    );
+    assert_eq!(response.text().await?, "part 1\npart 2\n");
+    let status: serde_json::Value = client
+        .get(format!("{}/cashu/session", app.url()))
+        .header("x-cashu-session", &session)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        status["balance"], 16,
+        "the trailer's cost of 4 was charged, 6 went back"
+    );
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn upstream_failures_are_refunded() -> Result<()> {
     let (app, _dir) = start().await?;
     let wallet = funded(app.url(), 64).await?;
@@ -257,6 +294,8 @@ async fn several_upstreams_by_host_and_prefix() -> Result<()> {
             strip_prefix: false,
             unlisted: Unlisted::Deny,
             retry: None,
+            models: Default::default(),
+            max_tokens: 4096,
             routes: vec![RouteConfig::paid("GET", "/search", 5)],
         };
         let by_prefix = UpstreamConfig {

@@ -27,9 +27,10 @@ use axum::{Extension, Json, Router};
 use coinslot::cashu::nuts::CurrencyUnit;
 use coinslot::crates::store_sled::SledStore;
 use coinslot::{
-    Charge, EmbeddedMint, FakeBackend, Mint, MintConfig, Paid, PassScope, Passes, PaywallLayer,
-    Price, PriceTable, Retry, UnitConfig, ValidPass,
+    Charge, EmbeddedMint, FakeBackend, Meter, Mint, MintConfig, Paid, PassScope, Passes,
+    PaywallLayer, Price, PriceTable, Retry, UnitConfig, ValidPass,
 };
+use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -106,6 +107,11 @@ fn pricing() -> PriceTable {
         .route("*", "/slow", Price::sat(2))
         .route("GET", "/gate", Price::sat(2))
         .route("GET", "/metered", Price::metered(10, CurrencyUnit::Sat))
+        .route(
+            "GET",
+            "/metered-stream",
+            Price::metered(10, CurrencyUnit::Sat),
+        )
         .route(
             "GET",
             "/credit",
@@ -278,6 +284,33 @@ impl PaidApp {
                     |Query(q): Query<std::collections::HashMap<String, String>>| async move {
                         let cost = q.get("cost").and_then(|c| c.parse().ok()).unwrap_or(10);
                         (Extension(Charge(cost)), format!("cost {cost}"))
+                    },
+                ),
+            )
+            .route(
+                "/metered-stream",
+                get(
+                    |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                        // Three chunks, and the cost known with the last one.
+                        let cost: Option<u64> = q.get("cost").and_then(|c| c.parse().ok());
+                        let meter = Meter::new();
+                        let at_end = meter.clone();
+                        let chunks = futures::stream::iter(0..3u8).then(move |i| {
+                            let at_end = at_end.clone();
+                            async move {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                if i == 2 {
+                                    if let Some(cost) = cost {
+                                        at_end.charge(cost);
+                                    }
+                                }
+                                Ok::<_, std::convert::Infallible>(format!("chunk {i}\n"))
+                            }
+                        });
+                        let mut response =
+                            axum::response::Response::new(axum::body::Body::from_stream(chunks));
+                        response.extensions_mut().insert(meter);
+                        response
                     },
                 ),
             )

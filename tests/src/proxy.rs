@@ -93,6 +93,25 @@ pub fn upstream_app(signals: Signals) -> Router {
             }),
         )
         .route(
+            "/v1/late/{model}",
+            post(|| async {
+                // Streams its answer, and its cost comes last, as a trailer.
+                let mut trailers = HeaderMap::new();
+                trailers.insert("x-coinslot-cost", http::HeaderValue::from_static("4"));
+                let frames = [
+                    http_body::Frame::data(bytes::Bytes::from_static(b"part 1\n")),
+                    http_body::Frame::data(bytes::Bytes::from_static(b"part 2\n")),
+                    http_body::Frame::trailers(trailers),
+                ]
+                .map(Ok::<_, std::io::Error>);
+                let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+                    frames,
+                )));
+                // HTTP/1.1 sends only the trailers the head announces.
+                ([("trailer", "x-coinslot-cost")], body)
+            }),
+        )
+        .route(
             "/boom",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke") }),
         )
@@ -147,12 +166,18 @@ pub fn upstream_config(url: &str) -> UpstreamConfig {
         strip_prefix: false,
         unlisted: coinslot_proxy::Unlisted::Deny,
         retry: None,
+        models: Default::default(),
+        max_tokens: 4096,
         routes: vec![
             RouteConfig::paid("GET", "/search", 2),
             RouteConfig::free("GET", "/status"),
             RouteConfig {
                 metered: true,
                 ..RouteConfig::paid("POST", "/v1/chat/{model}", 10)
+            },
+            RouteConfig {
+                metered: true,
+                ..RouteConfig::paid("POST", "/v1/late/{model}", 10)
             },
             RouteConfig::paid("GET", "/boom", 5),
             RouteConfig::paid("GET", "/stream", 1),

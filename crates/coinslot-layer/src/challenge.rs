@@ -3,6 +3,8 @@
 //! a `WWW-Authenticate: Payment` challenge bound to the route and the request body; plus
 //! the `Payment` scheme's refusals (problem JSON with a fresh challenge).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::json;
@@ -117,7 +119,14 @@ fn challenge(ctx: &Ctx, price: &Price, route: &Route) -> Option<EchoedChallenge>
             coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
         )),
         digest: route.digest.clone(),
-        opaque: Some(encode_jcs(&json!({ "route": route.name() })).ok()?),
+        // A nonce makes every challenge's id unique: each is paid once (see the credential mode).
+        opaque: Some(
+            encode_jcs(&json!({
+                "route": route.name(),
+                "nonce": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+            }))
+            .ok()?,
+        ),
         description: None,
     };
     challenge.id = challenge_id(&ctx.shared.payment_key, &challenge);

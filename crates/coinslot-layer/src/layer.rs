@@ -43,6 +43,7 @@ impl std::fmt::Debug for PaywallLayer {
         f.debug_struct("PaywallLayer")
             .field("mint_url", &self.settings.mint_url.to_string())
             .field("session_path", &self.settings.session_path)
+            .field("key_path", &self.settings.key_path)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +103,18 @@ impl PaywallLayer {
     pub fn session_path(self, path: &str) -> Self {
         let path = format!("/{}", path.trim_matches('/'));
         self.update(|s| s.session_path = path)
+    }
+
+    /// Where key balances are read (`GET`) and paid out (`DELETE`), default
+    /// `/cashu/balance`; `None` turns keys off. With keys on, `Authorization: Bearer
+    /// cashu…` is an API key: its first use deposits the token into a balance of its own,
+    /// and every request with it is paid from that balance (what OpenAI-style SDKs need:
+    /// they send the same key every time). With keys off it is a one-shot token, like
+    /// `X-Cashu`. The unused part of a [`Meter`](crate::Meter)ed stream paid with a one-shot
+    /// token also goes to that token's key balance.
+    pub fn key_path(self, path: Option<&str>) -> Self {
+        let path = path.map(|p| format!("/{}", p.trim_matches('/')));
+        self.update(|s| s.key_path = path)
     }
 
     /// How long a session credential is valid; every top-up renews it.
@@ -286,6 +299,7 @@ impl Settings {
             require_lock: false,
             encoding: RequestEncoding::CreqA,
             session_path: "/cashu/session".into(),
+            key_path: Some("/cashu/balance".into()),
             session_ttl: Duration::from_secs(24 * 3600),
             min_deposit: 1,
             timeout: None,

@@ -23,7 +23,7 @@
 //! - no payment → `402` with `X-Cashu: creqA…` (NUT-18; `creqB…` per NUT-26 when it sends
 //!   `X-Cashu-Accept: creqB`), a JSON body with `amount`, `unit`, `mint`, and a
 //!   `WWW-Authenticate: Payment` challenge;
-//! - `X-Cashu: cashuB…` (or `Authorization: Cashu <token>` / `Bearer cashu…`) → the token is
+//! - `X-Cashu: cashuB…` (or `Authorization: Cashu <token>`) → the token is
 //!   verified and spent, then the handler runs; overpayment comes back as a token in the
 //!   response's `X-Cashu`; a wrong mint, unit, amount or a spent token → `400` with a Cashu
 //!   error body, the token untouched unless it was spent already;
@@ -34,6 +34,12 @@
 //!   gets `11002`. This holds across instances on one store ([`Retry`] says how a route
 //!   treats retries, the `receipt` module how it works);
 //! - prepaid sessions: deposit once, then pay with `X-Cashu-Session` ([`session`]);
+//! - the token as an API key: `Authorization: Bearer cashu…` opens a balance of its own on
+//!   first use and pays every request from it (OpenAI-style SDKs send their key so);
+//!   `GET`/`DELETE` on `/cashu/balance` show it / pay the rest out
+//!   ([`PaywallLayer::key_path`]);
+//! - a metered price whose cost is known only when the answer ends (a streamed completion):
+//!   the handler charges a [`Meter`], and the layer settles at the end;
 //! - time passes: pay once for N minutes of a set of routes, then send `X-Cashu-Pass`
 //!   ([`pass`]);
 //! - the standard `Payment` HTTP authentication scheme (`cashu` charge method) beside
@@ -46,9 +52,11 @@
 //! - [`PaywallLayer`] (`layer.rs`, the builder and its handles) → [`Paywall`]
 //!   (`service.rs`: prices the request, finds how it pays, dispatches) → `modes/`, one
 //!   file per way to pay: `token` (NUT-24), `credential` (`Payment` scheme), `session`,
-//!   `pass`;
+//!   `key` (a token as an API key), `pass`;
+//! - `accounts.rs`: the balances sessions and keys share (debit, deposit, pay out);
 //! - `settle.rs`: the one core every mode ends in (run the handler, settle change, metered
-//!   remainder or refund, record the answer; answer retries) and `passes.rs` (pass
+//!   remainder (at the head, or when a metered body ends) or refund, record the answer;
+//!   answer retries) and `passes.rs` (pass
 //!   records);
 //! - `receipt.rs` (receipts, request binding, stored answers, the run's lease),
 //!   `challenge.rs` (the `402`s), `proofs.rs` (tokens in), `settings.rs`;
@@ -57,6 +65,7 @@
 //! - [`pricing`], [`Paid`]/[`Charge`]/[`ValidPass`] (what handlers see), [`PassHook`],
 //!   and `body.rs` ([`RequestBody`], [`ResponseBody`]).
 
+mod accounts;
 mod body;
 mod challenge;
 mod future;
@@ -78,7 +87,7 @@ pub use coinslot_mint::cashu;
 pub use future::ResponseFuture;
 pub use hooks::{PassEvent, PassEventKind, PassHook};
 pub use layer::{ConfigError, PaywallLayer};
-pub use paid::{Charge, Paid, ValidPass};
+pub use paid::{Charge, Meter, Paid, ValidPass};
 pub use pricing::{Lookup, PassScope, Price, PriceMode, PriceTable, Pricing, Retry};
 pub use service::Paywall;
 pub use wire::nut24::{self, RequestEncoding};

@@ -1,5 +1,7 @@
 //! What the layer tells the handler ([`Paid`], [`ValidPass`]) and what a metered handler
-//! tells the layer ([`Charge`]).
+//! tells the layer ([`Charge`] with its answer's head, [`Meter`] when its body ends).
+
+use std::sync::{Arc, OnceLock};
 
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Id};
 
@@ -77,3 +79,77 @@ impl ValidPass {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge(pub u64);
+
+/// Response extension for a metered cost known only when the answer's body ends (a streamed
+/// completion whose token usage comes last). The handler puts a clone in its response's
+/// extensions and calls [`Meter::charge`] before the body ends; the layer settles when it
+/// sees the end: what was used is charged, the rest goes back.
+///
+/// Where the rest goes: to the session or key balance that paid (at once, durably); for a
+/// one-shot token, to the balance of that token as an API key, paid out by the balance
+/// endpoint (its change from the head goes back in `X-Cashu` as usual). An answer the layer
+/// reads whole before its head (a known length that fits the stored-answer limit) is settled
+/// at its head, so a token gets its rest in `X-Cashu`.
+///
+/// A body that ends without a charge is billed the fallback (the whole reservation unless
+/// [`Meter::fallback`] says less); one that fails before any byte went out is not billed.
+///
+/// ```
+/// use axum::{body::Body, response::Response};
+/// use coinslot_layer::Meter;
+///
+/// async fn stream() -> Response {
+///     let meter = Meter::new();
+///     let at_end = meter.clone();
+///     let chunks = futures::stream::iter(["data: a\n\n", "data: b\n\n"]).map(move |chunk| {
+///         if chunk.ends_with("b\n\n") {
+///             at_end.charge(2); // the usage of the whole answer
+///         }
+///         Ok::<_, std::convert::Infallible>(chunk)
+///     });
+///     let mut response = Response::new(Body::from_stream(chunks));
+///     response.extensions_mut().insert(meter);
+///     response
+/// }
+/// # use futures::StreamExt;
+/// # let _ = stream;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Meter(Arc<MeterState>);
+
+#[derive(Debug, Default)]
+struct MeterState {
+    cost: OnceLock<u64>,
+    fallback: Option<u64>,
+}
+
+impl Meter {
+    /// A meter with no charge yet, billing the whole reservation if none comes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A meter billing `amount` (at most the reservation) if its body ends without a charge.
+    pub fn fallback(amount: u64) -> Self {
+        Self(Arc::new(MeterState {
+            cost: OnceLock::new(),
+            fallback: Some(amount),
+        }))
+    }
+
+    /// Sets the actual cost (at most the reservation; more is capped). The first charge
+    /// counts; `false` if one was set already.
+    pub fn charge(&self, cost: u64) -> bool {
+        self.0.cost.set(cost).is_ok()
+    }
+
+    /// The charge, once set.
+    pub fn cost(&self) -> Option<u64> {
+        self.0.cost.get().copied()
+    }
+
+    /// What is billed if the body ends without a charge (`None`: the reservation).
+    pub fn fallback_amount(&self) -> Option<u64> {
+        self.0.fallback
+    }
+}

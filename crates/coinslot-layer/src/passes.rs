@@ -119,6 +119,7 @@ impl Bought {
             kept: 0,
             metered: false,
             payer: Payer::Pass,
+            key_account: None,
             record,
             retry: crate::Retry::Stored,
             headers,

@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::{BoxError, RequestBody};
 use crate::challenge;
 use crate::future::ResponseFuture;
-use crate::modes::{credential, pass, session, token};
+use crate::modes::{credential, key, pass, session, token};
 use crate::settings::Ctx;
 use crate::settle::Inner;
 use crate::wire::errors::{refusal, Rejection, Reply};
@@ -50,6 +50,8 @@ enum Charge {
     Scope(PassScope),
     /// The session endpoints.
     Sessions,
+    /// The key balance endpoint.
+    Keys,
 }
 
 /// The payment a request carries.
@@ -57,6 +59,8 @@ enum Carried {
     Pass(String),
     Credential(Box<Result<Credential, Problem>>),
     Token(String, TokenSource),
+    /// A token used as an API key.
+    Key(String),
     Session(String),
     Nothing,
     /// A payment header that cannot be read.
@@ -64,13 +68,13 @@ enum Carried {
 }
 
 /// Finds the payment in `headers`, in order of precedence: a pass (only on a pass scope's
-/// routes), a `Payment` credential, a token, a session credential. A header that is there
-/// but cannot be read is refused.
-fn carried(headers: &HeaderMap, passes: bool) -> Carried {
-    find(headers, passes).unwrap_or_else(Carried::Unreadable)
+/// routes), a `Payment` credential, a token (a key, when `keys` are kept and it came as
+/// `Bearer`), a session credential. A header that is there but cannot be read is refused.
+fn carried(headers: &HeaderMap, passes: bool, keys: bool) -> Carried {
+    find(headers, passes, keys).unwrap_or_else(Carried::Unreadable)
 }
 
-fn find(headers: &HeaderMap, passes: bool) -> Result<Carried, Rejection> {
+fn find(headers: &HeaderMap, passes: bool, keys: bool) -> Result<Carried, Rejection> {
     let malformed = |err: crate::wire::nut24::HeaderError| Rejection::bad_request(err.0);
     if passes {
         if let Some(found) = pass::find(headers).map_err(malformed)? {
@@ -81,6 +85,9 @@ fn find(headers: &HeaderMap, passes: bool) -> Result<Carried, Rejection> {
         return Ok(Carried::Credential(Box::new(found)));
     }
     if let Some((found, source)) = token::find(headers).map_err(malformed)? {
+        if keys && source == TokenSource::Bearer {
+            return Ok(Carried::Key(found));
+        }
         return Ok(Carried::Token(found, source));
     }
     if let Some(found) = session::find(headers).map_err(malformed)? {
@@ -103,6 +110,9 @@ impl<S> Paywall<S> {
         }
         if settings.is_session_path(path) {
             return Some(Charge::Sessions);
+        }
+        if settings.is_key_path(path) {
+            return Some(Charge::Keys);
         }
         settings
             .pricing
@@ -166,9 +176,11 @@ where
 {
     let mint = ctx.mint().clone();
     let passes = matches!(charge, Charge::Scope(_));
-    let carried = carried(request.headers(), passes);
+    let keys = ctx.settings.key_path.is_some();
+    let carried = carried(request.headers(), passes, keys);
     let reply = match (charge, carried) {
         (Charge::Sessions, _) => return session::endpoint(ctx, request).await,
+        (Charge::Keys, _) => return key::endpoint(ctx, request).await,
         (_, Carried::Unreadable(rejection)) => rejection.into_response(),
         (Charge::Price(price), Carried::Credential(found)) => match *found {
             Ok(found) => credential::pay(ctx, inner, request, price, found).await,
@@ -176,6 +188,9 @@ where
         },
         (Charge::Price(price), Carried::Token(found, source)) => {
             token::pay(ctx, inner, request, price, found, source).await
+        }
+        (Charge::Price(price), Carried::Key(found)) => {
+            key::pay(ctx, inner, request, price, found).await
         }
         (Charge::Price(price), Carried::Session(found)) => {
             session::pay(ctx, inner, request, price, found).await
@@ -193,6 +208,9 @@ where
         },
         (Charge::Scope(scope), Carried::Token(found, source)) => {
             token::buy_pass(ctx, inner, request, scope, found, source).await
+        }
+        (Charge::Scope(scope), Carried::Key(found)) => {
+            token::buy_pass(ctx, inner, request, scope, found, TokenSource::Bearer).await
         }
         (Charge::Scope(scope), Carried::Session(_) | Carried::Nothing) => {
             pass::payment_required(&ctx, request, &scope).await

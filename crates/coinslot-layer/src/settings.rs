@@ -23,6 +23,9 @@ pub(crate) struct Settings {
     pub require_lock: bool,
     pub encoding: RequestEncoding,
     pub session_path: String,
+    /// Where key balances are read and paid out; `None`: `Bearer cashu…` is a one-shot
+    /// token, and keys are not kept.
+    pub key_path: Option<String>,
     pub session_ttl: Duration,
     pub min_deposit: u64,
     pub timeout: Option<Duration>,
@@ -58,6 +61,13 @@ impl Settings {
     /// The pass scope a request with `method` on `path` belongs to.
     pub fn pass_scope(&self, method: &Method, path: &str) -> Option<&PassScope> {
         self.passes.iter().find(|s| s.matches(method, path))
+    }
+
+    /// Whether `path` is the key balance endpoint.
+    pub fn is_key_path(&self, path: &str) -> bool {
+        self.key_path
+            .as_deref()
+            .is_some_and(|key| path.trim_end_matches('/') == key)
     }
 
     /// Whether `path` is the session endpoint or below it.

@@ -17,6 +17,7 @@ use coinslot_mint::store::AccountWrite;
 use coinslot_mint::{
     Error, ErrorCode, Event, PaidWith, Payment, Purchase, ReceiptGuard, ReceiptWrite,
 };
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -33,7 +34,7 @@ use crate::settings::{Ctx, Settings};
 use crate::wire::errors::{attach_balance, attach_token, Rejection, Reply};
 use crate::wire::nut24;
 use crate::wire::payment::{read_body, ReadBody};
-use crate::{Charge, Paid, Price, ResponseBody, Retry, ValidPass};
+use crate::{Charge, Meter, Paid, Price, ResponseBody, Retry, ValidPass};
 
 /// Who paid for a run, so where value goes back.
 #[derive(Debug, Clone)]
@@ -62,6 +63,9 @@ pub(crate) struct Ticket {
     pub kept: u64,
     pub metered: bool,
     pub payer: Payer,
+    /// For a one-shot token: the key balance of that token, where the unused part of a
+    /// reservation settled at the end of a streamed answer goes.
+    pub key_account: Option<String>,
     /// The payment's receipt, when retries can find it.
     pub record: Option<Arc<RunHandle>>,
     pub retry: Retry,
@@ -162,6 +166,7 @@ impl TokenRun {
         success_headers: HeaderMap,
         seen: Arc<BodySeen>,
         content_length: Option<u64>,
+        key_account: Option<String>,
     ) -> Ticket {
         let price = self.price;
         Ticket {
@@ -178,6 +183,7 @@ impl TokenRun {
             kept: price.amount,
             unit: price.unit,
             payer: Payer::Token,
+            key_account,
             record: Some(self.record),
             retry: price.retry,
             headers: HeaderMap::new(),
@@ -266,8 +272,13 @@ where
     let guard = DebitGuard::arm(&ctx, &ticket);
     let record = ticket.record.as_deref();
     let outcome = leased(run_inner(&ctx.settings, inner, request), record).await;
+    // A recorded answer, and a metered one whose cost comes at its end, are read whole when
+    // they are small: recorded at once, or settled before the head says the balance.
+    let late =
+        matches!(&outcome, Outcome::Served(response) if late_meter(response, &ticket).is_some());
     let outcome = match record {
-        Some(record) => leased(whole(&ctx.settings, outcome), Some(record)).await,
+        Some(_) => leased(whole(&ctx.settings, outcome), record).await,
+        None if late => whole(&ctx.settings, outcome).await,
         None => outcome,
     };
     guard.disarm();
@@ -335,6 +346,10 @@ where
 {
     let (status, detail, handler) = match outcome {
         Outcome::Served(response) if !response.status().is_server_error() => {
+            if let Some(meter) = late_meter(&response, &ticket) {
+                let response = response.map(ResponseBody::inner);
+                return succeed_at_end(ctx, response, meter, ticket).await;
+            }
             let charge = charge_of(&response, ticket.kept);
             let response = response.map(ResponseBody::inner);
             return succeed(ctx, response, charge, None, ticket).await;
@@ -349,6 +364,199 @@ where
         Outcome::Failed { status, detail } => (status, Some(detail), None),
     };
     fail(ctx, status, detail, handler, ticket).await
+}
+
+/// The meter of a metered answer whose cost comes with the end of its body: a [`Meter`]
+/// not charged yet, and no [`Charge`] on its head.
+fn late_meter<B>(response: &Response<B>, ticket: &Ticket) -> Option<Meter> {
+    let extensions = response.extensions();
+    if !ticket.metered
+        || matches!(ticket.payer, Payer::Pass)
+        || extensions.get::<Charge>().is_some()
+    {
+        return None;
+    }
+    extensions
+        .get::<Meter>()
+        .filter(|meter| meter.cost().is_none())
+        .cloned()
+}
+
+/// A success whose cost is known when its body ends: the head goes out with the
+/// reservation held (a balance as it is after the reservation; a token's change), and
+/// [`EndSettle`] writes the settlement when the body ends, before its end reaches the client.
+async fn succeed_at_end<ResBody>(
+    ctx: &Ctx,
+    mut response: Reply<ResBody>,
+    meter: Meter,
+    ticket: Ticket,
+) -> Reply<ResBody>
+where
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    let unit = ticket.unit.clone();
+    let account = match &ticket.payer {
+        Payer::Session { sid, balance } => {
+            attach_balance(&mut response, *balance, &unit.to_string());
+            Some(sid.clone())
+        }
+        Payer::Token | Payer::Pass => {
+            let change = match &ticket.record {
+                Some(record) => record.data().await.change,
+                None => Vec::new(),
+            };
+            attach_token(&mut response, &ctx.settings.mint_url, &unit, change);
+            ticket.key_account.clone()
+        }
+    };
+    extend(response.headers_mut(), &ticket.headers);
+    extend(response.headers_mut(), &ticket.success_headers);
+    let recorder = ticket.record.as_ref().map(|record| {
+        let recorder: Box<dyn Tap> = AnswerRecorder::new(
+            Arc::clone(record),
+            &response,
+            ticket.seen,
+            ticket.content_length,
+            ticket.retry,
+            &ctx.settings,
+        );
+        recorder
+    });
+    let tap = Box::new(EndSettle {
+        settlement: Settlement {
+            ctx: ctx.clone(),
+            meter,
+            account,
+            unit,
+            kept: ticket.kept,
+            record: ticket.record,
+        },
+        recorder,
+        recorder_full: false,
+        sent: 0,
+    });
+    let length = crate::receipt::content_length(response.headers());
+    response.map(|body| body.recorded(tap, length))
+}
+
+/// Settles a metered answer when its body ends (see [`Meter`]): what the meter says was
+/// used is charged (the fallback when it says nothing; nothing when the body failed before
+/// its first byte), the rest goes to the balance that paid (a session, a key, or the key of
+/// the token that paid) or, with no balance to go to, to the receipt, once. The answer's
+/// own recorder sees the body through it.
+struct EndSettle {
+    settlement: Settlement,
+    recorder: Option<Box<dyn Tap>>,
+    /// The recorder wants no more (the answer is too big to keep): it ends `Cut`.
+    recorder_full: bool,
+    /// Bytes that went out.
+    sent: u64,
+}
+
+/// What an [`EndSettle`] settles.
+struct Settlement {
+    ctx: Ctx,
+    meter: Meter,
+    account: Option<String>,
+    unit: CurrencyUnit,
+    kept: u64,
+    record: Option<Arc<RunHandle>>,
+}
+
+impl Settlement {
+    /// What the answer costs, ended so after `sent` bytes.
+    fn cost(&self, end: End, sent: u64) -> u64 {
+        if let Some(cost) = self.meter.cost() {
+            if cost > self.kept {
+                tracing::warn!(
+                    cost,
+                    reserved = self.kept,
+                    "metered answer reported more than was reserved"
+                );
+            }
+            return cost.min(self.kept);
+        }
+        if end == End::Failed && sent == 0 {
+            tracing::info!(
+                reserved = self.kept,
+                "metered answer failed before its first byte: not billed"
+            );
+            return 0;
+        }
+        let fallback = self
+            .meter
+            .fallback_amount()
+            .unwrap_or(self.kept)
+            .min(self.kept);
+        tracing::warn!(
+            ?end,
+            billed = fallback,
+            reserved = self.kept,
+            "metered answer ended without reporting its cost: billed the fallback"
+        );
+        fallback
+    }
+
+    async fn settle(&self, end: End, sent: u64) {
+        let cost = self.cost(end, sent);
+        let unused = self.kept.saturating_sub(cost);
+        let record = self.record.as_deref();
+        if let Some(record) = record {
+            if record.data().await.settled.is_some() {
+                return; // a rerun of a run settled already
+            }
+        }
+        tracing::debug!(cost, unused, ?end, "metered answer settled at its end");
+        let failed = end == End::Failed && cost == 0;
+        match (&self.account, record) {
+            (_, _) if unused == 0 => {}
+            (Some(account), _) => {
+                credit(&self.ctx, account, &self.unit, unused, record, failed).await;
+            }
+            (None, Some(record)) => {
+                given_back_in(&self.ctx, record, &self.unit, true, cost).await;
+            }
+            (None, None) => tracing::error!(unused, "a metered rest with nowhere to go"),
+        }
+    }
+}
+
+impl Tap for EndSettle {
+    fn chunk(&mut self, data: &[u8]) -> bool {
+        self.sent += data.len() as u64;
+        if let Some(recorder) = self.recorder.as_mut().filter(|_| !self.recorder_full) {
+            self.recorder_full = !recorder.chunk(data);
+        }
+        true
+    }
+
+    fn trailers(&mut self) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.trailers();
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.tick();
+        }
+    }
+
+    fn finish(self: Box<Self>, end: End) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let EndSettle {
+                settlement,
+                recorder,
+                recorder_full,
+                sent,
+            } = *self;
+            settlement.settle(end, sent).await;
+            if let Some(recorder) = recorder {
+                let end = if recorder_full { End::Cut } else { end };
+                recorder.finish(end).await;
+            }
+        })
+    }
 }
 
 /// A success: change (and what a metered price did not use) goes back, and the answer is
@@ -514,9 +722,19 @@ fn extend(headers: &mut HeaderMap, extra: &HeaderMap) {
 /// A token payment's proofs to give back with a success: its change, and for a metered
 /// price the unused part of the reservation, made and recorded once.
 async fn given_back(ctx: &Ctx, record: &RunHandle, ticket: &Ticket, charge: u64) -> Vec<Proof> {
+    given_back_in(ctx, record, &ticket.unit, ticket.metered, charge).await
+}
+
+async fn given_back_in(
+    ctx: &Ctx,
+    record: &RunHandle,
+    unit: &CurrencyUnit,
+    metered: bool,
+    charge: u64,
+) -> Vec<Proof> {
     let data = record.data().await;
     let mut back = data.change.clone();
-    if !ticket.metered {
+    if !metered {
         return back;
     }
     if let Some(settled) = &data.settled {
@@ -524,14 +742,14 @@ async fn given_back(ctx: &Ctx, record: &RunHandle, ticket: &Ticket, charge: u64)
         return back;
     }
     let unused = data.kept.saturating_sub(charge);
-    let proofs = make_proofs(ctx, &ticket.unit, unused).await;
+    let proofs = make_proofs(ctx, unit, unused).await;
     let made = proofs.clone();
     match record
         .update(|d| d.settled = Some(made), &proofs, None, None)
         .await
     {
         Ok(_) => {
-            record_refund(ctx, &ticket.unit, &proofs, false);
+            record_refund(ctx, unit, &proofs, false);
             back.extend(proofs);
         }
         // Not recorded, so not handed out: the receipt still owes it.
@@ -645,9 +863,20 @@ async fn make_proofs(ctx: &Ctx, unit: &CurrencyUnit, amount: u64) -> Vec<Proof> 
     }
 }
 
-/// The actual cost a metered handler reported, capped at the reservation.
+/// The actual cost a metered handler reported (a [`Charge`], or a [`Meter`] charged by an
+/// answer read whole), capped at the reservation.
 fn charge_of<B>(response: &Response<B>, reserved: u64) -> u64 {
-    match response.extensions().get::<Charge>() {
+    let metered = || {
+        let meter = response.extensions().get::<Meter>()?;
+        meter.cost().or(meter.fallback_amount()).map(Charge)
+    };
+    match response
+        .extensions()
+        .get::<Charge>()
+        .copied()
+        .or_else(metered)
+        .as_ref()
+    {
         Some(Charge(cost)) if *cost > reserved => {
             tracing::warn!(
                 cost,
@@ -1129,6 +1358,7 @@ async fn rerun_ticket(
         kept: data.kept,
         metered: data.metered,
         payer,
+        key_account: None,
         record: Some(handle),
         retry: run.retry,
         headers,

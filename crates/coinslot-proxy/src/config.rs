@@ -12,8 +12,21 @@
 //!   { method = "POST", path = "/v1/chat/{model}", price = 500, metered = true },
 //!   { path = "/health", free = true },
 //! ]
+//!
+//! # An OpenAI-compatible API, priced per model from the usage it reports.
+//! [[proxy.upstreams]]
+//! name = "llm"
+//! url = "http://127.0.0.1:8081"
+//! prefix = "/v1"
+//! max_tokens = 4096
+//! routes = [
+//!   { method = "POST", path = "/v1/chat/completions", usage = "openai" },
+//!   { method = "GET", path = "/v1/models", free = true },
+//! ]
+//! models = { "small-1" = { prompt = 1, completion = 4 } }
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use coinslot_layer::cashu::nuts::CurrencyUnit;
@@ -40,6 +53,8 @@ pub struct ProxyConfig {
     pub timeout_secs: u64,
     /// Seconds to wait for a connection to an upstream.
     pub connect_timeout_secs: u64,
+    /// The longest request body a `usage` route reads before payment (to find its model).
+    pub usage_body_bytes: u64,
 }
 
 impl Default for ProxyConfig {
@@ -50,6 +65,7 @@ impl Default for ProxyConfig {
             cost_header: DEFAULT_COST_HEADER.into(),
             timeout_secs: 60,
             connect_timeout_secs: 5,
+            usage_body_bytes: 1 << 20,
         }
     }
 }
@@ -83,6 +99,48 @@ pub struct UpstreamConfig {
     /// Prices by method and path; the first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Prices per model, for the routes priced by `usage`: the model a request names (in its
+    /// JSON body) must be here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelPrice>,
+    /// The most output tokens a `usage` route's request may ask for (`max_tokens` or
+    /// `max_completion_tokens`), and what is reserved for one that names none.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u64,
+}
+
+fn default_max_tokens() -> u64 {
+    4096
+}
+
+/// What one model costs, in the unit of the route that uses it, per 1,000 tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Per 1,000 prompt (input) tokens.
+    pub prompt: u64,
+    /// Per 1,000 completion (output) tokens.
+    pub completion: u64,
+}
+
+impl ModelPrice {
+    /// The cost of `prompt` and `completion` tokens, rounded up to a whole unit.
+    pub fn cost(&self, prompt: u64, completion: u64) -> u64 {
+        let total = u128::from(prompt) * u128::from(self.prompt)
+            + u128::from(completion) * u128::from(self.completion);
+        u64::try_from(total.div_ceil(1000)).unwrap_or(u64::MAX)
+    }
+}
+
+/// How a route's cost is read from its answer's usage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageFormat {
+    /// OpenAI-style: the request body names its `model` (and may cap its output with
+    /// `max_tokens`/`max_completion_tokens`), and the answer ends with a `usage` object
+    /// (`prompt_tokens`, `completion_tokens`): the JSON body, or the last server-sent event
+    /// of a stream.
+    Openai,
 }
 
 fn root() -> String {
@@ -116,9 +174,14 @@ pub struct RouteConfig {
     /// Unit of the price (one the mint issues).
     #[serde(default = "sat")]
     pub unit: String,
-    /// The upstream reports the actual cost in the cost header.
+    /// The upstream reports the actual cost in the cost header (or in a trailer of that
+    /// name, at the end of its answer).
     #[serde(default, skip_serializing_if = "is_false")]
     pub metered: bool,
+    /// Priced per model from the upstream's `models`, charged by the usage the answer
+    /// reports at its end (`openai`); no `price`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageFormat>,
     /// No charge.
     #[serde(default, skip_serializing_if = "is_false")]
     pub free: bool,
@@ -157,9 +220,19 @@ impl RouteConfig {
             price: Some(price),
             unit: sat(),
             metered: false,
+            usage: None,
             free: false,
             description: None,
             retry: None,
+        }
+    }
+
+    /// `method` on `path` priced per model by the usage its answers report (`unit` sat).
+    pub fn usage(method: &str, path: &str, format: UsageFormat) -> Self {
+        Self {
+            price: None,
+            usage: Some(format),
+            ..Self::paid(method, path, 0)
         }
     }
 
@@ -185,6 +258,17 @@ impl RouteConfig {
             return err("`retry` is for paid routes; a free route has nothing to retry".into());
         }
         let retry = self.retry.unwrap_or(retry);
+        if self.usage.is_some() {
+            if self.free || self.price.is_some() || self.metered {
+                return err(
+                    "a `usage` route is priced by its models: no `price`, `free` or `metered`"
+                        .into(),
+                );
+            }
+            // The most a request can cost is known per request: a placeholder here.
+            let unit = self.unit_in(key, units)?;
+            return Ok(Some(Price::metered(1, unit).retry(retry)));
+        }
         match (self.free, self.price) {
             (true, Some(_)) => {
                 err("a route is either `free = true` or has a `price`, not both".into())
@@ -194,18 +278,7 @@ impl RouteConfig {
             (false, None) => err("missing `price` (or `free = true`)".into()),
             (false, Some(0)) => err("`price` must be at least 1 (use `free = true`)".into()),
             (false, Some(amount)) => {
-                let unit = units
-                    .iter()
-                    .find(|u| u.to_string() == self.unit)
-                    .cloned()
-                    .ok_or_else(|| {
-                        let known: Vec<String> = units.iter().map(|u| u.to_string()).collect();
-                        ProxyConfigError(format!(
-                            "{key}.unit: the mint has no unit `{}` (it has: {})",
-                            self.unit,
-                            known.join(", ")
-                        ))
-                    })?;
+                let unit = self.unit_in(key, units)?;
                 let price = if self.metered {
                     Price::metered(amount, unit)
                 } else {
@@ -217,7 +290,50 @@ impl RouteConfig {
     }
 }
 
+impl RouteConfig {
+    fn unit_in(&self, key: &str, units: &[CurrencyUnit]) -> Result<CurrencyUnit, ProxyConfigError> {
+        units
+            .iter()
+            .find(|u| u.to_string() == self.unit)
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+                ProxyConfigError(format!(
+                    "{key}.unit: the mint has no unit `{}` (it has: {})",
+                    self.unit,
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
 impl UpstreamConfig {
+    /// The same routes, paid only where they are priced by `usage` (so a lookup says whether
+    /// the first route that matches is one), checked.
+    pub fn usage_table(
+        &self,
+        key: &str,
+        units: &[CurrencyUnit],
+    ) -> Result<PriceTable, ProxyConfigError> {
+        let mut table = PriceTable::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let route_key = format!("{key}.routes[{i}]");
+            let price = match route.usage {
+                Some(_) if self.models.is_empty() => {
+                    return Err(ProxyConfigError(format!(
+                        "{route_key}.usage: the upstream has no `models` to price it by"
+                    )))
+                }
+                Some(_) => Some(Price::metered(1, route.unit_in(&route_key, units)?)),
+                None => None,
+            };
+            table = table
+                .try_route(&route.method, &route.path, price)
+                .map_err(|e| ProxyConfigError(format!("{route_key}.method: {e}")))?;
+        }
+        Ok(table)
+    }
+
     /// The upstream's price table, checked.
     pub fn price_table(
         &self,

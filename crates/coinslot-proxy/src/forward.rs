@@ -9,15 +9,15 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use coinslot_layer::{Charge, Paid, ValidPass};
-use futures::TryStreamExt;
+use coinslot_layer::{Charge, Meter, Paid, ValidPass};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body as _;
 use tower_service::Service;
 
-use crate::config::ProxyConfigError;
+use crate::config::{ModelPrice, ProxyConfigError};
 use crate::routes::ProxyRoutes;
+use crate::usage::UsageCharge;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -65,6 +65,16 @@ impl Proxy {
         }
         let upstream = resolved.upstream;
         let (parts, body) = request.into_parts();
+        // What a metered answer's end is read for: its usage (a `usage` route), or a cost
+        // trailer.
+        let metered = parts
+            .extensions
+            .get::<Paid>()
+            .is_some_and(|paid| paid.metered);
+        let usage = parts
+            .extensions
+            .get::<UsageCharge>()
+            .map(|charge| charge.price);
         let url = upstream.target(parts.uri.path(), parts.uri.query());
         let mut headers = forwarded_headers(
             &parts.headers,
@@ -78,6 +88,10 @@ impl Proxy {
         add_forwarding(&mut headers, &parts.headers, client_ip);
         if let Some(paid) = parts.extensions.get::<Paid>() {
             add_paid(&mut headers, &config.paid_header, paid);
+        }
+        if metered {
+            // An HTTP/1.1 server sends trailers (the cost, known at the end) only when asked.
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         if let Some(pass) = parts.extensions.get::<ValidPass>() {
             add_pass(&mut headers, &config.paid_header, pass);
@@ -113,7 +127,8 @@ impl Proxy {
                 );
             }
         };
-        respond(answer, &config.cost_header, &upstream.name)
+        let scan = metered.then_some(usage);
+        respond(answer, &config.cost_header, &upstream.name, scan)
     }
 }
 
@@ -138,8 +153,14 @@ where
 }
 
 /// The upstream's answer as ours: hop-by-hop headers dropped, the cost header turned into a
-/// [`Charge`], the body streamed through.
-fn respond(answer: reqwest::Response, cost_header: &str, upstream: &str) -> Response<Body> {
+/// [`Charge`], the body streamed through. A metered answer without a cost header (`scan` is
+/// set) is read for its cost at its end ([`crate::usage`]): a [`Meter`] the paywall settles by.
+fn respond(
+    answer: reqwest::Response,
+    cost_header: &str,
+    upstream: &str,
+    scan: Option<Option<ModelPrice>>,
+) -> Response<Body> {
     let status = answer.status();
     let mut headers = answer.headers().clone();
     strip_hop_by_hop(&mut headers);
@@ -156,12 +177,25 @@ fn respond(answer: reqwest::Response, cost_header: &str, upstream: &str) -> Resp
         }
         cost.map(Charge)
     });
-    let body = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
+    // As an `http` body, so its trailers come through.
+    let body = Body::new(http::Response::from(answer).into_body());
+    let mut meter = None;
+    let body = match (&charge, scan) {
+        (None, Some(price)) => {
+            let at_end = Meter::new();
+            meter = Some(at_end.clone());
+            crate::usage::scan(body, &headers, price, cost_header, at_end)
+        }
+        _ => body,
+    };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     if let Some(charge) = charge {
         response.extensions_mut().insert(charge);
+    }
+    if let Some(meter) = meter {
+        response.extensions_mut().insert(meter);
     }
     response
 }

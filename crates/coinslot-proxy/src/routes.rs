@@ -11,7 +11,8 @@ use http::request::Parts;
 use http::{HeaderMap, Method};
 use reqwest::Url;
 
-use crate::config::{ProxyConfig, ProxyConfigError, Unlisted, UpstreamConfig};
+use crate::config::{ModelPrice, ProxyConfig, ProxyConfigError, Unlisted, UpstreamConfig};
+use crate::usage::UsageCharge;
 
 /// One upstream, ready to use.
 #[derive(Debug)]
@@ -26,6 +27,21 @@ pub struct Upstream {
     strip_prefix: bool,
     unlisted: Unlisted,
     table: PriceTable,
+    /// The same routes, paid only where they are priced by `usage`.
+    usage_table: PriceTable,
+    models: Arc<std::collections::BTreeMap<String, ModelPrice>>,
+    max_tokens: u64,
+}
+
+/// A route priced per model by the usage its answers report.
+#[derive(Debug, Clone)]
+pub struct UsageRoute {
+    /// The unit of its prices.
+    pub unit: CurrencyUnit,
+    /// Prices per model.
+    pub models: Arc<std::collections::BTreeMap<String, ModelPrice>>,
+    /// The most output tokens a request may ask for.
+    pub max_tokens: u64,
 }
 
 impl Upstream {
@@ -73,6 +89,8 @@ pub struct Resolved {
     pub upstream: Arc<Upstream>,
     /// What its table says.
     pub lookup: Lookup,
+    /// Set when the route is priced per model by usage.
+    pub usage: Option<UsageRoute>,
 }
 
 impl Resolved {
@@ -147,9 +165,18 @@ impl Routes {
             .upstreams
             .iter()
             .find(|u| u.serves(host.as_deref(), path))?;
+        let usage = match upstream.usage_table.lookup(method, path) {
+            Lookup::Paid(price) => Some(UsageRoute {
+                unit: price.unit,
+                models: Arc::clone(&upstream.models),
+                max_tokens: upstream.max_tokens,
+            }),
+            Lookup::Free | Lookup::Unlisted => None,
+        };
         Some(Resolved {
             upstream: Arc::clone(upstream),
             lookup: upstream.table.lookup(method, path),
+            usage,
         })
     }
 }
@@ -186,6 +213,17 @@ fn compile_upstream(
         }
     }
     let table = config.price_table(key, units)?;
+    let usage_table = config.usage_table(key, units)?;
+    if config.max_tokens == 0 {
+        return err("max_tokens: must be at least 1".into());
+    }
+    for (model, price) in &config.models {
+        if price.prompt == 0 && price.completion == 0 {
+            return err(format!(
+                "models.{model}: a model that costs nothing belongs on a free route"
+            ));
+        }
+    }
     Ok(Upstream {
         name: config.name.clone(),
         base,
@@ -198,6 +236,9 @@ fn compile_upstream(
         strip_prefix: config.strip_prefix,
         unlisted: config.unlisted,
         table,
+        usage_table,
+        models: Arc::new(config.models.clone()),
+        max_tokens: config.max_tokens,
     })
 }
 
@@ -259,10 +300,20 @@ impl Pricing for ProxyRoutes {
             self.current
                 .load()
                 .resolve(&request.headers, &request.uri, &request.method)?;
-        match resolved.lookup {
-            Lookup::Paid(price) => Some(price),
-            Lookup::Free | Lookup::Unlisted => None,
-        }
+        let price = match resolved.lookup {
+            Lookup::Paid(price) => price,
+            Lookup::Free | Lookup::Unlisted => return None,
+        };
+        let Some(usage) = resolved.usage else {
+            return Some(price);
+        };
+        // The reservation the usage layer worked out from the body; without it (the layer
+        // is not in front), the most any request could cost.
+        let reservation = match request.extensions.get::<UsageCharge>() {
+            Some(charge) => charge.reservation,
+            None => usage.most(self.current.load().config.usage_body_bytes),
+        };
+        Some(Price::metered(reservation, price.unit).retry(price.retry))
     }
 }
 
@@ -281,6 +332,8 @@ mod tests {
             strip_prefix: true,
             unlisted: Unlisted::Deny,
             retry: None,
+            models: Default::default(),
+            max_tokens: 4096,
             routes: vec![
                 RouteConfig::paid("GET", "/api/search", 2),
                 RouteConfig::free("*", "/api/free"),

@@ -46,7 +46,7 @@ use coinslot::{EmbeddedMint, Mint, PaywallLayer};
 use coinslot_admin::{ActivityLog, Admin, AdminKey, NostrStatus, ADMIN_KEY_FILE};
 use coinslot_mint::{FakeBackend, PaymentBackend};
 use coinslot_nostr::{MintIdentity, NostrService};
-use coinslot_proxy::{Proxy, ProxyRoutes};
+use coinslot_proxy::{Proxy, ProxyRoutes, UsageLayer};
 use coinslot_store_postgres::{PostgresOptions, PostgresStore};
 use coinslot_topup::{PriceLine, TopupPage};
 use http::StatusCode;
@@ -70,6 +70,8 @@ pub use config::{
 };
 
 pub use coinslot::embedded::{load_or_create_seed, SEED_FILE, STORE_DIR};
+/// The `[proxy]` section's types, for programs that build a configuration in code.
+pub use coinslot_proxy as proxy;
 
 /// The configured Lightning backend.
 pub async fn backend(config: &BackendConfig) -> anyhow::Result<Arc<dyn PaymentBackend>> {
@@ -258,7 +260,8 @@ pub fn apps(
         .max_stored_answer(
             usize::try_from(config.paywall.max_stored_answer_bytes).unwrap_or(usize::MAX),
         )
-        .run_lease(Duration::from_secs(config.paywall.run_lease_secs));
+        .run_lease(Duration::from_secs(config.paywall.run_lease_secs))
+        .key_path(config.paywall.key_path());
     if config.topup.enabled {
         paywall = paywall.topup_page(&format!("{public_url}{}", config.topup.path));
     }
@@ -294,6 +297,7 @@ pub fn apps(
     let service = ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(max_body))
         .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+        .layer(UsageLayer::new(routes.clone()))
         .layer(paywall)
         .service(Proxy::new(routes.clone()).map_err(|e| ConfigError(e.0))?);
 

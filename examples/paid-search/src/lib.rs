@@ -48,11 +48,13 @@ pub fn app(mint: Mint, public_url: &str) -> Result<Router, coinslot::ConfigError
             .free("GET", "/")
             .route("GET", "/search", Price::sat(SEARCH_PRICE));
     let paywall = PaywallLayer::new(mint.clone(), public_url, pricing)?;
-    // Browsers send X-Cashu and X-Cashu-Session, and read X-Cashu back (the layer exposes it).
+    // Pages on other origins pay with X-Cashu, X-Cashu-Session or `Authorization: Payment`
+    // (which `*` does not allow: it is named), and read X-Cashu, WWW-Authenticate and
+    // Payment-Receipt back (the layer exposes them).
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods(Any)
-        .allow_headers(Any);
+        .allow_headers(coinslot::nut24::REQUEST_HEADERS);
     Ok(Router::new()
         .route("/", get(index))
         .route("/search", get(search))

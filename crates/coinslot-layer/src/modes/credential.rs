@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use coinslot_mint::cashu::nuts::{nut10, Proof, Token};
-use coinslot_mint::{receipt_key, Error};
+use coinslot_mint::Error;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
@@ -127,7 +127,10 @@ fn receipt_headers(verified: &Verified) -> HeaderMap {
         &verified.reference,
         verified.external_id.as_deref(),
     );
-    std::mem::take(response.headers_mut())
+    let mut headers = std::mem::take(response.headers_mut());
+    // A page on another origin reads the receipt.
+    crate::wire::errors::expose(&mut headers);
+    headers
 }
 
 /// A retry's refusal worded as the scheme's problem, with any refund in `X-Cashu`.
@@ -193,7 +196,10 @@ where
         Ok(checked) => checked,
         Err(refused) => return refused,
     };
-    let key = receipt_key(&verified.proofs);
+    // The run's receipt is keyed by the challenge: inserted with the spend, in one durable
+    // write that fails if the challenge was answered already, so each challenge is used
+    // once, on every instance of a shared store.
+    let key = challenge_key(&verified.challenge_id);
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(AUTHORIZATION);
     let idempotent = parts.headers.contains_key(IDEMPOTENCY_KEY);
@@ -202,7 +208,12 @@ where
     match taken {
         Ok(run) => {
             let length = content_length(request.headers());
-            let ticket = run.ticket(receipt_headers(&verified), seen, length);
+            let key_account = ctx
+                .settings
+                .key_path
+                .as_ref()
+                .map(|_| crate::accounts::key_account(credential.payload.cashu_token.trim()));
+            let ticket = run.ticket(receipt_headers(&verified), seen, length, key_account);
             settle::run(ctx, inner, request, ticket).await
         }
         // The same credential with the same Idempotency-Key (and request): a retry of a
@@ -217,11 +228,27 @@ where
             let problem = Problem::new(ProblemKind::VerificationFailed, PAYS_ONCE);
             challenge::refuse(&ctx, &price, request.headers(), &route, &problem)
         }
+        // Another token for a challenge that was paid already: nothing was spent.
+        Err(Error::ReceiptChanged) => {
+            let problem = Problem::new(
+                ProblemKind::InvalidChallenge,
+                "this challenge was paid already (a challenge pays once); answer the fresh one",
+            );
+            challenge::refuse(&ctx, &price, request.headers(), &route, &problem)
+        }
         Err(err) => {
             let problem = mint_problem(&err);
             challenge::refuse(&ctx, &price, request.headers(), &route, &problem)
         }
     }
+}
+
+/// The receipt key of a run paid through the challenge `id`.
+fn challenge_key(id: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"coinslot/payment-challenge/v1\0");
+    hash.update(id.as_bytes());
+    hash.finalize().into()
 }
 
 /// A request on a pass scope's routes paid with a `Payment` credential: exactly one

@@ -79,6 +79,7 @@ where
         kept: 0,
         metered: false,
         payer: Payer::Pass,
+        key_account: None,
         record: None,
         retry: Retry::Stored,
         headers,

@@ -1,5 +1,6 @@
 //! Paying with a token (NUT-24): `X-Cashu: cashuB…`, `Authorization: Cashu <token>` or
-//! `Authorization: Bearer cashu…`.
+//! `Authorization: Bearer cashu…` where the paywall keeps no key balances (else that is a
+//! key: see the key mode).
 //!
 //! The token is checked (this mint, the price's unit, known keysets), then spent by one
 //! durable write that also records the receipt of the run it buys; only then does the
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use coinslot_mint::{receipt_key, Error};
 use http::{HeaderMap, Request};
 
+use crate::accounts::key_account;
 use crate::body::{BoxError, RequestBody};
 use crate::passes::{Passes, Sale};
 use crate::proofs::{parse_token, wrong_unit};
@@ -57,7 +59,8 @@ where
         Ok(run) => {
             let content_length = content_length(request.headers());
             let (request, seen) = hash_body(request);
-            let ticket = run.ticket(HeaderMap::new(), seen, content_length);
+            let key_account = ctx.settings.key_path.as_ref().map(|_| key_account(&token));
+            let ticket = run.ticket(HeaderMap::new(), seen, content_length, key_account);
             settle::run(ctx, inner, request, ticket).await
         }
         Err(Error::TokenAlreadySpent) => {

@@ -29,9 +29,27 @@ pub const X_CASHU_PASS_REMAINING: HeaderName = HeaderName::from_static("x-cashu-
 /// `Idempotency-Key`: a client's name for one operation, so a retry is recognised.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-/// Headers a browser script may read on the layer's responses (CORS).
+/// Headers a browser script may read on the layer's responses (CORS): the layer sends
+/// them in `Access-Control-Expose-Headers` itself. `WWW-Authenticate` (the `Payment`
+/// challenge) and `Payment-Receipt` are not safelisted, so they are named too.
 pub const EXPOSED_HEADERS: &str = "x-cashu, x-cashu-session, x-cashu-balance, x-cashu-pass, \
-     x-cashu-pass-expires, x-cashu-pass-remaining";
+     x-cashu-pass-expires, x-cashu-pass-remaining, www-authenticate, payment-receipt";
+
+/// The request headers a browser page on another origin pays with: list them in the CORS
+/// layer's `Access-Control-Allow-Headers` (a `*` there does not cover `Authorization`,
+/// under the Fetch rules), e.g. tower-http's
+/// `CorsLayer::new().allow_headers(nut24::REQUEST_HEADERS)` (as `examples/paid-search` does).
+pub const REQUEST_HEADERS: [HeaderName; 9] = [
+    AUTHORIZATION,
+    http::header::CONTENT_TYPE,
+    X_CASHU,
+    X_CASHU_SESSION,
+    X_CASHU_PASS,
+    X_CASHU_ACCEPT,
+    IDEMPOTENCY_KEY,
+    HeaderName::from_static("content-digest"),
+    HeaderName::from_static("payment-authorization"),
+];
 
 /// How a `402` encodes its payment request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,8 +105,10 @@ pub fn requested_encoding(headers: &HeaderMap, default: RequestEncoding) -> Requ
 pub enum TokenSource {
     /// `X-Cashu: cashuB…`
     XCashu,
-    /// `Authorization: Cashu <token>` or `Authorization: Bearer cashu…`
+    /// `Authorization: Cashu <token>`
     Authorization,
+    /// `Authorization: Bearer cashu…`: an API key where the paywall keeps key balances.
+    Bearer,
 }
 
 impl TokenSource {
@@ -96,7 +116,7 @@ impl TokenSource {
     pub fn header(self) -> http::HeaderName {
         match self {
             TokenSource::XCashu => X_CASHU,
-            TokenSource::Authorization => http::header::AUTHORIZATION,
+            TokenSource::Authorization | TokenSource::Bearer => http::header::AUTHORIZATION,
         }
     }
 }
@@ -137,7 +157,7 @@ pub fn find_token(headers: &HeaderMap) -> Result<Option<(String, TokenSource)>, 
         return Ok(Some((rest.to_string(), TokenSource::Authorization)));
     }
     if scheme.eq_ignore_ascii_case("bearer") && rest.starts_with("cashu") {
-        return Ok(Some((rest.to_string(), TokenSource::Authorization)));
+        return Ok(Some((rest.to_string(), TokenSource::Bearer)));
     }
     // Other Authorization schemes belong to the application.
     Ok(None)
@@ -212,7 +232,7 @@ mod tests {
         );
         assert_eq!(
             found(&[("authorization", "bearer cashuBq")]),
-            Some(("cashuBq".into(), TokenSource::Authorization))
+            Some(("cashuBq".into(), TokenSource::Bearer))
         );
         assert_eq!(found(&[("authorization", "Bearer eyJhbGciOi")]), None);
         assert_eq!(found(&[]), None);

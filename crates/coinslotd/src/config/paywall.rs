@@ -27,6 +27,10 @@ pub struct PaywallConfig {
     /// How long a paid run holds its payment without a sign of life, in seconds; when it
     /// runs out with no answer recorded (the instance died), a retry reruns or refunds it.
     pub run_lease_secs: u64,
+    /// Where the balance of a token used as an API key (`Authorization: Bearer cashu…`) is
+    /// read (`GET`) and paid out (`DELETE`); empty: no key balances, and `Bearer cashu…` is a
+    /// one-shot token like `X-Cashu`.
+    pub key_path: String,
 }
 
 impl Default for PaywallConfig {
@@ -40,6 +44,7 @@ impl Default for PaywallConfig {
             max_stored_answer_bytes: 1 << 20,
             max_reruns: 2,
             run_lease_secs: 30,
+            key_path: "/cashu/balance".into(),
         }
     }
 }
@@ -63,6 +68,16 @@ impl PaywallConfig {
         if self.run_lease_secs < 2 {
             return fail("paywall.run_lease_secs: must be at least 2");
         }
+        if !self.key_path.is_empty() && !self.key_path.starts_with('/') {
+            return fail("paywall.key_path: must start with `/` (or be empty to turn keys off)");
+        }
         Ok(())
+    }
+}
+
+impl PaywallConfig {
+    /// The key balance endpoint, `None` when keys are off.
+    pub fn key_path(&self) -> Option<&str> {
+        (!self.key_path.is_empty()).then_some(self.key_path.as_str())
     }
 }

@@ -1,0 +1,143 @@
+//! The official `openai` SDKs, unmodified, pay the paid LLM API with a Cashu token as their
+//! API key: the Python package (PyPI) and the npm package, each non-streamed and streamed.
+//! Each flow prints the usage of its completions; the test checks that the key's balance
+//! fell by exactly that usage times the models' prices, and that the rest comes back to a
+//! cdk wallet, exactly.
+//!
+//! They need Python/pip and Node.js/npm and the package registries, so they are ignored by a
+//! plain `cargo test`; `scripts/test.sh` runs them with `--ignored` when
+//! `COINSLOT_INTEROP=1` (which `.ci/run` sets where those tools exist).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use coinslot_tests::wallet;
+use serde_json::Value;
+
+const DEPOSIT: u64 = 800;
+
+fn interop(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(path)
+}
+
+/// Runs `flow` (the base URL and the key are appended) and checks the key's balance against
+/// the usage it printed, then takes the rest back into the wallet.
+async fn pays_with(mut flow: Command, ok_line: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = paid_llm::spawn_on_loopback(dir.path(), Duration::from_millis(5), |_| {})
+        .await
+        .unwrap();
+    let wallet = wallet::funded(&url, DEPOSIT + 100).await.unwrap();
+    let key = wallet::token(&wallet, DEPOSIT).await.unwrap();
+    flow.arg(format!("{url}/v1")).arg(&key);
+    let mut flow = tokio::process::Command::from(flow);
+    flow.kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(300), flow.output())
+        .await
+        .expect("the SDK flow did not finish in 5 minutes")
+        .expect("the SDK flow runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(ok_line), "{stdout}");
+
+    let mut spent = 0;
+    let mut first = None;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["USAGE", prompt, completion, model] = words[..] {
+            let cost = paid_llm::cost(model, prompt.parse().unwrap(), completion.parse().unwrap())
+                .unwrap();
+            spent += cost;
+            first.get_or_insert(cost);
+        }
+    }
+    assert!(spent > 0, "{stdout}");
+    // The non-streamed answer carried its settled balance.
+    let first = first.unwrap();
+    assert!(
+        stdout.contains(&format!("BALANCE {} sat", DEPOSIT - first)),
+        "{stdout}"
+    );
+    let client = reqwest::Client::new();
+    let balance: Value = client
+        .get(format!("{url}/cashu/balance"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["balance"], DEPOSIT - spent, "{stdout}");
+    let rest: Value = client
+        .delete(format!("{url}/cashu/balance"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let before = wallet::balance(&wallet).await.unwrap();
+    let received = wallet
+        .receive(rest["token"].as_str().unwrap(), Default::default())
+        .await
+        .unwrap()
+        .to_u64();
+    assert_eq!(received, DEPOSIT - spent);
+    assert_eq!(wallet::balance(&wallet).await.unwrap(), before + received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 and PyPI: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
+async fn the_openai_python_sdk_pays_with_the_token_as_its_key() {
+    let dir = interop("openai-python");
+    // A venv outside the checkout, reused across runs.
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let venv = home.join(".cache/coinslot/openai-venv");
+    let python = venv.join("bin/python");
+    let pinned = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
+    let installed = venv.join("requirements.txt");
+    if std::fs::read_to_string(&installed).ok().as_deref() != Some(pinned.as_str()) {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "cannot create a venv");
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "-r"])
+            .arg(dir.join("requirements.txt"))
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install failed");
+        std::fs::write(&installed, &pinned).unwrap();
+    }
+    let mut flow = Command::new(python);
+    flow.arg(dir.join("flow.py"));
+    pays_with(flow, "openai python flow ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
+async fn the_openai_npm_sdk_pays_with_the_token_as_its_key() {
+    let dir = interop("openai-node");
+    if !dir.join("node_modules/openai").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm ci failed");
+    }
+    let mut flow = Command::new("node");
+    flow.arg("flow.mjs").current_dir(&dir);
+    pays_with(flow, "openai node flow ok").await;
+}
