@@ -10,6 +10,7 @@ cargo test --workspace "$@"
 # node and npm exist) they run here.
 if [ -n "${COINSLOT_INTEROP:-}" ]; then
     cargo test -p paid-llm --test sdk -- --ignored
+    cargo test -p coinslot-tests --test interop -- --ignored
 fi
 # Likewise the browser tests written since (chromium and chromedriver; .ci/run installs them).
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then

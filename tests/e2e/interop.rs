@@ -143,3 +143,33 @@ async fn mppx_parses_the_payment_challenge_and_pays_with_its_credential() {
     assert!(stdout.contains("mppx flow ok"), "{stdout}");
     assert_eq!(coinslot_tests::wallet::balance(&wallet).await.unwrap(), 8);
 }
+
+/// `mppx validate` (the Payment scheme's own conformance checker) against coinslotd: it
+/// finds the paid routes in `/openapi.json` and checks each one's challenge and error
+/// handling; every check it can run passes (it cannot pay with cashu itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
+async fn mppx_validate_passes_against_coinslotd() {
+    let dir = npm_project("interop/mppx", "mppx");
+    let (app, _data) = coinslot_tests::proxy::ProxiedApp::start_in_temp(|_| {})
+        .await
+        .unwrap();
+    let mut flow = Command::new(dir.join("node_modules/.bin/mppx"));
+    flow.args(["validate", "--output-json", app.url()])
+        .current_dir(&dir);
+    let (_, stdout, stderr) = output(flow, "mppx validate").await;
+    let start = stdout
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON:\n{stdout}\n{stderr}"));
+    let report: serde_json::Value = serde_json::from_str(&stdout[start..])
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(report["discovery"]["found"], true, "{report:#}");
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert!(endpoints.len() >= 5, "{report:#}");
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert!(
+        report["summary"]["passed"].as_u64().unwrap() > 10,
+        "{report:#}"
+    );
+    app.stop().await.unwrap();
+}

@@ -153,6 +153,44 @@ async fn a_cost_trailer_settles_a_metered_stream_at_its_end() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_discovery_document_lists_every_price() -> Result<()> {
+    let (app, _dir) = start().await?;
+    let client = reqwest::Client::new();
+    let doc: serde_json::Value = client
+        .get(format!("{}/openapi.json", app.url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let search = &doc["paths"]["/search"]["get"];
+    assert_eq!(search["x-payment-info"]["amount"], "2", "{doc}");
+    assert_eq!(search["x-payment-info"]["currency"], "sat");
+    assert_eq!(search["x-payment-info"]["method"], "cashu");
+    assert!(search["responses"]["402"].is_object());
+    let chat = &doc["paths"]["/v1/chat/{model}"]["post"];
+    assert_eq!(chat["x-payment-info"]["amount"], "10");
+    assert!(chat["x-payment-info"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("at most 10 sat"));
+    assert_eq!(chat["parameters"][0]["name"], "model");
+    assert!(
+        doc["paths"]["/status"]["get"]["x-payment-info"].is_null(),
+        "free"
+    );
+    let text = client
+        .get(format!("{}/llms.txt", app.url()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(text.contains("- `GET /search`: 2 sat"), "{text}");
+    assert!(text.contains("- `GET /status`: free"), "{text}");
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn upstream_failures_are_refunded() -> Result<()> {
     let (app, _dir) = start().await?;
     let wallet = funded(app.url(), 64).await?;

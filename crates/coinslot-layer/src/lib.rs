@@ -90,6 +90,7 @@ pub use layer::{ConfigError, PaywallLayer};
 pub use paid::{Charge, Meter, Paid, ValidPass};
 pub use pricing::{Lookup, PassScope, Price, PriceMode, PriceTable, Pricing, Retry};
 pub use service::Paywall;
+pub use wire::discovery;
 pub use wire::nut24::{self, RequestEncoding};
 pub use wire::payment as paymentauth;
 

@@ -186,6 +186,8 @@ pub struct PriceTable {
 #[derive(Debug, Clone)]
 struct Route {
     method: Option<Method>,
+    /// The pattern as written (for the discovery document).
+    source: String,
     pattern: Pattern,
     price: Option<Price>,
 }
@@ -228,6 +230,7 @@ impl PriceTable {
         };
         self.routes.push(Route {
             method,
+            source: pattern.to_string(),
             pattern: Pattern::parse(pattern),
             price,
         });
@@ -273,6 +276,26 @@ impl PriceTable {
             Some(_) => Lookup::Free,
             None => Lookup::Unlisted,
         }
+    }
+}
+
+impl PriceTable {
+    /// The table's routes as the discovery document shows them, in order (see
+    /// [`discovery`](crate::discovery)).
+    pub fn operations(&self) -> Vec<crate::discovery::Operation> {
+        self.routes
+            .iter()
+            .map(|route| crate::discovery::Operation {
+                method: route
+                    .method
+                    .as_ref()
+                    .map_or_else(|| "*".to_string(), ToString::to_string),
+                path: route.source.clone(),
+                offer: route.price.as_ref().map(crate::discovery::Offer::of),
+                summary: None,
+                example: None,
+            })
+            .collect()
     }
 }
 

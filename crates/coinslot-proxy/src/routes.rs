@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use coinslot_layer::cashu::nuts::CurrencyUnit;
+use coinslot_layer::discovery::{Offer, Operation};
 use coinslot_layer::{Lookup, Price, PriceTable, Pricing};
 use http::request::Parts;
 use http::{HeaderMap, Method};
@@ -291,6 +292,75 @@ impl ProxyRoutes {
         let routes = Routes::compile(&config, &self.units)?;
         self.current.store(Arc::new(routes));
         Ok(())
+    }
+}
+
+impl ProxyRoutes {
+    /// Every upstream's routes as the discovery document shows them (see
+    /// [`coinslot_layer::discovery`]): fixed and metered prices, free routes, and `usage`
+    /// routes priced per model (no fixed amount; the models' prices in the description).
+    pub fn operations(&self) -> Vec<Operation> {
+        let routes = self.load();
+        let mut operations = Vec::new();
+        for upstream in &routes.config.upstreams {
+            for route in &upstream.routes {
+                let offer = match (route.free, route.usage, route.price) {
+                    (true, _, _) => None,
+                    (false, Some(_), _) => {
+                        let models: Vec<String> = upstream
+                            .models
+                            .iter()
+                            .map(|(name, price)| {
+                                format!(
+                                    "{name} (prompt {}, completion {})",
+                                    price.prompt, price.completion
+                                )
+                            })
+                            .collect();
+                        Some(Offer {
+                            amount: None,
+                            currency: route.unit.clone(),
+                            description: Some(format!(
+                                "per 1,000 tokens of the model named in the JSON body: {}; the most a request can cost is reserved, and what its answer's usage does not use comes back",
+                                models.join(", ")
+                            )),
+                        })
+                    }
+                    (false, None, Some(amount)) => Some(Offer {
+                        amount: Some(amount),
+                        currency: route.unit.clone(),
+                        description: route.metered.then(|| {
+                            format!(
+                                "at most {amount} {}, reserved; the unused part comes back",
+                                route.unit
+                            )
+                        }),
+                    }),
+                    (false, None, None) => None,
+                };
+                // A usage route refuses a body without a model before it asks for payment.
+                let cheapest = upstream
+                    .models
+                    .iter()
+                    .min_by_key(|(_, price)| price.prompt.saturating_add(price.completion))
+                    .map(|(model, _)| model);
+                let example = route.usage.and(cheapest).map(|model| {
+                    serde_json::json!({
+                        "model": model,
+                        "messages": [{ "role": "user", "content": "hello" }],
+                        "max_tokens": 16,
+                    })
+                });
+                operations.push(Operation {
+                    method: route.method.clone(),
+                    path: route.path.clone(),
+                    offer,
+                    summary: route.description.clone(),
+                    example,
+                });
+            }
+        }
+        operations
     }
 }
 

@@ -36,10 +36,10 @@ pub mod embedded;
 
 pub use coinslot_http::{router as mint_api, HttpOptions};
 pub use coinslot_layer::{
-    cashu, nut24, pass, pricing, session, Charge, ConfigError, Meter, Paid, PassEndpoint,
-    PassEvent, PassEventKind, PassHook, PassScope, Passes, Paywall, PaywallLayer, Price, PriceMode,
-    PriceTable, Pricing, RequestBody, RequestEncoding, ResponseBody, ResponseFuture, Retry,
-    ValidPass,
+    cashu, discovery, nut24, pass, pricing, session, Charge, ConfigError, Meter, Paid,
+    PassEndpoint, PassEvent, PassEventKind, PassHook, PassScope, Passes, Paywall, PaywallLayer,
+    Price, PriceMode, PriceTable, Pricing, RequestBody, RequestEncoding, ResponseBody,
+    ResponseFuture, Retry, ValidPass,
 };
 pub use coinslot_mint::{
     FakeBackend, FakeBackendConfig, Mint, MintConfig, MintSeed, PaymentBackend, UnitConfig,

@@ -301,10 +301,13 @@ pub fn apps(
         .layer(paywall)
         .service(Proxy::new(routes.clone()).map_err(|e| ConfigError(e.0))?);
 
+    let discovery = Discovery::new(config, &public_url, routes.clone());
     let mut app = coinslot_http::router(mint.clone(), config.http.clone())
         .route("/health", get(health))
         .route("/ready", get(ready).with_state(mint.clone()))
-        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()));
+        .route("/metrics", get(metrics::scrape).with_state(metrics.clone()))
+        .route("/openapi.json", get(openapi).with_state(discovery.clone()))
+        .route("/llms.txt", get(llms).with_state(discovery));
     if sells_passes {
         app = app.route_service(&config.passes.path, pass_endpoint);
     }
@@ -386,6 +389,43 @@ fn price_lines(routes: &ProxyRoutes) -> Vec<PriceLine> {
 }
 
 /// `GET /health`: the process is up.
+/// What `/openapi.json` and `/llms.txt` are made of: the proxy's prices as they are now
+/// (prices changed through the admin API show at once).
+#[derive(Clone)]
+struct Discovery {
+    title: Arc<str>,
+    public_url: Arc<str>,
+    routes: ProxyRoutes,
+}
+
+impl Discovery {
+    fn new(config: &Config, public_url: &str, routes: ProxyRoutes) -> Self {
+        Self {
+            title: Arc::from(config.mint.info.name.as_str()),
+            public_url: Arc::from(public_url),
+            routes,
+        }
+    }
+}
+
+/// The discovery document agents (and `mppx validate`) read before paying.
+async fn openapi(State(discovery): State<Discovery>) -> Json<serde_json::Value> {
+    let operations = discovery.routes.operations();
+    let version = env!("CARGO_PKG_VERSION");
+    Json(coinslot::discovery::openapi(
+        &discovery.title,
+        version,
+        &operations,
+        Some("/llms.txt"),
+    ))
+}
+
+/// The same prices as text.
+async fn llms(State(discovery): State<Discovery>) -> String {
+    let operations = discovery.routes.operations();
+    coinslot::discovery::llms_txt(&discovery.title, &discovery.public_url, &operations)
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }

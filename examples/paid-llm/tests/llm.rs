@@ -116,6 +116,28 @@ async fn a_token_is_the_api_key_and_the_balance_falls_by_the_usage() {
         .await
         .unwrap();
     assert_eq!(models["data"].as_array().unwrap().len(), 4, "{models}");
+    // Agents find the prices before paying: per model, with a body that can be priced.
+    let doc: Value = llm
+        .client
+        .get(format!("{}/openapi.json", llm.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = &doc["paths"]["/v1/chat/completions"]["post"];
+    assert_eq!(chat["x-payment-info"]["amount"], Value::Null, "{doc}");
+    assert_eq!(chat["x-payment-info"]["method"], "cashu");
+    let described = chat["x-payment-info"]["description"].as_str().unwrap();
+    assert!(
+        described.contains("echo-small (prompt 100, completion 400)"),
+        "{described}"
+    );
+    let example = &chat["requestBody"]["content"]["application/json"]["example"];
+    let model = example["model"].as_str().unwrap();
+    assert!(paid_llm::cost(model, 1, 1).is_some(), "a priced model: {doc}");
+    assert!(doc["paths"]["/v1/models"]["get"]["x-payment-info"].is_null());
 
     // Not streamed: the balance in the answer is already the settled one.
     let answer = llm

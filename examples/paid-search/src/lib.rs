@@ -1,5 +1,6 @@
 //! A search-style API behind the Coinslot paywall, with the mint's Cashu API on the same
-//! origin: `GET /search?q=…` costs 2 sat, `GET /` is free and explains how to pay.
+//! origin: `GET /search?q=…` costs 2 sat, `GET /` is free and explains how to pay, and
+//! `/openapi.json` (with `/llms.txt`) lists the prices for agents.
 //!
 //! [`app`] builds the router; [`open`] opens the mint and [`serve`] serves it (the binary
 //! prints its URL in between, once the store is open).
@@ -12,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use coinslot::{EmbeddedMint, Mint, Paid, PaywallLayer, Price, PriceTable};
+use coinslot::{discovery, EmbeddedMint, Mint, Paid, PaywallLayer, Price, PriceTable};
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
@@ -47,6 +48,14 @@ pub fn app(mint: Mint, public_url: &str) -> Result<Router, coinslot::ConfigError
         PriceTable::new()
             .free("GET", "/")
             .route("GET", "/search", Price::sat(SEARCH_PRICE));
+    // What agents read before paying: the prices as OpenAPI (`mppx validate` finds them
+    // there), and as text.
+    let mut operations = pricing.operations();
+    if let Some(search) = operations.iter_mut().find(|o| o.path == "/search") {
+        search.summary = Some("Search the Cashu NUTs: `?q=<words>`".into());
+    }
+    let openapi = discovery::openapi("paid-search", "1.0.0", &operations, Some("/llms.txt"));
+    let llms = discovery::llms_txt("paid-search", public_url, &operations);
     let paywall = PaywallLayer::new(mint.clone(), public_url, pricing)?;
     // Pages on other origins pay with X-Cashu, X-Cashu-Session or `Authorization: Payment`
     // (which `*` does not allow: it is named), and read X-Cashu, WWW-Authenticate and
@@ -58,6 +67,8 @@ pub fn app(mint: Mint, public_url: &str) -> Result<Router, coinslot::ConfigError
     Ok(Router::new()
         .route("/", get(index))
         .route("/search", get(search))
+        .route("/openapi.json", get(move || async move { Json(openapi) }))
+        .route("/llms.txt", get(move || async move { llms }))
         .merge(coinslot::mint_api(mint, Default::default()))
         // A fallback before the layer, so the layer also sees /cashu/session.
         .fallback(not_found)
