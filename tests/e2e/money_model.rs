@@ -1,6 +1,8 @@
 //! Model-based tests of the money (proptest): random sequences of top-ups, paid requests
-//! (exact, overpaid, failing, metered), replays of spent tokens, concurrent duplicates,
-//! session deposits, debits and closes, pass purchases and restarts, run against
+//! (exact, overpaid, failing, metered; metered streams settled when they end, from a
+//! session or with a one-shot token whose rest is paid out from its key balance), replays
+//! of spent tokens, concurrent duplicates, session deposits, debits and closes, pass
+//! purchases and restarts, run against
 //! `PaidApp` (the layer over the sled store) with a real cdk wallet over HTTP. After every
 //! step the books are checked against a simple model:
 //! - no value created or lost: what the wallet holds (plus open session balances) is
@@ -38,6 +40,17 @@ enum Op {
     Duplicates(usize),
     SessionOpen(u64),
     SessionPay,
+    /// GET /metered-stream (reserves 10) from the session: settled when the stream ends,
+    /// charged `cost` (the whole reservation when the stream reports none).
+    SessionStream {
+        cost: Option<u64>,
+    },
+    /// The same with a one-shot token worth 10 + `over`: the change comes at once, the
+    /// unused reservation waits on the token's key balance and is paid out.
+    TokenStream {
+        cost: Option<u64>,
+        over: u64,
+    },
     SessionClose,
     /// A pass of scope vpn (2 sat a minute) for `minutes`.
     Pass {
@@ -56,6 +69,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (2usize..6).prop_map(Op::Duplicates),
         1 => (1u64..12).prop_map(Op::SessionOpen),
         2 => Just(Op::SessionPay),
+        1 => proptest::option::of(0u64..=10).prop_map(|cost| Op::SessionStream { cost }),
+        1 => (proptest::option::of(0u64..=10), 0u64..3)
+            .prop_map(|(cost, over)| Op::TokenStream { cost, over }),
         1 => Just(Op::SessionClose),
         1 => (1u64..3).prop_map(|minutes| Op::Pass { minutes }),
         1 => Just(Op::Restart),
@@ -189,6 +205,57 @@ async fn step(app: &PaidApp, wallet: &Wallet, model: &mut Model, op: &Op) {
                 assert!(matches!(status, 400 | 402), "{status} {body}");
             }
             assert!(!back.starts_with("cashu"), "no token comes back");
+        }
+        Op::SessionStream { cost } => {
+            let Some((credential, balance)) = model.session.clone() else {
+                return;
+            };
+            let path = match cost {
+                Some(cost) => format!("/metered-stream?cost={cost}"),
+                None => "/metered-stream".to_string(),
+            };
+            let (status, _, body) = get(app, &path, &[("x-cashu-session", &credential)]).await;
+            if balance >= 10 {
+                assert_eq!(status, 200, "{body}");
+                let charged = cost.unwrap_or(10);
+                model.session = Some((credential, balance - charged));
+                model.charged += charged;
+            } else {
+                assert_eq!(status, 402, "{body}");
+            }
+        }
+        Op::TokenStream { cost, over } => {
+            let Some(paying) = take(wallet, 10 + over).await else {
+                return;
+            };
+            let path = match cost {
+                Some(cost) => format!("/metered-stream?cost={cost}"),
+                None => "/metered-stream".to_string(),
+            };
+            let (status, back, body) = get(app, &path, &[("x-cashu", &paying)]).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(keep(wallet, &back).await, *over, "change at once");
+            let charged = cost.unwrap_or(10);
+            let bearer = format!("Bearer {paying}");
+            let (status, _, body) = app
+                .send(
+                    reqwest::Method::DELETE,
+                    "/cashu/balance",
+                    &[("authorization", &bearer)],
+                )
+                .await
+                .unwrap();
+            if charged < 10 {
+                assert_eq!(status, 200, "{body}");
+                let rest: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(rest["amount"], 10 - charged, "{body}");
+                let token = rest["token"].as_str().unwrap();
+                assert_eq!(keep(wallet, token).await, 10 - charged, "the rest");
+            } else {
+                assert_eq!(status, 401, "nothing was left on the key: {body}");
+            }
+            model.charged += charged;
+            model.last_spent = Some(paying);
         }
         Op::SessionClose => {
             let Some((credential, balance)) = model.session.take() else {

@@ -136,7 +136,10 @@ async fn a_token_is_the_api_key_and_the_balance_falls_by_the_usage() {
     );
     let example = &chat["requestBody"]["content"]["application/json"]["example"];
     let model = example["model"].as_str().unwrap();
-    assert!(paid_llm::cost(model, 1, 1).is_some(), "a priced model: {doc}");
+    assert!(
+        paid_llm::cost(model, 1, 1).is_some(),
+        "a priced model: {doc}"
+    );
     assert!(doc["paths"]["/v1/models"]["get"]["x-payment-info"].is_null());
 
     // Not streamed: the balance in the answer is already the settled one.
