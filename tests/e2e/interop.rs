@@ -85,26 +85,7 @@ async fn nutshell_tops_up_sends_receives_and_restores() {
         return;
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/nutshell");
-    // A venv outside the checkout, reused across runs.
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let venv = home.join(".cache/coinslot/nutshell-venv");
-    let bin = venv.join("bin");
-    if !bin.join("cashu").exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "cannot create a venv");
-        let status = Command::new(bin.join("pip"))
-            .args(["install", "--quiet", "-r"])
-            .arg(dir.join("requirements.txt"))
-            .status()
-            .expect("pip runs");
-        assert!(status.success(), "pip install failed");
-    }
+    let bin = coinslot_tests::python::venv("nutshell-venv", &dir.join("requirements.txt"));
     let path = format!(
         "{}:{}",
         bin.display(),

@@ -70,6 +70,43 @@ impl Database {
     }
 }
 
+/// Two instances on one database in front of the sample upstream (its signals say what
+/// ran), both going by the first one's URL: one service behind a load balancer.
+struct Proxied {
+    a: TestServer,
+    b: TestServer,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Database {
+    async fn two_proxied(&self) -> (Signals, Proxied) {
+        let signals = Signals::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream_app(signals.clone());
+        tokio::spawn(async move { axum::serve(listener, upstream).await });
+        let with_upstream = |dir: &Path| {
+            let mut config = self.config(dir);
+            config.proxy.upstreams = vec![upstream_config(&upstream_url)];
+            config
+        };
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = TestServer::start_with(with_upstream(dir_a.path()))
+            .await
+            .unwrap();
+        std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+        let mut config_b = with_upstream(dir_b.path());
+        config_b.public_url = Some(a.url.clone());
+        let b = TestServer::start_with(config_b).await.unwrap();
+        let proxied = Proxied {
+            a,
+            b,
+            _dirs: (dir_a, dir_b),
+        };
+        (signals, proxied)
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let (url, schema) = (self.url.clone(), self.schema.clone());
@@ -392,25 +429,8 @@ async fn a_websocket_on_one_instance_sees_what_the_other_did() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_payment_runs_once_across_two_instances() {
     let Some(db) = Database::new() else { return };
-    let signals = Signals::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream_app(signals.clone());
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-    let with_upstream = |dir: &Path| {
-        let mut config = db.config(dir);
-        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
-        config
-    };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestServer::start_with(with_upstream(dir_a.path()))
-        .await
-        .unwrap();
-    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
-    // One service behind a load balancer: both instances go by the first one's URL.
-    let mut config_b = with_upstream(dir_b.path());
-    config_b.public_url = Some(a.url.clone());
-    let b = TestServer::start_with(config_b).await.unwrap();
+    let (signals, proxied) = db.two_proxied().await;
+    let Proxied { a, b, .. } = &proxied;
 
     let wallet = funded(&a.url, 10).await.unwrap();
     let token = coinslot_tests::wallet::token(&wallet, 2).await.unwrap();
@@ -468,7 +488,6 @@ async fn one_payment_runs_once_across_two_instances() {
         assert_eq!((status.as_u16(), &json["run"]), (200, &1.into()), "{json}");
     }
     assert_eq!(signals.runs(), 1);
-    drop(dir_a);
 }
 
 /// A `Payment` challenge paid at one instance cannot be paid again at the other with
@@ -476,24 +495,8 @@ async fn one_payment_runs_once_across_two_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payment_challenge_pays_once_across_two_instances() {
     let Some(db) = Database::new() else { return };
-    let signals = Signals::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream_app(signals.clone());
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-    let with_upstream = |dir: &Path| {
-        let mut config = db.config(dir);
-        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
-        config
-    };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestServer::start_with(with_upstream(dir_a.path()))
-        .await
-        .unwrap();
-    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
-    let mut config_b = with_upstream(dir_b.path());
-    config_b.public_url = Some(a.url.clone());
-    let b = TestServer::start_with(config_b).await.unwrap();
+    let (_, proxied) = db.two_proxied().await;
+    let Proxied { a, b, .. } = &proxied;
 
     let wallet = funded(&a.url, 10).await.unwrap();
     let client = reqwest::Client::new();
@@ -527,5 +530,4 @@ async fn a_payment_challenge_pays_once_across_two_instances() {
     assert!(coinslot_tests::wallet::unspent(&wallet, &second)
         .await
         .unwrap());
-    drop((dir_a, dir_b));
 }

@@ -19,6 +19,7 @@ pub mod nwc;
 pub mod paymentauth;
 pub mod paywall;
 pub mod proxy;
+pub mod python;
 pub mod raw;
 pub mod wallet;
 

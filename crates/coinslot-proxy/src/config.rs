@@ -315,23 +315,13 @@ impl UpstreamConfig {
         key: &str,
         units: &[CurrencyUnit],
     ) -> Result<PriceTable, ProxyConfigError> {
-        let mut table = PriceTable::new();
-        for (i, route) in self.routes.iter().enumerate() {
-            let route_key = format!("{key}.routes[{i}]");
-            let price = match route.usage {
-                Some(_) if self.models.is_empty() => {
-                    return Err(ProxyConfigError(format!(
-                        "{route_key}.usage: the upstream has no `models` to price it by"
-                    )))
-                }
-                Some(_) => Some(Price::metered(1, route.unit_in(&route_key, units)?)),
-                None => None,
-            };
-            table = table
-                .try_route(&route.method, &route.path, price)
-                .map_err(|e| ProxyConfigError(format!("{route_key}.method: {e}")))?;
-        }
-        Ok(table)
+        self.table(key, |route, route_key| match route.usage {
+            Some(_) if self.models.is_empty() => Err(ProxyConfigError(format!(
+                "{route_key}.usage: the upstream has no `models` to price it by"
+            ))),
+            Some(_) => Ok(Some(Price::metered(1, route.unit_in(route_key, units)?))),
+            None => Ok(None),
+        })
     }
 
     /// The upstream's price table, checked.
@@ -340,16 +330,29 @@ impl UpstreamConfig {
         key: &str,
         units: &[CurrencyUnit],
     ) -> Result<PriceTable, ProxyConfigError> {
-        let mut table = PriceTable::new();
-        for (i, route) in self.routes.iter().enumerate() {
-            let route_key = format!("{key}.routes[{i}]");
+        let retry = self.retry.unwrap_or_default();
+        self.table(key, |route, route_key| {
             if !route.path.starts_with('/') {
                 return Err(ProxyConfigError(format!(
                     "{route_key}.path: `{}` must start with `/`",
                     route.path
                 )));
             }
-            let price = route.to_price(&route_key, units, self.retry.unwrap_or_default())?;
+            route.to_price(route_key, units, retry)
+        })
+    }
+
+    /// A table of the routes in order, each priced by `price_of` (given the route and its
+    /// config key).
+    fn table(
+        &self,
+        key: &str,
+        price_of: impl Fn(&RouteConfig, &str) -> Result<Option<Price>, ProxyConfigError>,
+    ) -> Result<PriceTable, ProxyConfigError> {
+        let mut table = PriceTable::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let route_key = format!("{key}.routes[{i}]");
+            let price = price_of(route, &route_key)?;
             table = table
                 .try_route(&route.method, &route.path, price)
                 .map_err(|e| ProxyConfigError(format!("{route_key}.method: {e}")))?;

@@ -97,29 +97,8 @@ async fn pays_with(mut flow: Command, ok_line: &str) {
 #[ignore = "needs python3 and PyPI: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
 async fn the_openai_python_sdk_pays_with_the_token_as_its_key() {
     let dir = interop("openai-python");
-    // A venv outside the checkout, reused across runs.
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let venv = home.join(".cache/coinslot/openai-venv");
-    let python = venv.join("bin/python");
-    let pinned = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
-    let installed = venv.join("requirements.txt");
-    if std::fs::read_to_string(&installed).ok().as_deref() != Some(pinned.as_str()) {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "cannot create a venv");
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "-r"])
-            .arg(dir.join("requirements.txt"))
-            .status()
-            .expect("pip runs");
-        assert!(status.success(), "pip install failed");
-        std::fs::write(&installed, &pinned).unwrap();
-    }
+    let bin = coinslot_tests::python::venv("openai-venv", &dir.join("requirements.txt"));
+    let python = bin.join("python");
     let mut flow = Command::new(python);
     flow.arg(dir.join("flow.py"));
     pays_with(flow, "openai python flow ok").await;
