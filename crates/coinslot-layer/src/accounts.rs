@@ -99,7 +99,7 @@ where
     let unit_name = price.unit.to_string();
     let idempotency = request.headers().get(IDEMPOTENCY_KEY).cloned();
     let id = account.id.clone();
-    let debit = match &idempotency {
+    let (debited, request) = match &idempotency {
         // Recorded: the debit and the receipt in one durable write.
         Some(name) => {
             let key = run_key(&id, name.as_bytes());
@@ -120,9 +120,8 @@ where
                 ..ReceiptData::new(ReceiptKind::Request, unit_name.clone())
             };
             match record_debit(&ctx, key, data, &id, &price).await {
-                Ok((balance, record)) => {
-                    return go(ctx, inner, request, price, account, balance, Some(record)).await
-                }
+                Ok((balance, record)) => (Ok((balance, Some(record))), request),
+                // The same operation again: answered by its receipt.
                 Err(Error::ReceiptChanged) => {
                     let request = request.map(RequestBody::plain);
                     return settle::retry(&ctx, inner, request, key, HeaderMap::new())
@@ -133,16 +132,14 @@ where
             }
         }
         // A debit that need not be durable on return (see the store's contract).
-        None => (
-            ctx.mint()
-                .debit_account(&id, &price.unit, price.amount)
-                .await,
-            request,
-        ),
+        None => {
+            let debit = ctx.mint().debit_account(&id, &price.unit, price.amount);
+            (debit.await.map(|balance| (balance, None)), request)
+        }
     };
-    match debit {
-        (Ok(balance), request) => go(ctx, inner, request, price, account, balance, None).await,
-        (Err(Error::InsufficientBalance { balance }), request) => {
+    let (balance, record) = match debited {
+        Ok(debited) => debited,
+        Err(Error::InsufficientBalance { balance }) => {
             let detail = match account.kind {
                 AccountKind::Session => format!(
                     "session balance is {balance} {unit_name}, the price is {} {unit_name}: top up at {}/topup or pay with a token",
@@ -155,13 +152,14 @@ where
             };
             let mut response = challenge::nut24(&ctx, &price, request.headers(), Some(detail));
             attach_balance(&mut response, balance, &unit_name);
-            response
+            return response;
         }
-        (Err(Error::AccountNotFound), _) => {
-            Rejection::unauthorized(account.kind.gone()).into_response()
+        Err(Error::AccountNotFound) => {
+            return Rejection::unauthorized(account.kind.gone()).into_response()
         }
-        (Err(err), _) => Rejection::mint(&err).into_response(),
-    }
+        Err(err) => return Rejection::mint(&err).into_response(),
+    };
+    go(ctx, inner, request, price, account, balance, record).await
 }
 
 /// Runs a request whose price was debited.
