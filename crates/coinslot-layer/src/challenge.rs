@@ -56,6 +56,7 @@ pub(crate) fn nut24<B>(
         }),
         "session": settings.session_path,
         "how": "retry with the header `X-Cashu: cashuB…` holding a token of this mint worth at least `amount` `unit` plus the mint's input fees; or open a prepaid session at `session`",
+        "error": errors::openai_error(StatusCode::PAYMENT_REQUIRED, &detail),
     });
     let mut response = errors::json(StatusCode::PAYMENT_REQUIRED, &body);
     if let Some(value) = encoded.and_then(|e| HeaderValue::from_str(&e).ok()) {

@@ -203,6 +203,15 @@ async fn a_token_is_the_api_key_and_the_balance_falls_by_the_usage() {
     // The key is spent for good.
     let again = llm.chat(&key, &ask("echo-small", "once more", false)).await;
     assert_eq!(again.status(), 401);
+    let refusal: Value = again.json().await.unwrap();
+    assert_eq!(
+        refusal["error"]["type"], "authentication_error",
+        "{refusal}"
+    );
+    assert!(refusal["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("paid out"));
     assert_eq!(llm.balance(&key).await.0, 401);
 }
 
@@ -272,7 +281,13 @@ async fn concurrent_streams_on_one_key_never_overdraw_it() {
                 let (prompt, completion) = usage(text);
                 spent += paid_llm::cost("echo-small", prompt, completion).unwrap();
             }
-            402 => assert!(text.contains("key balance is"), "{text}"),
+            402 => {
+                // Both shapes: Cashu's `detail` and OpenAI's `error.message` (what SDKs show).
+                let refusal: Value = serde_json::from_str(text).unwrap();
+                let detail = refusal["detail"].as_str().unwrap();
+                assert!(detail.contains("key balance is"), "{text}");
+                assert_eq!(refusal["error"]["message"], detail, "{text}");
+            }
             other => panic!("unexpected {other}: {text}"),
         }
     }

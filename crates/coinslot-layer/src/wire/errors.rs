@@ -92,10 +92,25 @@ impl Rejection {
 
     pub fn into_response<B>(self) -> Reply<B> {
         let body = ErrorBody::new(self.code, self.detail);
-        let mut response = json_text(self.status, body.to_json());
+        let mut json = serde_json::to_value(&body).unwrap_or_default();
+        json["error"] = openai_error(self.status, &body.detail);
+        let mut response = json_text(self.status, json.to_string());
         response.extensions_mut().insert(body.code);
         response
     }
+}
+
+/// The same refusal as OpenAI-style clients read it (`error.message`), beside the Cashu
+/// shape (`detail`, `code`): an SDK that pays with a token as its API key shows why.
+pub(crate) fn openai_error(status: StatusCode, detail: &str) -> Value {
+    let kind = match status.as_u16() {
+        400 | 404 | 405 | 413 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "payment_required",
+        503 => "service_unavailable",
+        _ => "api_error",
+    };
+    serde_json::json!({ "message": detail, "type": kind, "code": null })
 }
 
 /// A refusal's reason, when its status and code do not say it (a pass that does not open
