@@ -209,7 +209,11 @@ where
                 Err(detail) => return Ok(refusal(StatusCode::BAD_REQUEST, detail)),
             };
             let body = rewritten.unwrap_or(bytes);
-            parts.headers.remove(http::header::CONTENT_LENGTH);
+            // The body may have been rewritten: its length as it now is (upstreams that
+            // want one get it; the paywall binds retries to it).
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             parts.extensions.insert(charge);
             let answer = inner
                 .call(Request::from_parts(parts, Body::from(body)))
