@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::{BoxError, RequestBody};
 use crate::challenge;
-use crate::proofs::receipt_fn;
+use crate::proofs::{parse_token, receipt_fn, wrong_unit};
 use crate::receipt::{
     content_length, hash_body, request_head, running, PayerKind, ReceiptData, ReceiptKind,
     RunHandle,
@@ -60,6 +60,9 @@ pub(crate) struct Account {
     /// The account id in the mint's store.
     pub id: String,
     pub kind: AccountKind,
+    /// For a key: its token, deposited whole when the account does not exist yet (found
+    /// by the debit itself, so a key that is open costs no extra read).
+    pub opens: Option<String>,
 }
 
 /// The account of the API key `token` (a token used as a key): a hash of the token as the
@@ -86,9 +89,9 @@ fn run_key(id: &str, idempotency_key: &[u8]) -> [u8; 32] {
 pub(crate) async fn pay<S, ReqBody, ResBody>(
     ctx: Ctx,
     inner: S,
-    request: Request<ReqBody>,
+    mut request: Request<ReqBody>,
     price: Price,
-    account: Account,
+    mut account: Account,
 ) -> Reply<ResBody>
 where
     S: Inner<ReqBody, ResBody>,
@@ -99,42 +102,55 @@ where
     let unit_name = price.unit.to_string();
     let idempotency = request.headers().get(IDEMPOTENCY_KEY).cloned();
     let id = account.id.clone();
-    let (debited, request) = match &idempotency {
-        // Recorded: the debit and the receipt in one durable write.
-        Some(name) => {
-            let key = run_key(&id, name.as_bytes());
-            let (parts, body) = request.into_parts();
-            let run = running(
-                request_head(&parts),
-                price.retry,
-                PayerKind::Session,
-                &ctx.settings,
-                ctx.shared.instance,
-            );
-            let request = Request::from_parts(parts, body);
-            let data = ReceiptData {
-                session: Some(id.clone()),
-                kept: price.amount,
-                metered: price.is_metered(),
-                run: Some(run),
-                ..ReceiptData::new(ReceiptKind::Request, unit_name.clone())
-            };
-            match record_debit(&ctx, key, data, &id, &price).await {
-                Ok((balance, record)) => (Ok((balance, Some(record))), request),
-                // The same operation again: answered by its receipt.
-                Err(Error::ReceiptChanged) => {
-                    let request = request.map(RequestBody::plain);
-                    return settle::retry(&ctx, inner, request, key, HeaderMap::new())
-                        .await
-                        .into_response(&ctx);
+    let mut opens = account.opens.take();
+    let debited = loop {
+        let (debited, back) = match &idempotency {
+            // Recorded: the debit and the receipt in one durable write.
+            Some(name) => {
+                let key = run_key(&id, name.as_bytes());
+                let (parts, body) = request.into_parts();
+                let run = running(
+                    request_head(&parts),
+                    price.retry,
+                    PayerKind::Session,
+                    &ctx.settings,
+                    ctx.shared.instance,
+                );
+                let request = Request::from_parts(parts, body);
+                let data = ReceiptData {
+                    session: Some(id.clone()),
+                    kept: price.amount,
+                    metered: price.is_metered(),
+                    run: Some(run),
+                    ..ReceiptData::new(ReceiptKind::Request, unit_name.clone())
+                };
+                match record_debit(&ctx, key, data, &id, &price).await {
+                    Ok((balance, record)) => (Ok((balance, Some(record))), request),
+                    // The same operation again: answered by its receipt.
+                    Err(Error::ReceiptChanged) => {
+                        let request = request.map(RequestBody::plain);
+                        return settle::retry(&ctx, inner, request, key, HeaderMap::new())
+                            .await
+                            .into_response(&ctx);
+                    }
+                    Err(err) => (Err(err), request),
                 }
-                Err(err) => (Err(err), request),
             }
-        }
-        // A debit that need not be durable on return (see the store's contract).
-        None => {
-            let debit = ctx.mint().debit_account(&id, &price.unit, price.amount);
-            (debit.await.map(|balance| (balance, None)), request)
+            // A debit that need not be durable on return (see the store's contract).
+            None => {
+                let debit = ctx.mint().debit_account(&id, &price.unit, price.amount);
+                (debit.await.map(|balance| (balance, None)), request)
+            }
+        };
+        request = back;
+        match (debited, opens.take()) {
+            // A key's first use: its token opens the account, and the debit is tried again.
+            (Err(Error::AccountNotFound), Some(token)) => {
+                if let Err(rejection) = open_key(&ctx, &token, &id, Some(&price)).await {
+                    return rejection.into_response();
+                }
+            }
+            (debited, _) => break debited,
         }
     };
     let (balance, record) = match debited {
@@ -250,6 +266,28 @@ async fn record_debit(
         ctx.settings.run_lease,
     );
     Ok((balance, record))
+}
+
+/// Opens the balance `id` of the key `token`: the token deposited whole (in its own unit,
+/// which must be the price's when there is one). A concurrent first use that deposited it
+/// already is the same account.
+pub(crate) async fn open_key(
+    ctx: &Ctx,
+    token: &str,
+    id: &str,
+    price: Option<&Price>,
+) -> Result<(), Rejection> {
+    let (proofs, unit) = parse_token(ctx, token)?;
+    if let Some(price) = price {
+        if unit != price.unit {
+            return Err(wrong_unit(&price.unit.to_string(), &unit.to_string()));
+        }
+    }
+    let same = id.to_string();
+    let earlier = move |earlier: &str| earlier == same;
+    deposit(ctx, proofs, &unit, id.to_string(), 1, earlier).await?;
+    tracing::info!(unit = %unit, "key balance opened");
+    Ok(())
 }
 
 /// Spends `proofs` into the account `id` (created by the deposit when there is none). A

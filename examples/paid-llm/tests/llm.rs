@@ -301,6 +301,25 @@ async fn concurrent_streams_on_one_key_never_overdraw_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_of_a_key_open_one_balance() {
+    let llm = start(Duration::ZERO, |_| {}).await;
+    let wallet = wallet::funded(&llm.url, 1000).await.unwrap();
+    let key = wallet::token(&wallet, DEPOSIT).await.unwrap();
+    let body = ask("echo-small", "first use at once", false);
+    let uses = (0..4).map(|_| async {
+        let answer = llm.chat(&key, &body).await;
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    });
+    let mut spent = 0;
+    for (status, text) in futures::future::join_all(uses).await {
+        assert_eq!(status, 200, "{text}");
+        let (prompt, completion) = usage(&text);
+        spent += paid_llm::cost("echo-small", prompt, completion).unwrap();
+    }
+    assert_eq!(llm.balance(&key).await.1["balance"], DEPOSIT - spent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_the_client_cuts_is_billed_by_the_usage_the_upstream_reports() {
     let llm = start(Duration::from_millis(30), |_| {}).await;
     let wallet = wallet::funded(&llm.url, 1000).await.unwrap();

@@ -23,7 +23,6 @@ use serde_json::json;
 
 use crate::accounts::{self, key_account, Account, AccountKind};
 use crate::body::BoxError;
-use crate::proofs::{parse_token, wrong_unit};
 use crate::settings::Ctx;
 use crate::settle::Inner;
 use crate::wire::errors::{self, attach_balance, Rejection, Reply};
@@ -45,43 +44,15 @@ where
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
-    let id = key_account(&token);
-    if let Err(rejection) = opened(&ctx, &token, &id, Some(&price)).await {
-        return rejection.into_response();
-    }
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(http::header::AUTHORIZATION);
     let request = Request::from_parts(parts, body);
     let account = Account {
-        id,
+        id: key_account(&token),
         kind: AccountKind::Key,
+        opens: Some(token),
     };
     accounts::pay(ctx, inner, request, price, account).await
-}
-
-/// Makes sure the key's balance exists: a new key is deposited whole (in its own unit,
-/// which must be the price's when there is one).
-async fn opened(ctx: &Ctx, token: &str, id: &str, price: Option<&Price>) -> Result<(), Rejection> {
-    let found = ctx
-        .mint()
-        .account(id)
-        .await
-        .map_err(|e| Rejection::mint(&e))?;
-    if found.is_some() {
-        return Ok(());
-    }
-    let (proofs, unit) = parse_token(ctx, token)?;
-    if let Some(price) = price {
-        if unit != price.unit {
-            return Err(wrong_unit(&price.unit.to_string(), &unit.to_string()));
-        }
-    }
-    // A concurrent first use deposited it already: the same account.
-    let same = id.to_string();
-    let earlier = move |earlier: &str| earlier == same;
-    accounts::deposit(ctx, proofs, &unit, id.to_string(), 1, earlier).await?;
-    tracing::info!(unit = %unit, "key balance opened");
-    Ok(())
 }
 
 /// The key endpoint (see the module docs).
@@ -118,13 +89,16 @@ fn key_of(headers: &HeaderMap) -> Result<String, Rejection> {
 async fn status<B>(ctx: &Ctx, headers: &HeaderMap) -> Result<Reply<B>, Rejection> {
     let token = key_of(headers)?;
     let id = key_account(&token);
-    opened(ctx, &token, &id, None).await?;
-    let account = ctx
-        .mint()
-        .account(&id)
-        .await
-        .map_err(|e| Rejection::mint(&e))?
-        .ok_or_else(|| Rejection::unauthorized(AccountKind::Key.gone()))?;
+    let account = match read(ctx, &id).await? {
+        Some(account) => account,
+        // A new key: opening it moves the token's value into its balance.
+        None => {
+            accounts::open_key(ctx, &token, &id, None).await?;
+            read(ctx, &id)
+                .await?
+                .ok_or_else(|| Rejection::unauthorized(AccountKind::Key.gone()))?
+        }
+    };
     let unit = account.unit.to_string();
     let mut response = errors::json(
         StatusCode::OK,
@@ -132,4 +106,11 @@ async fn status<B>(ctx: &Ctx, headers: &HeaderMap) -> Result<Reply<B>, Rejection
     );
     attach_balance(&mut response, account.balance, &unit);
     Ok(response)
+}
+
+async fn read(ctx: &Ctx, id: &str) -> Result<Option<coinslot_mint::AccountRecord>, Rejection> {
+    ctx.mint()
+        .account(id)
+        .await
+        .map_err(|e| Rejection::mint(&e))
 }

@@ -69,6 +69,7 @@ where
     let account = Account {
         id: claims.sid,
         kind: AccountKind::Session,
+        opens: None,
     };
     accounts::pay(ctx, inner, request, price, account).await
 }
