@@ -8,30 +8,10 @@
 //! sets it when those are installed); without it each test says so and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
+use coinslot_tests::interop::{self, npm_project, output};
 use coinslot_tests::TestServer;
-
-/// How long a flow may take before it is killed and the test fails (a hung client must not
-/// hold CI until its own time limit).
-const FLOW_DEADLINE: Duration = Duration::from_secs(300);
-
-/// Runs `flow` to its end (at most [`FLOW_DEADLINE`]): its status, stdout and stderr.
-async fn output(flow: Command, what: &str) -> (bool, String, String) {
-    let mut flow = tokio::process::Command::from(flow);
-    flow.kill_on_drop(true);
-    let output = tokio::time::timeout(FLOW_DEADLINE, flow.output())
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {FLOW_DEADLINE:?}"))
-        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Starts coinslotd (its fake backend paying quotes after `pay_after_ms`, at once by default),
 /// runs `flow` (a command that gets the mint URL as its last argument) and checks it
@@ -51,28 +31,13 @@ async fn run_flow(mut flow: Command, ok_line: &str, pay_after_ms: Option<u64>) {
     server.stop().await.unwrap();
 }
 
-/// The Node project in `tests/<path>`, its packages installed (`npm ci`) unless `package`
-/// is there already.
-fn npm_project(path: &str, package: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
-    if !dir.join("node_modules").join(package).exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm install failed in {path}");
-    }
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cashu_ts_tops_up_sends_receives_and_restores() {
     if std::env::var_os("COINSLOT_INTEROP").is_none() {
         eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the cashu-ts flow");
         return;
     }
-    let dir = npm_project("interop/cashu-ts", "@cashu/cashu-ts");
+    let dir = npm_project("cashu-ts", "@cashu/cashu-ts");
     let mut flow = Command::new("node");
     flow.arg("flow.mjs").current_dir(&dir);
     run_flow(flow, "cashu-ts flow ok", None).await;
@@ -84,8 +49,8 @@ async fn nutshell_tops_up_sends_receives_and_restores() {
         eprintln!("skipped: set COINSLOT_INTEROP=1 (needs python3) to run the Nutshell flow");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/nutshell");
-    let bin = coinslot_tests::python::venv("nutshell-venv", &dir.join("requirements.txt"));
+    let dir = interop::dir("nutshell");
+    let bin = interop::venv("nutshell-venv", &dir.join("requirements.txt"));
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -106,7 +71,7 @@ async fn mppx_parses_the_payment_challenge_and_pays_with_its_credential() {
         eprintln!("skipped: set COINSLOT_INTEROP=1 (needs node and npm) to run the mppx flow");
         return;
     }
-    let dir = npm_project("interop/mppx", "mppx");
+    let dir = npm_project("mppx", "mppx");
     let data = tempfile::tempdir().unwrap();
     let app = coinslot_tests::paywall::PaidApp::start(data.path(), Default::default())
         .await
@@ -131,7 +96,7 @@ async fn mppx_parses_the_payment_challenge_and_pays_with_its_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node and npm: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
 async fn mppx_validate_passes_against_coinslotd() {
-    let dir = npm_project("interop/mppx", "mppx");
+    let dir = npm_project("mppx", "mppx");
     let (app, _data) = coinslot_tests::proxy::ProxiedApp::start_in_temp(|_| {})
         .await
         .unwrap();

@@ -13,13 +13,13 @@ use tokio::task::JoinHandle;
 pub mod browser;
 pub mod direct;
 pub mod flaky;
+pub mod interop;
 pub mod load;
 pub mod nodes;
 pub mod nwc;
 pub mod paymentauth;
 pub mod paywall;
 pub mod proxy;
-pub mod python;
 pub mod raw;
 pub mod wallet;
 

@@ -8,28 +8,13 @@
 use std::time::Duration;
 
 use coinslot_tests::wallet;
+use common::start;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+mod common;
+
 const DEPOSIT: u64 = 500;
-
-struct Llm {
-    url: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(delay: Duration, adjust: impl FnOnce(&mut coinslotd::Config)) -> Llm {
-    let dir = tempfile::tempdir().unwrap();
-    let url = paid_llm::spawn_on_loopback(dir.path(), delay, adjust)
-        .await
-        .unwrap();
-    Llm {
-        url,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
 
 fn ask(model: &str, text: &str, stream: bool) -> Value {
     json!({
@@ -59,44 +44,6 @@ fn usage(answer: &str) -> (u64, u64) {
         found["prompt_tokens"].as_u64().unwrap(),
         found["completion_tokens"].as_u64().unwrap(),
     )
-}
-
-impl Llm {
-    async fn chat(&self, key: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}/v1/chat/completions", self.url))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap())
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn balance(&self, key: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}/cashu/balance", self.url))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// The key's balance once it is `expected` (settlements end as the stream does, but a
-    /// client that went away leaves it to the server), waiting up to 15 s.
-    async fn balance_becomes(&self, key: &str, expected: u64) -> u64 {
-        let mut last = 0;
-        for _ in 0..150 {
-            last = self.balance(key).await.1["balance"].as_u64().unwrap();
-            if last == expected {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        last
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,16 +127,7 @@ async fn a_token_is_the_api_key_and_the_balance_falls_by_the_usage() {
 
     // The rest comes back once, as a token the wallet takes.
     let before = wallet::balance(&wallet).await.unwrap();
-    let paid_out: Value = llm
-        .client
-        .delete(format!("{}/cashu/balance", llm.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let paid_out = llm.pay_out(&key).await;
     assert_eq!(paid_out["amount"], left);
     let rest = paid_out["token"].as_str().unwrap();
     let received = wallet

@@ -9,40 +9,26 @@
 //! `COINSLOT_INTEROP=1` (which `.ci/run` sets where those tools exist).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use coinslot_tests::wallet;
-use serde_json::Value;
+use coinslot_tests::{interop, wallet};
+use common::start;
+
+mod common;
 
 const DEPOSIT: u64 = 800;
-
-fn interop(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/interop")
-        .join(path)
-}
 
 /// Runs `flow` (the base URL and the key are appended) and checks the key's balance against
 /// the usage it printed, then takes the rest back into the wallet.
 async fn pays_with(mut flow: Command, ok_line: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = paid_llm::spawn_on_loopback(dir.path(), Duration::from_millis(5), |_| {})
-        .await
-        .unwrap();
-    let wallet = wallet::funded(&url, DEPOSIT + 100).await.unwrap();
+    let llm = start(Duration::from_millis(5), |_| {}).await;
+    let url = &llm.url;
+    let wallet = wallet::funded(url, DEPOSIT + 100).await.unwrap();
     let key = wallet::token(&wallet, DEPOSIT).await.unwrap();
     flow.arg(format!("{url}/v1")).arg(&key);
-    let mut flow = tokio::process::Command::from(flow);
-    flow.kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(300), flow.output())
-        .await
-        .expect("the SDK flow did not finish in 5 minutes")
-        .expect("the SDK flow runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "flow failed:\n{stdout}\n{stderr}");
+    let (success, stdout, stderr) = interop::output(flow, "the SDK flow").await;
+    assert!(success, "flow failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(ok_line), "{stdout}");
 
     let mut spent = 0;
@@ -63,26 +49,12 @@ async fn pays_with(mut flow: Command, ok_line: &str) {
         stdout.contains(&format!("BALANCE {} sat", DEPOSIT - first)),
         "{stdout}"
     );
-    let client = reqwest::Client::new();
-    let balance: Value = client
-        .get(format!("{url}/cashu/balance"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(balance["balance"], DEPOSIT - spent, "{stdout}");
-    let rest: Value = client
-        .delete(format!("{url}/cashu/balance"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        llm.balance(&key).await.1["balance"],
+        DEPOSIT - spent,
+        "{stdout}"
+    );
+    let rest = llm.pay_out(&key).await;
     let before = wallet::balance(&wallet).await.unwrap();
     let received = wallet
         .receive(rest["token"].as_str().unwrap(), Default::default())
@@ -96,8 +68,8 @@ async fn pays_with(mut flow: Command, ok_line: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs python3 and PyPI: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
 async fn the_openai_python_sdk_pays_with_the_token_as_its_key() {
-    let dir = interop("openai-python");
-    let bin = coinslot_tests::python::venv("openai-venv", &dir.join("requirements.txt"));
+    let dir = interop::dir("openai-python");
+    let bin = interop::venv("openai-venv", &dir.join("requirements.txt"));
     let python = bin.join("python");
     let mut flow = Command::new(python);
     flow.arg(dir.join("flow.py"));
@@ -107,15 +79,7 @@ async fn the_openai_python_sdk_pays_with_the_token_as_its_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node and npm: scripts/test.sh runs it when COINSLOT_INTEROP=1"]
 async fn the_openai_npm_sdk_pays_with_the_token_as_its_key() {
-    let dir = interop("openai-node");
-    if !dir.join("node_modules/openai").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--silent"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm ci failed");
-    }
+    let dir = interop::npm_project("openai-node", "openai");
     let mut flow = Command::new("node");
     flow.arg("flow.mjs").current_dir(&dir);
     pays_with(flow, "openai node flow ok").await;
