@@ -36,6 +36,11 @@ fn problem(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Str
     );
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["status"], 402);
+    assert_eq!(
+        body["challengeId"].as_str(),
+        Some(challenge(headers)["id"].as_str()),
+        "the problem names the fresh challenge"
+    );
     body["type"]
         .as_str()
         .unwrap()
@@ -103,6 +108,84 @@ async fn a_402_offers_both_bindings_and_the_payment_one_pays_with_a_receipt() ->
     Ok(())
 }
 
+/// A service that keeps `Authorization` for its own log-in asks for the credential in
+/// `Payment-Authorization`: the header is bound into the challenge, the handler sees its
+/// own `Authorization` and never the credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_can_ask_for_payment_authorization_and_leave_authorization_to_the_app(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = PaidAppOptions {
+        payment_authorization: true,
+        ..PaidAppOptions::default()
+    };
+    let app = PaidApp::start(dir.path(), options).await?;
+    let wallet = wallet::funded(&app.url, 20).await?;
+    let login = ("authorization", "Bearer app-session-7");
+
+    let (status, headers, _) = app.get("/whoami", &[login]).await?;
+    assert_eq!(status, 402);
+    let params = challenge(&headers);
+    assert_eq!(params["header"], "Payment-Authorization");
+
+    // The header dropped from the echo: the id no longer binds.
+    let mut stripped = params.clone();
+    stripped.remove("header");
+    let paying = token(&wallet, 2).await?;
+    let (status, headers, body) = app
+        .get(
+            "/whoami",
+            &[
+                login,
+                ("payment-authorization", &credential(&stripped, &paying)),
+            ],
+        )
+        .await?;
+    assert_eq!(problem(status, &headers, &body), "invalid-challenge");
+    assert!(unspent(&wallet, &paying).await);
+
+    let (status, headers, body) = app
+        .get(
+            "/whoami",
+            &[
+                login,
+                ("payment-authorization", &credential(&params, &paying)),
+            ],
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(!header(&headers, "payment-receipt").is_empty());
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(seen["authorization"], json!(["Bearer app-session-7"]));
+    assert_eq!(seen["payment-authorization"], json!([]));
+    assert!(!unspent(&wallet, &paying).await);
+
+    // A credential in both headers at once is refused as malformed; nothing is spent.
+    let (_, headers, _) = app.get("/whoami", &[login]).await?;
+    let params = challenge(&headers);
+    let twice = token(&wallet, 2).await?;
+    let value = credential(&params, &twice);
+    let (status, headers, body) = app
+        .get(
+            "/whoami",
+            &[("authorization", &value), ("payment-authorization", &value)],
+        )
+        .await?;
+    assert_eq!(problem(status, &headers, &body), "malformed-credential");
+    assert!(unspent(&wallet, &twice).await);
+    // In `Authorization` alone it pays too: servers take either header.
+    let (status, _, body) = app.get("/whoami", &[("authorization", &value)]).await?;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        seen["authorization"],
+        json!([]),
+        "the credential reached the handler"
+    );
+    assert_eq!(wallet::balance(&wallet).await?, 16);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token_untouched(
 ) -> Result<()> {
@@ -146,7 +229,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             .await?;
         assert_eq!(
             problem(status, &headers, &body),
-            "cashu/invalid-challenge",
+            "invalid-challenge",
             "{field}: {body}"
         );
     }
@@ -165,7 +248,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
     let (status, headers, body) = app
         .get("/slow", &[("authorization", &credential(&params, &paying))])
         .await?;
-    assert_eq!(problem(status, &headers, &body), "cashu/invalid-challenge");
+    assert_eq!(problem(status, &headers, &body), "invalid-challenge");
     assert!(body.contains("GET /search"), "{body}");
 
     // Too much or too little: payment-insufficient, no change made.
@@ -179,7 +262,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             .await?;
         assert_eq!(
             problem(status, &headers, &body),
-            "cashu/payment-insufficient",
+            "payment-insufficient",
             "{amount}"
         );
         assert!(unspent(&wallet, &wrong).await);
@@ -202,10 +285,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             &[("authorization", &credential(&params, &locked))],
         )
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
     assert!(body.contains("locked"), "{body}");
 
     // A DLEQ proof that does not hold: verification-failed (cdk's tokens carry DLEQ proofs).
@@ -233,10 +313,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             &[("authorization", &credential(&params, &forged))],
         )
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
     assert!(body.contains("DLEQ"), "{body}");
     assert!(unspent(&wallet, &honest).await);
 
@@ -244,10 +321,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
     let (status, headers, body) = app
         .get("/search?q=x", &[("authorization", "Payment !!!")])
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/malformed-credential"
-    );
+    assert_eq!(problem(status, &headers, &body), "malformed-credential");
     let v3 = paying.parse::<cdk::nuts::Token>()?;
     let v3 = cdk::nuts::nut00::TokenV3::new(
         v3.mint_url()?,
@@ -262,10 +336,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             &[("authorization", &credential(&params, &v3))],
         )
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/malformed-credential"
-    );
+    assert_eq!(problem(status, &headers, &body), "malformed-credential");
 
     // Expired: the same credential, once the challenge ran out.
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -275,7 +346,7 @@ async fn tampered_expired_misrouted_and_wrong_amount_credentials_leave_the_token
             &[("authorization", &credential(&params, &paying))],
         )
         .await?;
-    assert_eq!(problem(status, &headers, &body), "cashu/payment-expired");
+    assert_eq!(problem(status, &headers, &body), "payment-expired");
     assert!(
         unspent(&wallet, &paying).await,
         "every refusal left the token spendable"
@@ -317,7 +388,7 @@ async fn every_402_has_its_own_challenge_and_a_challenge_pays_once() -> Result<(
         .await?;
     assert_eq!(
         problem(status, &headers, &body),
-        "cashu/invalid-challenge",
+        "invalid-challenge",
         "{body}"
     );
     assert!(body.contains("paid already"), "{body}");
@@ -348,7 +419,7 @@ async fn every_402_has_its_own_challenge_and_a_challenge_pays_once() -> Result<(
             200 => paid += 1,
             _ => assert_eq!(
                 problem(status, &headers, &body),
-                "cashu/invalid-challenge",
+                "invalid-challenge",
                 "{body}"
             ),
         }
@@ -387,7 +458,7 @@ async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
             200 => ok += 1,
             _ => assert_eq!(
                 problem(status, &headers, &body),
-                "cashu/verification-failed",
+                "verification-failed",
                 "{body}"
             ),
         }
@@ -397,10 +468,7 @@ async fn one_credential_pays_once_even_sent_64_times_at_once() -> Result<()> {
     let (status, headers, body) = app
         .get("/search?q=x", &[("authorization", &authorization)])
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
     assert!(body.contains("pays once"), "{body}");
     Ok(())
 }
@@ -448,10 +516,7 @@ async fn an_idempotency_key_retry_gets_the_original_response_without_a_second_ch
         ("idempotency-key", "op-2"),
     ];
     let (status, headers, body) = app.post("/echo", &other_key, "job 1").await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
     let (status, headers, body) = app
         .post(
             "/echo",
@@ -459,10 +524,7 @@ async fn an_idempotency_key_retry_gets_the_original_response_without_a_second_ch
             "job 1",
         )
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
 
     // The answer is kept in the mint's store: after a restart the retry still gets it,
     // and nothing runs again (the new process's handler has not run: a run would say 1).
@@ -523,7 +585,7 @@ async fn a_challenge_for_a_request_body_pays_only_for_that_body() -> Result<()> 
     let paid = [("authorization", authorization.as_str())];
     // Another body: the challenge does not pay for it, and the token stays the client's.
     let (status, headers, text) = app.post("/echo", &paid, "{\"prompt\": \"other\"}").await?;
-    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert_eq!(problem(status, &headers, &text), "invalid-challenge");
     assert!(text.contains("body"), "{text}");
     assert!(
         challenge(&headers).contains_key("digest"),
@@ -531,7 +593,7 @@ async fn a_challenge_for_a_request_body_pays_only_for_that_body() -> Result<()> 
     );
     // No body at all: refused too.
     let (status, headers, text) = app.post("/echo", &paid, "").await?;
-    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert_eq!(problem(status, &headers, &text), "invalid-challenge");
     assert!(unspent(&wallet, &paying).await);
 
     // Dropping the digest from the echoed challenge breaks its id.
@@ -540,7 +602,7 @@ async fn a_challenge_for_a_request_body_pays_only_for_that_body() -> Result<()> 
     let other_body = [("authorization", credential(&stripped, &paying))];
     let other_body: Vec<(&str, &str)> = other_body.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let (status, headers, text) = app.post("/echo", &other_body, "{}").await?;
-    assert_eq!(problem(status, &headers, &text), "cashu/invalid-challenge");
+    assert_eq!(problem(status, &headers, &text), "invalid-challenge");
     assert!(unspent(&wallet, &paying).await);
 
     // The body it was issued for: paid, and the handler gets that body.
@@ -579,7 +641,7 @@ async fn a_store_failure_is_a_503_mint_unavailable_and_the_same_credential_pays_
     let problem: Value = serde_json::from_str(&body)?;
     assert_eq!(
         problem["type"],
-        "https://paymentauth.org/problems/cashu/mint-unavailable"
+        "https://paymentauth.org/problems/internal-payment-error"
     );
     assert_eq!(problem["status"], 503);
     assert!(
@@ -624,10 +686,7 @@ async fn on_a_pass_route_a_credential_buys_one_minute_and_pays_once() -> Result<
             &[("authorization", &credential(&params, &over))],
         )
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/payment-insufficient"
-    );
+    assert_eq!(problem(status, &headers, &body), "payment-insufficient");
     assert!(unspent(&wallet, &over).await);
 
     let paying = token(&wallet, 2).await?;
@@ -654,10 +713,7 @@ async fn on_a_pass_route_a_credential_buys_one_minute_and_pays_once() -> Result<
     let (status, headers, body) = app
         .get("/vpn/status", &[("authorization", authorization.as_str())])
         .await?;
-    assert_eq!(
-        problem(status, &headers, &body),
-        "cashu/verification-failed"
-    );
+    assert_eq!(problem(status, &headers, &body), "verification-failed");
     // 20 − 2 paid − 4 in the refused (still spendable) token.
     assert_eq!(wallet::balance(&wallet).await?, 14);
     assert!(unspent(&wallet, &over).await);

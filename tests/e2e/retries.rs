@@ -72,7 +72,7 @@ async fn one_credential_buys_one_run_whatever_the_body() -> Result<()> {
     for other in ["body-bbbb", "body-cccc", "body-dddd"] {
         let (status, _, body) = app.post("/echo", &with_key, other).await?;
         assert_eq!(status, 402, "{body}");
-        assert!(body.contains("problems/cashu/"), "{body}");
+        assert!(body.contains("paymentauth.org/problems/"), "{body}");
     }
     assert_eq!(app.runs(), 1, "one credential bought more than one run");
     assert_eq!(wallet::balance(&wallet).await?, 8, "paid once");

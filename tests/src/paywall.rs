@@ -56,6 +56,8 @@ pub struct PaidAppOptions {
     pub retry_window: Option<Duration>,
     /// How long a run holds its payment without a sign of life (default 30 s).
     pub run_lease: Option<Duration>,
+    /// Challenges ask for the credential in `Payment-Authorization`.
+    pub payment_authorization: bool,
 }
 
 /// A running paid app.
@@ -98,6 +100,7 @@ fn pricing() -> PriceTable {
     PriceTable::new()
         .free("GET", "/free")
         .route("GET", "/search", Price::sat(2))
+        .route("GET", "/whoami", Price::sat(2))
         .route("GET", "/fail", Price::sat(2))
         .route("GET", "/panic", Price::sat(2))
         .route("POST", "/echo", Price::sat(2))
@@ -184,6 +187,7 @@ impl PaidApp {
             paywall = paywall.run_lease(lease);
         }
         let paywall = paywall
+            .payment_authorization(options.payment_authorization)
             .pass_scope(PassScope::new("vpn", Price::sat(2)).route("*", "/vpn/*"))
             .pass_scope(
                 PassScope::new("game", Price::new(3, CurrencyUnit::custom("credit")))
@@ -239,6 +243,24 @@ impl PaidApp {
                         Json(json!({ "q": q.get("q"), "paid": paid_json(&paid) }))
                     },
                 ),
+            )
+            .route(
+                "/whoami",
+                // What the handler sees of the request's credentials.
+                get(|headers: axum::http::HeaderMap| async move {
+                    let seen = |name: &str| {
+                        let values: Vec<&str> = headers
+                            .get_all(name)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .collect();
+                        json!(values)
+                    };
+                    Json(json!({
+                        "authorization": seen("authorization"),
+                        "payment-authorization": seen("payment-authorization"),
+                    }))
+                }),
             )
             .route(
                 "/fail",

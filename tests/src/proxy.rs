@@ -49,6 +49,8 @@ pub fn upstream_app(signals: Signals) -> Router {
     let first_chunk = signals.first_chunk.clone();
     let runs = signals.runs.clone();
     Router::new()
+        .route("/ws/echo", get(echo_socket))
+        .route("/ws/live", get(echo_socket))
         .route(
             "/v1/run",
             axum::routing::any(
@@ -156,6 +158,25 @@ pub fn upstream_app(signals: Signals) -> Router {
         )
 }
 
+/// A websocket that echoes every text message, prefixed with what the proxy said was paid.
+async fn echo_socket(
+    upgrade: axum::extract::WebSocketUpgrade,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let via = header(&headers, "x-coinslot-paid-via");
+    upgrade.on_upgrade(move |mut socket| async move {
+        use axum::extract::ws::Message;
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Text(text) = message {
+                let echo = format!("{}: {}", via.as_deref().unwrap_or("-"), text.as_str());
+                if socket.send(Message::Text(echo.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
 /// The price table of the sample upstream.
 pub fn upstream_config(url: &str) -> UpstreamConfig {
     UpstreamConfig {
@@ -183,6 +204,11 @@ pub fn upstream_config(url: &str) -> UpstreamConfig {
             RouteConfig::paid("GET", "/stream", 1),
             RouteConfig::paid("POST", "/upload", 1),
             RouteConfig::paid("POST", "/v1/run", 2),
+            RouteConfig::paid("GET", "/ws/echo", 2),
+            RouteConfig {
+                per_minute: Some(1),
+                ..RouteConfig::paid("GET", "/ws/live", 2)
+            },
         ],
     }
 }

@@ -412,7 +412,10 @@ async fn fetch(dir: &Path, client: &PayingClient, request: reqwest::Request) -> 
         );
     }
     if let Some(receipt) = coinslot_client::paymentauth::receipt(paid.response.headers()) {
-        eprintln!("receipt: {receipt}");
+        eprintln!(
+            "receipt: {}",
+            serde_json::to_string(&receipt).unwrap_or_default()
+        );
     }
     let body = paid.response.text().await?;
     println!("{body}");

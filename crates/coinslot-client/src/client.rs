@@ -166,7 +166,16 @@ impl PayingClient {
     /// Sends `request`; if the server answers `402` with a payment request this client can
     /// and may pay, pays it and sends the request again with the token. The body must be
     /// replayable (not a stream).
-    pub async fn execute(&self, request: reqwest::Request) -> Result<Paid, Error> {
+    pub async fn execute(&self, mut request: reqwest::Request) -> Result<Paid, Error> {
+        // Say what it can pay (the scheme's `Accept-Payment`), unless the caller did.
+        if self.binding == crate::Binding::Payment {
+            request
+                .headers_mut()
+                .entry(crate::paymentauth::ACCEPT_PAYMENT_HEADER)
+                .or_insert(http::HeaderValue::from_static(
+                    crate::paymentauth::ACCEPT_PAYMENT,
+                ));
+        }
         let origin = origin(request.url());
         let host = request.url().host_str().unwrap_or_default().to_string();
         if let Some(paid) = self.try_session(&request, &origin).await? {

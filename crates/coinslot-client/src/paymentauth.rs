@@ -3,19 +3,23 @@
 //! exactly the amount plus the mint's input fee (no change comes back); the answer carries
 //! a `Payment-Receipt`.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::CurrencyUnit;
-use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use coinslot_mpp::{CashuPayload, MethodDetails};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mpp::{ChargeRequest, PaymentChallenge, PaymentCredential};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::client::{Offer, Paid, PayingClient, Payment};
 use crate::Error;
+
+/// What the client tells servers it pays with, when it prefers the `Payment` binding.
+pub const ACCEPT_PAYMENT: &str = "cashu/charge";
+/// `Accept-Payment`.
+pub const ACCEPT_PAYMENT_HEADER: HeaderName = HeaderName::from_static("accept-payment");
 
 /// Which binding a client uses when a `402` offers both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,67 +31,27 @@ pub enum Binding {
     Payment,
 }
 
-/// A `cashu` charge challenge: its auth-params as sent, and the decoded request.
+/// A `cashu` charge challenge, and its decoded request.
 #[derive(Debug, Clone)]
 pub(crate) struct CashuChallenge {
-    params: HashMap<String, String>,
-    request: Value,
+    challenge: PaymentChallenge,
+    request: ChargeRequest,
 }
 
-/// Parses the auth-params of one challenge (`name="value"` or `name=token`, comma-separated).
-fn auth_params(text: &str) -> Option<HashMap<String, String>> {
-    let mut params = HashMap::new();
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once('=')?;
-        let name = name.trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
-            let mut value = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
-                    '"' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            (value, &quoted[end?..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_string(), &after[end..])
-        };
-        params.insert(name, value);
-        rest = tail.trim_start_matches([',', ' ', '\t', '\r', '\n']);
-    }
-    Some(params)
-}
-
-/// The `cashu` charge challenge among a response's `WWW-Authenticate` headers, if any.
+/// The `cashu` charge challenge among a response's `WWW-Authenticate` headers, if any
+/// (challenges that do not parse, or of other methods, are passed over).
 pub(crate) fn find_challenge(headers: &HeaderMap) -> Option<CashuChallenge> {
-    headers
+    let values = headers
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(|value| {
-            let (scheme, rest) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("payment").then_some(rest)
-        })
-        .filter_map(auth_params)
-        .filter(|p| {
-            p.get("method").map(String::as_str) == Some("cashu")
-                && p.get("intent").map(String::as_str) == Some("charge")
-        })
-        .find_map(|params| {
-            let bytes = URL_SAFE_NO_PAD
-                .decode(params.get("request")?.trim_end_matches('='))
-                .ok()?;
-            let request = serde_json::from_slice(&bytes).ok()?;
-            Some(CashuChallenge { params, request })
+        .filter_map(|value| value.to_str().ok());
+    mpp::parse_www_authenticate_all(values)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|c| c.method.as_str() == coinslot_mpp::METHOD && c.intent.is_charge())
+        .find_map(|challenge| {
+            let request = challenge.request.decode().ok()?;
+            Some(CashuChallenge { challenge, request })
         })
 }
 
@@ -95,23 +59,18 @@ impl PayingClient {
     /// What a `cashu` charge asks, checked against what this client may pay.
     fn charge_offer(&self, challenge: &CashuChallenge, host: &str) -> Result<Offer, Error> {
         let request = &challenge.request;
-        let amount = request["amount"]
-            .as_str()
-            .and_then(|a| a.parse::<u64>().ok())
-            .ok_or_else(|| Error::BadRequest("the Payment challenge has no amount".into()))?;
-        let unit = request["currency"]
-            .as_str()
-            .and_then(|u| CurrencyUnit::from_str(u).ok())
-            .ok_or_else(|| Error::BadRequest("the Payment challenge has no currency".into()))?;
-        let mints: Vec<MintUrl> = request["methodDetails"]["mints"]
-            .as_array()
-            .map(|mints| {
-                mints
-                    .iter()
-                    .filter_map(|m| m.as_str().and_then(|m| MintUrl::from_str(m).ok()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let amount = request
+            .amount
+            .parse::<u64>()
+            .map_err(|_| Error::BadRequest("the Payment challenge has no whole amount".into()))?;
+        let unit = CurrencyUnit::from_str(&request.currency)
+            .map_err(|_| Error::BadRequest("the Payment challenge has no currency".into()))?;
+        let mints: Vec<MintUrl> = MethodDetails::of(request)
+            .map_err(Error::BadRequest)?
+            .mints
+            .iter()
+            .filter_map(|m| MintUrl::from_str(m).ok())
+            .collect();
         let mint = mints
             .iter()
             .find(|m| self.is_trusted(m))
@@ -136,21 +95,32 @@ impl PayingClient {
     ) -> Result<Paid, Error> {
         let offer = self.charge_offer(&challenge, host)?;
         let spent = self.spend(&offer, offer.amount, host).await?;
-        let echoed: serde_json::Map<String, Value> = challenge
-            .params
-            .iter()
-            .map(|(name, value)| (name.clone(), json!(value)))
-            .collect();
-        let credential = json!({
-            "challenge": echoed,
-            "payload": { "cashu_token": spent.token },
-        });
-        let value = format!("Payment {}", URL_SAFE_NO_PAD.encode(credential.to_string()));
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| Error::Wallet("the credential is not a valid header value".into()))?;
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, value);
+        let credential = PaymentCredential::new(
+            challenge.challenge.to_echo(),
+            CashuPayload {
+                cashu_token: spent.token.clone(),
+            },
+        );
+        let value = mpp::format_authorization(&credential)
+            .ok()
+            .and_then(|value| HeaderValue::from_str(&value).ok());
+        let Some(value) = value else {
+            self.reclaim(
+                &spent.wallet,
+                spent.operation,
+                &spent.reservation,
+                offer.amount + spent.fee,
+            )
+            .await;
+            return Err(Error::Wallet(
+                "the credential is not a valid header value".into(),
+            ));
+        };
+        // The header the challenge names (`Payment-Authorization` leaves `Authorization`
+        // to the application).
+        let header = HeaderName::from_str(challenge.challenge.credential_header())
+            .unwrap_or(http::header::AUTHORIZATION);
+        request.headers_mut().insert(header, value);
         let give_back = || {
             self.reclaim(
                 &spent.wallet,
@@ -202,14 +172,13 @@ impl PayingClient {
     }
 }
 
-/// The `Payment-Receipt` of an answer, decoded (method, challengeId, reference, status,
-/// timestamp).
-pub fn receipt(headers: &HeaderMap) -> Option<Value> {
+/// The `Payment-Receipt` of an answer, decoded (method, reference, status, timestamp, and
+/// what a server adds, such as `challengeId`).
+pub fn receipt(headers: &HeaderMap) -> Option<mpp::Receipt> {
     headers
         .get("payment-receipt")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| URL_SAFE_NO_PAD.decode(v.trim().trim_end_matches('=')).ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| mpp::parse_receipt(v).ok())
 }
 
 /// Logs a receipt that does not name the token sent (the payment stands either way).
@@ -217,8 +186,12 @@ fn check_receipt(headers: &HeaderMap, token: &str) {
     let receipt = receipt(headers);
     let expected = hex::encode(Sha256::digest(token.as_bytes()));
     match receipt {
-        Some(receipt) if receipt["reference"] == json!(expected) => {
-            tracing::debug!(challenge = %receipt["challengeId"], "payment receipt")
+        Some(receipt) if receipt.reference == expected => {
+            let challenge = receipt
+                .extensions
+                .get("challengeId")
+                .and_then(Value::as_str);
+            tracing::debug!(challenge = challenge.unwrap_or(""), "payment receipt")
         }
         Some(_) => tracing::warn!("the payment receipt names another token"),
         None => tracing::warn!("a paid answer without a Payment-Receipt"),
@@ -229,17 +202,8 @@ fn check_receipt(headers: &HeaderMap, token: &str) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn auth_params_parse_quoted_and_token_values() {
-        let params =
-            auth_params(r#"id="a\"b", realm=api.example.com,  method="cashu", intent="charge""#)
-                .unwrap();
-        assert_eq!(params["id"], "a\"b");
-        assert_eq!(params["realm"], "api.example.com");
-        assert_eq!(params["method"], "cashu");
-        assert!(auth_params(r#"id="unterminated"#).is_none());
-    }
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn only_cashu_charge_challenges_are_taken() {
@@ -252,16 +216,21 @@ mod tests {
             ))
             .unwrap(),
         );
+        headers.append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Payment id=\"unterminated"),
+        );
         assert!(find_challenge(&headers).is_none());
         headers.append(
             http::header::WWW_AUTHENTICATE,
             HeaderValue::from_str(&format!(
-                r#"Payment id="y", realm="r", method="cashu", intent="charge", request="{request}""#
+                r#"Payment id="y", realm="r", method="cashu", intent="charge", request="{request}", header="Payment-Authorization""#
             ))
             .unwrap(),
         );
         let found = find_challenge(&headers).unwrap();
-        assert_eq!(found.params["id"], "y");
-        assert_eq!(found.request["amount"], "2");
+        assert_eq!(found.challenge.id, "y");
+        assert_eq!(found.request.amount, "2");
+        assert_eq!(found.challenge.credential_header(), "Payment-Authorization");
     }
 }

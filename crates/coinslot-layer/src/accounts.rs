@@ -27,7 +27,7 @@ use crate::settings::Ctx;
 use crate::settle::{self, Inner, Payer, Ticket};
 use crate::wire::errors::{self, attach_balance, attach_token, Rejection, Reply};
 use crate::wire::nut24::IDEMPOTENCY_KEY;
-use crate::{Paid, Price};
+use crate::{Balance, Paid, Price};
 
 /// What kind of balance pays: the words of its answers differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +215,7 @@ where
             session: Some(sid.clone()),
             metered: price.is_metered(),
             replay: false,
+            balance: Some(Balance::new(ctx.mint().clone(), sid.clone())),
         }),
         pass: None,
         unit: price.unit.clone(),

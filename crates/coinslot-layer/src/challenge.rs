@@ -13,10 +13,11 @@ use crate::settings::{Ctx, Settings};
 use crate::wire::errors::{self, Reply};
 use crate::wire::nut24::{self, X_CASHU};
 use crate::wire::payment::{
-    challenge_id, encode_jcs, header_value, read_body, rfc3339, ChargeRequest, EchoedChallenge,
-    MethodDetails, Problem, Route, INTENT, METHOD,
+    challenge_id, header_value, read_body, rfc3339, ChargeRequest, MethodDetails, PaymentChallenge,
+    Problem, Route, INTENT, METHOD,
 };
 use crate::{Price, ResponseBody};
+use mpp::protocol::core::Base64UrlJson;
 
 /// `402 Payment Required` for `price`: the NUT-24 payment request in `X-Cashu` and a JSON
 /// body with `mint`, `amount`, `unit` and how to pay (`detail` replaces the default words).
@@ -77,7 +78,7 @@ pub(crate) async fn payment_required<B, ReqBody: http_body::Body>(
     let mut response = nut24(ctx, price, &parts.headers, detail);
     let digest = challenge_digest(&ctx.settings, body).await;
     let route = Route::new(&parts.method, &parts.uri, digest);
-    offer(&mut response, ctx, price, &route);
+    let _ = offer(&mut response, ctx, price, &route);
     response
 }
 
@@ -90,61 +91,67 @@ fn realm(settings: &Settings) -> String {
 
 /// A fresh `Payment` challenge for `price` on a route. `None` when the paywall requires
 /// locked proofs (this binding takes bearer proofs only).
-fn challenge(ctx: &Ctx, price: &Price, route: &Route) -> Option<EchoedChallenge> {
+fn challenge(ctx: &Ctx, price: &Price, route: &Route) -> Option<PaymentChallenge> {
     let settings = &ctx.settings;
     if settings.require_lock {
         return None;
     }
     let creq = nut24::payment_request(price, &settings.accepted_mints, None).to_string();
+    let details = MethodDetails {
+        mints: settings
+            .accepted_mints
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+        request: Some(creq),
+    };
     let request = ChargeRequest {
         amount: price.amount.to_string(),
         currency: price.unit.to_string(),
-        description: None,
-        external_id: None,
-        method_details: MethodDetails {
-            request: creq,
-            mints: settings
-                .accepted_mints
-                .iter()
-                .map(|m| m.to_string())
-                .collect(),
-        },
+        method_details: serde_json::to_value(details).ok(),
+        ..ChargeRequest::default()
     };
-    let mut challenge = EchoedChallenge {
+    let request = serde_json_canonicalizer::to_vec(&request).ok()?;
+    let opaque = serde_json_canonicalizer::to_vec(&json!({
+        "route": route.name(),
+        // A nonce makes every challenge's id unique: each is paid once (see the credential mode).
+        "nonce": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+    }))
+    .ok()?;
+    let mut challenge = PaymentChallenge {
         id: String::new(),
         realm: realm(settings),
         method: METHOD.into(),
         intent: INTENT.into(),
-        request: encode_jcs(&request).ok()?,
+        request: Base64UrlJson::from_raw(URL_SAFE_NO_PAD.encode(request)),
         expires: Some(rfc3339(
             coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
         )),
-        digest: route.digest.clone(),
-        // A nonce makes every challenge's id unique: each is paid once (see the credential mode).
-        opaque: Some(
-            encode_jcs(&json!({
-                "route": route.name(),
-                "nonce": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
-            }))
-            .ok()?,
-        ),
         description: None,
+        digest: route.digest.clone(),
+        opaque: Some(Base64UrlJson::from_raw(URL_SAFE_NO_PAD.encode(opaque))),
+        header: settings
+            .payment_authorization
+            .then(|| mpp::PAYMENT_AUTHORIZATION_HEADER.to_string()),
     };
-    challenge.id = challenge_id(&ctx.shared.payment_key, &challenge);
+    challenge.id = challenge_id(&ctx.shared.payment_secret, &challenge.to_echo());
     Some(challenge)
 }
 
 /// Adds a fresh `Payment` challenge (bound to the request body's `digest`, if given) to a
-/// `402`, with `Cache-Control: no-store`.
-pub(crate) fn offer<B>(response: &mut Response<B>, ctx: &Ctx, price: &Price, route: &Route) {
+/// `402`, with `Cache-Control: no-store`; returns its id.
+pub(crate) fn offer<B>(
+    response: &mut Response<B>,
+    ctx: &Ctx,
+    price: &Price,
+    route: &Route,
+) -> Option<String> {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let Some(challenge) = challenge(ctx, price, route) else {
-        return;
-    };
-    if let Ok(value) = HeaderValue::from_str(&header_value(&challenge)) {
-        headers.append(WWW_AUTHENTICATE, value);
-    }
+    let challenge = challenge(ctx, price, route)?;
+    let value = header_value(&challenge).and_then(|v| HeaderValue::from_str(&v).ok())?;
+    headers.append(WWW_AUTHENTICATE, value);
+    Some(challenge.id)
 }
 
 /// A `Payment` refusal as the draft words it: problem JSON, a fresh challenge (and the
@@ -157,14 +164,19 @@ pub(crate) fn refuse<B>(
     problem: &Problem,
 ) -> Reply<B> {
     let (_, title, status) = problem.kind.describe();
-    let body = json!({
+    // The NUT-24 challenge gives the X-Cashu payment request; the body is replaced.
+    let mut response = nut24::<B>(ctx, price, headers, None);
+    let fresh = offer(&mut response, ctx, price, route);
+    let mut body = json!({
         "type": problem.kind.type_uri(),
         "title": title,
         "status": status.as_u16(),
         "detail": problem.detail,
     });
-    // The NUT-24 challenge gives the X-Cashu payment request; the body is replaced.
-    let mut response = nut24::<B>(ctx, price, headers, None);
+    // As mppx does: the id of the fresh challenge that comes with the refusal.
+    if let Some(id) = fresh {
+        body["challengeId"] = json!(id);
+    }
     *response.body_mut() = ResponseBody::own(body.to_string());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -176,7 +188,6 @@ pub(crate) fn refuse<B>(
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    offer(&mut response, ctx, price, route);
     response
 }
 

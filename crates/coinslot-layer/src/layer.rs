@@ -200,6 +200,15 @@ impl PaywallLayer {
         self.update(|s| s.payment_body_limit = bytes)
     }
 
+    /// Whether `Payment` challenges ask for the credential in `Payment-Authorization`
+    /// (`header="Payment-Authorization"`) instead of `Authorization` (default off): for
+    /// services whose clients keep `Authorization` for the service's own log-in. Credentials
+    /// are taken from either header whatever this says. Note that mpp-rs's reqwest
+    /// extension declines such challenges (mppx and pympp pay them).
+    pub fn payment_authorization(self, on: bool) -> Self {
+        self.update(|s| s.payment_authorization = on)
+    }
+
     /// How long a pass minute lasts (default 60 s; shorter for tests and demos).
     pub fn pass_minute(self, minute: Duration) -> Self {
         self.update(|s| s.pass_minute = minute.max(Duration::from_secs(1)))
@@ -316,6 +325,7 @@ impl Settings {
             pass_hook: None,
             payment_challenge_ttl: crate::wire::payment::CHALLENGE_TTL,
             payment_body_limit: 1 << 20,
+            payment_authorization: false,
         }
     }
 }

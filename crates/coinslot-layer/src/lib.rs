@@ -87,7 +87,7 @@ pub use coinslot_mint::cashu;
 pub use future::ResponseFuture;
 pub use hooks::{PassEvent, PassEventKind, PassHook};
 pub use layer::{ConfigError, PaywallLayer};
-pub use paid::{Charge, Meter, Paid, ValidPass};
+pub use paid::{Balance, Charge, Meter, Paid, ValidPass};
 pub use pricing::{Lookup, PassScope, Price, PriceMode, PriceTable, Pricing, Retry};
 pub use service::Paywall;
 pub use wire::discovery;

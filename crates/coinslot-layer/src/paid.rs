@@ -32,6 +32,52 @@ pub struct Paid {
     /// for, on a route whose [`Retry`](crate::Retry) rule runs it again. It was not charged
     /// again.
     pub replay: bool,
+    /// The prepaid balance (a session's or an API key's) that paid, if one did: a handler
+    /// may charge it again for more of the same, e.g. each further minute a connection
+    /// stays open.
+    pub balance: Option<Balance>,
+}
+
+/// A prepaid balance (a session's or an API key's) that paid a request, which the handler
+/// may charge again. Each debit is one atomic write of the store, refused (and nothing
+/// taken) when the balance is short.
+#[derive(Clone)]
+pub struct Balance {
+    mint: coinslot_mint::Mint,
+    id: String,
+}
+
+impl Balance {
+    pub(crate) fn new(mint: coinslot_mint::Mint, id: String) -> Self {
+        Self { mint, id }
+    }
+
+    /// Takes `amount` `unit` from the balance; returns what is left. `InsufficientBalance`
+    /// when it holds less (nothing is taken), `AccountNotFound` once it was closed or paid
+    /// out.
+    pub async fn debit(
+        &self,
+        unit: &CurrencyUnit,
+        amount: u64,
+    ) -> Result<u64, coinslot_mint::Error> {
+        self.mint.debit_account(&self.id, unit, amount).await
+    }
+}
+
+/// Balances are the same when they are the same account.
+impl PartialEq for Balance {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Balance {}
+
+/// Never the account id (it names a session or a key).
+impl std::fmt::Debug for Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Balance { .. }")
+    }
 }
 
 /// Request extension on requests a time pass opened (or bought): the pass.

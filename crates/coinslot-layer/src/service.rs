@@ -16,7 +16,7 @@ use crate::settings::Ctx;
 use crate::settle::Inner;
 use crate::wire::errors::{refusal, Rejection, Reply};
 use crate::wire::nut24::TokenSource;
-use crate::wire::payment::{Credential, Problem};
+use crate::wire::payment::{PaymentCredential as Credential, Problem};
 use crate::{PassScope, Price, ResponseBody};
 
 /// Middleware that charges for requests; built by [`PaywallLayer`](crate::PaywallLayer).

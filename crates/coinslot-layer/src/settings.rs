@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     /// The longest request body a `Payment` challenge is bound to (its `digest`), and the
     /// longest body of a retry that runs again (read to compare it).
     pub payment_body_limit: usize,
+    /// Whether challenges ask for the credential in `Payment-Authorization`.
+    pub payment_authorization: bool,
 }
 
 impl Settings {
@@ -84,8 +86,9 @@ pub(crate) struct Shared {
     pub mint: Mint,
     pub keys: SessionKeys,
     pub pass_keys: PassKeys,
-    /// Binds `Payment` challenges (HMAC-SHA256).
-    pub payment_key: [u8; 32],
+    /// Binds `Payment` challenges (HMAC-SHA256 keyed by this text, as mpp keys it: 64
+    /// hex digits of a secret derived from the seed).
+    pub payment_secret: String,
     /// Set once the task that prunes receipts and answers has started.
     pub pruning: std::sync::Once,
     /// This process's name in the runs it records (random per start).
@@ -100,7 +103,7 @@ impl Shared {
         Self {
             keys: SessionKeys::new(&mint.derive_secret("session-jwt/v1")),
             pass_keys: PassKeys::new(&mint.derive_secret("pass-jwt/v1")),
-            payment_key: mint.derive_secret("paymentauth-hmac/v1"),
+            payment_secret: hex::encode(mint.derive_secret("paymentauth-hmac/v1")),
             pruning: std::sync::Once::new(),
             instance: rand::random(),
             shared_store: mint.store_is_shared(),

@@ -177,6 +177,7 @@ impl TokenRun {
                 session: None,
                 metered: price.is_metered(),
                 replay: false,
+                balance: None,
             }),
             pass: None,
             metered: price.is_metered(),
@@ -1350,6 +1351,7 @@ async fn rerun_ticket(
             .flatten(),
         metered: data.metered,
         replay: true,
+        balance: None,
     });
     Ok(Ticket {
         paid,

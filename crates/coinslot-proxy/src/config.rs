@@ -55,6 +55,9 @@ pub struct ProxyConfig {
     pub connect_timeout_secs: u64,
     /// The longest request body a `usage` route reads before payment (to find its model).
     pub usage_body_bytes: u64,
+    /// How long a minute of a websocket connection on a `per_minute` route lasts, in
+    /// seconds (60; shorter only for tests and demos).
+    pub minute_secs: u64,
 }
 
 impl Default for ProxyConfig {
@@ -66,6 +69,7 @@ impl Default for ProxyConfig {
             timeout_secs: 60,
             connect_timeout_secs: 5,
             usage_body_bytes: 1 << 20,
+            minute_secs: 60,
         }
     }
 }
@@ -191,6 +195,12 @@ pub struct RouteConfig {
     /// How a retry of a paid request is served (the upstream's `retry` when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    /// A websocket connection opened on this route (paid `price` for its first minute)
+    /// pays this much for each further minute from the session or key balance that opened
+    /// it, and is closed when that balance cannot pay; opened with a one-shot token or a
+    /// credential, it lasts its first minute. Unset: a connection is paid once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
 }
 
 fn any_method() -> String {
@@ -224,6 +234,7 @@ impl RouteConfig {
             free: false,
             description: None,
             retry: None,
+            per_minute: None,
         }
     }
 
@@ -320,6 +331,27 @@ impl UpstreamConfig {
                 "{route_key}.usage: the upstream has no `models` to price it by"
             ))),
             Some(_) => Ok(Some(Price::metered(1, route.unit_in(route_key, units)?))),
+            None => Ok(None),
+        })
+    }
+
+    /// What a further minute of a websocket costs, per route (routes without `per_minute`
+    /// are free here).
+    pub fn minute_table(
+        &self,
+        key: &str,
+        units: &[CurrencyUnit],
+    ) -> Result<PriceTable, ProxyConfigError> {
+        self.table(key, |route, route_key| match route.per_minute {
+            Some(_) if route.price.is_none() || route.metered || route.usage.is_some() => {
+                Err(ProxyConfigError(format!(
+                    "{route_key}.per_minute: needs a fixed `price` (the first minute)"
+                )))
+            }
+            Some(0) => Err(ProxyConfigError(format!(
+                "{route_key}.per_minute: must be at least 1 (leave it out to charge once)"
+            ))),
+            Some(amount) => Ok(Some(Price::new(amount, route.unit_in(route_key, units)?))),
             None => Ok(None),
         })
     }

@@ -37,20 +37,31 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 pub struct Proxy {
     routes: ProxyRoutes,
     client: reqwest::Client,
+    /// For websocket upgrades: no read timeout (a quiet connection is not a dead upstream).
+    upgrades: reqwest::Client,
 }
 
 impl Proxy {
     /// A proxy for `routes`, with one connection pool for all upstreams.
     pub fn new(routes: ProxyRoutes) -> Result<Self, ProxyConfigError> {
         let config = routes.load().config().clone();
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(config.connect_timeout_secs))
-            .read_timeout(config.timeout())
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| ProxyConfigError(format!("proxy: cannot build the HTTP client: {e}")))?;
-        Ok(Self { routes, client })
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(config.connect_timeout_secs))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+        };
+        let built = |result: reqwest::Result<reqwest::Client>| {
+            result
+                .map_err(|e| ProxyConfigError(format!("proxy: cannot build the HTTP client: {e}")))
+        };
+        let client = built(builder().read_timeout(config.timeout()).build())?;
+        let upgrades = built(builder().http1_only().build())?;
+        Ok(Self {
+            routes,
+            client,
+            upgrades,
+        })
     }
 
     async fn forward(self, request: Request<Body>) -> Response<Body> {
@@ -64,7 +75,11 @@ impl Proxy {
             return error(StatusCode::NOT_FOUND, "no such route".into());
         }
         let upstream = resolved.upstream;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // A websocket: the client's side of the switch, taken before the request goes on.
+        let upgrade = crate::websocket::is_upgrade(&parts.headers)
+            .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+            .flatten();
         // What a metered answer's end is read for: its usage (a `usage` route), or a cost
         // trailer.
         let metered = parts
@@ -96,11 +111,16 @@ impl Proxy {
         if let Some(pass) = parts.extensions.get::<ValidPass>() {
             add_pass(&mut headers, &config.paid_header, pass);
         }
+        if upgrade.is_some() {
+            crate::websocket::ask_upgrade(&mut headers);
+        }
 
-        let mut outgoing = self
-            .client
-            .request(parts.method.clone(), url)
-            .headers(headers);
+        let client = if upgrade.is_some() {
+            &self.upgrades
+        } else {
+            &self.client
+        };
+        let mut outgoing = client.request(parts.method.clone(), url).headers(headers);
         if body.size_hint().exact() != Some(0) {
             outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
@@ -127,6 +147,14 @@ impl Proxy {
                 );
             }
         };
+        if let Some(client) = upgrade {
+            if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let minute = std::time::Duration::from_secs(config.minute_secs);
+                let limit =
+                    crate::websocket::Limit::of(&parts.extensions, resolved.per_minute, minute);
+                return crate::websocket::join(answer, client, limit, upstream.name.clone());
+            }
+        }
         let scan = metered.then_some(usage);
         respond(answer, &config.cost_header, &upstream.name, scan)
     }
@@ -200,7 +228,7 @@ fn respond(
     response
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -231,10 +259,15 @@ fn forwarded_headers(incoming: &HeaderMap, paid_prefix: &str, cost_header: &str)
         {
             return true;
         }
+        if name == "payment-authorization" {
+            return true;
+        }
         name == header::AUTHORIZATION.as_str()
             && value.to_str().is_ok_and(|v| {
                 let v = v.trim_start();
                 v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("cashu "))
+                    || v.get(..8)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("payment "))
                     || v.get(..12)
                         .is_some_and(|s| s.eq_ignore_ascii_case("bearer cashu"))
             })
@@ -336,6 +369,8 @@ mod tests {
             ("x-cashu", "cashuBxyz"),
             ("x-cashu-session", "jwt"),
             ("authorization", "Cashu cashuBxyz"),
+            ("authorization", "Payment eyJjaGFsbGVuZ2UiOnt9fQ"),
+            ("payment-authorization", "Payment eyJjaGFsbGVuZ2UiOnt9fQ"),
             ("x-coinslot-paid-amount", "1000"),
             ("x-my-paid-amount", "1000"),
             ("connection", "keep-alive, x-drop-me"),

@@ -11,6 +11,8 @@
 //! - [`usage`]: routes priced per model by the usage their answers report (OpenAI-style
 //!   APIs, streamed or not): [`UsageLayer`] prices the request before payment, the proxy
 //!   reads the usage as the answer streams and settles at its end.
+//! - `websocket`: upgrades forwarded and joined, paid at the upgrade, kept open as long as
+//!   they are paid for (a pass, `per_minute` from a session or key balance).
 //!
 //! ```no_run
 //! use coinslot_proxy::{Proxy, ProxyConfig, ProxyRoutes};
@@ -34,12 +36,14 @@
 //! when the cost is known only at the end); the
 //! rest of the reservation goes back to the client. An upstream
 //! that fails (5xx, unreachable: `502`, too slow: `504`) has the payment refunded by the
-//! paywall. Websocket upgrades are not forwarded.
+//! paywall. A websocket upgrade is paid like a request and forwarded; see `per_minute` on a
+//! route for connections paid by the minute.
 
 pub mod config;
 mod forward;
 pub mod routes;
 pub mod usage;
+mod websocket;
 
 pub use config::{
     ModelPrice, ProxyConfig, ProxyConfigError, RouteConfig, Unlisted, UpstreamConfig, UsageFormat,

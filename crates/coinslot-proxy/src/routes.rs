@@ -30,6 +30,8 @@ pub struct Upstream {
     table: PriceTable,
     /// The same routes, paid only where they are priced by `usage`.
     usage_table: PriceTable,
+    /// The same routes, priced where a websocket pays `per_minute`.
+    minute_table: PriceTable,
     models: Arc<std::collections::BTreeMap<String, ModelPrice>>,
     max_tokens: u64,
 }
@@ -92,6 +94,8 @@ pub struct Resolved {
     pub lookup: Lookup,
     /// Set when the route is priced per model by usage.
     pub usage: Option<UsageRoute>,
+    /// What each further minute of a websocket on this route costs, if it is charged so.
+    pub per_minute: Option<Price>,
 }
 
 impl Resolved {
@@ -114,6 +118,9 @@ impl Routes {
         let err = |msg: String| Err(ProxyConfigError(msg));
         if config.timeout_secs == 0 {
             return err("proxy.timeout_secs: must be at least 1".into());
+        }
+        if config.minute_secs == 0 {
+            return err("proxy.minute_secs: must be at least 1".into());
         }
         if config.connect_timeout_secs == 0 {
             return err("proxy.connect_timeout_secs: must be at least 1".into());
@@ -174,10 +181,15 @@ impl Routes {
             }),
             Lookup::Free | Lookup::Unlisted => None,
         };
+        let per_minute = match upstream.minute_table.lookup(method, path) {
+            Lookup::Paid(price) => Some(price),
+            Lookup::Free | Lookup::Unlisted => None,
+        };
         Some(Resolved {
             upstream: Arc::clone(upstream),
             lookup: upstream.table.lookup(method, path),
             usage,
+            per_minute,
         })
     }
 }
@@ -215,6 +227,7 @@ fn compile_upstream(
     }
     let table = config.price_table(key, units)?;
     let usage_table = config.usage_table(key, units)?;
+    let minute_table = config.minute_table(key, units)?;
     if config.max_tokens == 0 {
         return err("max_tokens: must be at least 1".into());
     }
@@ -238,6 +251,7 @@ fn compile_upstream(
         unlisted: config.unlisted,
         table,
         usage_table,
+        minute_table,
         models: Arc::new(config.models.clone()),
         max_tokens: config.max_tokens,
     })

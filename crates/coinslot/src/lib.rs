@@ -36,7 +36,7 @@ pub mod embedded;
 
 pub use coinslot_http::{router as mint_api, HttpOptions};
 pub use coinslot_layer::{
-    cashu, discovery, nut24, pass, pricing, session, Charge, ConfigError, Meter, Paid,
+    cashu, discovery, nut24, pass, pricing, session, Balance, Charge, ConfigError, Meter, Paid,
     PassEndpoint, PassEvent, PassEventKind, PassHook, PassScope, Passes, Paywall, PaywallLayer,
     Price, PriceMode, PriceTable, Pricing, RequestBody, RequestEncoding, ResponseBody,
     ResponseFuture, Retry, ValidPass,

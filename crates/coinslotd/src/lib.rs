@@ -261,7 +261,8 @@ pub fn apps(
             usize::try_from(config.paywall.max_stored_answer_bytes).unwrap_or(usize::MAX),
         )
         .run_lease(Duration::from_secs(config.paywall.run_lease_secs))
-        .key_path(config.paywall.key_path());
+        .key_path(config.paywall.key_path())
+        .payment_authorization(config.paywall.payment_authorization);
     if config.topup.enabled {
         paywall = paywall.topup_page(&format!("{public_url}{}", config.topup.path));
     }

@@ -30,8 +30,9 @@ use crate::settle::{self, Inner, Retried};
 use crate::wire::errors::{attach_token, Reply};
 use crate::wire::nut24::IDEMPOTENCY_KEY;
 use crate::wire::payment::{
-    attach_receipt, content_digest, decode_b64url, parse_rfc3339, read_body, verify_id,
-    ChargeRequest, Credential, Problem, ProblemKind, ReadBody, Route, INTENT, METHOD,
+    attach_receipt, cashu_payload, content_digest, decode_b64url, parse_rfc3339, read_body,
+    verify_id, ChargeRequest, MethodDetails, PaymentCredential as Credential, Problem, ProblemKind,
+    ReadBody, Route, INTENT, METHOD, PAYMENT_AUTHORIZATION,
 };
 use crate::{PassScope, Price, Retry};
 
@@ -201,7 +202,7 @@ where
     // once, on every instance of a shared store.
     let key = challenge_key(&verified.challenge_id);
     let (mut parts, body) = request.into_parts();
-    parts.headers.remove(AUTHORIZATION);
+    strip_credential(&mut parts.headers);
     let idempotent = parts.headers.contains_key(IDEMPOTENCY_KEY);
     let taken = settle::take_price(&ctx, &parts, verified.proofs.clone(), &price, key).await;
     let request = Request::from_parts(parts, body);
@@ -212,7 +213,7 @@ where
                 .settings
                 .key_path
                 .as_ref()
-                .map(|_| crate::accounts::key_account(credential.payload.cashu_token.trim()));
+                .map(|_| crate::accounts::key_account(&verified.token));
             let ticket = run.ticket(receipt_headers(&verified), seen, length, key_account);
             settle::run(ctx, inner, request, ticket).await
         }
@@ -240,6 +241,27 @@ where
             let problem = mint_problem(&err);
             challenge::refuse(&ctx, &price, request.headers(), &route, &problem)
         }
+    }
+}
+
+/// Takes the `Payment` credential off a request before the handler sees it (the
+/// application's own `Authorization`, of another scheme, stays).
+fn strip_credential(headers: &mut HeaderMap) {
+    headers.remove(PAYMENT_AUTHORIZATION);
+    let kept: Vec<_> = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter(|v| {
+            v.to_str().map_or(true, |text| {
+                let scheme = text.trim().split(' ').next().unwrap_or("");
+                !scheme.eq_ignore_ascii_case("payment")
+            })
+        })
+        .cloned()
+        .collect();
+    headers.remove(AUTHORIZATION);
+    for value in kept {
+        headers.append(AUTHORIZATION, value);
     }
 }
 
@@ -278,7 +300,7 @@ where
         Err(refused) => return refused,
     };
     let (mut parts, body) = request.into_parts();
-    parts.headers.remove(AUTHORIZATION);
+    strip_credential(&mut parts.headers);
     let idempotent = parts.headers.contains_key(IDEMPOTENCY_KEY);
     let run = running(
         request_head(&parts),
@@ -288,9 +310,11 @@ where
         ctx.shared.instance,
     );
     let request = Request::from_parts(parts, body);
-    let token = credential.payload.cashu_token.trim();
     let passes = Passes { ctx: ctx.clone() };
-    match passes.sell(token, &scope, None, None, Some(run)).await {
+    match passes
+        .sell(&verified.token, &scope, None, None, Some(run))
+        .await
+    {
         Ok(Sale::Bought(bought, _)) if bought.repeat && !idempotent => {
             let problem = Problem::new(ProblemKind::VerificationFailed, PAYS_ONCE);
             challenge::refuse(&ctx, &price, request.headers(), &route, &problem)
@@ -335,6 +359,8 @@ struct Verified {
     pub external_id: Option<String>,
     /// SHA-256 of the token string as presented, lowercase hex.
     pub reference: String,
+    /// The token as presented (trimmed).
+    pub token: String,
 }
 
 /// Checks a credential for a request on `route` (its digest `None`: no body, or not read)
@@ -347,9 +373,8 @@ fn verify(
 ) -> Result<Verified, Problem> {
     use ProblemKind::*;
     let settings = &ctx.settings;
-    let raw = credential.payload.cashu_token.trim();
     let echoed = &credential.challenge;
-    if echoed.method != METHOD {
+    if echoed.method.as_str() != METHOD {
         return Err(Problem::new(
             MethodUnsupported,
             format!(
@@ -358,6 +383,8 @@ fn verify(
             ),
         ));
     }
+    let payload = cashu_payload(credential)?;
+    let raw = payload.cashu_token.trim();
     // 2. A cashuB token with proofs.
     if !raw.starts_with("cashuB") {
         return Err(Problem::new(
@@ -378,26 +405,27 @@ fn verify(
         )
     })?;
     // 4–5. The challenge is ours, untouched, for this route and price.
-    if !verify_id(&ctx.shared.payment_key, echoed) {
+    if !verify_id(&ctx.shared.payment_secret, echoed) {
         return Err(Problem::new(
             InvalidChallenge,
             "the challenge was not issued by this server, or a field of it was changed",
         ));
     }
-    if echoed.intent != INTENT {
+    if echoed.intent.as_str() != INTENT {
         return Err(Problem::new(
             InvalidChallenge,
             "the intent must be `charge`",
         ));
     }
-    let request: ChargeRequest = decode_b64url(&echoed.request)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Problem::new(InvalidChallenge, "the challenge's request does not decode"))?;
+    let request: ChargeRequest = echoed
+        .request
+        .decode()
+        .map_err(|_| Problem::new(InvalidChallenge, "the challenge's request does not decode"))?;
+    let mints = MethodDetails::of(&request).map_err(|e| Problem::new(InvalidChallenge, e))?;
     let issued_for = echoed
         .opaque
-        .as_deref()
-        .and_then(|o| decode_b64url(o).ok())
+        .as_ref()
+        .and_then(|o| decode_b64url(o.raw()).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|v| v["route"].as_str().map(str::to_string));
     let here = route.name();
@@ -451,11 +479,7 @@ fn verify(
     let mint = token
         .mint_url()
         .map_err(|e| Problem::new(MalformedCredential, format!("the token's mint: {e}")))?;
-    let listed = request
-        .method_details
-        .mints
-        .iter()
-        .any(|m| *m == mint.to_string());
+    let listed = mints.mints.iter().any(|m| *m == mint.to_string());
     if !listed || !settings.accepted_mints.contains(&mint) {
         return Err(Problem::new(
             VerificationFailed,
@@ -523,5 +547,6 @@ fn verify(
         challenge_id: echoed.id.clone(),
         external_id: request.external_id,
         reference: hex::encode(Sha256::digest(raw.as_bytes())),
+        token: raw.to_string(),
     })
 }

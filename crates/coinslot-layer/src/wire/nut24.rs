@@ -39,7 +39,7 @@ pub const EXPOSED_HEADERS: &str = "x-cashu, x-cashu-session, x-cashu-balance, x-
 /// layer's `Access-Control-Allow-Headers` (a `*` there does not cover `Authorization`,
 /// under the Fetch rules), e.g. tower-http's
 /// `CorsLayer::new().allow_headers(nut24::REQUEST_HEADERS)` (as `examples/paid-search` does).
-pub const REQUEST_HEADERS: [HeaderName; 9] = [
+pub const REQUEST_HEADERS: [HeaderName; 10] = [
     AUTHORIZATION,
     http::header::CONTENT_TYPE,
     X_CASHU,
@@ -49,6 +49,7 @@ pub const REQUEST_HEADERS: [HeaderName; 9] = [
     IDEMPOTENCY_KEY,
     HeaderName::from_static("content-digest"),
     HeaderName::from_static("payment-authorization"),
+    HeaderName::from_static("accept-payment"),
 ];
 
 /// How a `402` encodes its payment request.

@@ -7,16 +7,26 @@
 //!   of the JCS JSON `{"amount": "<n>", "currency": "<unit>", "methodDetails": {"mints":
 //!   […], "request": "creqA…"}}`; `opaque` binds the challenge to its route
 //!   (`{"route": "GET /search"}`), so a credential for one route does not pay another;
-//!   `id` is the draft's stateless HMAC-SHA256 over
-//!   `realm|method|intent|request|expires|digest|opaque`, keyed by a secret derived from
-//!   the mint's seed (in the data directory).
+//!   `opaque` also carries a nonce, so every challenge is unique and pays once; `id` is the
+//!   draft's stateless HMAC-SHA256 over `realm|method|intent|request|expires|digest|opaque`,
+//!   keyed by a secret derived from the mint's seed (in the data directory).
+//! - With [`PaywallLayer::payment_authorization`](crate::PaywallLayer::payment_authorization)
+//!   the challenge says `header="Payment-Authorization"` (bound into the id before
+//!   `opaque`): clients put the credential there and `Authorization` stays the
+//!   application's. A credential is taken from either header.
 //! - A client answers with `Authorization: Payment <base64url JSON>`: the challenge echoed
 //!   and `payload.cashu_token` (a `cashuB` token worth exactly the amount plus the mint's
 //!   input fee: this binding makes no change). It is checked in the draft's order, then
 //!   spent in the same durable write as an `X-Cashu` payment.
-//! - Refusals are RFC 9457 `application/problem+json` bodies of the draft's problem types
-//!   with a fresh challenge; a success carries `Payment-Receipt` (base64url JSON: method,
-//!   challengeId, reference = SHA-256 of the token as presented, status, timestamp).
+//! - Refusals are RFC 9457 `application/problem+json` bodies of the scheme's core problem
+//!   types (`https://paymentauth.org/problems/invalid-challenge`, `payment-expired`,
+//!   `verification-failed`, …, as mppx and mpp-rs raise them) with a fresh challenge and its
+//!   `challengeId`; a success carries `Payment-Receipt` (base64url JSON: method,
+//!   challengeId, reference = SHA-256 of the token as presented, status, timestamp) and
+//!   `Cache-Control: private`.
+//! - `Accept-Payment` is read as mppx reads it: it orders the offers a client can pay and
+//!   never empties them; with one method (`cashu/charge`) every client gets the same
+//!   challenge, whatever the header says (so `Vary` is not needed).
 //!
 //! - A request with a body gets a challenge with `digest` (RFC 9530 `sha-256=:…:` of the
 //!   body, for bodies up to [`PaywallLayer::payment_body_limit`](crate::PaywallLayer::payment_body_limit)),
@@ -31,41 +41,51 @@
 //! second run. A handler failure refunds the payment as a `cashuB` token in `X-Cashu`, as
 //! for NUT-24. Input proofs that carry a DLEQ proof must verify.
 //!
-//! This module is the scheme's wire format (challenges, credentials, problems, receipts,
-//! digests); the checks of a credential against a request live in the credential mode.
+//! This module is the scheme's wire format. The envelope (challenges, credentials,
+//! receipts, the id's HMAC, header syntax) is the `mpp` crate's, so our challenges are
+//! byte-compatible with every mpp SDK; the `cashu` method's types come from
+//! `coinslot-mpp`. Ours are the problem kinds (mpp has no type for a mint that is down
+//! and a retry may cure), the route binding in `opaque`, and the body digest, which is
+//! hashed as the body streams in rather than from a buffer. The checks of a credential
+//! against a request live in the credential mode.
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
-use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CACHE_CONTROL};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use coinslot_mpp::method::{CashuPayload, MethodDetails};
+pub use mpp::{ChallengeEcho, ChargeRequest, PaymentChallenge, PaymentCredential};
 
 /// `Payment-Receipt`: what a successful payment bought, on the `200`.
 pub const PAYMENT_RECEIPT: HeaderName = HeaderName::from_static("payment-receipt");
+/// `Payment-Authorization`: where a credential goes when a challenge asks for it
+/// (`header="Payment-Authorization"`), leaving `Authorization` to the application.
+pub const PAYMENT_AUTHORIZATION: HeaderName = HeaderName::from_static("payment-authorization");
+/// `Accept-Payment`: the methods and intents a client can pay (`cashu/charge;q=1, */*`).
+pub const ACCEPT_PAYMENT: HeaderName = HeaderName::from_static("accept-payment");
 /// The payment method.
-pub const METHOD: &str = "cashu";
+pub const METHOD: &str = coinslot_mpp::METHOD;
 /// The payment intent.
-pub const INTENT: &str = "charge";
+pub const INTENT: &str = coinslot_mpp::INTENT;
 /// Where the problem types live.
 pub const PROBLEM_BASE: &str = "https://paymentauth.org/problems/";
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The draft's refusals.
+/// The draft's refusals, by the core problem types every client of the scheme knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
     /// The credential cannot be decoded, or its token is not a `cashuB` token.
     MalformedCredential,
-    /// Not a challenge of this server for this request (tampered, another route or price).
+    /// Not a challenge of this server for this request (tampered, another route or price,
+    /// paid already).
     InvalidChallenge,
     /// The challenge ran out.
     PaymentExpired,
@@ -75,7 +95,7 @@ pub enum ProblemKind {
     VerificationFailed,
     /// A method other than `cashu`.
     MethodUnsupported,
-    /// The payment could not be recorded (nothing was spent); try again.
+    /// The payment could not be recorded (nothing was spent); send the same credential again.
     MintUnavailable,
 }
 
@@ -84,27 +104,27 @@ impl ProblemKind {
     pub(crate) fn describe(self) -> (&'static str, &'static str, StatusCode) {
         match self {
             ProblemKind::MalformedCredential => (
-                "cashu/malformed-credential",
+                "malformed-credential",
                 "Malformed Credential",
                 StatusCode::PAYMENT_REQUIRED,
             ),
             ProblemKind::InvalidChallenge => (
-                "cashu/invalid-challenge",
+                "invalid-challenge",
                 "Invalid Challenge",
                 StatusCode::PAYMENT_REQUIRED,
             ),
             ProblemKind::PaymentExpired => (
-                "cashu/payment-expired",
+                "payment-expired",
                 "Payment Expired",
                 StatusCode::PAYMENT_REQUIRED,
             ),
             ProblemKind::PaymentInsufficient => (
-                "cashu/payment-insufficient",
+                "payment-insufficient",
                 "Payment Insufficient",
                 StatusCode::PAYMENT_REQUIRED,
             ),
             ProblemKind::VerificationFailed => (
-                "cashu/verification-failed",
+                "verification-failed",
                 "Verification Failed",
                 StatusCode::PAYMENT_REQUIRED,
             ),
@@ -113,8 +133,10 @@ impl ProblemKind {
                 "Method Unsupported",
                 StatusCode::BAD_REQUEST,
             ),
+            // The scheme's type for a failure the same credential may retry; 503 (with
+            // Retry-After) says so more exactly than its usual 500.
             ProblemKind::MintUnavailable => (
-                "cashu/mint-unavailable",
+                "internal-payment-error",
                 "Mint Unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
@@ -145,85 +167,8 @@ impl Problem {
     }
 }
 
-/// The challenge a client echoes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EchoedChallenge {
-    /// The HMAC binding.
-    pub id: String,
-    /// Protection space.
-    pub realm: String,
-    /// `cashu`.
-    pub method: String,
-    /// `charge`.
-    pub intent: String,
-    /// base64url JCS JSON of the request.
-    pub request: String,
-    /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
-    /// RFC 9530 body digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    /// base64url JCS JSON of server data (here the route).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opaque: Option<String>,
-    /// Display text (not bound).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-/// A `Payment` credential (`Authorization: Payment <base64url JSON>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Credential {
-    /// The challenge answered.
-    pub challenge: EchoedChallenge,
-    /// Who pays (optional, not used).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// The method's proof of payment.
-    pub payload: CashuPayload,
-}
-
-/// The `cashu` method's payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CashuPayload {
-    /// A `cashuB` token.
-    pub cashu_token: String,
-}
-
-/// The decoded `request` of a `cashu` charge challenge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChargeRequest {
-    /// The amount, a decimal string.
-    pub amount: String,
-    /// The Cashu unit.
-    pub currency: String,
-    /// An optional memo.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// A merchant reference echoed in the receipt.
-    #[serde(
-        rename = "externalId",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub external_id: Option<String>,
-    /// The method's details.
-    #[serde(rename = "methodDetails")]
-    pub method_details: MethodDetails,
-}
-
-/// `methodDetails` of a `cashu` charge request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MethodDetails {
-    /// The NUT-18 payment request (`creqA…`).
-    pub request: String,
-    /// Mints whose ecash is accepted.
-    pub mints: Vec<String>,
-}
-
 /// base64url without padding of the JCS serialization of `value`.
-pub fn encode_jcs<T: Serialize>(value: &T) -> Result<String, String> {
+pub fn encode_jcs<T: serde::Serialize>(value: &T) -> Result<String, String> {
     serde_json_canonicalizer::to_vec(value)
         .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
         .map_err(|e| e.to_string())
@@ -236,33 +181,27 @@ pub fn decode_b64url(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("not base64url: {e}"))
 }
 
-/// The draft's stateless challenge id: base64url(HMAC-SHA256(key,
-/// `realm|method|intent|request|expires|digest|opaque`)), absent fields empty.
-pub fn challenge_id(key: &[u8], challenge: &EchoedChallenge) -> String {
-    URL_SAFE_NO_PAD.encode(binding(key, challenge).finalize().into_bytes())
-}
-
-fn binding(key: &[u8], c: &EchoedChallenge) -> HmacSha256 {
-    let input = [
-        c.realm.as_str(),
-        &c.method,
-        &c.intent,
-        &c.request,
-        c.expires.as_deref().unwrap_or(""),
-        c.digest.as_deref().unwrap_or(""),
-        c.opaque.as_deref().unwrap_or(""),
-    ]
-    .join("|");
-    // HMAC takes keys of any length.
-    #[allow(clippy::expect_used)]
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(input.as_bytes());
-    mac
+/// The draft's stateless challenge id: base64url(HMAC-SHA256(secret,
+/// `realm|method|intent|request|expires|digest|[header|]opaque`)), absent fields empty,
+/// `header` only when it names `Payment-Authorization` (as mpp computes it).
+pub fn challenge_id(secret: &str, challenge: &ChallengeEcho) -> String {
+    mpp::compute_challenge_id_with_header(
+        secret,
+        &challenge.realm,
+        challenge.method.as_str(),
+        challenge.intent.as_str(),
+        challenge.request.raw(),
+        challenge.expires.as_deref(),
+        challenge.digest.as_deref(),
+        challenge.opaque.as_ref().map(|o| o.raw()),
+        challenge.header.as_deref(),
+    )
 }
 
 /// Whether `challenge.id` is this server's binding of the other fields (constant time).
-pub fn verify_id(key: &[u8], challenge: &EchoedChallenge) -> bool {
-    decode_b64url(&challenge.id).is_ok_and(|id| binding(key, challenge).verify_slice(&id).is_ok())
+pub fn verify_id(secret: &str, challenge: &ChallengeEcho) -> bool {
+    let expected = challenge_id(secret, challenge);
+    expected.as_bytes().ct_eq(challenge.id.as_bytes()).into()
 }
 
 /// RFC 3339 UTC, whole seconds.
@@ -305,58 +244,70 @@ impl Route {
     }
 }
 
-/// The `WWW-Authenticate` value of a challenge.
-pub fn header_value(challenge: &EchoedChallenge) -> String {
-    let mut out = format!(
-        "Payment id=\"{}\", realm=\"{}\", method=\"{}\", intent=\"{}\", request=\"{}\"",
-        challenge.id,
-        quote(&challenge.realm),
-        challenge.method,
-        challenge.intent,
-        challenge.request
-    );
-    for (name, value) in [
-        ("expires", &challenge.expires),
-        ("digest", &challenge.digest),
-        ("opaque", &challenge.opaque),
-        ("description", &challenge.description),
-    ] {
-        if let Some(value) = value {
-            out.push_str(&format!(", {name}=\"{}\"", quote(value)));
-        }
-    }
-    out
+/// The `WWW-Authenticate` value of a challenge (`None` if a field cannot be sent).
+pub fn header_value(challenge: &PaymentChallenge) -> Option<String> {
+    mpp::format_www_authenticate(challenge)
+        .inspect_err(|e| tracing::error!(error = %e, "a Payment challenge could not be written"))
+        .ok()
 }
 
-fn quote(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-/// The `Payment` credential a request carries, if any (`Err` if it cannot be read).
-pub(crate) fn find(headers: &HeaderMap) -> Option<Result<Credential, Problem>> {
-    let mut found = headers.get_all(AUTHORIZATION).iter().filter_map(|value| {
+/// The `Payment` credentials of a request: `Payment-Authorization` first, then
+/// `Authorization` (other schemes there are the application's and left alone).
+fn credentials(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let values = headers
+        .get_all(PAYMENT_AUTHORIZATION)
+        .iter()
+        .chain(headers.get_all(AUTHORIZATION).iter());
+    values.filter_map(|value| {
         let text = value.to_str().ok()?.trim();
-        let (scheme, rest) = text.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("payment").then(|| rest.trim())
-    });
+        let scheme = text.split_once(' ').map_or(text, |(scheme, _)| scheme);
+        scheme.eq_ignore_ascii_case("payment").then_some(text)
+    })
+}
+
+/// The `Payment` credential a request carries, if any (`Err` if it cannot be read), in
+/// `Authorization` or `Payment-Authorization`: a server accepts both, whichever header its
+/// challenge named (the id binds the choice; the header only carries it).
+pub(crate) fn find(headers: &HeaderMap) -> Option<Result<PaymentCredential, Problem>> {
+    let mut found = credentials(headers);
     let first = found.next()?;
     if found.next().is_some() {
         return Some(Err(Problem::new(
             ProblemKind::MalformedCredential,
-            "more than one Authorization: Payment credential",
+            "more than one Payment credential (Authorization and Payment-Authorization together, or repeated)",
         )));
     }
     Some(decode_credential(first))
 }
 
-/// Decodes `Authorization: Payment <this>`.
-pub fn decode_credential(text: &str) -> Result<Credential, Problem> {
-    let malformed = |why: String| Problem::new(ProblemKind::MalformedCredential, why);
-    let bytes = decode_b64url(text).map_err(|e| malformed(format!("credential: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        malformed(format!(
-            "credential: {e}; expected {{\"challenge\": {{…}}, \"payload\": {{\"cashu_token\": \"cashuB…\"}}}}"
-        ))
+/// Decodes a credential: `Payment <base64url JSON>` (the scheme name may be left out).
+pub fn decode_credential(text: &str) -> Result<PaymentCredential, Problem> {
+    let text = text.trim();
+    let has_scheme = text
+        .split_once(' ')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("payment"));
+    let full = if has_scheme {
+        text.to_string()
+    } else {
+        format!("Payment {text}")
+    };
+    mpp::parse_authorization(&full).map_err(|e| {
+        Problem::new(
+            ProblemKind::MalformedCredential,
+            format!(
+                "credential: {e}; expected base64url JSON {{\"challenge\": {{…}}, \"payload\": {{\"cashu_token\": \"cashuB…\"}}}}"
+            ),
+        )
+    })
+}
+
+/// The `cashu` payload of a credential.
+pub(crate) fn cashu_payload(credential: &PaymentCredential) -> Result<CashuPayload, Problem> {
+    credential.payload_as().map_err(|_| {
+        Problem::new(
+            ProblemKind::MalformedCredential,
+            "the credential's payload must be {\"cashu_token\": \"cashuB…\"}",
+        )
     })
 }
 
@@ -435,36 +386,38 @@ where
     ReadBody::Read(read.freeze())
 }
 
-/// The receipt's fields.
-fn receipt_json(challenge_id: &str, reference: &str, external_id: Option<&str>, at: u64) -> Value {
-    let mut receipt = json!({
-        "method": METHOD,
-        "challengeId": challenge_id,
-        "reference": reference,
-        "status": "success",
-        "timestamp": rfc3339(at),
-    });
-    if let Some(external) = external_id {
-        receipt["externalId"] = json!(external);
-    }
+/// The receipt of a payment: the method, `reference` (SHA-256 of the token as presented),
+/// the challenge answered, the merchant's `externalId`.
+fn receipt(
+    challenge_id: &str,
+    reference: &str,
+    external_id: Option<&str>,
+    at: u64,
+) -> mpp::Receipt {
+    let mut receipt = mpp::Receipt::success(METHOD, reference);
+    receipt.timestamp = rfc3339(at);
+    receipt.external_id = external_id.map(str::to_string);
+    receipt
+        .extensions
+        .insert("challengeId".into(), challenge_id.into());
     receipt
 }
 
-/// Adds `Payment-Receipt` (and `Cache-Control: private`) to a successful response: the
-/// challenge answered, and `reference` (SHA-256 of the token as presented).
+/// Adds `Payment-Receipt` (and `Cache-Control: private`, so no shared cache hands a paid
+/// answer to someone else) to a successful response.
 pub(crate) fn attach_receipt<B>(
     response: &mut Response<B>,
     challenge_id: &str,
     reference: &str,
     external_id: Option<&str>,
 ) {
-    let receipt = receipt_json(
+    let receipt = receipt(
         challenge_id,
         reference,
         external_id,
         coinslot_mint::unix_now(),
     );
-    let Ok(encoded) = encode_jcs(&receipt) else {
+    let Ok(encoded) = mpp::format_receipt(&receipt) else {
         return;
     };
     if let Ok(value) = HeaderValue::from_str(&encoded) {
@@ -478,6 +431,8 @@ pub(crate) fn attach_receipt<B>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use mpp::protocol::core::Base64UrlJson;
+    use serde_json::json;
 
     /// The cashu draft's example request (appendix "Examples"), decoded and re-encoded.
     const DRAFT_REQUEST: &str = "eyJhbW91bnQiOiIxMDAiLCJjdXJyZW5jeSI6InNhdCIsImRlc2NyaXB0aW9uIjoiV2VhdGhlciByZXBvcnQgZm9yIDk0MTA3IiwibWV0aG9kRGV0YWlscyI6eyJtaW50cyI6WyJodHRwczovL21pbnQuZXhhbXBsZS5jb20iXSwicmVxdWVzdCI6ImNyZXFBLi4uIn19";
@@ -492,11 +447,9 @@ mod tests {
             decoded.description.as_deref(),
             Some("Weather report for 94107")
         );
-        assert_eq!(
-            decoded.method_details.mints,
-            vec!["https://mint.example.com"]
-        );
-        assert_eq!(decoded.method_details.request, "creqA...");
+        let details = MethodDetails::of(&decoded).unwrap();
+        assert_eq!(details.mints, vec!["https://mint.example.com"]);
+        assert_eq!(details.request.as_deref(), Some("creqA..."));
         assert_eq!(encode_jcs(&decoded).unwrap(), DRAFT_REQUEST);
     }
 
@@ -505,24 +458,25 @@ mod tests {
         expires: Option<&str>,
         digest: Option<&str>,
         opaque: Option<&str>,
-    ) -> EchoedChallenge {
-        EchoedChallenge {
-            id: String::new(),
+    ) -> ChallengeEcho {
+        ChallengeEcho {
+            id: "an-id".into(),
             realm: "api.example.com".into(),
             method: "tempo".into(),
             intent: "charge".into(),
-            request: request.into(),
+            request: Base64UrlJson::from_raw(request),
             expires: expires.map(str::to_string),
-            digest: digest.map(str::to_string),
-            opaque: opaque.map(str::to_string),
             description: None,
+            digest: digest.map(str::to_string),
+            opaque: opaque.map(Base64UrlJson::from_raw),
+            header: None,
         }
     }
 
     /// Vectors of the cross-SDK conformance suite (tempoxyz/mpp-tools, challenge-id.json).
     #[test]
     fn challenge_ids_match_the_conformance_vectors() {
-        let key = b"test-vector-secret-minimum-32-byte-secret";
+        let key = "test-vector-secret-minimum-32-byte-secret";
         let request = encode_jcs(&json!({ "amount": "1000000" })).unwrap();
         let cases = [
             (
@@ -557,7 +511,7 @@ mod tests {
     fn a_cashu_challenge_id_matches_an_independent_computation() {
         let mut challenge = vector(DRAFT_REQUEST, Some("2026-03-15T12:05:00Z"), None, None);
         challenge.method = "cashu".into();
-        let key = b"test-secret";
+        let key = "test-secret";
         assert_eq!(
             challenge_id(key, &challenge),
             "3WWvrlEZmRvtAwVhGID5cSVHFRtuggm0gpi1csXG8n0"
@@ -568,24 +522,85 @@ mod tests {
         assert!(!verify_id(key, &challenge));
     }
 
+    /// `header` is bound into the id (before `opaque`): dropping it from the echo, or
+    /// naming it on a challenge issued without it, breaks the id.
+    #[test]
+    fn the_credential_header_is_bound_into_the_id() {
+        let key = "test-secret-of-at-least-32-bytes!!";
+        let mut challenge = vector(
+            DRAFT_REQUEST,
+            Some("2026-03-15T12:05:00Z"),
+            None,
+            Some("e30"),
+        );
+        let plain = challenge_id(key, &challenge);
+        challenge.header = Some("Payment-Authorization".into());
+        challenge.id = challenge_id(key, &challenge);
+        assert_ne!(challenge.id, plain);
+        assert!(verify_id(key, &challenge));
+        challenge.header = None;
+        assert!(!verify_id(key, &challenge));
+        // `Authorization` is the default and binds like no header at all.
+        challenge.header = Some("Authorization".into());
+        assert_eq!(challenge_id(key, &challenge), plain);
+    }
+
     #[test]
     fn credentials_decode_with_or_without_padding_and_bad_ones_are_named() {
-        let credential = Credential {
-            challenge: vector(DRAFT_REQUEST, None, None, None),
-            source: None,
-            payload: CashuPayload {
+        let credential = PaymentCredential::new(
+            vector(DRAFT_REQUEST, None, None, None),
+            CashuPayload {
                 cashu_token: "cashuBxyz".into(),
             },
-        };
-        let text = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&credential).unwrap());
-        assert_eq!(decode_credential(&text).unwrap(), credential);
-        let padded = base64::engine::general_purpose::URL_SAFE
-            .encode(serde_json::to_vec(&credential).unwrap());
-        assert_eq!(decode_credential(&padded).unwrap(), credential);
+        );
+        let json = serde_json::to_vec(&credential).unwrap();
+        let text = URL_SAFE_NO_PAD.encode(&json);
+        let decoded = decode_credential(&text).unwrap();
+        assert_eq!(decoded.challenge.request.raw(), DRAFT_REQUEST);
+        assert_eq!(cashu_payload(&decoded).unwrap().cashu_token, "cashuBxyz");
+        let with_scheme = decode_credential(&format!("Payment {text}")).unwrap();
+        assert_eq!(
+            cashu_payload(&with_scheme).unwrap().cashu_token,
+            "cashuBxyz"
+        );
         let err = decode_credential("not base64!").unwrap_err();
         assert_eq!(err.kind, ProblemKind::MalformedCredential);
         let err = decode_credential(&URL_SAFE_NO_PAD.encode(b"{\"challenge\": 1}")).unwrap_err();
         assert!(err.detail.contains("expected"), "{}", err.detail);
+        let other = PaymentCredential::new(
+            vector(DRAFT_REQUEST, None, None, None),
+            json!({"hash": "0x1"}),
+        );
+        let other = decode_credential(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap()))
+            .unwrap();
+        assert_eq!(
+            cashu_payload(&other).unwrap_err().kind,
+            ProblemKind::MalformedCredential
+        );
+    }
+
+    #[test]
+    fn credentials_are_found_in_either_header_but_only_once() {
+        let credential = PaymentCredential::new(
+            vector(DRAFT_REQUEST, None, None, None),
+            CashuPayload {
+                cashu_token: "cashuBxyz".into(),
+            },
+        );
+        let value = mpp::format_authorization(&credential).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer app-token"));
+        assert!(find(&headers).is_none());
+        headers.insert(
+            PAYMENT_AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
+        assert!(find(&headers).unwrap().is_ok());
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+        let twice = find(&headers).unwrap().unwrap_err();
+        assert_eq!(twice.kind, ProblemKind::MalformedCredential);
+        headers.remove(PAYMENT_AUTHORIZATION);
+        assert!(find(&headers).unwrap().is_ok());
     }
 
     /// RFC 9530's example: `{"hello": "world"}` (with the space).
@@ -601,41 +616,54 @@ mod tests {
         assert_eq!(parse_content_digest(header), Some(sha));
         assert_eq!(parse_content_digest("sha-256=:not base64:"), None);
         assert_eq!(parse_content_digest("md5=:abc:"), None);
+        // mpp checks our digests as its own.
+        assert!(mpp::body_digest::verify(&content_digest(body), body));
     }
 
-    /// The cashu draft's example credential (appendix "Retry with Credential"), decoded and
-    /// re-encoded byte for byte.
+    /// The cashu draft's example credential (appendix "Retry with Credential"): its shape is
+    /// ours; its `request` is a placeholder (`eyJ...`), which mpp's reader refuses.
     #[test]
-    fn the_draft_credential_example_round_trips() {
+    fn the_draft_credential_example_has_our_shape() {
         let text = "eyJjaGFsbGVuZ2UiOnsiaWQiOiJrTTl4UHFXdlQybkpySHNZNGFEZkViIiwicmVhbG0iOiJhcGkuZXhhbXBsZS5jb20iLCJtZXRob2QiOiJjYXNodSIsImludGVudCI6ImNoYXJnZSIsInJlcXVlc3QiOiJleUouLi4iLCJleHBpcmVzIjoiMjAyNi0wMy0xNVQxMjowNTowMFoifSwic291cmNlIjoiZGlkOmtleTp6Nk1raGFYZ0JaRHZvdERrTDUyNTdmYWl6dGlHaUMyUXRLTEdwYm5uRUd0YTJkb0siLCJwYXlsb2FkIjp7ImNhc2h1X3Rva2VuIjoiY2FzaHVCcEdGMGdhSmhhVWdBLi4uIn19";
-        let credential = decode_credential(text).unwrap();
+        let err = decode_credential(text).unwrap_err();
+        assert_eq!(err.kind, ProblemKind::MalformedCredential);
+        let credential: PaymentCredential =
+            serde_json::from_slice(&decode_b64url(text).unwrap()).unwrap();
         assert_eq!(credential.challenge.id, "kM9xPqWvT2nJrHsY4aDfEb");
-        assert_eq!(credential.challenge.method, "cashu");
+        assert_eq!(credential.challenge.method.as_str(), "cashu");
         assert_eq!(
             credential.challenge.expires.as_deref(),
             Some("2026-03-15T12:05:00Z")
         );
-        assert_eq!(credential.payload.cashu_token, "cashuBpGF0gaJhaUgA...");
+        assert_eq!(
+            cashu_payload(&credential).unwrap().cashu_token,
+            "cashuBpGF0gaJhaUgA..."
+        );
         assert!(credential
             .source
             .as_deref()
             .unwrap()
             .starts_with("did:key:"));
-        let again = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&credential).unwrap());
-        assert_eq!(again, text);
     }
 
-    /// The draft's example receipt: our receipt of the same fields is the same bytes (JCS).
+    /// The draft's example receipt: ours of the same fields decodes to the same fields
+    /// (mpp writes them in its own order, as mppx does).
     #[test]
-    fn receipts_encode_like_the_draft_example() {
+    fn receipts_carry_the_draft_example_fields() {
         let expected = "eyJjaGFsbGVuZ2VJZCI6ImtNOXhQcVd2VDJuSnJIc1k0YURmRWIiLCJleHRlcm5hbElkIjoib3JkZXJfMTIzNDUiLCJtZXRob2QiOiJjYXNodSIsInJlZmVyZW5jZSI6IjliNzFkMjI0YmQ2MmYzNzg1ZDk2ZDQ2YWQzZWEzZDczMzE5YmZiYzI4OTBjYWFkYWUyZGZmNzI1MTk2NzNjYTciLCJzdGF0dXMiOiJzdWNjZXNzIiwidGltZXN0YW1wIjoiMjAyNi0wMy0xMFQyMTowMDowMFoifQ";
-        let receipt = receipt_json(
+        let ours = receipt(
             "kM9xPqWvT2nJrHsY4aDfEb",
             "9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7",
             Some("order_12345"),
             1_773_176_400,
         );
-        assert_eq!(encode_jcs(&receipt).unwrap(), expected);
+        let ours: serde_json::Value =
+            serde_json::from_slice(&decode_b64url(&mpp::format_receipt(&ours).unwrap()).unwrap())
+                .unwrap();
+        let draft: serde_json::Value =
+            serde_json::from_slice(&decode_b64url(expected).unwrap()).unwrap();
+        assert_eq!(ours, draft);
+        assert!(mpp::parse_receipt(expected).unwrap().is_success());
     }
 
     #[test]

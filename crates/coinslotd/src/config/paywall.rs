@@ -31,6 +31,9 @@ pub struct PaywallConfig {
     /// read (`GET`) and paid out (`DELETE`); empty: no key balances, and `Bearer cashu…` is a
     /// one-shot token like `X-Cashu`.
     pub key_path: String,
+    /// `Payment` challenges ask clients to put the credential in `Payment-Authorization`
+    /// (leaving `Authorization` to the upstream's own log-in); either header is accepted.
+    pub payment_authorization: bool,
 }
 
 impl Default for PaywallConfig {
@@ -45,6 +48,7 @@ impl Default for PaywallConfig {
             max_reruns: 2,
             run_lease_secs: 30,
             key_path: "/cashu/balance".into(),
+            payment_authorization: false,
         }
     }
 }
