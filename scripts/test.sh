@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace "$@"
-# Tests that drive other projects' clients (the openai SDKs from PyPI and npm) are ignored by
-# a plain `cargo test`, which says so; with COINSLOT_INTEROP=1 (.ci/run sets it where python3,
-# node and npm exist) they run here.
+# Tests that drive other projects' clients and servers (the openai SDKs from PyPI and npm,
+# the PyPI nostr-relay) are ignored by a plain `cargo test`, which says so; with
+# COINSLOT_INTEROP=1 (.ci/run sets it where python3, node and npm exist) they run here.
 if [ -n "${COINSLOT_INTEROP:-}" ]; then
     cargo test -p paid-llm --test sdk -- --ignored
     cargo test -p coinslot-tests --test interop -- --ignored
+    cargo test -p coinslot-tests --test relay_front -- --ignored
 fi
 # Likewise the browser tests written since (chromium and chromedriver; .ci/run installs them).
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then

@@ -21,6 +21,7 @@ pub mod paymentauth;
 pub mod paywall;
 pub mod proxy;
 pub mod raw;
+pub mod relay_conn;
 pub mod wallet;
 
 /// A running `coinslotd` on `127.0.0.1:0`.

@@ -9,7 +9,9 @@
 //! - [`session`]: one websocket connection (NIP-01 `EVENT`/`REQ`/`CLOSE`, NIP-45 `COUNT`,
 //!   NIP-42 `AUTH`);
 //! - [`PaidRelay`]: the relay as an axum [`Router`] (`GET /`: websocket or NIP-11), to be
-//!   served beside the mint's HTTP API on one port.
+//!   served beside the mint's HTTP API on one port;
+//! - [`front`]: the same rules in front of a relay someone already runs (any NIP-01 relay):
+//!   writes are paid here, then passed on ([`RelayFront`]).
 //!
 //! Tokens are redeemed locally against the embedded [`Mint`] in one durable write, so the
 //! rules are the mint's: a proof is never accepted twice, and a refused token stays
@@ -32,7 +34,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod front;
 pub mod nip11;
+mod nip42;
 pub mod payment;
 pub mod session;
 
@@ -55,6 +59,7 @@ use nostr_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
+pub use front::{FrontError, RelayFront};
 pub use payment::{Cashier, Charged, Prices, Refused, CASHU_TAG};
 
 /// How the relay behaves.

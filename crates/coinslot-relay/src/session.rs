@@ -11,7 +11,6 @@ use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use governor::RateLimiter;
 use nostr_sdk::prelude::*;
-use rand::RngCore;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::payment::{Charged, Refused};
@@ -85,11 +84,9 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(relay: PaidRelay) -> Self {
-        let mut challenge = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut challenge);
         Self {
             relay,
-            challenge: hex::encode(challenge),
+            challenge: crate::nip42::challenge(),
             authed: HashSet::new(),
             subscriptions: HashMap::new(),
         }
@@ -307,31 +304,12 @@ impl Session {
     /// NIP-42: a signed kind 22242 event with this connection's challenge, naming this
     /// relay, made recently.
     fn check_auth(&self, event: &Event) -> Result<(), String> {
-        event
-            .verify()
-            .map_err(|_| "the event id or signature is wrong".to_string())?;
-        if event.kind != Kind::Authentication {
-            return Err("an AUTH event has kind 22242".into());
-        }
-        match event.tags.find_standardized(TagKind::Challenge) {
-            Some(TagStandard::Challenge(challenge)) if *challenge == self.challenge => {}
-            _ => return Err("the challenge tag does not match this connection's".into()),
-        }
-        let relay = match event.tags.find_standardized(TagKind::Relay) {
-            Some(TagStandard::Relay(url)) => url,
-            _ => return Err("the relay tag is missing".into()),
-        };
-        if let Some(host) = self.relay.auth_host() {
-            if relay.host().map(|h| h.to_string()).as_deref() != Some(host) {
-                return Err(format!("the relay tag names another relay than {host}"));
-            }
-        }
-        let now = Timestamp::now().as_secs();
-        let window = self.relay.config().auth_window_secs;
-        if event.created_at.as_secs().abs_diff(now) > window {
-            return Err(format!("created_at is more than {window} s away from now"));
-        }
-        Ok(())
+        crate::nip42::check(
+            event,
+            &self.challenge,
+            self.relay.auth_host(),
+            self.relay.config().auth_window_secs,
+        )
     }
 
     /// `EVENT` messages for the subscriptions `event` matches.

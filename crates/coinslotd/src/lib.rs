@@ -312,6 +312,20 @@ pub fn apps(
     if sells_passes {
         app = app.route_service(&config.passes.path, pass_endpoint);
     }
+    if config.relay.enabled() {
+        let mint_url = public_url
+            .parse()
+            .with_context(|| format!("public_url `{public_url}`"))?;
+        let front = coinslot_relay::RelayFront::new(
+            mint.clone(),
+            mint_url,
+            config.relay.rules()?,
+            &config.relay.upstream,
+        )
+        .map_err(|e| ConfigError(format!("relay.upstream: {e}")))?;
+        tracing::info!(path = %config.relay.path, upstream = %config.relay.upstream, "paid relay front");
+        app = app.merge(front.router(&config.relay.path));
+    }
     if config.topup.enabled {
         let title = config
             .topup

@@ -7,17 +7,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use cdk::nuts::{PaymentRequest, SpendingConditions, State};
 use cdk::wallet::SendOptions;
 use coinslot_nostr::nostr_sdk::prelude::*;
+use coinslot_tests::relay_conn::{note, Conn};
 use coinslot_tests::wallet::{funded, proof_states, send, token, token_proofs};
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Server {
     url: String,
@@ -61,97 +57,6 @@ impl Server {
     fn mint_key(&self) -> cdk::nuts::PublicKey {
         self.mint.pubkey()
     }
-}
-
-/// A nostr client connection, read message by message.
-struct Conn {
-    socket: Socket,
-    challenge: String,
-}
-
-impl Conn {
-    async fn open(url: &str) -> Result<Self> {
-        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
-        let mut conn = Self {
-            socket,
-            challenge: String::new(),
-        };
-        // The relay greets with its NIP-42 challenge.
-        let hello = conn.next().await?;
-        if hello[0] != "AUTH" {
-            bail!("expected an AUTH challenge first, got {hello}");
-        }
-        conn.challenge = hello[1].as_str().context("challenge")?.to_string();
-        Ok(conn)
-    }
-
-    async fn send(&mut self, message: Value) -> Result<()> {
-        self.socket
-            .send(Message::Text(message.to_string().into()))
-            .await?;
-        Ok(())
-    }
-
-    async fn next(&mut self) -> Result<Value> {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(15), self.socket.next())
-                .await
-                .context("no message from the relay in 15 s")?
-                .context("the relay closed the connection")??;
-            if let Message::Text(text) = message {
-                return Ok(serde_json::from_str(&text)?);
-            }
-        }
-    }
-
-    /// Sends `message` and waits for the `OK` about `id`: (accepted, message).
-    async fn ok_for(&mut self, message: Value, id: EventId) -> Result<(bool, String)> {
-        self.send(message).await?;
-        loop {
-            let reply = self.next().await?;
-            if reply[0] == "OK" && reply[1] == id.to_hex() {
-                return Ok((
-                    reply[2].as_bool().context("OK status")?,
-                    reply[3].as_str().unwrap_or_default().to_string(),
-                ));
-            }
-        }
-    }
-
-    async fn publish(&mut self, event: &Event) -> Result<(bool, String)> {
-        self.ok_for(json!(["EVENT", event]), event.id).await
-    }
-
-    async fn auth(&mut self, keys: &Keys, relay: &str) -> Result<(bool, String)> {
-        let event = EventBuilder::auth(self.challenge.clone(), RelayUrl::parse(relay)?)
-            .sign_with_keys(keys)?;
-        self.ok_for(json!(["AUTH", event]), event.id).await
-    }
-
-    /// Stored events for `filter` (until EOSE); the subscription stays open.
-    async fn req(&mut self, sub: &str, filter: Value) -> Result<Vec<Event>> {
-        self.send(json!(["REQ", sub, filter])).await?;
-        let mut events = Vec::new();
-        loop {
-            let reply = self.next().await?;
-            match reply[0].as_str() {
-                Some("EVENT") if reply[1] == sub => {
-                    events.push(Event::from_json(reply[2].to_string())?)
-                }
-                Some("EOSE") if reply[1] == sub => return Ok(events),
-                Some("CLOSED") if reply[1] == sub => bail!("subscription closed: {reply}"),
-                _ => {}
-            }
-        }
-    }
-}
-
-fn note(keys: &Keys, text: &str, token: Option<&str>) -> Event {
-    let mut builder = EventBuilder::text_note(text);
-    if let Some(token) = token {
-        builder = builder.tag(Tag::parse(["cashu", token]).unwrap());
-    }
-    builder.sign_with_keys(keys).unwrap()
 }
 
 /// A token locked (NUT-11) to the mint's key, as the relay's payment requests ask.

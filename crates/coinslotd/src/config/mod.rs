@@ -48,6 +48,7 @@ mod limits;
 mod log;
 mod passes;
 mod paywall;
+mod relay;
 mod store;
 mod topup;
 
@@ -60,6 +61,7 @@ pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use passes::{PassHooksConfig, PassScopeConfig, PassesConfig, MAX_SCOPE_NAME};
 pub use paywall::PaywallConfig;
+pub use relay::RelayFrontConfig;
 pub use store::{hide_password, StoreConfig};
 pub use topup::TopupConfig;
 
@@ -103,6 +105,8 @@ pub struct Config {
     pub nostr: NostrConfig,
     /// Where the mint's state lives: sled in `data_dir`, or a PostgreSQL database.
     pub store: StoreConfig,
+    /// A paid front for a nostr relay someone already runs.
+    pub relay: RelayFrontConfig,
     /// Logs.
     pub log: LogConfig,
 }
@@ -127,6 +131,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             nostr: NostrConfig::default(),
             store: StoreConfig::default(),
+            relay: RelayFrontConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -203,6 +208,7 @@ impl Config {
         self.nostr.validate().map_err(ConfigError)?;
         self.store.validate()?;
         self.backend.validate()?;
+        self.relay.validate(&self.units())?;
         Ok(())
     }
 
