@@ -5,7 +5,7 @@
 //!   redeeming (swapping) the credential's token at its mint into a cdk wallet of its own.
 //!   Any Cashu mint works, a Coinslot mint among them.
 //! - [`CashuProvider`] is an [`mpp::client::PaymentProvider`]: an mpp-rs client (e.g.
-//!   `reqwest` with [`mpp::client::PaymentExt::send_with_payment`]) pays `cashu` challenges
+//!   `reqwest` with [`mpp::client::Fetch::send_with_payment`]) pays `cashu` challenges
 //!   from cdk wallets, with a cap per payment; a payment the server refused is taken back.
 //!   It pays coinslotd, a Coinslot paywall or a server using [`CashuCharge`] alike.
 //! - [`method`] holds the method's wire types (the `cashu_token` payload, `methodDetails`)
