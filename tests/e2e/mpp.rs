@@ -71,6 +71,24 @@ async fn an_mpp_rs_client_pays_the_coinslot_paywall() -> Result<()> {
     Ok(())
 }
 
+/// mpp-rs's client with Coinslot's provider pays the example search API (its own embedded
+/// mint), as an agent would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mpp_rs_client_pays_examples_paid_search() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = paid_search::spawn_on_loopback(dir.path()).await?;
+    let wallet = wallet::funded(&url, 10).await?;
+    let provider = CashuProvider::new([wallet.clone()]).max_amount(5);
+    let response = pay_get(&format!("{url}/search?q=ecash"), &provider).await?;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().contains_key("payment-receipt"));
+    let spent = 10 - wallet::balance(&wallet).await?;
+    let body: serde_json::Value = response.json().await?;
+    assert!(body.to_string().contains("ecash"), "{body}");
+    assert!(spent > 0 && spent <= 5, "paid {spent}");
+    Ok(())
+}
+
 /// An mpp-rs server selling `/report` for `price` sat through `CashuCharge`.
 #[derive(Clone)]
 struct Shop {
@@ -228,6 +246,41 @@ async fn an_mpp_rs_server_takes_cashu_through_cashu_charge() -> Result<()> {
         "the refused token was spent"
     );
     assert_eq!(wallet::balance(&takings).await?, 4);
+    Ok(())
+}
+
+/// Coinslot's own client (`coinslot-client`, preferring the Payment scheme) pays an mpp-rs
+/// server that takes cashu through `CashuCharge`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinslot_s_client_pays_an_mpp_rs_server() -> Result<()> {
+    use coinslot_client::{Binding, Budget, Limits, PayingClient, Wallets};
+    let dir = tempfile::tempdir()?;
+    let app = PaidApp::start(dir.path(), PaidAppOptions::default()).await?;
+    let (shop, takings) = shop(&app, 2).await?;
+    let url = serve(shop).await?;
+    let mint: cdk::mint_url::MintUrl = app.url.parse()?;
+    let wallets = Wallets::in_memory(wallet::random_seed()).await?;
+    let held = wallets.wallet(&mint, &CurrencyUnit::Sat)?;
+    wallet::topup(&held, 20).await?;
+    let limits = Limits {
+        per_request: Some(5),
+        per_host_per_hour: Some(50),
+        per_hour: Some(50),
+    };
+    let budget = Budget::new().allow(CurrencyUnit::Sat, limits);
+    let client = PayingClient::new(
+        reqwest::Client::new(),
+        wallets.clone(),
+        budget,
+        [mint.clone()],
+    )
+    .prefer(Binding::Payment);
+    let paid = client.get(&url).await?;
+    assert_eq!(paid.response.status().as_u16(), 200);
+    assert_eq!(paid.payment.as_ref().map(|p| p.price), Some(2));
+    assert_eq!(paid.response.text().await?, "the report");
+    assert_eq!(wallet::balance(&takings).await?, 2);
+    assert_eq!(wallets.balance(&mint, &CurrencyUnit::Sat).await?, 18);
     Ok(())
 }
 

@@ -262,8 +262,10 @@ pub(crate) trait Tap: Send + 'static {
     fn finish(self: Box<Self>, end: End) -> BoxFuture<'static, ()>;
 }
 
-/// How long an answer whose client went away is still read, to keep it for a retry.
+/// How long an answer whose client went away is still read (to keep it for a retry, to
+/// learn its cost at its end), and how much of it at most.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+const DRAIN_BYTES: u64 = 16 << 20;
 
 pin_project! {
     /// The response body of [`Paywall`](crate::Paywall): the inner body unchanged, a body
@@ -329,11 +331,16 @@ where
     };
     runtime.spawn(async move {
         let read = async {
+            let mut read: u64 = 0;
             loop {
                 let ok = match body.frame().await {
                     None => return End::Ended,
                     Some(Ok(frame)) => match frame.data_ref() {
-                        Some(data) => tap.chunk(data),
+                        Some(data) => {
+                            read += data.len() as u64;
+                            // An answer nobody receives is not read without end.
+                            read <= DRAIN_BYTES && tap.chunk(data)
+                        }
                         None => {
                             tap.trailers();
                             true
@@ -682,5 +689,32 @@ mod tests {
         .unwrap();
         assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
         assert_eq!(seen.lock().unwrap().as_slice(), b"hello");
+    }
+
+    /// An answer that never ends, dropped by its client: read to the byte bound, then cut.
+    #[tokio::test]
+    async fn a_dropped_answer_is_read_only_so_far() {
+        let (tap, seen, ended, written) = probe(usize::MAX);
+        let chunk = Bytes::from(vec![7u8; 1 << 20]);
+        let endless = StreamBody::new(stream::repeat_with(move || {
+            Ok::<_, BoxError>(Frame::data(chunk.clone()))
+        }));
+        let mut body = Box::pin(ResponseBody::inner(endless).recorded(tap, None));
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while !written.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*ended.lock().unwrap(), Some(End::Cut));
+        // The first megabyte went to the client; the rest was read up to the bound.
+        let read = seen.lock().unwrap().len() as u64 - (1 << 20);
+        assert!(
+            (DRAIN_BYTES - (1 << 20)..=DRAIN_BYTES).contains(&read),
+            "{read}"
+        );
     }
 }

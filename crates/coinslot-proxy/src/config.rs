@@ -201,6 +201,11 @@ pub struct RouteConfig {
     /// credential, it lasts its first minute. Unset: a connection is paid once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_minute: Option<u64>,
+    /// On a `metered` or `usage` route: what an answer that ends without reporting its
+    /// cost (no cost header or trailer, no `usage`) is billed; at most the reservation,
+    /// which is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<u64>,
 }
 
 fn any_method() -> String {
@@ -235,6 +240,7 @@ impl RouteConfig {
             description: None,
             retry: None,
             per_minute: None,
+            fallback: None,
         }
     }
 
@@ -350,6 +356,22 @@ impl UpstreamConfig {
             }
             Some(0) => Err(ProxyConfigError(format!(
                 "{route_key}.per_minute: must be at least 1 (leave it out to charge once)"
+            ))),
+            Some(amount) => Ok(Some(Price::new(amount, route.unit_in(route_key, units)?))),
+            None => Ok(None),
+        })
+    }
+
+    /// What a metered answer that reports no cost is billed, per route (routes without
+    /// `fallback` are free here: the reservation is billed).
+    pub fn fallback_table(
+        &self,
+        key: &str,
+        units: &[CurrencyUnit],
+    ) -> Result<PriceTable, ProxyConfigError> {
+        self.table(key, |route, route_key| match route.fallback {
+            Some(_) if !route.metered && route.usage.is_none() => Err(ProxyConfigError(format!(
+                "{route_key}.fallback: only for `metered` or `usage` routes"
             ))),
             Some(amount) => Ok(Some(Price::new(amount, route.unit_in(route_key, units)?))),
             None => Ok(None),

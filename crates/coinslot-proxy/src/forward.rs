@@ -156,7 +156,13 @@ impl Proxy {
             }
         }
         let scan = metered.then_some(usage);
-        respond(answer, &config.cost_header, &upstream.name, scan)
+        respond(
+            answer,
+            &config.cost_header,
+            &upstream.name,
+            scan,
+            resolved.fallback,
+        )
     }
 }
 
@@ -188,6 +194,7 @@ fn respond(
     cost_header: &str,
     upstream: &str,
     scan: Option<Option<ModelPrice>>,
+    fallback: Option<u64>,
 ) -> Response<Body> {
     let status = answer.status();
     let mut headers = answer.headers().clone();
@@ -210,7 +217,7 @@ fn respond(
     let mut meter = None;
     let body = match (&charge, scan) {
         (None, Some(price)) => {
-            let at_end = Meter::new();
+            let at_end = fallback.map_or_else(Meter::new, Meter::fallback);
             meter = Some(at_end.clone());
             crate::usage::scan(body, &headers, price, cost_header, at_end)
         }

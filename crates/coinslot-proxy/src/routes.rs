@@ -32,6 +32,8 @@ pub struct Upstream {
     usage_table: PriceTable,
     /// The same routes, priced where a websocket pays `per_minute`.
     minute_table: PriceTable,
+    /// The same routes, priced where a metered answer without a cost has a `fallback`.
+    fallback_table: PriceTable,
     models: Arc<std::collections::BTreeMap<String, ModelPrice>>,
     max_tokens: u64,
 }
@@ -96,6 +98,8 @@ pub struct Resolved {
     pub usage: Option<UsageRoute>,
     /// What each further minute of a websocket on this route costs, if it is charged so.
     pub per_minute: Option<Price>,
+    /// What a metered answer that reports no cost is billed, when not the reservation.
+    pub fallback: Option<u64>,
 }
 
 impl Resolved {
@@ -181,15 +185,18 @@ impl Routes {
             }),
             Lookup::Free | Lookup::Unlisted => None,
         };
-        let per_minute = match upstream.minute_table.lookup(method, path) {
+        let paid = |table: &PriceTable| match table.lookup(method, path) {
             Lookup::Paid(price) => Some(price),
             Lookup::Free | Lookup::Unlisted => None,
         };
+        let per_minute = paid(&upstream.minute_table);
+        let fallback = paid(&upstream.fallback_table).map(|price| price.amount);
         Some(Resolved {
             upstream: Arc::clone(upstream),
             lookup: upstream.table.lookup(method, path),
             usage,
             per_minute,
+            fallback,
         })
     }
 }
@@ -228,6 +235,7 @@ fn compile_upstream(
     let table = config.price_table(key, units)?;
     let usage_table = config.usage_table(key, units)?;
     let minute_table = config.minute_table(key, units)?;
+    let fallback_table = config.fallback_table(key, units)?;
     if config.max_tokens == 0 {
         return err("max_tokens: must be at least 1".into());
     }
@@ -252,6 +260,7 @@ fn compile_upstream(
         table,
         usage_table,
         minute_table,
+        fallback_table,
         models: Arc::new(config.models.clone()),
         max_tokens: config.max_tokens,
     })

@@ -69,12 +69,8 @@ impl RelayFront {
                 "the relay URL `{upstream}`: use ws:// to a relay on this host or network (the front itself is where TLS ends)"
             )));
         }
-        let auth_host = config
-            .url
-            .as_deref()
-            .and_then(|url| RelayUrl::parse(url).ok())
-            .and_then(|url| url.host().map(|host| host.to_string()));
-        let operator = PublicKey::from_slice(&mint.pubkey().to_bytes()[1..]).ok();
+        let auth_host = config.auth_host();
+        let operator = crate::operator(&mint);
         Ok(Self {
             inner: Arc::new(Inner {
                 cashier: Cashier::new(mint, mint_url, config.prices.clone())

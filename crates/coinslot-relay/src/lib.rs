@@ -101,6 +101,21 @@ pub struct RelayConfig {
     pub messages_per_minute: u32,
 }
 
+impl RelayConfig {
+    /// The host NIP-42 `AUTH` events must name (that of `url`), if one is set.
+    pub(crate) fn auth_host(&self) -> Option<String> {
+        self.url
+            .as_deref()
+            .and_then(|url| RelayUrl::parse(url).ok())
+            .and_then(|url| url.host().map(|host| host.to_string()))
+    }
+}
+
+/// The relay operator's nostr key: the mint's.
+pub(crate) fn operator(mint: &Mint) -> Option<PublicKey> {
+    PublicKey::from_slice(&mint.pubkey().to_bytes()[1..]).ok()
+}
+
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
@@ -192,12 +207,8 @@ impl PaidRelay {
         config: RelayConfig,
         database: Arc<dyn NostrDatabase>,
     ) -> Self {
-        let auth_host = config
-            .url
-            .as_deref()
-            .and_then(|url| RelayUrl::parse(url).ok())
-            .and_then(|url| url.host().map(|host| host.to_string()));
-        let identity = PublicKey::from_slice(&mint.pubkey().to_bytes()[1..]).ok();
+        let auth_host = config.auth_host();
+        let identity = operator(&mint);
         let (live, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {

@@ -312,6 +312,28 @@ async fn streams_that_end_badly_are_billed_the_fallback_or_nothing() {
     assert_eq!(llm.balance(&key).await.1["balance"], left);
 }
 
+/// `fallback` on the route: an answer without usage is billed that, not the reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_fallback_bills_an_answer_that_never_says_its_usage() {
+    let llm = start(Duration::ZERO, |config| {
+        config.proxy.upstreams[0].routes[0].fallback = Some(3);
+    })
+    .await;
+    let wallet = wallet::funded(&llm.url, 1000).await.unwrap();
+    let key = wallet::token(&wallet, DEPOSIT).await.unwrap();
+    for stream in [true, false] {
+        let before = llm.balance(&key).await.1["balance"]
+            .as_u64()
+            .unwrap_or(DEPOSIT);
+        let answer = llm
+            .chat(&key, &ask("echo-silent", "say nothing", stream))
+            .await;
+        assert_eq!(answer.status(), 200);
+        answer.text().await.unwrap();
+        assert_eq!(llm.balance_becomes(&key, before - 3).await, before - 3);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_stream_keeps_its_reservation_and_settles_once() {
     // A lease of 2 s against a stream of about 5 s (the "10 minutes" of a real stream, on a
