@@ -13,8 +13,8 @@ use crate::settings::{Ctx, Settings};
 use crate::wire::errors::{self, Reply};
 use crate::wire::nut24::{self, X_CASHU};
 use crate::wire::payment::{
-    challenge_id, header_value, read_body, rfc3339, ChargeRequest, MethodDetails, PaymentChallenge,
-    Problem, Route, INTENT, METHOD,
+    challenge_id, encode_jcs, header_value, read_body, rfc3339, ChargeRequest, MethodDetails,
+    PaymentChallenge, Problem, Route, INTENT, METHOD,
 };
 use crate::{Price, ResponseBody};
 use mpp::protocol::core::Base64UrlJson;
@@ -111,25 +111,23 @@ fn challenge(ctx: &Ctx, price: &Price, route: &Route) -> Option<PaymentChallenge
         method_details: serde_json::to_value(details).ok(),
         ..ChargeRequest::default()
     };
-    let request = serde_json_canonicalizer::to_vec(&request).ok()?;
-    let opaque = serde_json_canonicalizer::to_vec(&json!({
+    let opaque = json!({
         "route": route.name(),
         // A nonce makes every challenge's id unique: each is paid once (see the credential mode).
         "nonce": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
-    }))
-    .ok()?;
+    });
     let mut challenge = PaymentChallenge {
         id: String::new(),
         realm: realm(settings),
         method: METHOD.into(),
         intent: INTENT.into(),
-        request: Base64UrlJson::from_raw(URL_SAFE_NO_PAD.encode(request)),
+        request: Base64UrlJson::from_raw(encode_jcs(&request).ok()?),
         expires: Some(rfc3339(
             coinslot_mint::unix_now() + settings.payment_challenge_ttl.as_secs(),
         )),
         description: None,
         digest: route.digest.clone(),
-        opaque: Some(Base64UrlJson::from_raw(URL_SAFE_NO_PAD.encode(opaque))),
+        opaque: Some(Base64UrlJson::from_raw(encode_jcs(&opaque).ok()?)),
         header: settings
             .payment_authorization
             .then(|| mpp::PAYMENT_AUTHORIZATION_HEADER.to_string()),

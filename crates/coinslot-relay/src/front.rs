@@ -195,7 +195,7 @@ impl Connection {
             config.auth_window_secs,
         );
         // Not an answer to our challenge: perhaps to the relay's own.
-        if checked.is_err() && !answers(&event, &self.challenge) {
+        if checked.is_err() && !crate::nip42::names(&event, &self.challenge) {
             return Step::Forward;
         }
         let id = event.id;
@@ -244,14 +244,6 @@ impl Connection {
             self.give_back(&author, price).await;
         }
     }
-}
-
-/// Whether an AUTH event names `challenge` (so it was meant for the front).
-fn answers(event: &Event, challenge: &str) -> bool {
-    matches!(
-        event.tags.find_standardized(TagKind::Challenge),
-        Some(TagStandard::Challenge(answered)) if answered == challenge
-    )
 }
 
 async fn serve(front: RelayFront, client: WebSocket) {

@@ -24,9 +24,8 @@ pub(crate) fn check(
     if event.kind != Kind::Authentication {
         return Err("an AUTH event has kind 22242".into());
     }
-    match event.tags.find_standardized(TagKind::Challenge) {
-        Some(TagStandard::Challenge(answered)) if answered == challenge => {}
-        _ => return Err("the challenge tag does not match this connection's".into()),
+    if !names(event, challenge) {
+        return Err("the challenge tag does not match this connection's".into());
     }
     let relay = match event.tags.find_standardized(TagKind::Relay) {
         Some(TagStandard::Relay(url)) => url,
@@ -44,4 +43,12 @@ pub(crate) fn check(
         ));
     }
     Ok(())
+}
+
+/// Whether `event`'s challenge tag is `challenge` (the event answers it, rightly or not).
+pub(crate) fn names(event: &Event, challenge: &str) -> bool {
+    matches!(
+        event.tags.find_standardized(TagKind::Challenge),
+        Some(TagStandard::Challenge(answered)) if answered == challenge
+    )
 }

@@ -30,9 +30,9 @@ use crate::settle::{self, Inner, Retried};
 use crate::wire::errors::{attach_token, Reply};
 use crate::wire::nut24::IDEMPOTENCY_KEY;
 use crate::wire::payment::{
-    attach_receipt, cashu_payload, content_digest, decode_b64url, parse_rfc3339, read_body,
-    verify_id, ChargeRequest, MethodDetails, PaymentCredential as Credential, Problem, ProblemKind,
-    ReadBody, Route, INTENT, METHOD, PAYMENT_AUTHORIZATION,
+    attach_receipt, cashu_payload, content_digest, decode_b64url, is_payment_scheme, parse_rfc3339,
+    read_body, verify_id, ChargeRequest, MethodDetails, PaymentCredential as Credential, Problem,
+    ProblemKind, ReadBody, Route, INTENT, METHOD, PAYMENT_AUTHORIZATION,
 };
 use crate::{PassScope, Price, Retry};
 
@@ -251,12 +251,7 @@ fn strip_credential(headers: &mut HeaderMap) {
     let kept: Vec<_> = headers
         .get_all(AUTHORIZATION)
         .iter()
-        .filter(|v| {
-            v.to_str().map_or(true, |text| {
-                let scheme = text.trim().split(' ').next().unwrap_or("");
-                !scheme.eq_ignore_ascii_case("payment")
-            })
-        })
+        .filter(|v| v.to_str().map_or(true, |text| !is_payment_scheme(text)))
         .cloned()
         .collect();
     headers.remove(AUTHORIZATION);

@@ -260,9 +260,15 @@ fn credentials(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .chain(headers.get_all(AUTHORIZATION).iter());
     values.filter_map(|value| {
         let text = value.to_str().ok()?.trim();
-        let scheme = text.split_once(' ').map_or(text, |(scheme, _)| scheme);
-        scheme.eq_ignore_ascii_case("payment").then_some(text)
+        is_payment_scheme(text).then_some(text)
     })
+}
+
+/// Whether a header value is of the `Payment` scheme.
+pub(crate) fn is_payment_scheme(value: &str) -> bool {
+    let value = value.trim();
+    let scheme = value.split_once(' ').map_or(value, |(scheme, _)| scheme);
+    scheme.eq_ignore_ascii_case("payment")
 }
 
 /// The `Payment` credential a request carries, if any (`Err` if it cannot be read), in
@@ -283,10 +289,7 @@ pub(crate) fn find(headers: &HeaderMap) -> Option<Result<PaymentCredential, Prob
 /// Decodes a credential: `Payment <base64url JSON>` (the scheme name may be left out).
 pub fn decode_credential(text: &str) -> Result<PaymentCredential, Problem> {
     let text = text.trim();
-    let has_scheme = text
-        .split_once(' ')
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("payment"));
-    let full = if has_scheme {
+    let full = if is_payment_scheme(text) {
         text.to_string()
     } else {
         format!("Payment {text}")
