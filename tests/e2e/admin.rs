@@ -459,6 +459,49 @@ async fn prices_change_without_a_restart_and_stay_changed() -> Result<()> {
     assert_ne!(again.upstream_url, upstream);
     let (_, prices) = admin_get(&again, "/admin/prices", Some(&token)).await?;
     assert_eq!(prices["upstreams"][0]["routes"][0]["price"], 4);
+    assert_eq!(prices["version"], 1, "one change stored: {prices}");
+
+    // DELETE goes back to the config file's prices, and so does the next start.
+    let response = admin_send(
+        &again,
+        reqwest::Method::DELETE,
+        "/admin/prices",
+        &token,
+        &json!(null),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(price_of(again.url(), "/search").await?, 2);
+    again.stop().await?;
+    let third = ProxiedApp::start(dir.path(), |_| {}).await?;
+    assert_eq!(price_of(third.url(), "/search").await?, 2);
+    let (_, prices) = admin_get(&third, "/admin/prices", Some(&token)).await?;
+    assert_eq!(prices["version"], 2, "{prices}");
+    third.stop().await
+}
+
+/// A `prices.json` an earlier version left in the data directory is moved into the store
+/// at the first start, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_prices_file_is_moved_into_the_store() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    let token = token_for(&dir, &[Scope::Read]);
+    let (_, mut prices) = admin_get(&app, "/admin/prices", Some(&token)).await?;
+    app.stop().await?;
+    prices["upstreams"][0]["routes"][0]["price"] = json!(7);
+    let file = dir.path().join("prices.json");
+    std::fs::write(&file, serde_json::to_vec(&prices)?)?;
+
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    assert_eq!(price_of(app.url(), "/search").await?, 7);
+    assert!(!file.exists(), "the file was moved aside");
+    assert!(dir.path().join("prices.json.imported").exists());
+    let (_, stored) = admin_get(&app, "/admin/prices", Some(&token)).await?;
+    assert_eq!(stored["version"], 1, "{stored}");
+    app.stop().await?;
+    let again = ProxiedApp::start(dir.path(), |_| {}).await?;
+    assert_eq!(price_of(again.url(), "/search").await?, 7);
     again.stop().await
 }
 
@@ -583,6 +626,62 @@ async fn rate_limits_answer_429_with_retry_after() -> Result<()> {
         metrics.contains("reason=\"rate_limited\"").then_some(())
     })
     .await;
+    app.stop().await
+}
+
+/// Requests `n` times from one address, each claiming another client in `X-Forwarded-For`.
+async fn statuses_behind_a_proxy(app: &ProxiedApp, n: u8) -> Result<Vec<u16>> {
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let response = client
+            .get(format!("{}/status", app.url()))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .send()
+            .await?;
+        statuses.push(response.status().as_u16());
+    }
+    Ok(statuses)
+}
+
+async fn forwarded_for_ignored(app: &ProxiedApp) -> Result<Option<u64>> {
+    let metrics = reqwest::get(format!("{}/metrics", app.url()))
+        .await?
+        .text()
+        .await?;
+    Ok(metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("coinslot_forwarded_for_ignored_total "))
+        .map(|n| n.trim().parse())
+        .transpose()?)
+}
+
+/// Behind a proxy that is not trusted, every client shares the proxy's address and its
+/// limit, and coinslotd counts (and logs once) that `X-Forwarded-For` was there; trusted,
+/// each client has a limit of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_for_is_counted_when_untrusted_and_separates_clients_when_trusted() -> Result<()>
+{
+    let limit = |trust: bool| {
+        move |config: &mut coinslotd::Config| {
+            config.limits.per_ip_per_minute = 6;
+            config.limits.burst = 3;
+            config.limits.trust_forwarded_for = trust;
+        }
+    };
+    let (app, _dir) = start_with(limit(false)).await?;
+    let statuses = statuses_behind_a_proxy(&app, 6).await?;
+    assert!(statuses.contains(&429), "one shared limit: {statuses:?}");
+    assert_eq!(forwarded_for_ignored(&app).await?, Some(6));
+    app.stop().await?;
+
+    let (app, _dir) = start_with(limit(true)).await?;
+    let statuses = statuses_behind_a_proxy(&app, 6).await?;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "a limit each: {statuses:?}"
+    );
+    assert_eq!(forwarded_for_ignored(&app).await?, None);
     app.stop().await
 }
 

@@ -211,11 +211,16 @@ fn through(proxy: SocketAddr, scheme: &str, credential: Option<&str>) -> reqwest
     reqwest::Client::builder().proxy(proxy).build().unwrap()
 }
 
-fn curl() -> bool {
-    std::process::Command::new("curl")
+/// curl is part of the test: a third-party client. Missing, the test fails saying so.
+fn require_curl() {
+    let found = std::process::Command::new("curl")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "this test drives curl: install it (Debian: apt-get install curl)"
+    );
 }
 
 fn change(headers: &reqwest::header::HeaderMap) -> u64 {
@@ -313,31 +318,28 @@ async fn a_pass_opens_connect_absolute_form_and_socks5_and_nothing_else_does() -
     assert_eq!(answer.text().await?, "hello from upstream");
 
     // curl, a third-party client, both ways (CONNECT with Basic, and SOCKS5).
-    if curl() {
-        for args in [
-            vec![
-                "-p".to_string(),
-                "-x".into(),
-                format!("http://{proxy}"),
-                "-U".into(),
-                format!("pass:{pass}"),
-            ],
-            vec!["-x".to_string(), format!("socks5h://pass:{pass}@{proxy}")],
-        ] {
-            let out = std::process::Command::new("curl")
-                .args(["-s", "-S", "--max-time", "10"])
-                .args(&args)
-                .arg(format!("http://{target}/hello"))
-                .output()?;
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
-                "hello from upstream",
-                "curl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    } else {
-        eprintln!("curl not installed: the curl checks are skipped");
+    require_curl();
+    for args in [
+        vec![
+            "-p".to_string(),
+            "-x".into(),
+            format!("http://{proxy}"),
+            "-U".into(),
+            format!("pass:{pass}"),
+        ],
+        vec!["-x".to_string(), format!("socks5h://pass:{pass}@{proxy}")],
+    ] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-S", "--max-time", "10"])
+            .args(&args)
+            .arg(format!("http://{target}/hello"))
+            .output()?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from upstream",
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     // A tampered pass, and a pass of another scope, open nothing.

@@ -2,8 +2,9 @@
 //! proofs, so a quote paid through one mints on the other and one token sent to both at
 //! once is accepted once, also after a restart.
 //!
-//! Runs when `COINSLOT_TEST_POSTGRES_URL` names a database (`.ci/run` sets it); each test
-//! works in a schema of its own, dropped at the end. Skipped (and says so) otherwise.
+//! Every test is `#[ignore]`d: `cargo test -- --ignored` runs them against the database
+//! `COINSLOT_TEST_POSTGRES_URL` names (`scripts/test.sh` does when it is set; `.ci/run`
+//! sets it). Each works in a schema of its own, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -30,18 +31,14 @@ struct Database {
 }
 
 impl Database {
-    fn new() -> Option<Self> {
-        let Ok(url) = std::env::var(URL_ENV) else {
-            use std::io::Write;
-            // Past the harness's capture, so a plain `cargo test` shows it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "postgres e2e skipped: set {URL_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            return None;
-        };
+    /// A schema on the server `COINSLOT_TEST_POSTGRES_URL` names; without it the test fails
+    /// saying so (it runs only when asked for, with `--ignored`).
+    fn new() -> Self {
+        let url = std::env::var(URL_ENV).unwrap_or_else(|_| {
+            panic!("set {URL_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL tests")
+        });
         let schema = format!("coinslot_e2e_{:016x}", rand::random::<u64>());
-        Some(Self { url, schema })
+        Self { url, schema }
     }
 
     fn config(&self, data_dir: &Path) -> coinslotd::Config {
@@ -127,8 +124,9 @@ impl Drop for Database {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn two_instances_share_quotes_keysets_and_spent_proofs() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     let (dir_a, a, _dir_b, b) = db.two_instances().await;
     let keysets_a = get_json(&a.url, "/v1/keysets").await.unwrap().body;
     assert_eq!(
@@ -226,8 +224,9 @@ async fn two_instances_share_quotes_keysets_and_spent_proofs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn another_seed_on_the_same_database_is_refused() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = TestServer::start_with(db.config(dir_a.path()))
         .await
@@ -290,8 +289,9 @@ impl Link {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn while_the_database_is_down_requests_get_503_and_no_token_is_taken() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     // The test server's address, from the URL: postgres://user@HOST:PORT/db.
     let after_at = db.url.rsplit_once('@').unwrap().1;
     let (host_port, database) = after_at.split_once('/').unwrap();
@@ -366,8 +366,9 @@ async fn notified(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn a_websocket_on_one_instance_sees_what_the_other_did() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     let (_dir_a, a, _dir_b, b) = db.two_instances().await;
 
     // A client of B watches a token's proofs and a quote made through A.
@@ -427,8 +428,9 @@ async fn a_websocket_on_one_instance_sees_what_the_other_did() {
 /// upstream runs once; every other copy is told to wait (11002) or gets that run's answer,
 /// whichever instance it reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn one_payment_runs_once_across_two_instances() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     let (signals, proxied) = db.two_proxied().await;
     let Proxied { a, b, .. } = &proxied;
 
@@ -493,8 +495,9 @@ async fn one_payment_runs_once_across_two_instances() {
 /// A `Payment` challenge paid at one instance cannot be paid again at the other with
 /// another token: the challenge is consumed with the spend, in the shared store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
 async fn a_payment_challenge_pays_once_across_two_instances() {
-    let Some(db) = Database::new() else { return };
+    let db = Database::new();
     let (_, proxied) = db.two_proxied().await;
     let Proxied { a, b, .. } = &proxied;
 
@@ -530,4 +533,167 @@ async fn a_payment_challenge_pays_once_across_two_instances() {
     assert!(coinslot_tests::wallet::unspent(&wallet, &second)
         .await
         .unwrap());
+}
+
+/// A TCP forwarder to the database that the test can cut and bring back on the same port:
+/// the database going away and coming back, as coinslotd sees it.
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    target: String,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Forwarder {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut forwarder = Self {
+            addr: listener.local_addr().unwrap(),
+            target,
+            tasks: tokio::task::JoinSet::new(),
+        };
+        forwarder.serve(listener);
+        forwarder
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.tasks.spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// Closes the port and every connection through it.
+    async fn cut(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+async fn ready_status(server: &TestServer) -> Option<u16> {
+    let response = reqwest::get(format!("{}/ready", server.url)).await.ok()?;
+    Some(response.status().as_u16())
+}
+
+/// `/ready` asks the store itself: it turns 503 while the database cannot be reached and
+/// 200 again once it can, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
+async fn readiness_follows_the_database() {
+    let db = Database::new();
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let mut forwarder = Forwarder::start(target).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(forwarder.addr.port())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = db.config(dir.path());
+    config.store.url = Some(url.to_string());
+    let server = TestServer::start_with(config).await.unwrap();
+    assert_eq!(ready_status(&server).await, Some(200));
+
+    forwarder.cut().await;
+    eventually("/ready 503 while the database is away", || async {
+        (ready_status(&server).await == Some(503)).then_some(())
+    })
+    .await;
+    let health = reqwest::get(format!("{}/health", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the process itself is still up");
+
+    forwarder.restore().await;
+    eventually("/ready 200 once the database is back", || async {
+        (ready_status(&server).await == Some(200)).then_some(())
+    })
+    .await;
+    server.stop().await.unwrap();
+}
+
+async fn price_of(server: &TestServer, path: &str) -> Option<u64> {
+    let response = reqwest::get(format!("{}{path}", server.url)).await.ok()?;
+    let body: serde_json::Value = response.json().await.ok()?;
+    body["amount"].as_u64()
+}
+
+/// A price changed through one instance's admin API reaches the other without a restart
+/// (`LISTEN/NOTIFY`), and a restarted instance starts with it, not its config file's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
+async fn a_price_change_reaches_every_instance_and_outlives_their_restarts() {
+    use coinslot_admin::Scope;
+    let db = Database::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream_app(Signals::default());
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    let config = |dir: &Path| {
+        let mut config = db.config(dir);
+        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
+        config
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestServer::start_with(config(dir_a.path())).await.unwrap();
+    std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();
+    let b = TestServer::start_with(config(dir_b.path())).await.unwrap();
+    assert_eq!(price_of(&b, "/search").await, Some(2));
+
+    let now = coinslot_mint::unix_now();
+    let token =
+        coinslot_tests::proxy::admin_token(dir_a.path(), &[Scope::Read, Scope::Prices], now, 600)
+            .unwrap();
+    let client = reqwest::Client::new();
+    let mut prices: serde_json::Value = client
+        .get(format!("{}/admin/prices", a.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    prices["upstreams"][0]["routes"][0]["price"] = json!(5);
+    let response = client
+        .put(format!("{}/admin/prices", a.url))
+        .bearer_auth(&token)
+        .json(&prices)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(price_of(&a, "/search").await, Some(5));
+    // Notified, not polled: the recheck comes every 30 s; a notification in well under 10.
+    let started = std::time::Instant::now();
+    eventually("the new price at the other instance", || async {
+        (price_of(&b, "/search").await == Some(5)).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "reached after {:?}: by the {:?} recheck, not the notification",
+        started.elapsed(),
+        coinslotd::prices::RECHECK
+    );
+
+    b.stop().await.unwrap();
+    let b = TestServer::start_with(config(dir_b.path())).await.unwrap();
+    assert_eq!(
+        price_of(&b, "/search").await,
+        Some(5),
+        "a restart keeps the shared prices"
+    );
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
 }

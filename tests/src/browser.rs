@@ -1,8 +1,8 @@
 //! A real headless Chromium driven over WebDriver (chromedriver + fantoccini), for the
 //! browser tests of the top-up page and the arcade.
 //!
-//! Tests run only with `COINSLOT_BROWSER=1` ([`enabled`]); `COINSLOT_CHROMIUM` and
-//! `COINSLOT_CHROMEDRIVER` override the binaries' paths.
+//! Such tests are `#[ignore]`d and run by `scripts/test.sh` when `COINSLOT_BROWSER=1`;
+//! `COINSLOT_CHROMIUM` and `COINSLOT_CHROMEDRIVER` override the binaries' paths.
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -14,17 +14,6 @@ use serde_json::{json, Value};
 
 /// How long a wait in the page may take.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-/// Whether browser tests run here; prints why not when they do not.
-pub fn enabled() -> bool {
-    let on = std::env::var("COINSLOT_BROWSER").as_deref() == Ok("1");
-    if !on {
-        println!(
-            "skipped: browser tests run with COINSLOT_BROWSER=1 (needs chromium and chromedriver)"
-        );
-    }
-    on
-}
 
 /// A chromedriver process and a browser session on it; ends both when dropped.
 pub struct Browser {

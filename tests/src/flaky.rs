@@ -7,7 +7,7 @@ use std::sync::Arc;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, PublicKey};
 use coinslot_mint::store::{
     AccountRecord, AccountTotal, Commit, KeysetRecord, MintQuoteRecord, MintStore, PassRecord,
-    QuoteTotal, ReceiptRecord, SharedEvent, StoreError, Supply,
+    QuoteTotal, ReceiptRecord, SettingRecord, SharedEvent, StoreError, Supply,
 };
 
 /// Wraps a store; while [`FlakyStore::fail`] is set, every commit fails (nothing written).
@@ -122,6 +122,21 @@ impl MintStore for FlakyStore {
     }
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         self.inner.minted_quotes().await
+    }
+    async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, StoreError> {
+        self.inner.setting(name).await
+    }
+    async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk unavailable (injected)".into()));
+        }
+        self.inner.put_setting(name, value, now).await
+    }
+    async fn health(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk unavailable (injected)".into()));
+        }
+        self.inner.health().await
     }
     fn shared_events(&self) -> Option<tokio::sync::broadcast::Receiver<SharedEvent>> {
         self.inner.shared_events()

@@ -20,13 +20,19 @@ use crate::activity::ActivityLog;
 use crate::auth::{AdminKey, Claims, Scope};
 use crate::voucher::Voucher;
 
-/// Prices the admin API can read and change (implemented by `coinslotd` over its proxy).
+/// What a [`PriceBook`] change returns: the prices in force after it, or why it was refused.
+pub type PriceChange<'a> = Pin<Box<dyn Future<Output = Result<Value, String>> + Send + 'a>>;
+
+/// Prices the admin API can read and change (implemented by `coinslotd` over its proxy and
+/// its store, which every instance on it shares).
 pub trait PriceBook: Send + Sync + 'static {
     /// The prices in force, as JSON.
     fn prices(&self) -> Value;
-    /// Replaces the prices; returns the new ones, or why `prices` was refused (nothing
-    /// changes then).
-    fn set_prices(&self, prices: Value) -> Result<Value, String>;
+    /// Replaces the prices, durably; returns the new ones, or why `prices` was refused
+    /// (nothing changes then).
+    fn set_prices(&self, prices: Value) -> PriceChange<'_>;
+    /// Goes back to the prices of the configuration, durably.
+    fn reset_prices(&self) -> PriceChange<'_>;
 }
 
 /// The mint's state on nostr, for `GET /admin/nostr` (implemented by `coinslotd` over its
@@ -64,7 +70,10 @@ pub fn router(admin: Admin) -> Router {
         .route("/admin/keysets", get(keysets))
         .route("/admin/keysets/rotate", post(rotate))
         .route("/admin/credit", post(credit))
-        .route("/admin/prices", get(prices).put(set_prices))
+        .route(
+            "/admin/prices",
+            get(prices).put(set_prices).delete(reset_prices),
+        )
         .route("/admin/nostr", get(nostr))
         .route("/admin/passes", get(passes))
         .route("/admin/passes/{id}/revoke", post(revoke_pass))
@@ -431,8 +440,20 @@ async fn set_prices(
     let claims = authorize(&admin, &headers, Scope::Prices)?;
     let Json(prices) = body.map_err(|e| Refusal::bad_request(e.body_text()))?;
     let book = admin.prices.as_ref().ok_or_else(no_prices)?;
-    let updated = book.set_prices(prices).map_err(Refusal::bad_request)?;
+    let updated = book
+        .set_prices(prices)
+        .await
+        .map_err(Refusal::bad_request)?;
     tracing::info!(target: "coinslot::admin", who = %claims.sub, token_id = %claims.jti, action = "set_prices", "admin action");
+    admin.mint.record(Event::PricesChanged { by: claims.sub });
+    Ok(Json(updated))
+}
+
+async fn reset_prices(State(admin): Shared, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
+    let claims = authorize(&admin, &headers, Scope::Prices)?;
+    let book = admin.prices.as_ref().ok_or_else(no_prices)?;
+    let updated = book.reset_prices().await.map_err(Refusal::bad_request)?;
+    tracing::info!(target: "coinslot::admin", who = %claims.sub, token_id = %claims.jti, action = "reset_prices", "admin action");
     admin.mint.record(Event::PricesChanged { by: claims.sub });
     Ok(Json(updated))
 }

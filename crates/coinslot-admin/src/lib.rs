@@ -18,7 +18,7 @@
 //! | `GET /admin/keysets` | read | keysets (NUT-02 form) |
 //! | `POST /admin/keysets/rotate` `{"unit"}` | keys | a new active keyset for the unit |
 //! | `POST /admin/credit` `{"amount","unit","form","memo"?}` | issue | credit without Lightning: `form` = `quote` (a paid mint quote), `token`, or `voucher` (printable HTML with a QR code) |
-//! | `GET`/`PUT /admin/prices` | read / prices | the price table, changed without a restart |
+//! | `GET`/`PUT`/`DELETE /admin/prices` | read / prices | the price table, changed without a restart (every instance on the store), or back to the config file's |
 //! | `GET /admin/passes` | read | live time passes: id, scope, expiry, revoked, client key |
 //! | `POST /admin/passes/{id}/revoke` | issue | revokes a pass, durably: it opens nothing from then on |
 //! | `GET /admin/nostr` | read | relays and their publishing state, the NIP-87 announcement, recommendations of this mint (404 when the mint is not on nostr) |
@@ -29,5 +29,5 @@ pub mod auth;
 pub mod voucher;
 
 pub use activity::ActivityLog;
-pub use api::{router, Admin, NostrStatus, PriceBook};
+pub use api::{router, Admin, NostrStatus, PriceBook, PriceChange};
 pub use auth::{parse_ttl, AdminKey, AuthError, Claims, Scope, ADMIN_KEY_FILE};

@@ -67,7 +67,7 @@ pub use redeem::{receipt_key, PassPurchase, Payment, Purchase, ReceiptFn, Redeem
 pub use store::memory::MemoryStore;
 pub use store::{
     AccountRecord, AnswerRecord, AnswerWrite, KeysetIdVersion, MintStore, PassRecord, ReceiptGuard,
-    ReceiptRecord, ReceiptWrite, StoreError,
+    ReceiptRecord, ReceiptWrite, SettingRecord, StoreError,
 };
 
 /// Seconds since the Unix epoch.

@@ -20,7 +20,7 @@ use crate::config::{MintConfig, UnitConfig};
 use crate::error::Error;
 use crate::keys::{Keyring, LoadedKeyset, MintSeed};
 use crate::nut17::MintEvent;
-use crate::store::{KeysetRecord, MintStore};
+use crate::store::{KeysetRecord, MintStore, SettingRecord};
 use crate::unix_now;
 
 /// Version string served in NUT-06 info: `coinslot/x.y.z`.
@@ -72,6 +72,8 @@ pub(crate) struct MintInner {
     pub rotation: tokio::sync::Mutex<()>,
     /// Live prices of units with a price source: msat per unit, and when it was set.
     pub rates: RwLock<HashMap<CurrencyUnit, (u64, std::time::Instant)>>,
+    /// Names of settings other instances wrote ([`Mint::setting_changes`]).
+    pub settings: broadcast::Sender<String>,
 }
 
 impl Mint {
@@ -124,6 +126,7 @@ impl Mint {
                 activity,
                 rotation: tokio::sync::Mutex::new(()),
                 rates: RwLock::new(HashMap::new()),
+                settings: broadcast::channel(16).0,
             }),
         };
         mint.spawn_payment_listener().await?;
@@ -373,6 +376,28 @@ impl Mint {
 }
 
 impl Mint {
+    /// The setting `name` in the store, shared by every instance on it.
+    pub async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, Error> {
+        Ok(self.inner.store.setting(name).await?)
+    }
+
+    /// Writes the setting `name` durably; returns its new version. Other instances on the
+    /// store hear of it through their [`Mint::setting_changes`].
+    pub async fn put_setting(&self, name: &str, value: &[u8]) -> Result<u64, Error> {
+        Ok(self
+            .inner
+            .store
+            .put_setting(name, value, unix_now())
+            .await?)
+    }
+
+    /// Names of the settings other instances on a shared store write from now on (read the
+    /// setting to learn its value and version). Nothing comes on a store only this process
+    /// writes.
+    pub fn setting_changes(&self) -> broadcast::Receiver<String> {
+        self.inner.settings.subscribe()
+    }
+
     /// Whether other processes write to this mint's store too (instances on one database).
     pub fn store_is_shared(&self) -> bool {
         self.inner.store.shared()
@@ -405,6 +430,9 @@ impl Mint {
                                 witness: None,
                             }));
                         }
+                    }
+                    crate::store::SharedEvent::Setting(name) => {
+                        let _ = mint.inner.settings.send(name);
                     }
                     crate::store::SharedEvent::Quote(id) => {
                         match mint.inner.store.mint_quote(&id).await {

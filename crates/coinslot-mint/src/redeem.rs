@@ -304,6 +304,12 @@ impl Mint {
         Ok(self.inner.store.receipt(key).await?)
     }
 
+    /// Whether the store can take payments now ([`crate::MintStore::health`]): what readiness
+    /// probes ask.
+    pub async fn health(&self) -> Result<(), Error> {
+        Ok(self.inner.store.health().await?)
+    }
+
     /// Makes fresh proofs worth `amount` in `unit` and counts them as issued, durably: ecash
     /// the operator hands out (credit, vouchers). Recorded as a credit quote minted in the
     /// same write, so the audit sees where the value came from.

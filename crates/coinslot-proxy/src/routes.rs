@@ -302,6 +302,16 @@ impl ProxyRoutes {
         self.current.load_full()
     }
 
+    /// Whether `upstreams` would replace the current ones (what [`Self::replace_upstreams`]
+    /// checks), without replacing them.
+    pub fn check_upstreams(&self, upstreams: &[UpstreamConfig]) -> Result<(), ProxyConfigError> {
+        let config = ProxyConfig {
+            upstreams: upstreams.to_vec(),
+            ..self.load().config.clone()
+        };
+        Routes::compile(&config, &self.units).map(|_| ())
+    }
+
     /// Replaces the upstreams (and their prices), keeping the other settings. Requests
     /// already routed finish with the old routes; nothing changes if `upstreams` is invalid.
     pub fn replace_upstreams(

@@ -49,7 +49,7 @@ use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteStat
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
     KeysetRecord, MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptGuard, ReceiptRecord,
-    ReceiptWrite, SharedEvent, Supply,
+    ReceiptWrite, SettingRecord, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -240,6 +240,10 @@ impl PostgresStore {
 
     fn quote_notification(&self, id: &str) -> String {
         serde_json::json!({ "from": self.instance, "quote": id }).to_string()
+    }
+
+    fn setting_notification(&self, name: &str) -> String {
+        serde_json::json!({ "from": self.instance, "setting": name }).to_string()
     }
 
     /// Runs SQL statements as they are (administration: e.g. dropping a test schema).
@@ -765,6 +769,9 @@ fn parse_notification(payload: &str, instance: &str) -> Option<SharedEvent> {
     if let Some(id) = value.get("quote").and_then(|q| q.as_str()) {
         return Some(SharedEvent::Quote(id.to_string()));
     }
+    if let Some(name) = value.get("setting").and_then(|s| s.as_str()) {
+        return Some(SharedEvent::Setting(name.to_string()));
+    }
     let ys = value
         .get("spent")?
         .as_array()?
@@ -1077,6 +1084,55 @@ impl MintStore for PostgresStore {
         .collect()
     }
 
+    async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, StoreError> {
+        self.query(
+            "SELECT version, updated_at, value FROM settings WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .first()
+        .map(|row| {
+            Ok(SettingRecord {
+                version: uint(get(row, "version")?)?,
+                updated_at: uint(get(row, "updated_at")?)?,
+                value: get(row, "value")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError> {
+        // One statement: the row's lock orders concurrent writers, and the notification
+        // goes out only if it commits.
+        let rows = self
+            .query(
+                "WITH written AS (INSERT INTO settings (name, version, updated_at, value)                  VALUES ($1, 1, $2, $3) ON CONFLICT (name) DO UPDATE                  SET version = settings.version + 1, updated_at = EXCLUDED.updated_at,                  value = EXCLUDED.value RETURNING version)                  SELECT version, pg_notify($4, $5) FROM written",
+                &[
+                    &name,
+                    &int(now)?,
+                    &value,
+                    &self.channel,
+                    &self.setting_notification(name),
+                ],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| backend("the setting was not written"))?;
+        uint(get(row, "version")?)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        // A connection from the pool that answers a statement: a dead one is dropped and
+        // the next is made fresh, so a database back up is ready again at the next probe.
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         let credit = format!("{CREDIT_LOOKUP_PREFIX}%");
         self.query(
@@ -1119,6 +1175,12 @@ mod tests {
             parse_notification(&quote, "a"),
             Some(SharedEvent::Quote("q1".into()))
         );
+        let setting = serde_json::json!({"from": "b", "setting": "prices"}).to_string();
+        assert_eq!(
+            parse_notification(&setting, "a"),
+            Some(SharedEvent::Setting("prices".into()))
+        );
+        assert_eq!(parse_notification(&setting, "b"), None);
         assert_eq!(parse_notification("garbage", "a"), None);
     }
 }

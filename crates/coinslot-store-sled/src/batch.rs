@@ -23,6 +23,7 @@ use coinslot_mint::StoreError;
 use tokio::sync::oneshot;
 
 use crate::journal::{self, Journal, Kind, Record};
+use crate::recent::Recent;
 use crate::thread::Stopper;
 
 /// Most spends in one batch: bounds the time one batch holds the write lock.
@@ -55,6 +56,8 @@ pub(crate) struct Trees {
     pub receipts: sled::Tree,
     pub supply: sled::Tree,
     pub lock: Arc<Mutex<()>>,
+    /// Receipts just written live, for the run's next write of them.
+    pub recent: Arc<Recent>,
 }
 
 #[derive(Default)]
@@ -70,6 +73,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     cond: Condvar,
+    /// Why the thread refuses every spend until a restart, once it does (see `State`).
+    broken: Mutex<Option<String>>,
 }
 
 /// Handle to the batching thread; cheap to clone. The thread ends with the last handle,
@@ -93,6 +98,7 @@ impl Batcher {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             cond: Condvar::new(),
+            broken: Mutex::new(None),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -116,6 +122,21 @@ impl Batcher {
         Self {
             _stop: Stopper::new(thread, stop),
             shared,
+        }
+    }
+
+    /// Whether spends can be taken: the thread runs and has not stopped taking them.
+    pub(crate) fn health(&self) -> Result<(), StoreError> {
+        let stopped = self.shared.queue.lock().map_or(true, |queue| queue.stop);
+        if stopped {
+            return Err(StoreError::Backend(
+                "the sled batch thread is not running".into(),
+            ));
+        }
+        match self.shared.broken.lock().as_deref() {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(StoreError::Backend(why.to_string())),
+            Err(_) => Err(StoreError::Backend("sled batch state lock poisoned".into())),
         }
     }
 
@@ -183,6 +204,9 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             let _write = crate::lock_writes(&trees.lock);
             batch(trees, &mut state, &jobs)
         };
+        if let (Some(why), Ok(mut broken)) = (&state.broken, shared.broken.lock()) {
+            broken.get_or_insert_with(|| why.clone());
+        }
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -237,7 +261,7 @@ fn batch(
         .append(record.as_bytes())
         .map_err(|e| StoreError::Backend(format!("spend journal write failed: {e}")))?;
     state.seq += 1;
-    if let Err(err) = apply(trees, record.as_bytes()) {
+    if let Err(err) = apply(trees, record.as_bytes(), Applying::Live) {
         state.broken = Some(format!(
             "a batch reached the spend journal but not sled ({err}): restart to replay it"
         ));
@@ -288,12 +312,21 @@ pub(crate) fn encode(seq: u64, spends: &[&Spend]) -> std::io::Result<Record> {
     Ok(record)
 }
 
+/// Whether a record is applied as its batch is written, or replayed at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applying {
+    /// Just checked under the write lock: its receipts are new, so written without a read.
+    Live,
+    /// Left by the last run: sled may hold any part of it, or newer versions of its receipts.
+    Replay,
+}
+
 /// Applies one journal record to sled, live or at start; returns its sequence number.
 /// Applying a record twice, or one sled already kept in part, changes nothing: spends and
 /// signatures are the same bytes again, a receipt is written only where none is (one found
 /// is this one, or newer), and a supply counter moves only if the sequence number stored
 /// with it is older than the record's.
-pub(crate) fn apply(trees: &Trees, payload: &[u8]) -> Result<u64, StoreError> {
+pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result<u64, StoreError> {
     let (seq, entries) = journal::parse(payload).map_err(crate::corrupt)?;
     for entry in entries {
         match entry.kind {
@@ -308,6 +341,16 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8]) -> Result<u64, StoreError> {
                     .sigs
                     .insert(entry.key, entry.value)
                     .map_err(crate::backend)?;
+            }
+            Kind::Receipt if applying == Applying::Live => {
+                // The batch's check found no receipt under the write lock, which every
+                // creator of a receipt takes: no compare needed.
+                let value = sled::IVec::from(entry.value);
+                trees
+                    .receipts
+                    .insert(entry.key, value.clone())
+                    .map_err(crate::backend)?;
+                trees.recent.wrote(entry.key, value);
             }
             Kind::Receipt => {
                 let _kept = trees
@@ -342,7 +385,7 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8]) -> Result<u64, StoreError> {
 pub(crate) fn replay(trees: &Trees, records: &[Vec<u8>]) -> Result<u64, StoreError> {
     let mut seq = 0;
     for payload in records {
-        seq = seq.max(apply(trees, payload)?);
+        seq = seq.max(apply(trees, payload, Applying::Replay)?);
     }
     for entry in trees.supply.iter() {
         let (_, value) = entry.map_err(crate::backend)?;

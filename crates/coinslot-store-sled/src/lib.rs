@@ -17,6 +17,7 @@
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE) + last journal record counted (BE) |
 //! | `passes`  | pass id       | `PassRecord` (JSON)            |
+//! | `settings`| setting name  | version (BE) + updated_at (BE) + value |
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
 //! `answers`, `accounts`, `supply` and `passes` (serializable: a
@@ -51,7 +52,7 @@ use std::path::Path;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
-    KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, Supply,
+    KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, SettingRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{
@@ -61,6 +62,7 @@ use sled::transaction::{
 mod batch;
 pub mod flusher;
 mod journal;
+mod recent;
 mod thread;
 
 use flusher::Flusher;
@@ -78,11 +80,14 @@ pub struct SledStore {
     accounts: sled::Tree,
     supply: sled::Tree,
     passes: sled::Tree,
+    settings: sled::Tree,
     flusher: Flusher,
     batcher: batch::Batcher,
     /// Taken by every writer of `spent`, `sigs`, `supply` and of a new receipt, so the
     /// [`batch`] thread's checks and writes see nothing change in between.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Receipts the batch thread just wrote (see `recent.rs`).
+    recent: std::sync::Arc<recent::Recent>,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -148,6 +153,7 @@ impl SledStore {
             tree("supply")?,
         );
         let write_lock = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let recent = std::sync::Arc::new(recent::Recent::default());
         let trees = batch::Trees {
             db: db.clone(),
             spent: spent.clone(),
@@ -155,6 +161,7 @@ impl SledStore {
             receipts: receipts.clone(),
             supply: supply.clone(),
             lock: write_lock.clone(),
+            recent: recent.clone(),
         };
         let journal_path = dir.join(journal::FILE);
         let (mut journal, records) = journal::Journal::open(&journal_path).map_err(|e| {
@@ -186,10 +193,12 @@ impl SledStore {
             answers: tree("answers")?,
             accounts: tree("accounts")?,
             passes: tree("passes")?,
+            settings: tree("settings")?,
             supply,
             flusher: Flusher::start(db),
             batcher,
             write_lock,
+            recent,
         })
     }
 
@@ -248,6 +257,16 @@ fn split_u64(bytes: &[u8]) -> Result<(u64, &[u8]), StoreError> {
 
 /// `issued | redeemed | seq`, big-endian: `seq` is the last spend-journal record counted in
 /// (see `journal.rs`), so replaying a record never counts it twice.
+fn decode_setting(bytes: &[u8]) -> Result<SettingRecord, StoreError> {
+    let (version, rest) = split_u64(bytes)?;
+    let (updated_at, value) = split_u64(rest)?;
+    Ok(SettingRecord {
+        version,
+        updated_at,
+        value: value.to_vec(),
+    })
+}
+
 fn encode_supply(supply: Supply, seq: u64) -> [u8; 24] {
     let mut bytes = [0u8; 24];
     bytes[..8].copy_from_slice(&supply.issued.to_be_bytes());
@@ -808,6 +827,44 @@ impl MintStore for SledStore {
         Ok(unpaid)
     }
 
+    async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, StoreError> {
+        self.settings
+            .get(name.as_bytes())
+            .map_err(backend)?
+            .map(|bytes| decode_setting(&bytes))
+            .transpose()
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError> {
+        let version = loop {
+            let current = self.settings.get(name.as_bytes()).map_err(backend)?;
+            let version = match &current {
+                Some(bytes) => decode_setting(bytes)?.version + 1,
+                None => 1,
+            };
+            let mut next = Vec::with_capacity(16 + value.len());
+            next.extend_from_slice(&version.to_be_bytes());
+            next.extend_from_slice(&now.to_be_bytes());
+            next.extend_from_slice(value);
+            let swapped = self
+                .settings
+                .compare_and_swap(name.as_bytes(), current, Some(next))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                break version;
+            }
+        };
+        self.flush().await?;
+        Ok(version)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.batcher.health()?;
+        // A read through sled's page cache: the tree is there and answers.
+        self.keysets.first().map_err(backend)?;
+        Ok(())
+    }
+
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         Ok(QuoteTotal::sum(&self.all_quotes()?))
     }
@@ -937,9 +994,20 @@ impl SledStore {
             coinslot_mint::ReceiptGuard::Version(_) => None,
             _ => Some(self.lock_writes()),
         };
+        // The value the batch thread wrote, when this is the first write after it; a
+        // guess the compare-and-swap checks (and that is read from sled when it fails).
+        let mut guess = self.recent.take(write.key);
         loop {
-            let current = self.receipts.get(&write.key[..]).map_err(backend)?;
-            let value = next_receipt(current.as_deref(), &write, inline)?;
+            let guessed = guess.is_some();
+            let current = match guess.take() {
+                Some(bytes) => Some(bytes),
+                None => self.receipts.get(&write.key[..]).map_err(backend)?,
+            };
+            let value = match next_receipt(current.as_deref(), &write, inline) {
+                Ok(value) => value,
+                Err(_) if guessed => continue,
+                Err(err) => return Err(err),
+            };
             let swapped = self
                 .receipts
                 .compare_and_swap(&write.key[..], current, Some(value))

@@ -230,22 +230,24 @@ pub struct Apps {
 }
 
 /// The HTTP applications of a server for `mint`; `nostr` feeds the admin API's
-/// `/admin/nostr` when the mint is on nostr.
+/// `/admin/nostr` when the mint is on nostr; `stored_prices` is the price list in the store
+/// ([`prices::load`]), which the proxy starts with instead of the config file's.
 pub fn apps(
     mint: &Mint,
     config: &Config,
     nostr: Option<Arc<dyn NostrStatus>>,
+    stored_prices: Option<prices::StoredPrices>,
 ) -> anyhow::Result<Apps> {
     let public_url = config.public_url()?;
     let metrics = metrics::Metrics::follow(mint)?;
 
     let mut proxy_config = config.proxy.clone();
-    if let Some(saved) = prices::saved_upstreams(&config.data_dir)? {
+    if let Some(upstreams) = stored_prices.as_ref().and_then(|s| s.upstreams.clone()) {
         tracing::warn!(
-            file = %config.data_dir.join(prices::PRICES_FILE).display(),
-            "using the prices set through the admin API instead of the config file's; delete the file to go back"
+            version = stored_prices.as_ref().map_or(0, |s| s.version),
+            "using the prices set through the admin API (kept in the store) instead of the config file's; DELETE /admin/prices goes back"
         );
-        proxy_config.upstreams = saved;
+        proxy_config.upstreams = upstreams;
     }
     let routes = ProxyRoutes::new(&proxy_config, config.units()).map_err(|e| ConfigError(e.0))?;
     let mut paywall = PaywallLayer::new(mint.clone(), &public_url, routes.clone())?
@@ -342,6 +344,14 @@ pub fn apps(
         app = app.merge(page.router());
     }
     let mut admin = None;
+    let price_book = prices::ProxyPriceBook::new(
+        routes.clone(),
+        mint.clone(),
+        config.proxy.upstreams.clone(),
+        stored_prices.as_ref(),
+        &config.data_dir,
+    );
+    price_book.follow();
     if config.admin.enabled {
         let key = AdminKey::watch(&config.data_dir.join(ADMIN_KEY_FILE))?;
         let mint_url = public_url
@@ -352,10 +362,7 @@ pub fn apps(
             mint_url,
             key,
             activity: ActivityLog::follow(mint, config.admin.activity_entries),
-            prices: Some(Arc::new(prices::ProxyPriceBook::new(
-                routes.clone(),
-                &config.data_dir,
-            ))),
+            prices: Some(Arc::new(price_book)),
             max_credit: config.admin.max_credit,
             nostr,
         });
@@ -445,9 +452,9 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /ready`: the store answers, so payments can be recorded.
+/// `GET /ready`: the store's health check passes, so payments can be recorded.
 async fn ready(State(mint): State<Mint>) -> Response {
-    match mint.receipt(&[0; 32]).await {
+    match mint.health().await {
         Ok(_) => Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "not ready: the store does not answer");
@@ -583,12 +590,14 @@ pub async fn run(
     }
     price_feed::spawn(&opened.mint);
     let nostr = start_nostr(&opened.mint, &config).await?;
+    let stored_prices = prices::load(&opened.mint, &config.data_dir).await?;
     let apps = apps(
         &opened.mint,
         &config,
         nostr
             .clone()
             .map(|n| Arc::new(NostrReport(n)) as Arc<dyn NostrStatus>),
+        stored_prices,
     )?;
     // One shutdown signal for every listener.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -4,6 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct Limits {
     per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     per_session: Option<Arc<DefaultKeyedRateLimiter<u64>>>,
     trust_forwarded_for: bool,
+    /// Set once the log has said that `X-Forwarded-For` arrives while it is not trusted.
+    told_forwarded: Arc<AtomicBool>,
     max_header_bytes: usize,
     metrics: Metrics,
 }
@@ -48,6 +51,7 @@ impl Limits {
             per_ip: limiter(config.per_ip_per_minute, config.burst),
             per_session: limiter(config.per_session_per_minute, config.burst),
             trust_forwarded_for: config.trust_forwarded_for,
+            told_forwarded: Arc::new(AtomicBool::new(false)),
             max_header_bytes: config.max_header_bytes,
             metrics,
         };
@@ -73,6 +77,31 @@ impl Limits {
             }
         });
         limits
+    }
+
+    /// A request that came through a proxy which says who sent it, while coinslotd does not
+    /// believe it: every client then shares the proxy's address and its one per-address
+    /// limit. Counted, and said once in the log with what to do.
+    fn untrusted_forward(&self, request: &Request<Body>) {
+        if self.trust_forwarded_for || !request.headers().contains_key("x-forwarded-for") {
+            return;
+        }
+        self.metrics.forwarded_for_ignored();
+        if self.told_forwarded.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            %peer,
+            per_ip_limit = self.per_ip.is_some(),
+            "requests arrive with X-Forwarded-For, which is not trusted: every client behind \
+             that proxy shares its address and its rate limit. Behind a proxy that overwrites \
+             the header, set [limits] trust_forwarded_for = true (docs/operate.md, limits)"
+        );
     }
 
     fn client_ip(&self, request: &Request<Body>) -> Option<IpAddr> {
@@ -125,6 +154,7 @@ pub async fn enforce(State(limits): State<Limits>, request: Request<Body>, next:
     if matches!(request.uri().path(), "/health" | "/ready" | "/metrics") {
         return next.run(request).await;
     }
+    limits.untrusted_forward(&request);
     // The limiter's own clock: making a new one costs a CPU calibration.
     if let (Some(limiter), Some(ip)) = (&limits.per_ip, limits.client_ip(&request)) {
         if let Err(not_until) = limiter.check_key(&ip) {

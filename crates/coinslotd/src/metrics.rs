@@ -86,6 +86,14 @@ impl Metrics {
         });
     }
 
+    /// Counts a request that carried `X-Forwarded-For` while `[limits] trust_forwarded_for`
+    /// is off (its client was limited by the proxy's address).
+    pub fn forwarded_for_ignored(&self) {
+        with_local_recorder(self.recorder.as_ref(), || {
+            counter!("coinslot_forwarded_for_ignored_total").increment(1);
+        });
+    }
+
     /// The Prometheus text exposition, with the supply gauges read now.
     pub async fn render(&self) -> Result<String, coinslot_mint::Error> {
         let report = self.mint.liabilities().await?;

@@ -12,9 +12,10 @@
 //!
 //! The factory returns the store and a guard kept alive for the test (a temp dir, say).
 //! For a store that needs a server which may not be there (PostgreSQL), write
-//! `store_conformance_tests!(optional || async { … })` with a factory returning
-//! `Option<(store, guard)>`: `None` skips the checks (the factory says why).
-//! Each check panics with a message naming the broken rule.
+//! `store_conformance_tests!(needs "PostgreSQL: set …", || async { … })`: every check is
+//! `#[ignore]`d with that reason, so a plain `cargo test` lists them as ignored instead of
+//! passing them unrun, and `cargo test -- --ignored` runs them (the factory then panics
+//! with what is missing). Each check panics with a message naming the broken rule.
 
 // A test suite: panicking with a message is how a check fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -33,11 +34,11 @@ use super::{
 use super::{AnswerWrite, ReceiptGuard};
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
-/// (`optional $make`: a factory returning `Option`, `None` skipping the checks).
+/// (`needs "why", $make`: each test ignored with that reason unless run with `--ignored`).
 #[macro_export]
 macro_rules! store_conformance_tests {
-    (optional $make:expr) => {
-        $crate::__store_conformance_tests!(@checks [optional] $make);
+    (needs $reason:literal, $make:expr) => {
+        $crate::__store_conformance_tests!(@checks [needs $reason] $make);
     };
     ($make:expr) => {
         $crate::__store_conformance_tests!(@checks [required] $make);
@@ -47,9 +48,9 @@ macro_rules! store_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __store_conformance_tests {
-    (@checks [$mode:ident] $make:expr) => {
+    (@checks [$($mode:tt)*] $make:expr) => {
         $crate::__store_conformance_tests!(
-            @tests [$mode] $make;
+            @tests [$($mode)*] $make;
             keysets_round_trip,
             quotes_round_trip,
             spends_are_unique_and_atomic,
@@ -62,6 +63,7 @@ macro_rules! __store_conformance_tests {
             receipts_prune_by_age,
             receipt_guards_let_one_writer_win,
             concurrent_guarded_receipt_writes_have_one_winner,
+            receipt_writes_see_every_path_that_wrote_before,
             answers_are_written_with_their_receipt_and_pruned,
             debits_in_a_commit_are_atomic_with_it,
             accounts_credit_debit_close,
@@ -73,16 +75,17 @@ macro_rules! __store_conformance_tests {
             unpaid_quotes_lists_unpaid_quotes_since,
             passes_are_bought_with_their_spend,
             concurrent_pass_extensions_add_up,
-            revoked_passes_stay_revoked
+            revoked_passes_stay_revoked,
+            a_store_that_takes_writes_is_healthy,
+            settings_count_their_versions
         );
     };
-    (@tests [optional] $make:expr; $($name:ident),*) => {
+    (@tests [needs $reason:literal] $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = $reason]
             async fn $name() {
-                let Some((store, _guard)) = ($make)().await else {
-                    return;
-                };
+                let (store, _guard) = ($make)().await;
                 $crate::store::conformance::$name(store).await;
             }
         )*
@@ -659,6 +662,51 @@ pub async fn receipt_guards_let_one_writer_win(store: Arc<dyn MintStore>) {
         .expect("unguarded write");
     let stored = store.receipt(&key).await.expect("read").expect("receipt");
     assert_eq!((stored.version, stored.created_at), (3, 100));
+}
+
+/// A receipt written with its spend, then replaced by a commit that also moves value (a
+/// refund to an account), is written again only at the version that commit left: a store
+/// that remembers what it wrote last must not trust it past another writer.
+pub async fn receipt_writes_see_every_path_that_wrote_before(store: Arc<dyn MintStore>) {
+    // Both orders: the stale write first, then the right one; and the right one alone.
+    for stale_first in [true, false] {
+        let key = receipt_key();
+        let paid = Commit {
+            spend: &[spent(point())],
+            ..guarded(&key, b"running", ReceiptGuard::Absent)
+        };
+        store.commit(paid).await.expect("spend with receipt");
+        let refund = Commit {
+            account: Some(AccountWrite::Credit {
+                id: "refunds",
+                unit: &CurrencyUnit::Sat,
+                amount: 2,
+            }),
+            ..guarded(&key, b"refunded", ReceiptGuard::Version(1))
+        };
+        store.commit(refund).await.expect("refund with receipt");
+        if stale_first {
+            let stale = guarded(&key, b"stale answer", ReceiptGuard::Version(1));
+            assert!(matches!(
+                store.commit(stale).await,
+                Err(StoreError::ReceiptChanged)
+            ));
+            let stored = store.receipt(&key).await.expect("read").expect("receipt");
+            assert_eq!(
+                (stored.version, stored.data.as_slice()),
+                (2, &b"refunded"[..])
+            );
+        }
+        store
+            .commit(guarded(&key, b"answered", ReceiptGuard::Version(2)))
+            .await
+            .expect("write at the version found");
+        let stored = store.receipt(&key).await.expect("read").expect("receipt");
+        assert_eq!(
+            (stored.version, stored.data.as_slice()),
+            (3, &b"answered"[..])
+        );
+    }
 }
 
 /// 32 writers that all read version 1 race to move the receipt on: exactly one wins.
@@ -1242,4 +1290,45 @@ pub async fn revoked_passes_stay_revoked(store: Arc<dyn MintStore>) {
         "nothing spent"
     );
     assert_eq!(store.pass(&id).await.unwrap().unwrap().expires_at, 1_060);
+}
+
+/// A store that has just taken a write says it is healthy (readiness asks this).
+pub async fn a_store_that_takes_writes_is_healthy(store: Arc<dyn MintStore>) {
+    store
+        .commit(Commit {
+            spend: &[spent(point())],
+            ..Commit::default()
+        })
+        .await
+        .expect("spend");
+    store.health().await.expect("a working store is healthy");
+}
+
+/// A setting reads back as last written, with one more version per write; names are apart.
+pub async fn settings_count_their_versions(store: Arc<dyn MintStore>) {
+    assert_eq!(store.setting("prices").await.expect("read"), None);
+    assert_eq!(
+        store
+            .put_setting("prices", b"{\"a\":1}", 10)
+            .await
+            .expect("put"),
+        1
+    );
+    assert_eq!(
+        store
+            .put_setting("prices", b"{\"a\":2}", 20)
+            .await
+            .expect("put"),
+        2
+    );
+    assert_eq!(store.put_setting("other", b"x", 30).await.expect("put"), 1);
+    let stored = store
+        .setting("prices")
+        .await
+        .expect("read")
+        .expect("setting");
+    assert_eq!(
+        (stored.version, stored.updated_at, stored.value.as_slice()),
+        (2, 20, &b"{\"a\":2}"[..])
+    );
 }

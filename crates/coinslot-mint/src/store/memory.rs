@@ -8,8 +8,8 @@ use parking_lot::Mutex;
 
 use super::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
-    KeysetRecord, MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, StoreError,
-    Supply,
+    KeysetRecord, MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, SettingRecord,
+    StoreError, Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -30,6 +30,7 @@ struct Inner {
     accounts: HashMap<String, AccountRecord>,
     supply: BTreeMap<Id, Supply>,
     passes: HashMap<String, PassRecord>,
+    settings: HashMap<String, SettingRecord>,
 }
 
 impl MemoryStore {
@@ -306,6 +307,26 @@ impl MintStore for MemoryStore {
 
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError> {
         Ok(QuoteTotal::sum(self.inner.lock().quotes.values()))
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, StoreError> {
+        Ok(self.inner.lock().settings.get(name).cloned())
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock();
+        let version = inner.settings.get(name).map_or(0, |s| s.version) + 1;
+        let record = SettingRecord {
+            version,
+            updated_at: now,
+            value: value.to_vec(),
+        };
+        inner.settings.insert(name.to_string(), record);
+        Ok(version)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {

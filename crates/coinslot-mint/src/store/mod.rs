@@ -327,6 +327,18 @@ pub enum AccountWrite<'a> {
     },
 }
 
+/// A setting every instance on the store shares (the price list), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRecord {
+    /// Counts the writes: 1 for the first. An instance applies a version newer than the
+    /// one it applied last, whatever order notifications arrive in.
+    pub version: u64,
+    /// Unix time of the last write.
+    pub updated_at: u64,
+    /// The writer's encoding of the setting.
+    pub value: Vec<u8>,
+}
+
 /// A time pass as stored: the routes it opens (a scope) and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassRecord {
@@ -550,6 +562,8 @@ pub enum SharedEvent {
     Spent(Vec<PublicKey>),
     /// This quote changed state.
     Quote(String),
+    /// This setting was written ([`MintStore::put_setting`]).
+    Setting(String),
 }
 
 /// Durable state of a mint. See the module docs for the contract.
@@ -645,6 +659,18 @@ pub trait MintStore: Send + Sync + 'static {
     /// The minted (`ISSUED`) quotes, summed per unit: all the value that ever came in. Reads
     /// every quote; for audits, not for the hot path.
     async fn minted_quotes(&self) -> Result<Vec<QuoteTotal>, StoreError>;
+
+    /// The setting `name`, if it was ever written.
+    async fn setting(&self, name: &str) -> Result<Option<SettingRecord>, StoreError>;
+
+    /// Writes the setting `name`, durably, one version after the stored one (1 if none);
+    /// returns the new version. Instances sharing the store hear of it
+    /// ([`SharedEvent::Setting`]).
+    async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError>;
+
+    /// Whether the store can take payments now: it answers, and nothing it wrote is known
+    /// to be missing (readiness probes ask this). Cheap: one round trip at most.
+    async fn health(&self) -> Result<(), StoreError>;
 
     /// Whether other processes write to this store too (instances on one database). A
     /// store only this process writes can tell that work recorded by an earlier process is
