@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec cargo run --release -p coinslotd -- "$@"
+# Built as deploy/Dockerfile builds it (tests/e2e/image.rs checks they agree).
+exec cargo run --release -p coinslotd --locked -- "$@"

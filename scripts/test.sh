@@ -9,6 +9,7 @@
 #   COINSLOT_TEST_POSTGRES_URL=postgres://…   the PostgreSQL store, two instances, the crash test
 #   COINSLOT_INTEROP=1                        other wallets, SDKs and relays (python3, node, npm)
 #   COINSLOT_BROWSER=1                        pages in headless Chromium (chromium, chromedriver)
+#   COINSLOT_IMAGE=1                          coinslotd built as deploy/Dockerfile builds it (release)
 # .ci/run enables every group the machine can run and reports what stayed skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,4 +48,7 @@ if [ -n "${COINSLOT_INTEROP:-}" ]; then
 fi
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then
     gated browser --workspace --test browser        # top-up page, arcade, paid-search
+fi
+if [ "${COINSLOT_IMAGE:-}" = 1 ]; then
+    gated image --workspace --test image
 fi
