@@ -204,8 +204,10 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             let _write = crate::lock_writes(&trees.lock);
             batch(trees, &mut state, &jobs)
         };
-        if let (Some(why), Ok(mut broken)) = (&state.broken, shared.broken.lock()) {
-            broken.get_or_insert_with(|| why.clone());
+        if let Some(why) = &state.broken {
+            if let Ok(mut broken) = shared.broken.lock() {
+                broken.get_or_insert_with(|| why.clone());
+            }
         }
         match outcomes {
             Ok(outcomes) => {
