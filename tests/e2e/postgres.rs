@@ -75,18 +75,27 @@ struct Proxied {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
+/// The sample upstream on a port of its own; its URL.
+async fn start_upstream(signals: Signals) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream_app(signals);
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    url
+}
+
 impl Database {
+    /// An instance's config on this database, in front of the upstream at `upstream_url`.
+    fn proxied_config(&self, dir: &Path, upstream_url: &str) -> coinslotd::Config {
+        let mut config = self.config(dir);
+        config.proxy.upstreams = vec![upstream_config(upstream_url)];
+        config
+    }
+
     async fn two_proxied(&self) -> (Signals, Proxied) {
         let signals = Signals::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream_url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream_app(signals.clone());
-        tokio::spawn(async move { axum::serve(listener, upstream).await });
-        let with_upstream = |dir: &Path| {
-            let mut config = self.config(dir);
-            config.proxy.upstreams = vec![upstream_config(&upstream_url)];
-            config
-        };
+        let upstream_url = start_upstream(signals.clone()).await;
+        let with_upstream = |dir: &Path| self.proxied_config(dir, &upstream_url);
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = TestServer::start_with(with_upstream(dir_a.path()))
             .await
@@ -635,15 +644,8 @@ async fn price_of(server: &TestServer, path: &str) -> Option<u64> {
 async fn a_price_change_reaches_every_instance_and_outlives_their_restarts() {
     use coinslot_admin::Scope;
     let db = Database::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream_app(Signals::default());
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-    let config = |dir: &Path| {
-        let mut config = db.config(dir);
-        config.proxy.upstreams = vec![upstream_config(&upstream_url)];
-        config
-    };
+    let upstream_url = start_upstream(Signals::default()).await;
+    let config = |dir: &Path| db.proxied_config(dir, &upstream_url);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = TestServer::start_with(config(dir_a.path())).await.unwrap();
     std::fs::copy(dir_a.path().join("seed"), dir_b.path().join("seed")).unwrap();

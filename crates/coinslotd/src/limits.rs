@@ -100,7 +100,7 @@ impl Limits {
             per_ip_limit = self.per_ip.is_some(),
             "requests arrive with X-Forwarded-For, which is not trusted: every client behind \
              that proxy shares its address and its rate limit. Behind a proxy that overwrites \
-             the header, set [limits] trust_forwarded_for = true (docs/operate.md, limits)"
+             the header, set [limits] trust_forwarded_for = true (deploy/OPERATIONS.md, rate limits)"
         );
     }
 
