@@ -349,7 +349,6 @@ pub fn apps(
         mint.clone(),
         config.proxy.upstreams.clone(),
         stored_prices.as_ref(),
-        &config.data_dir,
     );
     price_book.follow();
     if config.admin.enabled {

@@ -9,12 +9,11 @@
 //! upstreams. A `prices.json` left in the data directory by an earlier version is moved into
 //! the store at start, once.
 
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use coinslot_admin::PriceBook;
+use coinslot_admin::{PriceBook, PriceChange};
 use coinslot_mint::Mint;
 use coinslot_proxy::{ProxyRoutes, UpstreamConfig};
 use serde_json::{json, Value};
@@ -112,7 +111,6 @@ pub struct ProxyPriceBook {
     /// The version of the stored price list in force here (0: none yet); held while a
     /// list is applied, so two never apply out of order.
     applied: Arc<Mutex<u64>>,
-    data_dir: PathBuf,
 }
 
 impl ProxyPriceBook {
@@ -123,14 +121,12 @@ impl ProxyPriceBook {
         mint: Mint,
         configured: Vec<UpstreamConfig>,
         start: Option<&StoredPrices>,
-        data_dir: &Path,
     ) -> Self {
         Self {
             routes,
             mint,
             configured: Arc::new(configured),
             applied: Arc::new(Mutex::new(start.map_or(0, |s| s.version))),
-            data_dir: data_dir.to_path_buf(),
         }
     }
 
@@ -139,7 +135,7 @@ impl ProxyPriceBook {
     pub fn follow(&self) {
         let mut changes = self.mint.setting_changes();
         let weak = self.mint.downgrade();
-        let book = self.clone_without_mint();
+        let book = self.follower();
         tokio::spawn(async move {
             let mut recheck = tokio::time::interval(RECHECK);
             recheck.tick().await;
@@ -160,8 +156,9 @@ impl ProxyPriceBook {
         });
     }
 
-    /// The same book without a strong handle on the mint (the follower must not keep it).
-    fn clone_without_mint(&self) -> Follower {
+    /// The part that applies stored lists, without a handle on the mint (the task that
+    /// follows the store must not keep the mint alive).
+    fn follower(&self) -> Follower {
         Follower {
             routes: self.routes.clone(),
             configured: Arc::clone(&self.configured),
@@ -184,12 +181,8 @@ impl ProxyPriceBook {
                 tracing::error!(error = %err, "the new prices could not be stored");
                 format!("the new prices could not be stored ({err}); nothing changed")
             })?;
-        let stored = StoredPrices { version, upstreams };
-        self.clone_without_mint().apply(&stored)?;
-        let old_file = self.data_dir.join(PRICES_FILE);
-        if old_file.exists() {
-            tracing::warn!(file = %old_file.display(), "this file is no longer read: the price list is in the store");
-        }
+        self.follower()
+            .apply(&StoredPrices { version, upstreams })?;
         Ok(self.prices())
     }
 }
@@ -244,16 +237,11 @@ impl PriceBook for ProxyPriceBook {
         })
     }
 
-    fn set_prices(
-        &self,
-        prices: Value,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send + '_>> {
+    fn set_prices(&self, prices: Value) -> PriceChange<'_> {
         Box::pin(async move { self.write(Some(parse(prices)?)).await })
     }
 
-    fn reset_prices(
-        &self,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send + '_>> {
+    fn reset_prices(&self) -> PriceChange<'_> {
         Box::pin(self.write(None))
     }
 }
