@@ -25,6 +25,12 @@ pub fn dir(name: &str) -> PathBuf {
 /// # Panics
 /// When npm does not run or fails.
 pub fn npm_project(name: &str, package: &str) -> PathBuf {
+    // Two tests of one binary installing the same project at once: `npm ci` empties
+    // `node_modules` first, so the other could find its tool gone. One install at a time.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = dir(name);
     if !dir.join("node_modules").join(package).exists() {
         let status = Command::new("npm")
