@@ -2,7 +2,7 @@
 //!
 //! A storage crate runs it with one line in its tests:
 //!
-//! ```ignore
+//! ```text
 //! coinslot_mint::store_conformance_tests!(|| async {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     let store = MyStore::open(dir.path()).unwrap();
