@@ -2,7 +2,9 @@
 # Installs what building Coinslot needs beyond the Rust toolchain. Safe to run again.
 #
 # - a C compiler (the test wallets' SQLite is compiled from source);
-# - `protoc`, for the LND backend (cdk-lnd compiles LND's gRPC definitions at build time).
+# - `protoc`, for the LND backend (cdk-lnd compiles LND's gRPC definitions at build time);
+# - `curl`, which the forward-proxy test drives as a third-party client.
+# deploy/Dockerfile runs this script too: one list for a developer and for the image.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -26,6 +28,14 @@ if ! command -v protoc >/dev/null 2>&1 && [ -z "${PROTOC:-}" ]; then
     else
         echo "setup: protoc not found: install the protobuf compiler (apt: protobuf-compiler, brew: protobuf) or set PROTOC" >&2
         exit 1
+    fi
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq curl >/dev/null 2>&1 \
+            || { apt-get update -qq && apt-get install -y -qq curl; }
+    else
+        echo "setup: curl not found: the forward-proxy test needs it (apt: curl)" >&2
     fi
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
