@@ -8,6 +8,8 @@
 # them (`--ignored`) when it is enabled, and fails if it then ran none:
 #   COINSLOT_TEST_POSTGRES_URL=postgres://…   the PostgreSQL store, two instances, the crash test
 #   COINSLOT_INTEROP=1                        other wallets, SDKs and relays (python3, node, npm)
+#   COINSLOT_TEST_POSTGRES_TLS=1              TLS to a PostgreSQL cluster of the test's own (initdb, pg_ctl)
+#   COINSLOT_TEST_LNBITS=1                    a real LNbits from PyPI as the Lightning backend (python3)
 #   COINSLOT_BROWSER=1                        pages in headless Chromium (chromium, chromedriver)
 #   COINSLOT_IMAGE=1                          coinslotd built as deploy/Dockerfile builds it (release)
 # .ci/run enables every group the machine can run and reports what stayed skipped.
@@ -45,6 +47,12 @@ if [ -n "${COINSLOT_INTEROP:-}" ]; then
     gated interop --workspace --test interop
     gated interop --workspace --test relay_front
     gated interop --workspace --test sdk            # paid-llm: the openai SDKs
+fi
+if [ "${COINSLOT_TEST_POSTGRES_TLS:-}" = 1 ]; then
+    gated postgres-tls --workspace --test postgres_tls
+fi
+if [ "${COINSLOT_TEST_LNBITS:-}" = 1 ]; then
+    gated lnbits --workspace --test lnbits
 fi
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then
     gated browser --workspace --test browser        # top-up page, arcade, paid-search

@@ -1,6 +1,7 @@
-//! LND, Core Lightning and LNbits backends (cdk-lnd, cdk-cln, cdk-lnbits behind Coinslot's
-//! PaymentBackend) against local stand-ins speaking each node's real protocol: gRPC over
-//! TLS with a macaroon, JSON-RPC over a Unix socket, HTTP + websocket with an API key.
+//! LND, Core Lightning and LNbits backends (cdk-lnd and cdk-cln behind Coinslot's
+//! PaymentBackend, and coinslot-backend-lnbits) against local stand-ins speaking each
+//! node's real protocol: gRPC over TLS with a macaroon, JSON-RPC over a Unix socket, HTTP +
+//! websocket with an API key. (A real LNbits: `tests/e2e/lnbits.rs`.)
 //!
 //! For each backend: a cdk wallet tops up through coinslotd; a payment is noticed from the
 //! node's event stream alone; a payment made while the mint was down is credited at start;
@@ -227,12 +228,26 @@ async fn a_refusing_or_absent_node_fails_quotes_clearly(kind: Kind) {
             node.config()
         }
         Node::Lnbits(n, _) => {
-            let wrong = dir.path().join("wrong.key");
-            std::fs::write(&wrong, "0".repeat(32)).unwrap();
-            BackendConfig::Lnbits(coinslotd::LnbitsBackendConfig {
-                api_url: n.url.clone(),
-                invoice_key_file: Some(wrong),
-            })
+            // A key LNbits refuses, and the admin key, stop coinslotd at start with a clear
+            // message; LNbits down makes quotes fail like the other nodes.
+            for (key, says) in [
+                (
+                    "0".repeat(32),
+                    "refused the invoice key (404 Wallet not found.)",
+                ),
+                (n.admin_key.clone(), "this is the wallet's admin key"),
+            ] {
+                let file = dir.path().join("other.key");
+                std::fs::write(&file, key).unwrap();
+                let config = BackendConfig::Lnbits(coinslotd::LnbitsBackendConfig {
+                    api_url: n.url.clone(),
+                    invoice_key_file: Some(file),
+                });
+                let err = coinslotd::backend(&config).await.err().unwrap().to_string();
+                assert!(err.contains(says), "{err}");
+            }
+            n.stop();
+            node.config()
         }
     };
     let name = format!("{kind:?}").to_lowercase();

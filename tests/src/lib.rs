@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod nwc;
 pub mod paymentauth;
 pub mod paywall;
+pub mod postgres_tls;
 pub mod proxy;
 pub mod raw;
 pub mod relay_conn;

@@ -1,13 +1,10 @@
-// A cdk `MintPayment` backend seen through Coinslot's `PaymentBackend`.
-//
-// This file is compiled once per cdk-common version the backend crates need (see lib.rs):
-// it names that version only as `common`, so the same code adapts cdk-lnd and cdk-cln
-// (cdk-common 0.18) and cdk-lnbits (0.17). Only the incoming half of `MintPayment` is
-// ever called: nothing here can pay out.
+//! A cdk `MintPayment` backend seen through Coinslot's `PaymentBackend`. Only the incoming
+//! half of `MintPayment` is ever called: nothing here can pay out.
 
 use std::sync::Arc;
 
-use coinslot_mint::backend::{BackendError, Invoice, InvoiceStatus, PaymentBackend};
+use cdk_common as common;
+use coinslot_mint::backend::{self, BackendError, Invoice, InvoiceStatus, PaymentBackend};
 use common::nuts::CurrencyUnit;
 use common::payment::{
     Bolt11IncomingPaymentOptions, Event, IncomingPaymentOptions, MintPayment, PaymentIdentifier,
@@ -20,19 +17,13 @@ use tokio::sync::mpsc;
 pub(crate) struct Adapter<P> {
     name: &'static str,
     inner: Arc<P>,
-    /// The node only takes whole satoshis: amounts are rounded up to the next one.
-    whole_sats: bool,
 }
 
 impl<P> Adapter<P>
 where
     P: MintPayment<Err = common::payment::Error> + Send + Sync + 'static,
 {
-    pub(crate) async fn start(
-        name: &'static str,
-        inner: P,
-        whole_sats: bool,
-    ) -> Result<Self, BackendError> {
+    pub(crate) async fn start(name: &'static str, inner: P) -> Result<Self, BackendError> {
         inner
             .start()
             .await
@@ -40,7 +31,6 @@ where
         Ok(Self {
             name,
             inner: Arc::new(inner),
-            whole_sats,
         })
     }
 
@@ -70,14 +60,7 @@ where
         description: &str,
         expiry_secs: u64,
     ) -> Result<Invoice, BackendError> {
-        // A sat-only backend gets the amount in sat: cdk-lnbits converts it to sat but sends
-        // the unit it was given along, which must then be "sat".
-        let (asked, amount) = if self.whole_sats {
-            let msat = crate::round_up_to_sats(amount_msat)?;
-            (msat, Amount::new(msat / 1000, CurrencyUnit::Sat))
-        } else {
-            (amount_msat, Amount::new(amount_msat, CurrencyUnit::Msat))
-        };
+        let amount = Amount::new(amount_msat, CurrencyUnit::Msat);
         let now = crate::unix_now();
         let options = IncomingPaymentOptions::Bolt11(Bolt11IncomingPaymentOptions {
             description: Some(description.to_string()),
@@ -92,7 +75,7 @@ where
         let PaymentIdentifier::PaymentHash(hash) = created.request_lookup_id else {
             return Err(self.error("create invoice", "the node gave no payment hash"));
         };
-        crate::check_invoice(self.name, &created.request, &hash, amount_msat, asked)?;
+        backend::check_invoice(self.name, &created.request, &hash, amount_msat, amount_msat)?;
         Ok(Invoice {
             bolt11: created.request,
             lookup_id: hex::encode(hash),
@@ -103,7 +86,7 @@ where
     }
 
     async fn invoice_status(&self, lookup_id: &str) -> Result<InvoiceStatus, BackendError> {
-        let hash = crate::parse_hash(lookup_id)?;
+        let hash = backend::parse_payment_hash(lookup_id)?;
         let payments = self
             .inner
             .check_incoming_payment_status(&PaymentIdentifier::PaymentHash(hash))

@@ -56,7 +56,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::broadcast;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub mod tls;
+
+pub use tls::{RootCerts, SslMode, TlsSettings};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -76,6 +81,9 @@ pub struct PostgresOptions {
     /// How long a request waits for a connection (or for connecting) before it fails: the
     /// database is down or overloaded.
     pub acquire_timeout: Duration,
+    /// CA certificates (PEM) the server's certificate must chain to, beside or instead of
+    /// the URL's `sslrootcert`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -84,6 +92,7 @@ impl Default for PostgresOptions {
             schema: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -129,11 +138,15 @@ const COMPACT_EVERY: Duration = Duration::from_secs(60);
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database` or a libpq
     /// key=value string), creates the schema if needed and runs the migrations. Must run
-    /// inside a tokio runtime. TLS is not supported yet: use a local socket, a private
-    /// network or a tunnel.
+    /// inside a tokio runtime. TLS follows libpq's `sslmode` and `sslrootcert` in the URL
+    /// (see [`tls`]); the default, `prefer`, encrypts when the server offers it.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
+        let (url, tls) = TlsSettings::split(url)?;
+        let tls = tls.with_ca_file(options.ca_file.as_deref())?;
+        let connector = tls.connector()?;
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| backend(format!("database URL: {e}")))?;
+        config.ssl_mode(tls.mode.negotiation());
         config.connect_timeout(options.acquire_timeout);
         if let Some(schema) = &options.schema {
             let valid = !schema.is_empty()
@@ -151,7 +164,7 @@ impl PostgresStore {
         let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -166,7 +179,7 @@ impl PostgresStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| backend(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| backend(format!("cannot connect to PostgreSQL: {}", with_causes(&e))))?;
         if let Some(schema) = &options.schema {
             let created = client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -208,6 +221,7 @@ impl PostgresStore {
         let (shared, _) = broadcast::channel(4096);
         let listener = tokio::spawn(listen(
             listen_config,
+            connector,
             channel.clone(),
             instance.clone(),
             shared.clone(),
@@ -249,6 +263,21 @@ impl PostgresStore {
     /// Runs SQL statements as they are (administration: e.g. dropping a test schema).
     pub async fn execute_unprepared(&self, sql: &str) -> Result<(), StoreError> {
         self.client().await?.batch_execute(sql).await.map_err(db)
+    }
+
+    /// Whether this store's connections to the server are encrypted (TLS).
+    pub async fn encrypted(&self) -> Result<bool, StoreError> {
+        let rows = self
+            .query(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| get(row, "ssl"))
+            .transpose()?
+            .unwrap_or(false))
     }
 
     /// Bytes on disk of each table of this store, indexes and TOAST included, largest first.
@@ -305,6 +334,21 @@ async fn compact_supply(pool: &Pool) -> Result<(), StoreError> {
         )
         .await
         .map_err(db)
+}
+
+/// `err` with its causes: a pool's "backend error" alone does not say the certificate was
+/// refused.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 fn backend(message: impl Into<String>) -> StoreError {
@@ -715,13 +759,14 @@ impl PostgresStore {
 /// missed: websocket clients see it on their next check.
 async fn listen(
     config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
     channel: String,
     instance: String,
     shared: broadcast::Sender<SharedEvent>,
 ) {
     let mut retry = Duration::from_secs(1);
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(connector.clone()).await {
             Ok((client, mut connection)) => {
                 let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {

@@ -97,13 +97,15 @@ pub async fn backend(config: &BackendConfig) -> anyhow::Result<Arc<dyn PaymentBa
             })
             .await?
         }
-        BackendConfig::Lnbits(lnbits) => {
-            coinslot_backend_cdk::lnbits(coinslot_backend_cdk::LnbitsOptions {
-                api_url: lnbits.api_url.clone(),
-                invoice_key: lnbits.invoice_key()?,
-            })
-            .await?
-        }
+        BackendConfig::Lnbits(lnbits) => Arc::new(
+            coinslot_backend_lnbits::LnbitsBackend::connect(
+                coinslot_backend_lnbits::LnbitsOptions {
+                    api_url: lnbits.api_url.clone(),
+                    invoice_key: lnbits.invoice_key()?,
+                },
+            )
+            .await?,
+        ),
     })
 }
 
@@ -155,11 +157,13 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
         schema: config.store.schema.clone(),
         max_connections: config.store.max_connections,
         acquire_timeout: Duration::from_secs(config.store.acquire_timeout_secs),
+        ca_file: config.store.ca_file.clone(),
     };
     let store = PostgresStore::connect(url, options)
         .await
         .with_context(|| format!("store.url {}", config::hide_password(url)))?;
-    tracing::info!(url = %config::hide_password(url), schema = ?config.store.schema, "PostgreSQL store");
+    let tls = store.encrypted().await.unwrap_or(false);
+    tracing::info!(url = %config::hide_password(url), schema = ?config.store.schema, tls, "PostgreSQL store");
     let mint = Mint::new(config.mint.clone(), seed, Arc::new(store.clone()), backend).await?;
     Ok(Opened {
         mint,

@@ -1,8 +1,12 @@
-//! An LNbits stand-in: the HTTP API and websocket cdk-lnbits (lnbits-rs) uses.
+//! An LNbits stand-in for the plain test run (the real LNbits runs in `tests/e2e/lnbits.rs`
+//! when Python is there): the parts of LNbits 1.x's API coinslot-backend-lnbits uses, with
+//! LNbits' own answers.
 //!
-//! `POST /api/v1/payments` (create an invoice; `out: true`, paying, is refused and
-//! counted), `GET /api/v1/payments/{hash}`, and `GET /api/v1/ws/{key}`, which sends
-//! `{"payment": {...}}` for each settled invoice. Every call needs the wallet's key.
+//! `GET /api/v1/wallet` (`id` shown to the admin key only), `POST /api/v1/payments`
+//! (create an invoice; `out: true`, paying, is refused and counted),
+//! `GET /api/v1/payments/{hash}` (as LNbits: `paid` for any key or none, `details` only to
+//! the wallet's keys), and `GET /api/v1/ws/{key}`, which sends `{"payment": {...}}` for
+//! each settled invoice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +29,8 @@ pub struct Lnbits {
     pub url: String,
     /// The wallet's invoice key.
     pub key: String,
+    /// The wallet's admin key (which Coinslot must refuse).
+    pub admin_key: String,
     /// The invoices.
     pub ledger: Arc<Ledger>,
     /// Requests that tried to pay (must stay 0: Coinslot never pays).
@@ -38,6 +44,7 @@ pub struct Lnbits {
 #[derive(Clone)]
 struct Shared {
     key: String,
+    admin_key: String,
     ledger: Arc<Ledger>,
     pay_attempts: Arc<AtomicUsize>,
     websockets: Arc<AtomicUsize>,
@@ -48,18 +55,21 @@ impl Lnbits {
     /// Starts on `127.0.0.1:0`.
     pub async fn start() -> Lnbits {
         let key = hex::encode(rand::random::<[u8; 16]>());
+        let admin_key = hex::encode(rand::random::<[u8; 16]>());
         let ledger = Ledger::new();
         let pay_attempts = Arc::new(AtomicUsize::new(0));
         let websockets = Arc::new(AtomicUsize::new(0));
         let (kick, kicked) = watch::channel(0);
         let shared = Shared {
             key: key.clone(),
+            admin_key: admin_key.clone(),
             ledger: Arc::clone(&ledger),
             pay_attempts: Arc::clone(&pay_attempts),
             websockets: Arc::clone(&websockets),
             kick: kicked,
         };
         let app = Router::new()
+            .route("/api/v1/wallet", get(wallet))
             .route("/api/v1/payments", post(create))
             .route("/api/v1/payments/{hash}", get(payment))
             .route("/api/v1/ws/{key}", get(websocket))
@@ -74,12 +84,18 @@ impl Lnbits {
         Lnbits {
             url,
             key,
+            admin_key,
             ledger,
             pay_attempts,
             websockets,
             kick,
             task,
         }
+    }
+
+    /// Stops serving (as LNbits going down would).
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     /// Closes every open websocket (as a restart of LNbits or a proxy would).
@@ -98,15 +114,27 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| k == shared.key)
+        .is_some_and(|k| k == shared.key || k == shared.admin_key)
 }
 
 fn unauthorized() -> Response {
     (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"detail": "Invalid key"})),
+        StatusCode::NOT_FOUND,
+        Json(json!({"detail": "Wallet not found."})),
     )
         .into_response()
+}
+
+async fn wallet(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&shared, &headers) {
+        return unauthorized();
+    }
+    let admin = headers.get("x-api-key").and_then(|v| v.to_str().ok()) == Some(&shared.admin_key);
+    let mut answer = json!({"name": "shop", "balance": 0});
+    if admin {
+        answer["id"] = json!("standin");
+    }
+    Json(answer).into_response()
 }
 
 async fn create(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
@@ -146,11 +174,13 @@ async fn create(State(shared): State<Shared>, headers: HeaderMap, body: String) 
         .into_response()
 }
 
-fn details(held: &Held) -> Value {
-    json!({
+fn details(held: &Held, ours: bool) -> Value {
+    let mut answer = json!({
         "paid": held.settle_index.is_some(),
         "preimage": held.settle_index.map(|_| hex::encode(held.preimage)),
-        "details": {
+    });
+    if ours {
+        answer["details"] = json!({
             "status": if held.settle_index.is_some() { "success" } else { "pending" },
             "checking_id": held.hash_hex(),
             "amount": held.amount_msat,
@@ -165,8 +195,9 @@ fn details(held: &Held) -> Value {
             "expiry": held.expires_at,
             "extra": {},
             "wallet_id": "standin",
-        }
-    })
+        });
+    }
+    answer
 }
 
 async fn payment(
@@ -174,15 +205,14 @@ async fn payment(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Response {
-    if !authorized(&shared, &headers) {
-        return unauthorized();
-    }
+    // As LNbits: anyone learns whether a payment hash was paid; its details only with a key.
+    let ours = authorized(&shared, &headers);
     let mut bytes = [0u8; 32];
     let held = hex::decode_to_slice(&hash, &mut bytes)
         .ok()
         .and_then(|()| shared.ledger.get(&bytes));
     match held {
-        Some(held) => Json(details(&held)).into_response(),
+        Some(held) => Json(details(&held, ours)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({"detail": "Payment does not exist."})),

@@ -7,6 +7,7 @@
 pub mod cln;
 pub mod lnbits;
 pub mod lnd;
+pub mod real_lnbits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

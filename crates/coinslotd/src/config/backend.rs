@@ -19,7 +19,7 @@ pub enum BackendConfig {
     Lnd(LndBackendConfig),
     /// A Core Lightning node over its JSON-RPC socket (through cdk-cln).
     Cln(ClnBackendConfig),
-    /// An LNbits wallet over its HTTP API (through cdk-lnbits).
+    /// An LNbits wallet over its HTTP API and websocket (coinslot-backend-lnbits).
     Lnbits(LnbitsBackendConfig),
 }
 

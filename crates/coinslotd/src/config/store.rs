@@ -1,5 +1,6 @@
 //! `[store]`: where the mint's state lives.
 
+use coinslot_store_postgres::TlsSettings;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
@@ -10,8 +11,13 @@ use super::ConfigError;
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// `postgres://user:password@host:port/database` (or `COINSLOT_DATABASE_URL`,
-    /// `--database-url`). Unset: the embedded sled store.
+    /// `--database-url`). Unset: the embedded sled store. TLS as libpq: `?sslmode=`
+    /// `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`, and
+    /// `&sslrootcert=` a CA file or `system`.
     pub url: Option<String>,
+    /// CA certificates (PEM) the database's certificate must chain to, instead of the URL's
+    /// `sslrootcert` (e.g. a managed database's CA bundle).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Schema holding the tables (created if missing; default: the server's, `public`).
     pub schema: Option<String>,
     /// Database connections per instance.
@@ -25,6 +31,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: None,
+            ca_file: None,
             schema: None,
             max_connections: 16,
             acquire_timeout_secs: 5,
@@ -42,6 +49,16 @@ impl StoreConfig {
                         .into(),
                 ));
             }
+            // sslmode, sslrootcert and the CA file, read now rather than at the first
+            // connection.
+            TlsSettings::split(url)
+                .and_then(|(_, tls)| tls.with_ca_file(self.ca_file.as_deref()))
+                .and_then(|tls| tls.check())
+                .map_err(|e| ConfigError(format!("store.url: {e}")))?;
+        } else if self.ca_file.is_some() {
+            return Err(ConfigError(
+                "store.ca_file: only for a PostgreSQL store.url".into(),
+            ));
         }
         if let Some(schema) = &self.schema {
             let valid = !schema.is_empty()
