@@ -55,7 +55,7 @@ if [ "${COINSLOT_TEST_LNBITS:-}" = 1 ]; then
     gated lnbits --workspace --test lnbits
 fi
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then
-    gated browser --workspace --test browser        # top-up page, arcade, paid-search
+    gated browser --workspace --test browser        # top-up page, arcade, paid-search, dashboard
 fi
 if [ "${COINSLOT_IMAGE:-}" = 1 ]; then
     gated image --workspace --test image

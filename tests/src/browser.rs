@@ -40,6 +40,15 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium emulating a phone (390×844 CSS pixels
     /// at 2 device pixels each, with touch).
     pub async fn start() -> Browser {
+        Self::launch(Some((390, 844))).await
+    }
+
+    /// The same with a desktop window (1280×1000), for pages an operator opens at a desk.
+    pub async fn start_desktop() -> Browser {
+        Self::launch(None).await
+    }
+
+    async fn launch(phone: Option<(u32, u32)>) -> Browser {
         let bin = std::env::var("COINSLOT_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
         let port = free_port();
         let child = Command::new(&bin)
@@ -57,19 +66,20 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let chromium = std::env::var("COINSLOT_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--hide-scrollbars", "--window-size=390,844", "--lang=en-US",
-                ],
-                "mobileEmulation": {
-                    "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true }
-                }
-            }
+        let (width, height) = phone.unwrap_or((1280, 1000));
+        let mut options = json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--hide-scrollbars", format!("--window-size={width},{height}"), "--lang=en-US",
+            ],
         });
+        if phone.is_some() {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true }
+            });
+        }
+        let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object")
         };

@@ -77,6 +77,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/admin/nostr", get(nostr))
         .route("/admin/passes", get(passes))
         .route("/admin/passes/{id}/revoke", post(revoke_pass))
+        .merge(crate::dashboard::routes())
         .with_state(Arc::new(admin))
 }
 

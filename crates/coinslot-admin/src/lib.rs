@@ -22,10 +22,12 @@
 //! | `GET /admin/passes` | read | live time passes: id, scope, expiry, revoked, client key |
 //! | `POST /admin/passes/{id}/revoke` | issue | revokes a pass, durably: it opens nothing from then on |
 //! | `GET /admin/nostr` | read | relays and their publishing state, the NIP-87 announcement, recommendations of this mint (404 when the mint is not on nostr) |
+//! | `GET /admin/dashboard` | none (the page holds no data) | the operator's page: earnings, the books, sessions and passes, prices with a form to change them, recent activity; its script calls the routes above with the token typed into it |
 
 pub mod activity;
 pub mod api;
 pub mod auth;
+mod dashboard;
 pub mod voucher;
 
 pub use activity::ActivityLog;

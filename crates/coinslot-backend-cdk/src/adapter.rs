@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use cdk_common as common;
-use coinslot_mint::backend::{self, BackendError, Invoice, InvoiceStatus, PaymentBackend};
+use coinslot_mint::backend::{
+    self, BackendError, Invoice, InvoiceStatus, PaymentBackend, Reconnect,
+};
 use common::nuts::CurrencyUnit;
 use common::payment::{
     Bolt11IncomingPaymentOptions, Event, IncomingPaymentOptions, MintPayment, PaymentIdentifier,
@@ -61,7 +63,7 @@ where
         expiry_secs: u64,
     ) -> Result<Invoice, BackendError> {
         let amount = Amount::new(amount_msat, CurrencyUnit::Msat);
-        let now = crate::unix_now();
+        let now = coinslot_mint::unix_now();
         let options = IncomingPaymentOptions::Bolt11(Bolt11IncomingPaymentOptions {
             description: Some(description.to_string()),
             amount,
@@ -115,7 +117,7 @@ async fn listen<P>(name: &'static str, inner: Arc<P>, tx: mpsc::Sender<String>)
 where
     P: MintPayment<Err = common::payment::Error> + Send + Sync + 'static,
 {
-    let mut backoff = crate::RECONNECT_MIN;
+    let mut reconnect = Reconnect::default();
     loop {
         match inner.wait_payment_event().await {
             Ok(mut events) => {
@@ -135,7 +137,7 @@ where
                     let PaymentIdentifier::PaymentHash(hash) = payment.payment_identifier else {
                         continue;
                     };
-                    backoff = crate::RECONNECT_MIN;
+                    reconnect.connected();
                     if tx.send(hex::encode(hash)).await.is_err() {
                         return;
                     }
@@ -146,10 +148,8 @@ where
                 tracing::warn!(backend = name, error = %err, "cannot subscribe to payments");
             }
         }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = tx.closed() => return,
+        if !reconnect.pause(&tx).await {
+            return;
         }
-        backoff = (backoff * 2).min(crate::RECONNECT_MAX);
     }
 }

@@ -19,7 +19,6 @@
 use std::path::PathBuf;
 #[cfg(any(feature = "lnd", feature = "cln"))]
 use std::sync::Arc;
-use std::time::Duration;
 
 #[cfg(any(feature = "lnd", feature = "cln"))]
 use coinslot_mint::backend::BackendError;
@@ -30,9 +29,6 @@ use coinslot_mint::PaymentBackend;
 mod adapter;
 #[cfg(any(feature = "lnd", feature = "cln"))]
 mod kv;
-
-const RECONNECT_MIN: Duration = Duration::from_secs(1);
-const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// Where to reach an LND node.
 #[derive(Debug, Clone)]
@@ -91,12 +87,4 @@ fn no_fee_reserve() -> cdk_common::common::FeeReserve {
         min_fee_reserve: 0.into(),
         percent_fee_reserve: 0.0,
     }
-}
-
-#[cfg(any(feature = "lnd", feature = "cln"))]
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

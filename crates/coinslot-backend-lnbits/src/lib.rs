@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use coinslot_mint::backend::{
     check_invoice, parse_payment_hash, round_up_to_sats, BackendError, Invoice, InvoiceStatus,
-    PaymentBackend,
+    PaymentBackend, Reconnect,
 };
+use coinslot_mint::unix_now;
 use futures::stream::{BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,9 +40,6 @@ const NAME: &str = "lnbits";
 
 /// How long one API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-const RECONNECT_MIN: Duration = Duration::from_secs(1);
-const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// Where to reach an LNbits wallet.
 #[derive(Clone)]
@@ -345,7 +343,7 @@ impl PaymentBackend for LnbitsBackend {
 /// Follows the wallet's websocket, connecting again with backoff whenever it drops, and
 /// forwards each incoming payment the API confirms. Stops when the mint drops the stream.
 async fn listen(backend: LnbitsBackend, tx: mpsc::Sender<String>) {
-    let mut backoff = RECONNECT_MIN;
+    let mut reconnect = Reconnect::default();
     loop {
         let connected = tokio::select! {
             connected = connect_websocket(&backend) => connected,
@@ -354,7 +352,7 @@ async fn listen(backend: LnbitsBackend, tx: mpsc::Sender<String>) {
         match connected {
             Ok(mut socket) => {
                 tracing::info!(backend = NAME, "listening for incoming payments");
-                backoff = RECONNECT_MIN;
+                reconnect.connected();
                 backend.inner.listening.store(true, Ordering::Relaxed);
                 loop {
                     let message = tokio::select! {
@@ -386,11 +384,9 @@ async fn listen(backend: LnbitsBackend, tx: mpsc::Sender<String>) {
                 tracing::warn!(backend = NAME, error = %err, "cannot open the websocket");
             }
         }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = tx.closed() => return,
+        if !reconnect.pause(&tx).await {
+            return;
         }
-        backoff = (backoff * 2).min(RECONNECT_MAX);
     }
 }
 
@@ -451,13 +447,6 @@ async fn confirmed_payment(backend: &LnbitsBackend, text: &str) -> Option<String
             None
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -125,8 +125,13 @@ impl TlsSettings {
                 format!("{base}?{}", kept.join("&"))
             }
         } else {
+            // Not a connection string we can read (another scheme, a typo): tokio-postgres
+            // names what is wrong with it.
+            let Ok(pairs) = key_values(url) else {
+                return Ok((url.to_string(), settings));
+            };
             let mut kept = Vec::new();
-            for (key, value, text) in key_values(url)? {
+            for (key, value, text) in pairs {
                 if !take(&key, value)? {
                     kept.push(text);
                 }
@@ -440,8 +445,11 @@ mod tests {
         assert_eq!(rest, "host=db user=coinslot dbname=mint");
         assert_eq!(tls.mode, SslMode::Require);
         assert_eq!(tls.roots, Some(RootCerts::File("/my ca/it's.pem".into())));
-        assert!(TlsSettings::split("host=db sslmode").is_err());
-        assert!(TlsSettings::split("host='db").is_err());
+        // What cannot be read goes to tokio-postgres as it is, for its own error.
+        for unreadable in ["host=db sslmode", "host='db", "mysql://nope"] {
+            let (rest, tls) = TlsSettings::split(unreadable).unwrap();
+            assert_eq!((rest.as_str(), tls), (unreadable, TlsSettings::default()));
+        }
     }
 
     #[test]

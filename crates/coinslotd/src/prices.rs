@@ -58,10 +58,14 @@ pub async fn load(mint: &Mint, data_dir: &Path) -> anyhow::Result<Option<StoredP
         .put_setting(SETTING, &encode(Some(&upstreams))?)
         .await?;
     let imported = file.with_extension("json.imported");
-    if let Err(err) = std::fs::rename(&file, &imported) {
-        tracing::warn!(error = %err, file = %file.display(), "price list moved into the store, but the file stays");
+    match std::fs::rename(&file, &imported) {
+        Ok(()) => {
+            tracing::info!(file = %imported.display(), "price list moved from the data directory into the store")
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, file = %file.display(), "price list copied into the store, but the file stays")
+        }
     }
-    tracing::info!(file = %imported.display(), "price list moved from the data directory into the store");
     Ok(Some(StoredPrices {
         version,
         upstreams: Some(upstreams),

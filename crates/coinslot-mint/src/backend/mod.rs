@@ -58,6 +58,45 @@ pub trait PaymentBackend: Send + Sync + 'static {
     async fn paid_invoices(&self) -> Result<BoxStream<'static, String>, BackendError>;
 }
 
+/// The pause between attempts to reconnect a backend's payment stream: 1 s, doubling up to
+/// 30 s, back to 1 s once a connection holds.
+#[derive(Debug)]
+pub struct Reconnect {
+    delay: std::time::Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self { delay: Self::FIRST }
+    }
+}
+
+impl Reconnect {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A connection came up: the next pause is the shortest again.
+    pub fn connected(&mut self) {
+        self.delay = Self::FIRST;
+    }
+
+    /// Waits the current pause, then doubles it; `false` when the mint dropped the stream
+    /// `tx` feeds first (stop then).
+    pub async fn pause<T>(&mut self, tx: &tokio::sync::mpsc::Sender<T>) -> bool {
+        let delay = self.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = tx.closed() => false,
+        }
+    }
+
+    fn next_delay(&mut self) -> std::time::Duration {
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(Self::LONGEST);
+        delay
+    }
+}
+
 /// `msat` rounded up to whole satoshis, for nodes that only take whole satoshis.
 pub fn round_up_to_sats(msat: u64) -> Result<u64, BackendError> {
     msat.div_ceil(1000)
@@ -114,6 +153,19 @@ pub fn check_invoice(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[tokio::test]
+    async fn reconnecting_backs_off_to_half_a_minute() {
+        let mut reconnect = Reconnect::default();
+        let pauses: Vec<u64> = (0..7).map(|_| reconnect.next_delay().as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
+        reconnect.connected();
+        assert_eq!(reconnect.next_delay().as_secs(), 1);
+        // Nobody reads the stream any more: no pause, stop.
+        let (tx, rx) = tokio::sync::mpsc::channel::<()>(1);
+        drop(rx);
+        assert!(!reconnect.pause(&tx).await);
+    }
 
     #[test]
     fn amounts_round_up_to_whole_sats() {
