@@ -299,6 +299,43 @@ for_each_backend!(
     a_refusing_or_absent_node_fails_quotes_clearly,
 );
 
+/// LNbits keys reset after coinslotd started: LNbits then answers a lookup as it answers
+/// anyone ("paid", no details), and that never turns a quote paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lnbits_answer_without_our_details_never_counts() {
+    let node = Node::start(Kind::Lnbits).await;
+    let Node::Lnbits(lnbits, _) = &node else {
+        unreachable!()
+    };
+    let store = Arc::new(MemoryStore::new());
+    let backend = node.backend().await;
+    let mint = mint_over(
+        &store,
+        &MintSeed::generate(),
+        Arc::clone(&backend),
+        no_reconciling(),
+    )
+    .await;
+    let id = quote(&mint, 13).await;
+    let held = held_for(&node, &store, &id).await;
+    lnbits.revoke_keys();
+    node.pay(&held);
+    let err = backend.invoice_status(&held.hash_hex()).await.unwrap_err();
+    assert!(
+        err.0.contains("not as the wallet's incoming one"),
+        "{}",
+        err.0
+    );
+    assert!(
+        mint_once(&mint, &id, 13).await.is_err(),
+        "minted on an unkeyed answer"
+    );
+    assert_eq!(
+        store.mint_quote(&id).await.unwrap().unwrap().state,
+        MintQuoteState::Unpaid
+    );
+}
+
 /// A fiat-like unit priced from a live source: quotes become invoices at the current price,
 /// follow it when it moves, and stop (saying why) when the price goes stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -226,10 +226,23 @@ async fn wrong_keys_and_other_wallets_payments_are_refused() {
         .unwrap();
     shop.lnbits.pay(&shop.payer, &theirs.bolt11).await.unwrap();
     let backend = shop.backend().await;
+    // With the shop's key LNbits looks in the shop's wallet only: not found.
     assert_eq!(
         backend.invoice_status(&theirs.lookup_id).await.unwrap(),
         InvoiceStatus::Expired
     );
+    // Without a valid key it says "paid" for any hash: such an answer never counts.
+    let unkeyed = reqwest::get(format!(
+        "{}/api/v1/payments/{}",
+        shop.lnbits.url, theirs.lookup_id
+    ))
+    .await
+    .unwrap()
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    assert_eq!(unkeyed["paid"], true, "{unkeyed}");
+    assert!(unkeyed.get("details").is_none(), "{unkeyed}");
     let ours = backend
         .create_invoice(5_000, "the shop's", 600)
         .await

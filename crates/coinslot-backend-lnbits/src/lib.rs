@@ -16,8 +16,9 @@
 //! care that a generic client does not take:
 //!
 //! - `GET /api/v1/payments/{hash}` answers `paid` for a payment of **any** wallet on the
-//!   instance, key or no key; only an answer carrying `details` is about our wallet. A
-//!   payment counts only with `details` for the hash asked and a positive (incoming) amount.
+//!   instance when the key is missing or not valid (with a valid key it looks in that
+//!   wallet only); only an answer carrying `details` is about our wallet. A payment counts
+//!   only with `details` for the hash asked and a positive (incoming) amount.
 //! - Anyone may `POST` a message to a websocket topic. A notification is only a hint: the
 //!   payment is looked up with the key before its quote is marked paid.
 
@@ -233,9 +234,12 @@ impl LnbitsBackend {
             .as_ref()
             .is_some_and(|p| p.payment_hash.eq_ignore_ascii_case(&hex_hash) && p.amount > 0);
         if !ours {
-            // LNbits answers for any wallet's payment: this one is not our wallet's invoice.
-            tracing::warn!(backend = NAME, payment_hash = %hex_hash, "not an incoming payment of this wallet");
-            return Ok(InvoiceStatus::Expired);
+            // LNbits answers for any wallet's payment, and for no key at all: an answer
+            // without our details never counts.
+            return Err(Failure::Other(
+                "LNbits knows this payment but not as the wallet's incoming one (another                  wallet's, or the key is no longer valid)"
+                    .into(),
+            ));
         }
         Ok(if lookup.paid {
             InvoiceStatus::Paid

@@ -8,7 +8,7 @@
 //! the wallet's keys), and `GET /api/v1/ws/{key}`, which sends `{"payment": {...}}` for
 //! each settled invoice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -37,6 +37,7 @@ pub struct Lnbits {
     pub pay_attempts: Arc<AtomicUsize>,
     /// Websocket connections accepted so far.
     pub websockets: Arc<AtomicUsize>,
+    revoked: Arc<AtomicBool>,
     kick: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -48,6 +49,7 @@ struct Shared {
     ledger: Arc<Ledger>,
     pay_attempts: Arc<AtomicUsize>,
     websockets: Arc<AtomicUsize>,
+    revoked: Arc<AtomicBool>,
     kick: watch::Receiver<u64>,
 }
 
@@ -59,6 +61,7 @@ impl Lnbits {
         let ledger = Ledger::new();
         let pay_attempts = Arc::new(AtomicUsize::new(0));
         let websockets = Arc::new(AtomicUsize::new(0));
+        let revoked = Arc::new(AtomicBool::new(false));
         let (kick, kicked) = watch::channel(0);
         let shared = Shared {
             key: key.clone(),
@@ -66,6 +69,7 @@ impl Lnbits {
             ledger: Arc::clone(&ledger),
             pay_attempts: Arc::clone(&pay_attempts),
             websockets: Arc::clone(&websockets),
+            revoked: Arc::clone(&revoked),
             kick: kicked,
         };
         let app = Router::new()
@@ -88,9 +92,15 @@ impl Lnbits {
             ledger,
             pay_attempts,
             websockets,
+            revoked,
             kick,
             task,
         }
+    }
+
+    /// Stops accepting the wallet's keys (as an operator resetting them in LNbits would).
+    pub fn revoke_keys(&self) {
+        self.revoked.store(true, Ordering::SeqCst);
     }
 
     /// Stops serving (as LNbits going down would).
@@ -111,10 +121,11 @@ impl Drop for Lnbits {
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| k == shared.key || k == shared.admin_key)
+    !shared.revoked.load(Ordering::SeqCst)
+        && headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k == shared.key || k == shared.admin_key)
 }
 
 fn unauthorized() -> Response {
