@@ -27,6 +27,11 @@ async fn type_into(client: &Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+async fn click(client: &Client, css: &str) {
+    let element = client.find(Locator::Css(css)).await.unwrap();
+    element.click().await.unwrap();
+}
+
 async fn price_of(url: &str, path: &str) -> u64 {
     let response = reqwest::get(format!("{url}{path}")).await.unwrap();
     assert_eq!(response.status(), 402);
@@ -95,13 +100,7 @@ async fn flow(client: &Client, url: &str, operator: &str) {
 
     // A token the server did not sign is refused on the page.
     type_into(client, "token", "not-a-token").await;
-    client
-        .find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "#signin button").await;
     wait_for(
         client,
         "the bad token to be refused",
@@ -110,13 +109,7 @@ async fn flow(client: &Client, url: &str, operator: &str) {
     .await;
 
     type_into(client, "token", operator).await;
-    client
-        .find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "#signin button").await;
     wait_for(
         client,
         "today's earnings",
@@ -170,13 +163,7 @@ async fn flow(client: &Client, url: &str, operator: &str) {
     let field = client.find(Locator::Css(input)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("5").await.unwrap();
-    client
-        .find(Locator::Css("#prices-form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "#prices-form button[type=submit]").await;
     wait_for(
         client,
         "the prices to be saved",
