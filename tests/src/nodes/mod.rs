@@ -1,7 +1,7 @@
-//! Stand-ins for Lightning nodes that cannot run here (LND, Core Lightning, LNbits): each
-//! speaks the real protocol of the calls Coinslot makes (gRPC over TLS, JSON-RPC over a
-//! Unix socket, HTTP + websocket) over one [`Ledger`] of real, signed BOLT11 invoices that
-//! a test pays by hand.
+//! Stand-ins for Lightning nodes that cannot run here (LND, Core Lightning) and for LNbits
+//! in the plain test run: each speaks the real protocol of the calls Coinslot makes (gRPC
+//! over TLS, JSON-RPC over a Unix socket, HTTP + websocket) over one [`Ledger`] of real,
+//! signed BOLT11 invoices that a test pays by hand. [`real_lnbits`] runs the real LNbits.
 #![allow(clippy::expect_used)] // test fixtures: a broken fixture fails the test
 
 pub mod cln;
