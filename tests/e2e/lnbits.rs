@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use coinslot_backend_lnbits::{LnbitsBackend, LnbitsOptions};
-use coinslot_mint::backend::InvoiceStatus;
+use coinslot_mint::backend::{Invoice, InvoiceStatus};
 use coinslot_mint::cashu::nuts::MintQuoteState;
 use coinslot_mint::{MemoryStore, MintConfig, MintSeed, MintStore, PaymentBackend};
 use coinslot_tests::direct::{mint_once, mint_over, quote, wait_stored};
@@ -62,6 +62,18 @@ impl Shop {
         })
         .await
         .unwrap()
+    }
+
+    /// An invoice of a new wallet on this LNbits (not the shop's), made through coinslotd's
+    /// backend with that wallet's invoice key.
+    async fn invoice_elsewhere(&self, msat: u64, memo: &str) -> Invoice {
+        let other = self.lnbits.wallet("other").await.unwrap();
+        coinslotd::backend(&self.config_with(&other.invoice_key))
+            .await
+            .unwrap()
+            .create_invoice(msat, memo, 600)
+            .await
+            .unwrap()
     }
 
     /// The quote's invoice, paid from the payer's wallet.
@@ -123,14 +135,7 @@ async fn a_cdk_wallet_tops_up_through_lnbits() {
     server.stop().await.unwrap();
 
     // The key coinslotd holds cannot spend what came in: LNbits refuses it for paying.
-    let other = shop.lnbits.wallet("other").await.unwrap();
-    let bolt11 = coinslotd::backend(&shop.config_with(&other.invoice_key))
-        .await
-        .unwrap()
-        .create_invoice(1_000, "to pay", 600)
-        .await
-        .unwrap()
-        .bolt11;
+    let bolt11 = shop.invoice_elsewhere(1_000, "to pay").await.bolt11;
     let status = shop
         .lnbits
         .try_pay_with(&shop.shop.invoice_key, &bolt11)
@@ -217,13 +222,7 @@ async fn wrong_keys_and_other_wallets_payments_are_refused() {
     }
 
     // The payer pays an invoice of a third wallet; the shop's backend is asked about it.
-    let other = shop.lnbits.wallet("other").await.unwrap();
-    let theirs = coinslotd::backend(&shop.config_with(&other.invoice_key))
-        .await
-        .unwrap()
-        .create_invoice(5_000, "not the shop's", 600)
-        .await
-        .unwrap();
+    let theirs = shop.invoice_elsewhere(5_000, "not the shop's").await;
     shop.lnbits.pay(&shop.payer, &theirs.bolt11).await.unwrap();
     let backend = shop.backend().await;
     // With the shop's key LNbits looks in the shop's wallet only: not found.

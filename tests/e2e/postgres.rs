@@ -12,7 +12,7 @@ use std::path::Path;
 use cdk::nuts::{ProofsMethods, State};
 use cdk::wallet::SendOptions;
 use coinslot_store_postgres::{PostgresOptions, PostgresStore};
-use coinslot_tests::proxy::{upstream_app, upstream_config, Signals};
+use coinslot_tests::proxy::{spawn_upstream, upstream_config, Signals};
 use coinslot_tests::wallet::{
     funded, get_json, mint_request, new_wallet, post_json, proof_states, random_seed, send,
     swap_request, token_proofs,
@@ -75,13 +75,9 @@ struct Proxied {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-/// The sample upstream on a port of its own; its URL.
+/// The sample upstream on a port of its own, served for the rest of the test; its URL.
 async fn start_upstream(signals: Signals) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream_app(signals);
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-    url
+    spawn_upstream(signals).await.unwrap().0
 }
 
 impl Database {

@@ -4,7 +4,6 @@
 //! Such tests are `#[ignore]`d and run by `scripts/test.sh` when `COINSLOT_BROWSER=1`;
 //! `COINSLOT_CHROMIUM` and `COINSLOT_CHROMEDRIVER` override the binaries' paths.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,13 +28,6 @@ impl Drop for Browser {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium emulating a phone (390×844 CSS pixels
     /// at 2 device pixels each, with touch).
@@ -50,7 +42,7 @@ impl Browser {
 
     async fn launch(phone: Option<(u32, u32)>) -> Browser {
         let bin = std::env::var("COINSLOT_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
-        let port = free_port();
+        let port = crate::free_port();
         let child = Command::new(&bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

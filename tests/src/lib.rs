@@ -210,6 +210,18 @@ pub(crate) fn init_tracing() {
         .try_init();
 }
 
+/// A loopback port free a moment ago, for a program that binds its own (chromedriver,
+/// LNbits, a PostgreSQL cluster): released before it is used, so another could take it first.
+///
+/// # Panics
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
 /// Polls `check` every 100 ms until it gives `Some`, for at most 30 s; panics with `what`
 /// otherwise (for what a server does in the background, e.g. publishing to a relay).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T

@@ -34,10 +34,7 @@ impl TlsCluster {
         let bin = postgres_bin()?;
         let dir = tempfile::tempdir()?;
         let owner = running_as_root().then(|| "postgres".to_string());
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-            probe.local_addr()?.port()
-        };
+        let port = crate::free_port();
         let (ca, ca_key) = new_ca("Coinslot test CA")?;
         let (other, _) = new_ca("Another CA")?;
         let server_key = rcgen::KeyPair::generate()?;

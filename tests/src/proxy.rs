@@ -224,6 +224,19 @@ pub struct ProxiedApp {
     upstream: tokio::task::JoinHandle<()>,
 }
 
+/// The sample upstream ([`upstream_app`]) on a loopback port: its URL, and the task serving it.
+pub async fn spawn_upstream(
+    signals: Signals,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = upstream_app(signals);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
 impl ProxiedApp {
     /// Starts both; `adjust` may change the config before the server starts.
     pub async fn start(
@@ -231,12 +244,7 @@ impl ProxiedApp {
         adjust: impl FnOnce(&mut coinslotd::Config),
     ) -> anyhow::Result<Self> {
         let signals = Signals::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let upstream_url = format!("http://{}", listener.local_addr()?);
-        let app = upstream_app(signals.clone());
-        let upstream = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (upstream_url, upstream) = spawn_upstream(signals.clone()).await?;
         let mut config = coinslotd::Config::with_data_dir(data_dir);
         config.proxy = ProxyConfig {
             upstreams: vec![upstream_config(&upstream_url)],

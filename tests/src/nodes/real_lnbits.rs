@@ -45,10 +45,7 @@ impl RealLnbits {
         // LNbits serves its static files from the relative path `lnbits/static`: it must run
         // from the directory holding the package.
         let packages = site_packages(&bin)?;
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-            probe.local_addr()?.port()
-        };
+        let port = crate::free_port();
         let data = tempfile::tempdir()?;
         let log = std::fs::File::create(data.path().join("lnbits.log"))?;
         let process = tokio::process::Command::new(bin.join("lnbits"))
@@ -176,7 +173,7 @@ impl RealLnbits {
         .await
     }
 
-    /// Tries to pay `bolt11` from `wallet` with `key`: LNbits' answer status.
+    /// Tries to pay `bolt11` with `key` (whichever wallet it opens): LNbits' answer status.
     pub async fn try_pay_with(&self, key: &str, bolt11: &str) -> anyhow::Result<u16> {
         let response = self
             .http
