@@ -320,6 +320,110 @@ async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Res
     app.stop().await
 }
 
+/// The route rows of `/admin/earnings`: `(route, requests, failed, earned, refunded, net)`.
+async fn earnings_by_route(
+    app: &ProxiedApp,
+    token: &str,
+) -> Result<Vec<(String, u64, u64, u64, u64, u64)>> {
+    let (status, body) = admin_get(app, "/admin/earnings?hours=2", Some(token)).await?;
+    assert_eq!(status, 200, "{body}");
+    let mut routes: Vec<_> = body["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["unit"] == "sat")
+        .map(|r| {
+            let n = |key: &str| r[key].as_u64().unwrap();
+            (
+                r["route"].as_str().unwrap().to_string(),
+                n("requests"),
+                n("failed"),
+                n("earned"),
+                n("refunded"),
+                n("net"),
+            )
+        })
+        .collect();
+    routes.sort();
+    Ok(routes)
+}
+
+/// Every paid request and refund counts under its route in the earnings ledger, which adds
+/// up to what the books say the service kept, and is still there after a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn earnings_are_counted_per_route_and_outlive_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let app = ProxiedApp::start(dir.path(), |_| {}).await?;
+    let reader = token_for(&dir, &[Scope::Read]);
+    let wallet = new_wallet(app.url(), random_seed()).await?;
+    topup(&wallet, 60).await?;
+    assert_eq!(pay(&wallet, app.url(), "/search", 3).await?, 200); // 2 kept, 1 change
+    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
+    assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500); // refunded
+    let chat = send(&wallet, 10, SendOptions::default()).await?.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/x", app.url()))
+        .header("x-cashu", chat)
+        .send()
+        .await?;
+    let back = response.headers()["x-cashu"].to_str()?.to_string();
+    wallet.receive(&back, ReceiveOptions::default()).await?; // 3 kept, 7 back
+                                                             // A search paid from a prepaid session counts under the same route.
+    let session: Value = reqwest::Client::new()
+        .post(format!("{}/cashu/session", app.url()))
+        .header(
+            "x-cashu",
+            send(&wallet, 6, SendOptions::default()).await?.to_string(),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let paid = reqwest::Client::new()
+        .get(format!("{}/search?q=s", app.url()))
+        .header("x-cashu-session", session["session"].as_str().unwrap())
+        .send()
+        .await?;
+    assert_eq!(paid.status(), 200);
+
+    let expected = vec![
+        ("api: GET /boom".to_string(), 1, 1, 5, 5, 0),
+        ("api: GET /search".to_string(), 3, 0, 6, 0, 6),
+        ("api: POST /v1/chat/{model}".to_string(), 1, 0, 10, 7, 3),
+    ];
+    assert_eq!(earnings_by_route(&app, &reader).await?, expected);
+    let (_, audit) = admin_get(&app, "/admin/audit", Some(&reader)).await?;
+    let retained = audit["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == "sat")
+        .unwrap()["retained"]
+        .as_u64()
+        .unwrap();
+    let kept: u64 = expected.iter().map(|r| r.5).sum();
+    assert_eq!(kept, retained, "the ledger adds up to the books: {audit}");
+
+    // The period and the token are checked.
+    let (status, body) = admin_get(&app, "/admin/earnings?hours=0", Some(&reader)).await?;
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().contains("hours"), "{body}");
+    let (status, body) = admin_get(&app, "/admin/earnings?hours=lots", Some(&reader)).await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("hours"), "{body}");
+    assert_eq!(admin_get(&app, "/admin/earnings", None).await?.0, 401);
+
+    // Paid just before the server stops: in the ledger after the restart (the last
+    // second's sums are written on the way down).
+    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
+    app.stop().await?;
+    let again = ProxiedApp::start(dir.path(), |_| {}).await?;
+    let mut after = expected.clone();
+    after[1] = ("api: GET /search".to_string(), 4, 0, 8, 0, 8);
+    assert_eq!(earnings_by_route(&again, &reader).await?, after);
+    again.stop().await
+}
+
 /// Parses the Prometheus text format: `name{labels} value` per sample line.
 fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();

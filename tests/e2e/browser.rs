@@ -136,6 +136,18 @@ async fn flow(client: &Client, url: &str, operator: &str) {
         "return !!document.querySelector('#chart svg[data-unit=sat] rect.bar[data-value=\"2\"]')",
     )
     .await;
+    let route = js_string(
+        client,
+        "return document.querySelector('#chart svg[data-unit=sat] rect.bar').dataset.route",
+    )
+    .await;
+    assert_eq!(route, "api: GET /search", "the bar is the route's");
+    let row = js_string(
+        client,
+        "return [...document.querySelectorAll('#routes tbody tr')].map(r => [...r.cells].map(c => c.textContent).join('|')).join(';')",
+    )
+    .await;
+    assert_eq!(row, "sat|api: GET /search|1|0|2|0|2", "the route table");
     let books = js_string(
         client,
         "return document.getElementById('audit-state').textContent",

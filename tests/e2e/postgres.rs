@@ -15,7 +15,7 @@ use coinslot_store_postgres::{PostgresOptions, PostgresStore};
 use coinslot_tests::proxy::{spawn_upstream, upstream_config, Signals};
 use coinslot_tests::wallet::{
     funded, get_json, mint_request, new_wallet, post_json, proof_states, random_seed, send,
-    swap_request, token_proofs,
+    swap_request, token_proofs, topup,
 };
 use coinslot_tests::{eventually, TestServer};
 use futures::{SinkExt, StreamExt};
@@ -72,7 +72,7 @@ impl Database {
 struct Proxied {
     a: TestServer,
     b: TestServer,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 /// The sample upstream on a port of its own, served for the rest of the test; its URL.
@@ -103,7 +103,7 @@ impl Database {
         let proxied = Proxied {
             a,
             b,
-            _dirs: (dir_a, dir_b),
+            dirs: (dir_a, dir_b),
         };
         (signals, proxied)
     }
@@ -694,4 +694,55 @@ async fn a_price_change_reaches_every_instance_and_outlives_their_restarts() {
     );
     b.stop().await.unwrap();
     a.stop().await.unwrap();
+}
+
+/// The earnings ledger is the service's: a payment at either instance shows in both
+/// instances' `/admin/earnings`, each adding its sums to the same rows every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test.sh runs it when COINSLOT_TEST_POSTGRES_URL is set"]
+async fn two_instances_keep_one_earnings_ledger() {
+    use coinslot_admin::Scope;
+    let db = Database::new();
+    let (_signals, proxied) = db.two_proxied().await;
+    let wallet = new_wallet(&proxied.a.url, random_seed()).await.unwrap();
+    topup(&wallet, 20).await.unwrap();
+    let client = reqwest::Client::new();
+    for server in [&proxied.a, &proxied.b] {
+        let token = send(&wallet, 2, SendOptions::default()).await.unwrap();
+        let paid = client
+            .get(format!("{}/search?q=ledger", server.url))
+            .header("x-cashu", token.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paid.status(), 200);
+    }
+    // Each instance signs admin tokens with the key in its own data directory.
+    let now = coinslot_mint::unix_now();
+    let admin = |dir: &tempfile::TempDir| {
+        coinslot_tests::proxy::admin_token(dir.path(), &[Scope::Read], now, 600).unwrap()
+    };
+    let (admin_a, admin_b) = (admin(&proxied.dirs.0), admin(&proxied.dirs.1));
+    let search = |server: &TestServer, token: &str| {
+        let request = client
+            .get(format!("{}/admin/earnings", server.url))
+            .bearer_auth(token);
+        async move {
+            let body: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+            let row = body["routes"]
+                .as_array()?
+                .iter()
+                .find(|r| r["route"] == "api: GET /search")?
+                .clone();
+            Some((row["requests"].as_u64()?, row["net"].as_u64()?))
+        }
+    };
+    // A's reads write only A's sums: B's payment reaches A through B's own flush.
+    eventually("B's payment in A's ledger", || async {
+        (search(&proxied.a, &admin_a).await? == (2, 4)).then_some(())
+    })
+    .await;
+    assert_eq!(search(&proxied.b, &admin_b).await, Some((2, 4)));
+    proxied.b.stop().await.unwrap();
+    proxied.a.stop().await.unwrap();
 }

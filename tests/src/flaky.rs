@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, PublicKey};
 use coinslot_mint::store::{
-    AccountRecord, AccountTotal, Commit, KeysetRecord, MintQuoteRecord, MintStore, PassRecord,
-    QuoteTotal, ReceiptRecord, SettingRecord, SharedEvent, StoreError, Supply,
+    AccountRecord, AccountTotal, Commit, EarningsRecord, KeysetRecord, MintQuoteRecord, MintStore,
+    PassRecord, QuoteTotal, ReceiptRecord, SettingRecord, SharedEvent, StoreError, Supply,
 };
 
-/// Wraps a store; while [`FlakyStore::fail`] is set, every commit fails (nothing written).
+/// Wraps a store; while [`FlakyStore::fail`] is set, every commit and earnings write fails (nothing written).
 pub struct FlakyStore {
     inner: Arc<dyn MintStore>,
     failing: AtomicBool,
@@ -131,6 +131,15 @@ impl MintStore for FlakyStore {
             return Err(StoreError::Backend("disk unavailable (injected)".into()));
         }
         self.inner.put_setting(name, value, now).await
+    }
+    async fn add_earnings(&self, rows: &[EarningsRecord]) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk unavailable (injected)".into()));
+        }
+        self.inner.add_earnings(rows).await
+    }
+    async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError> {
+        self.inner.earnings(since).await
     }
     async fn health(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {

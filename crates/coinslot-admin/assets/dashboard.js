@@ -41,91 +41,104 @@ function when(ms) {
   return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
 }
 
-// What an activity entry added to (or took from) what the service kept.
-function kept(entry) {
-  switch (entry.kind) {
-    case "paid": return entry.amount + entry.fee;
-    case "swapped": return entry.fee;
-    case "refunded": return -entry.amount;
-    default: return 0;
-  }
+const HOUR = 3600;
+// Colours of routes in the chart, in turn (the legend names them).
+const SHADES = 6;
+
+function net(row) {
+  return Math.max(0, row.earned - row.refunded);
 }
 
-// Earned per hour over the last 24 hours, per unit, from the recent activity.
-function chart(activity) {
-  const hour = 3600 * 1000;
-  const end = Math.ceil(Date.now() / hour) * hour;
-  const start = end - 24 * hour;
+function routeName(route) {
+  return route === "" ? "(unnamed)" : route;
+}
+
+// What each route kept per hour over the last 24 hours, one stacked chart per unit, from
+// the earnings ledger (every instance's, kept in the store).
+function chart(earnings) {
+  const end = (Math.floor(earnings.now / HOUR) + 1) * HOUR;
+  const start = end - 24 * HOUR;
   const units = {};
-  for (const entry of activity) {
-    const value = kept(entry);
-    if (!value || entry.at_ms < start) continue;
-    const bins = units[entry.unit] || (units[entry.unit] = new Array(24).fill(0));
-    bins[Math.floor((entry.at_ms - start) / hour)] += value;
+  for (const row of earnings.hours) {
+    if (!net(row) || row.hour < start) continue;
+    const unit = units[row.unit] || (units[row.unit] = { routes: [], bins: [] });
+    if (!unit.routes.includes(row.route)) unit.routes.push(row.route);
+    const i = (row.hour - start) / HOUR;
+    const bin = unit.bins[i] || (unit.bins[i] = []);
+    bin.push(row);
   }
   const host = $("chart");
   host.replaceChildren();
   const names = Object.keys(units);
-  if (names.length === 0) {
-    host.textContent = "Nothing earned in the last 24 hours of this instance's recent activity.";
-  }
+  if (names.length === 0) host.textContent = "Nothing kept in the last 24 hours.";
   const svgNs = "http://www.w3.org/2000/svg";
-  for (const unit of names) {
-    const bins = units[unit];
-    const top = Math.max(1, ...bins);
+  const svgEl = (name, attributes) => {
+    const el = document.createElementNS(svgNs, name);
+    for (const [key, value] of Object.entries(attributes)) el.setAttribute(key, value);
+    return el;
+  };
+  for (const unitName of names) {
+    const unit = units[unitName];
+    // Routes in the order of what they kept over the period (the ledger's order).
+    unit.routes.sort((a, b) =>
+      earnings.routes.findIndex((r) => r.unit === unitName && r.route === a) -
+      earnings.routes.findIndex((r) => r.unit === unitName && r.route === b));
+    const totals = unit.bins.map((bin) => (bin || []).reduce((sum, row) => sum + net(row), 0));
+    const top = Math.max(1, ...totals.filter((t) => t !== undefined));
     const width = 720, height = 160, pad = 24, step = (width - 2 * pad) / 24;
-    const svg = document.createElementNS(svgNs, "svg");
-    svg.setAttribute("viewBox", `0 0 ${width} ${height + 30}`);
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", `earned per hour in ${unit}`);
-    svg.dataset.unit = unit;
-    const axis = document.createElementNS(svgNs, "line");
-    axis.setAttribute("class", "axis");
-    axis.setAttribute("x1", pad); axis.setAttribute("x2", width - pad);
-    axis.setAttribute("y1", height); axis.setAttribute("y2", height);
-    svg.appendChild(axis);
-    bins.forEach((value, i) => {
-      const bar = document.createElementNS(svgNs, "rect");
-      const h = Math.max(0, value) / top * (height - 20);
-      bar.setAttribute("class", "bar");
-      bar.setAttribute("x", pad + i * step + 2);
-      bar.setAttribute("y", height - h);
-      bar.setAttribute("width", step - 4);
-      bar.setAttribute("height", h);
-      bar.dataset.value = value;
-      const title = document.createElementNS(svgNs, "title");
-      title.textContent = `${when(start + i * 3600 * 1000).slice(11, 16)}: ${value} ${unit}`;
-      bar.appendChild(title);
-      svg.appendChild(bar);
+    const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height + 30}`, role: "img",
+      "aria-label": `kept per hour and route in ${unitName}` });
+    svg.dataset.unit = unitName;
+    svg.appendChild(svgEl("line", { class: "axis", x1: pad, x2: width - pad, y1: height, y2: height }));
+    for (let i = 0; i < 24; i++) {
+      let y = height;
+      for (const row of unit.bins[i] || []) {
+        const value = net(row);
+        if (!value) continue;
+        const h = value / top * (height - 20);
+        y -= h;
+        const shade = unit.routes.indexOf(row.route) % SHADES;
+        const bar = svgEl("rect", { class: `bar shade-${shade}`, x: pad + i * step + 2, y,
+          width: step - 4, height: h });
+        bar.dataset.value = value;
+        bar.dataset.route = row.route;
+        const title = document.createElementNS(svgNs, "title");
+        title.textContent = `${when((start + i * HOUR) * 1000).slice(11, 16)} ${routeName(row.route)}: ${value} ${unitName}`;
+        bar.appendChild(title);
+        svg.appendChild(bar);
+      }
       if (i % 3 === 0) {
-        const label = document.createElementNS(svgNs, "text");
-        label.setAttribute("x", pad + i * step);
-        label.setAttribute("y", height + 14);
-        label.textContent = when(start + i * 3600 * 1000).slice(11, 16);
+        const label = svgEl("text", { x: pad + i * step, y: height + 14 });
+        label.textContent = when((start + i * HOUR) * 1000).slice(11, 16);
         svg.appendChild(label);
       }
-    });
-    const label = document.createElementNS(svgNs, "text");
-    label.setAttribute("x", pad);
-    label.setAttribute("y", 12);
-    label.textContent = `${unit}, highest hour ${top}`;
+    }
+    const label = svgEl("text", { x: pad, y: 12 });
+    label.textContent = `${unitName}, highest hour ${top}`;
     svg.appendChild(label);
     host.appendChild(svg);
+    const legend = document.createElement("ul");
+    legend.className = "legend";
+    unit.routes.forEach((route, n) => {
+      const item = document.createElement("li");
+      item.className = `shade-${n % SHADES}`;
+      item.textContent = routeName(route);
+      legend.appendChild(item);
+    });
+    host.appendChild(legend);
   }
   $("chart-caption").textContent =
-    "Kept per hour (UTC), last 24 hours: prices and fees less refunds, from this instance's recent activity.";
+    "Kept per hour (UTC) and route, last 24 hours: prices and fees less refunds, every instance's.";
 }
 
-function showTotals(audit, activity) {
-  const today = new Date();
-  today.setUTCHours(0, 0, 0, 0);
+function showTotals(audit, earnings) {
+  const midnight = Math.floor(earnings.now / 86400) * 86400;
   const cards = $("totals");
   cards.replaceChildren();
   for (const unit of audit.units) {
-    let todays = 0;
-    for (const entry of activity) {
-      if (entry.unit === unit.unit && entry.at_ms >= today.getTime()) todays += kept(entry);
-    }
+    const todays = earnings.hours
+      .filter((row) => row.unit === unit.unit && row.hour >= midnight)
+      .reduce((sum, row) => sum + net(row), 0);
     for (const [label, value, id] of [
       [`kept today (UTC), ${unit.unit}`, todays, `today-${unit.unit}`],
       [`kept in all, ${unit.unit}`, unit.retained, `kept-${unit.unit}`],
@@ -180,15 +193,21 @@ function showPrices() {
 async function load() {
   $("error").textContent = "";
   try {
-    const [audit, liabilities, passes, activity] = await Promise.all([
+    const [audit, liabilities, passes, activity, earnings] = await Promise.all([
       api("/admin/audit"),
       api("/admin/liabilities"),
       api("/admin/passes"),
-      api("/admin/activity?limit=10000"),
+      api("/admin/activity?limit=50"),
+      api("/admin/earnings?hours=24"),
     ]);
     const recent = activity.activity;
-    showTotals(audit, recent);
-    chart(recent);
+    showTotals(audit, earnings);
+    chart(earnings);
+    fill("routes", earnings.routes, [
+      [(r) => r.unit], [(r) => routeName(r.route)], [(r) => r.requests, true],
+      [(r) => r.failed, true], [(r) => r.earned, true], [(r) => r.refunded, true],
+      [(r) => r.net, true],
+    ]);
     $("audit-state").textContent = audit.ok
       ? "The books add up."
       : "The books do not add up: " + audit.violations.join("; ");
@@ -203,8 +222,8 @@ async function load() {
     fill("passes", passes.passes, [
       [(p) => p.id.slice(0, 12)], [(p) => p.scope], [(p) => when(p.expires_at * 1000)],
     ]);
-    fill("activity", recent.slice(0, 50), [
-      [(e) => when(e.at_ms)], [(e) => e.kind.replace(/_/g, " ")],
+    fill("activity", recent, [
+      [(e) => when(e.at_ms)], [(e) => e.kind.replace(/_/g, " ")], [(e) => e.route || ""],
       [(e) => e.unit || ""], [(e) => (e.amount === undefined ? "" : e.amount), true],
     ]);
     try {

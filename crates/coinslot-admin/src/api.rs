@@ -66,6 +66,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/admin/whoami", get(whoami))
         .route("/admin/liabilities", get(liabilities))
         .route("/admin/audit", get(audit))
+        .route("/admin/earnings", get(earnings))
         .route("/admin/activity", get(activity))
         .route("/admin/keysets", get(keysets))
         .route("/admin/keysets/rotate", post(rotate))
@@ -192,6 +193,41 @@ async fn audit(State(admin): Shared, headers: HeaderMap) -> Result<Json<Value>, 
         tracing::error!(violations = ?audit.violations, "the audit found books that do not add up");
     }
     Ok(Json(json!(audit)))
+}
+
+/// The longest period `GET /admin/earnings` reads: 90 days.
+const MAX_EARNINGS_HOURS: u64 = 90 * 24;
+
+#[derive(Debug, Deserialize)]
+struct EarningsQuery {
+    hours: Option<u64>,
+}
+
+/// `GET /admin/earnings?hours=N`: the ledger of the last `N` hours (24 by default, this
+/// hour included), per hour and summed per route, every instance's on a shared store.
+async fn earnings(
+    State(admin): Shared,
+    headers: HeaderMap,
+    query: Result<Query<EarningsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Refusal> {
+    authorize(&admin, &headers, Scope::Read)?;
+    let Query(query) = query.map_err(|e| Refusal::bad_request(e.body_text()))?;
+    let hours = query.hours.unwrap_or(24);
+    if !(1..=MAX_EARNINGS_HOURS).contains(&hours) {
+        return Err(Refusal::bad_request(format!(
+            "hours: {hours} is not between 1 and {MAX_EARNINGS_HOURS}"
+        )));
+    }
+    let now = coinslot_mint::unix_now();
+    let since = now.saturating_sub((hours - 1) * coinslot_mint::earnings::HOUR);
+    let earnings = admin
+        .mint
+        .earnings(since)
+        .await
+        .map_err(|e| Refusal::mint(&e))?;
+    let mut body = json!(earnings);
+    body["now"] = json!(now);
+    Ok(Json(body))
 }
 
 /// `GET /admin/nostr`: relays, the announcement, and who recommends this mint.

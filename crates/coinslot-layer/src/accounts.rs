@@ -199,6 +199,7 @@ where
         amount: price.amount,
         fee: 0,
         with: PaidWith::Session,
+        route: price.label.clone(),
     });
     let length = content_length(request.headers());
     // Only a recorded run binds its body (for its retries).
@@ -229,6 +230,7 @@ where
         success_headers: HeaderMap::new(),
         seen,
         content_length: length,
+        route: price.label.clone(),
     };
     settle::run(ctx, inner, request, ticket).await
 }

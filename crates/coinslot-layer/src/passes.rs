@@ -126,6 +126,7 @@ impl Bought {
             success_headers,
             seen,
             content_length,
+            route: None,
         }
     }
 }
@@ -392,6 +393,7 @@ impl Passes {
             amount: redeemed.kept,
             fee: redeemed.fee,
             with: PaidWith::Token,
+            route: scope.price().label.clone(),
         });
         let data = ReceiptData {
             change: redeemed.change.clone(),
@@ -499,7 +501,9 @@ impl Passes {
             if let Err(why) = hook.call(event).await {
                 if !p.extended && p.first {
                     let owed = p.minutes * scope.price().amount.max(1) + p.fee;
-                    return Err(self.refund(&record, p, owed, &why).await);
+                    return Err(self
+                        .refund(&record, p, owed, &why, scope.price().label.clone())
+                        .await);
                 }
                 // An extension (the pass was set up before) or a retry: the time stands.
                 tracing::warn!(pass = %record.id, error = %why, "pass hook failed; the pass stands");
@@ -530,6 +534,7 @@ impl Passes {
         p: Purchased<'_>,
         owed: u64,
         why: &str,
+        route: Option<std::sync::Arc<str>>,
     ) -> PassRefusal {
         let unit = &p.unit;
         let mint = self.ctx.mint();
@@ -575,6 +580,7 @@ impl Passes {
             unit: unit.clone(),
             amount: owed,
             failed: true,
+            route,
         });
         let mut back = p.change;
         back.extend(refund);

@@ -7,6 +7,7 @@
 //! `Fn(&http::request::Parts) -> Option<Price>` for dynamic prices.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use coinslot_mint::cashu::nuts::CurrencyUnit;
 use http::request::Parts;
@@ -95,6 +96,11 @@ pub struct Price {
     pub mode: PriceMode,
     /// How a retry of a request paid at this price is served.
     pub retry: Retry,
+    /// The route's name in the earnings ledger and the activity feed (`GET /search`). A
+    /// [`PriceTable`] names its routes' prices by method and pattern, a [`PassScope`] by
+    /// `pass` and its name; set it with [`Price::labelled`] for prices of your own, whose
+    /// earnings otherwise count under no name.
+    pub label: Option<Arc<str>>,
 }
 
 impl Price {
@@ -105,6 +111,7 @@ impl Price {
             unit,
             mode: PriceMode::Fixed,
             retry: Retry::Stored,
+            label: None,
         }
     }
 
@@ -132,6 +139,22 @@ impl Price {
     /// ```
     pub fn retry(self, retry: Retry) -> Self {
         Self { retry, ..self }
+    }
+
+    /// The same price under the route name `label` (see [`Price::label`]). Keep the names
+    /// few (one per route, not per path): each is a row per hour in the ledger.
+    ///
+    /// ```
+    /// use coinslot_layer::Price;
+    ///
+    /// let price = Price::sat(3).labelled("thumbnail");
+    /// assert_eq!(price.label.as_deref(), Some("thumbnail"));
+    /// ```
+    pub fn labelled(self, label: impl Into<Arc<str>>) -> Self {
+        Self {
+            label: Some(label.into()),
+            ..self
+        }
     }
 
     /// Whether this price is metered.
@@ -198,7 +221,9 @@ impl PriceTable {
         Self::default()
     }
 
-    /// Charges `price` for `method` (or `"*"` for any) on paths matching `pattern`.
+    /// Charges `price` for `method` (or `"*"` for any) on paths matching `pattern`. Its
+    /// earnings count under `METHOD pattern` (`GET /search`) unless the price has a
+    /// [label](Price::label) already.
     ///
     /// # Panics
     /// If `method` is not a valid HTTP method; tables are built at start-up, so a typo
@@ -228,6 +253,14 @@ impl PriceTable {
                     .map_err(|_| format!("invalid HTTP method `{m}` in price table"))?,
             ),
         };
+        let label = || {
+            let method = method.as_ref().map_or("*", Method::as_str);
+            Arc::from(format!("{method} {pattern}"))
+        };
+        let price = price.map(|price| match price.label {
+            Some(_) => price,
+            None => price.labelled(label()),
+        });
         self.routes.push(Route {
             method,
             source: pattern.to_string(),
@@ -381,9 +414,13 @@ pub struct PassScope {
 impl PassScope {
     /// A scope called `name` (it is written into its passes) costing `price_per_minute`.
     pub fn new(name: &str, price_per_minute: Price) -> Self {
+        let price = match price_per_minute.label {
+            Some(_) => price_per_minute,
+            None => price_per_minute.labelled(format!("pass {name}")),
+        };
         Self {
             name: name.to_string(),
-            price: price_per_minute,
+            price,
             routes: Vec::new(),
         }
     }
@@ -482,6 +519,35 @@ mod tests {
                 .map(|p| p.amount),
             Some(2)
         );
+    }
+
+    #[test]
+    fn routes_name_their_prices_for_the_ledger() {
+        let table = PriceTable::new()
+            .route("get", "/files/*", Price::sat(3))
+            .route("*", "/search", Price::sat(2))
+            .route("POST", "/own", Price::sat(1).labelled("uploads"))
+            .fallback(Price::sat(9));
+        let label = |method, path| {
+            table
+                .price(&parts(method, path))
+                .and_then(|p| p.label)
+                .map(|l| l.to_string())
+        };
+        assert_eq!(label("GET", "/files/a"), Some("GET /files/*".into()));
+        assert_eq!(label("PUT", "/search"), Some("* /search".into()));
+        assert_eq!(
+            label("POST", "/own"),
+            Some("uploads".into()),
+            "a label given stays"
+        );
+        assert_eq!(
+            label("POST", "/elsewhere"),
+            None,
+            "the fallback has none of its own"
+        );
+        let scope = PassScope::new("vpn", Price::sat(1));
+        assert_eq!(scope.price().label.as_deref(), Some("pass vpn"));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub(crate) struct Ticket {
     /// What the layer learns of the request body as the handler reads it.
     pub seen: Arc<BodySeen>,
     pub content_length: Option<u64>,
+    /// The route's name, for the earnings ledger ([`Price::label`]).
+    pub route: Option<Arc<str>>,
 }
 
 /// The service behind the layer, as a paid run calls it: it and its future can move to
@@ -136,6 +138,7 @@ pub(crate) async fn take_price(
         amount: price.amount,
         fee: redeemed.fee,
         with: PaidWith::Token,
+        route: price.label.clone(),
     });
     let data = ReceiptData {
         change: redeemed.change,
@@ -191,6 +194,7 @@ impl TokenRun {
             success_headers,
             seen,
             content_length,
+            route: price.label,
         }
     }
 }
@@ -431,6 +435,7 @@ where
             unit,
             kept: ticket.kept,
             record: ticket.record,
+            route: ticket.route,
         },
         recorder,
         recorder_full: false,
@@ -462,6 +467,7 @@ struct Settlement {
     unit: CurrencyUnit,
     kept: u64,
     record: Option<Arc<RunHandle>>,
+    route: Option<Arc<str>>,
 }
 
 impl Settlement {
@@ -512,10 +518,18 @@ impl Settlement {
         match (&self.account, record) {
             (_, _) if unused == 0 => {}
             (Some(account), _) => {
-                credit(&self.ctx, account, &self.unit, unused, record, failed).await;
+                let back = Back {
+                    unit: &self.unit,
+                    route: &self.route,
+                };
+                credit(&self.ctx, account, back, unused, record, failed).await;
             }
             (None, Some(record)) => {
-                given_back_in(&self.ctx, record, &self.unit, true, cost).await;
+                let back = Back {
+                    unit: &self.unit,
+                    route: &self.route,
+                };
+                given_back_in(&self.ctx, record, back, true, cost).await;
             }
             (None, None) => tracing::error!(unused, "a metered rest with nowhere to go"),
         }
@@ -591,7 +605,7 @@ where
             };
             if ticket.metered && unused > 0 && !settled {
                 let record = ticket.record.as_deref();
-                if credit(ctx, sid, unit, unused, record, false).await {
+                if credit(ctx, sid, ticket.back(), unused, record, false).await {
                     balance = balance.saturating_add(unused);
                 }
             }
@@ -668,7 +682,7 @@ where
         },
         Payer::Session { sid, balance } => {
             let record = ticket.record.as_deref();
-            let balance = match credit(ctx, sid, unit, ticket.kept, record, true).await {
+            let balance = match credit(ctx, sid, ticket.back(), ticket.kept, record, true).await {
                 true => balance.saturating_add(ticket.kept),
                 false => *balance,
             };
@@ -723,16 +737,33 @@ fn extend(headers: &mut HeaderMap, extra: &HeaderMap) {
 /// A token payment's proofs to give back with a success: its change, and for a metered
 /// price the unused part of the reservation, made and recorded once.
 async fn given_back(ctx: &Ctx, record: &RunHandle, ticket: &Ticket, charge: u64) -> Vec<Proof> {
-    given_back_in(ctx, record, &ticket.unit, ticket.metered, charge).await
+    given_back_in(ctx, record, ticket.back(), ticket.metered, charge).await
+}
+
+/// Where value given back is counted: its unit, and the route that had kept it.
+#[derive(Clone, Copy)]
+struct Back<'a> {
+    unit: &'a CurrencyUnit,
+    route: &'a Option<Arc<str>>,
+}
+
+impl Ticket {
+    fn back(&self) -> Back<'_> {
+        Back {
+            unit: &self.unit,
+            route: &self.route,
+        }
+    }
 }
 
 async fn given_back_in(
     ctx: &Ctx,
     record: &RunHandle,
-    unit: &CurrencyUnit,
+    back_to: Back<'_>,
     metered: bool,
     charge: u64,
 ) -> Vec<Proof> {
+    let unit = back_to.unit;
     let data = record.data().await;
     let mut back = data.change.clone();
     if !metered {
@@ -750,7 +781,7 @@ async fn given_back_in(
         .await
     {
         Ok(_) => {
-            record_refund(ctx, unit, &proofs, false);
+            record_refund(ctx, back_to, &proofs, false);
             back.extend(proofs);
         }
         // Not recorded, so not handed out: the receipt still owes it.
@@ -782,7 +813,7 @@ async fn refund(ctx: &Ctx, ticket: &Ticket) -> Option<Vec<Proof>> {
         .await;
     match written {
         Ok(data) => {
-            record_refund(ctx, &ticket.unit, &proofs, true);
+            record_refund(ctx, ticket.back(), &proofs, true);
             tracing::info!(amount = owed, unit = %ticket.unit, "refunded a failed paid request");
             Some(data.given_back())
         }
@@ -798,11 +829,12 @@ async fn refund(ctx: &Ctx, ticket: &Ticket) -> Option<Vec<Proof>> {
 async fn credit(
     ctx: &Ctx,
     sid: &str,
-    unit: &CurrencyUnit,
+    back: Back<'_>,
     amount: u64,
     record: Option<&RunHandle>,
     failed: bool,
 ) -> bool {
+    let unit = back.unit;
     let account = AccountWrite::Credit {
         id: sid,
         unit,
@@ -833,6 +865,7 @@ async fn credit(
                 unit: unit.clone(),
                 amount,
                 failed,
+                route: back.route.clone(),
             });
             true
         }
@@ -843,13 +876,14 @@ async fn credit(
     }
 }
 
-fn record_refund(ctx: &Ctx, unit: &CurrencyUnit, proofs: &[Proof], failed: bool) {
+fn record_refund(ctx: &Ctx, back: Back<'_>, proofs: &[Proof], failed: bool) {
     let amount: u64 = proofs.iter().map(|p| u64::from(p.amount)).sum();
     if amount > 0 {
         ctx.mint().record(Event::Refunded {
-            unit: unit.clone(),
+            unit: back.unit.clone(),
             amount,
             failed,
+            route: back.route.clone(),
         });
     }
 }
@@ -1062,6 +1096,8 @@ where
     let settings = &ctx.settings;
     let (parts, body) = request.into_parts();
     let head = request_head(&parts);
+    // The route the first run was counted under (retries are priced as it was).
+    let route = settings.pricing.price(&parts).and_then(|price| price.label);
     let mut body = Some(body);
     let mut read: Option<Bytes> = None;
     // A lost race (another retry, another instance) is read again.
@@ -1089,11 +1125,13 @@ where
             Verdict::Pending => return Retried::refused(Rejection::pending()),
             Verdict::Spent(why) => return Retried::refused(Rejection::spent(why)),
             Verdict::Refunded => return refunded(&data, &bound),
-            Verdict::Refund => match refund_abandoned(ctx, &key, &record, data, &bound).await {
-                Err(Error::ReceiptChanged) => continue,
-                Err(err) => return Retried::refused(Rejection::mint(&err)),
-                Ok(refused) => return refused,
-            },
+            Verdict::Refund => {
+                match refund_abandoned(ctx, &key, &record, data, &bound, &route).await {
+                    Err(Error::ReceiptChanged) => continue,
+                    Err(err) => return Retried::refused(Rejection::mint(&err)),
+                    Ok(refused) => return refused,
+                }
+            }
             Verdict::Stored => {
                 if surely_other_body(&bound.body, &parts.headers) {
                     return Retried::refused(other_body());
@@ -1150,8 +1188,9 @@ where
                 let (body, seen) = RequestBody::read(bytes);
                 let length = crate::receipt::content_length(&parts.headers);
                 let request = Request::from_parts(parts, body);
-                let ticket = match rerun_ticket(ctx, taken, seen, length, success_headers).await {
-                    Ok(ticket) => ticket,
+                let rerun = rerun_ticket(ctx, taken, seen, length, success_headers);
+                let ticket = match rerun.await {
+                    Ok(ticket) => Ticket { route, ..ticket },
                     Err(rejection) => return Retried::refused(rejection),
                 };
                 tracing::info!("paid request repeated: run again, not charged again");
@@ -1214,6 +1253,7 @@ async fn refund_abandoned<B>(
     record: &coinslot_mint::ReceiptRecord,
     mut data: ReceiptData,
     run: &RunRecord,
+    route: &Option<Arc<str>>,
 ) -> Result<Retried<B>, Error> {
     let unit = data
         .unit()
@@ -1249,6 +1289,7 @@ async fn refund_abandoned<B>(
         unit: unit.clone(),
         amount: if account.is_some() { data.kept } else { owed },
         failed: true,
+        route: route.clone(),
     });
     Ok(refunded(&data, run))
 }
@@ -1367,5 +1408,6 @@ async fn rerun_ticket(
         success_headers,
         seen,
         content_length,
+        route: None,
     })
 }

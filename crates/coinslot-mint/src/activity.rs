@@ -5,6 +5,8 @@
 //! requests through [`Mint::record`], so one feed covers both. Recording is a channel send:
 //! with nobody subscribed it costs next to nothing.
 
+use std::sync::Arc;
+
 use cashu::nuts::CurrencyUnit;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -78,6 +80,9 @@ pub enum Event {
         fee: u64,
         /// Token or session.
         with: PaidWith,
+        /// The route's name (the label of the price paid), for the earnings ledger; `None`
+        /// when the price had none.
+        route: Option<Arc<str>>,
     },
     /// Value given back after a request: a failure's refund or a metered price's unused part.
     Refunded {
@@ -87,6 +92,8 @@ pub enum Event {
         amount: u64,
         /// Whether the request failed (`false`: a metered request cost less than reserved).
         failed: bool,
+        /// The route of the request paid for, as in [`Event::Paid`].
+        route: Option<Arc<str>>,
     },
     /// A request was refused before it reached the service.
     Refused {
@@ -143,8 +150,10 @@ pub enum Event {
 }
 
 impl Mint {
-    /// Records `event` in the activity feed.
+    /// Records `event` in the activity feed, and in the earnings ledger when it earns or
+    /// gives back value ([`crate::earnings`]).
     pub fn record(&self, event: Event) {
+        self.inner.earnings.count(&event);
         if self.inner.activity.receiver_count() == 0 {
             return;
         }

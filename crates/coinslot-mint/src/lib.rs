@@ -41,6 +41,7 @@ pub mod accounting;
 pub mod activity;
 pub mod backend;
 pub mod config;
+pub mod earnings;
 pub mod error;
 pub mod keys;
 pub mod mint;
@@ -59,6 +60,7 @@ pub use activity::{Activity, Event, PaidWith};
 pub use backend::{FakeBackend, FakeBackendConfig, PaymentBackend};
 pub use cashu;
 pub use config::{Contact, InfoConfig, Limits, MintConfig, PriceSource, UnitConfig};
+pub use earnings::{Earnings, RouteEarnings};
 pub use error::{Error, ErrorBody, ErrorCode, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};
@@ -66,8 +68,8 @@ pub use nut17::MintEvent;
 pub use redeem::{receipt_key, PassPurchase, Payment, Purchase, ReceiptFn, Redeemed};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AccountRecord, AnswerRecord, AnswerWrite, KeysetIdVersion, MintStore, PassRecord, ReceiptGuard,
-    ReceiptRecord, ReceiptWrite, SettingRecord, StoreError,
+    AccountRecord, AnswerRecord, AnswerWrite, EarningsRecord, KeysetIdVersion, MintStore,
+    PassRecord, ReceiptGuard, ReceiptRecord, ReceiptWrite, SettingRecord, StoreError,
 };
 
 /// Seconds since the Unix epoch.

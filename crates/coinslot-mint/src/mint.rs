@@ -74,6 +74,8 @@ pub(crate) struct MintInner {
     pub rates: RwLock<HashMap<CurrencyUnit, (u64, std::time::Instant)>>,
     /// Names of settings other instances wrote ([`Mint::setting_changes`]).
     pub settings: broadcast::Sender<String>,
+    /// Earnings counted and not yet in the store's ledger.
+    pub earnings: crate::earnings::Tally,
 }
 
 impl Mint {
@@ -127,11 +129,13 @@ impl Mint {
                 rotation: tokio::sync::Mutex::new(()),
                 rates: RwLock::new(HashMap::new()),
                 settings: broadcast::channel(16).0,
+                earnings: crate::earnings::Tally::default(),
             }),
         };
         mint.spawn_payment_listener().await?;
         mint.spawn_shared_listener();
         mint.spawn_reconciler();
+        mint.spawn_earnings_flusher();
         Ok(mint)
     }
 

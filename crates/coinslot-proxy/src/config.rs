@@ -392,7 +392,15 @@ impl UpstreamConfig {
                     route.path
                 )));
             }
-            route.to_price(route_key, units, retry)
+            // Earnings count per upstream and route: `name: METHOD path`.
+            let method = match route.method.trim() {
+                "" | "*" => "*".to_string(),
+                method => method.to_ascii_uppercase(),
+            };
+            let label = format!("{}: {method} {}", self.name, route.path);
+            Ok(route
+                .to_price(route_key, units, retry)?
+                .map(|price| price.labelled(label)))
         })
     }
 

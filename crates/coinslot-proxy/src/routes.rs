@@ -416,7 +416,10 @@ impl Pricing for ProxyRoutes {
             Some(charge) => charge.reservation,
             None => usage.most(self.current.load().config.usage_body_bytes),
         };
-        Some(Price::metered(reservation, price.unit).retry(price.retry))
+        Some(Price {
+            label: price.label,
+            ..Price::metered(reservation, price.unit).retry(price.retry)
+        })
     }
 }
 
@@ -490,7 +493,7 @@ mod tests {
         let lookup = |method, path| resolve(&routes, "h", method, path).unwrap().1;
         assert_eq!(
             lookup(Method::GET, "/api/search"),
-            Lookup::Paid(Price::sat(2))
+            Lookup::Paid(Price::sat(2).labelled("a: GET /api/search"))
         );
         assert_eq!(lookup(Method::POST, "/api/search"), Lookup::Unlisted);
         assert_eq!(lookup(Method::DELETE, "/api/free"), Lookup::Free);
@@ -561,13 +564,21 @@ mod tests {
         let table = config.price_table("u", &units).unwrap();
         let chat = table.lookup(&Method::POST, "/v1/chat");
         let models = table.lookup(&Method::GET, "/v1/models");
-        assert_eq!(chat, Lookup::Paid(Price::sat(5).retry(Retry::Never)));
-        assert_eq!(models, Lookup::Paid(Price::sat(1).retry(Retry::Rerun)));
+        let chat_price = Price::sat(5).labelled("llm: POST /v1/chat");
+        assert_eq!(chat, Lookup::Paid(chat_price.clone().retry(Retry::Never)));
+        assert_eq!(
+            models,
+            Lookup::Paid(
+                Price::sat(1)
+                    .retry(Retry::Rerun)
+                    .labelled("llm: GET /v1/models")
+            )
+        );
         config.retry = None;
         let table = config.price_table("u", &units).unwrap();
         assert_eq!(
             table.lookup(&Method::POST, "/v1/chat"),
-            Lookup::Paid(Price::sat(5)),
+            Lookup::Paid(chat_price),
             "stored by default"
         );
         let mut free = RouteConfig::free("GET", "/x");
@@ -597,13 +608,14 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        assert_eq!(shared.price(&parts), Some(Price::sat(1)));
+        let cheap = Price::sat(1).labelled("a: GET /api/search");
+        assert_eq!(shared.price(&parts), Some(cheap.clone()));
         let mut broken = upstream("a", "/", &[]);
         broken.routes[0].price = Some(0);
         assert!(shared.replace_upstreams(vec![broken]).is_err());
         assert_eq!(
             shared.price(&parts),
-            Some(Price::sat(1)),
+            Some(cheap),
             "a bad replacement changed prices"
         );
     }

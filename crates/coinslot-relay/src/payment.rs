@@ -23,12 +23,14 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use coinslot_layer::nut24::payment_request;
 use coinslot_layer::Price;
 use coinslot_mint::cashu::mint_url::MintUrl;
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Token};
 use coinslot_mint::{Error, Mint, Payment, Purchase};
+use coinslot_mint::{Event as MintEvent, PaidWith};
 use nostr_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -180,11 +182,20 @@ impl Cashier {
             });
         }
         match self.mint.debit_account(&account, &unit, price).await {
-            Ok(balance) => Ok(Charged {
-                price,
-                deposited,
-                balance,
-            }),
+            Ok(balance) => {
+                self.mint.record(MintEvent::Paid {
+                    unit,
+                    amount: price,
+                    fee: 0,
+                    with: PaidWith::Session,
+                    route: Some(Arc::from(format!("kind {}", event.kind.as_u16()))),
+                });
+                Ok(Charged {
+                    price,
+                    deposited,
+                    balance,
+                })
+            }
             Err(Error::AccountNotFound) => {
                 Err(self.payment_required(price, "no prepaid balance for this pubkey"))
             }

@@ -48,8 +48,8 @@ use coinslot_mint::accounting::CREDIT_LOOKUP_PREFIX;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
-    KeysetRecord, MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptGuard, ReceiptRecord,
-    ReceiptWrite, SettingRecord, SharedEvent, Supply,
+    EarningsRecord, KeysetRecord, MintQuoteRecord, PassRecord, PassWrite, QuoteTotal, ReceiptGuard,
+    ReceiptRecord, ReceiptWrite, SettingRecord, SharedEvent, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -1165,6 +1165,65 @@ impl MintStore for PostgresStore {
             .first()
             .ok_or_else(|| backend("the setting was not written"))?;
         uint(get(row, "version")?)
+    }
+
+    async fn add_earnings(&self, rows: &[EarningsRecord]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ints = |field: fn(&EarningsRecord) -> u64| -> Result<Vec<i64>, StoreError> {
+            rows.iter().map(|row| int(field(row))).collect()
+        };
+        let units: Vec<&str> = rows.iter().map(|row| row.unit.as_str()).collect();
+        let routes: Vec<&str> = rows.iter().map(|row| row.route.as_str()).collect();
+        // One statement adds every row; grouped and sorted so rows repeated in `rows` add
+        // up, and two instances adding at once lock their rows in the same order.
+        self.query(
+            "INSERT INTO earnings (hour, unit, route, requests, failed, earned, refunded) \
+             SELECT hour, unit, route, sum(requests)::bigint, sum(failed)::bigint, \
+             sum(earned)::bigint, sum(refunded)::bigint \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+             $6::bigint[], $7::bigint[]) AS new(hour, unit, route, requests, failed, earned, refunded) \
+             GROUP BY hour, unit, route ORDER BY hour, unit, route \
+             ON CONFLICT (hour, unit, route) DO UPDATE SET \
+             requests = earnings.requests + EXCLUDED.requests, \
+             failed = earnings.failed + EXCLUDED.failed, \
+             earned = earnings.earned + EXCLUDED.earned, \
+             refunded = earnings.refunded + EXCLUDED.refunded",
+            &[
+                &ints(|row| row.hour)?,
+                &units,
+                &routes,
+                &ints(|row| row.requests)?,
+                &ints(|row| row.failed)?,
+                &ints(|row| row.earned)?,
+                &ints(|row| row.refunded)?,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError> {
+        self.query(
+            "SELECT hour, unit, route, requests, failed, earned, refunded FROM earnings \
+             WHERE hour >= $1 ORDER BY hour, unit COLLATE \"C\", route COLLATE \"C\"",
+            &[&int(since)?],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(EarningsRecord {
+                hour: uint(get(row, "hour")?)?,
+                unit: get(row, "unit")?,
+                route: get(row, "route")?,
+                requests: uint(get(row, "requests")?)?,
+                failed: uint(get(row, "failed")?)?,
+                earned: uint(get(row, "earned")?)?,
+                refunded: uint(get(row, "refunded")?)?,
+            })
+        })
+        .collect()
     }
 
     async fn health(&self) -> Result<(), StoreError> {

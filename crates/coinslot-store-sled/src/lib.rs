@@ -18,6 +18,7 @@
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE) + last journal record counted (BE) |
 //! | `passes`  | pass id       | `PassRecord` (JSON)            |
 //! | `settings`| setting name  | version (BE) + updated_at (BE) + value |
+//! | `earnings`| hour (BE) + unit + `0` + route | requests, failed, earned, refunded (BE) |
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
 //! `answers`, `accounts`, `supply` and `passes` (serializable: a
@@ -52,7 +53,8 @@ use std::path::Path;
 use coinslot_mint::cashu::nuts::{BlindSignature, CurrencyUnit, Id, MintQuoteState, PublicKey};
 use coinslot_mint::store::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
-    KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord, SettingRecord, Supply,
+    EarningsRecord, KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord,
+    SettingRecord, Supply,
 };
 use coinslot_mint::{MintStore, StoreError};
 use sled::transaction::{
@@ -81,6 +83,7 @@ pub struct SledStore {
     supply: sled::Tree,
     passes: sled::Tree,
     settings: sled::Tree,
+    earnings: sled::Tree,
     flusher: Flusher,
     batcher: batch::Batcher,
     /// Taken by every writer of `spent`, `sigs`, `supply` and of a new receipt, so the
@@ -194,6 +197,7 @@ impl SledStore {
             accounts: tree("accounts")?,
             passes: tree("passes")?,
             settings: tree("settings")?,
+            earnings: tree("earnings")?,
             supply,
             flusher: Flusher::start(db),
             batcher,
@@ -253,6 +257,52 @@ fn split_u64(bytes: &[u8]) -> Result<(u64, &[u8]), StoreError> {
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("record too short"))?;
     Ok((u64::from_be_bytes(*head), rest))
+}
+
+/// `hour | unit | 0 | route`: rows sort by hour, so a period is one range scan.
+fn earnings_key(row: &EarningsRecord) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + row.unit.len() + row.route.len());
+    key.extend_from_slice(&row.hour.to_be_bytes());
+    key.extend_from_slice(row.unit.as_bytes());
+    key.push(0);
+    key.extend_from_slice(row.route.as_bytes());
+    key
+}
+
+fn encode_earnings(row: &EarningsRecord) -> [u8; 32] {
+    let mut value = [0u8; 32];
+    for (slot, n) in
+        value
+            .chunks_exact_mut(8)
+            .zip([row.requests, row.failed, row.earned, row.refunded])
+    {
+        slot.copy_from_slice(&n.to_be_bytes());
+    }
+    value
+}
+
+fn decode_earnings(key: &[u8], value: &[u8]) -> Result<EarningsRecord, StoreError> {
+    let (hour, rest) = split_u64(key)?;
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("earnings key is not UTF-8"))
+    };
+    let split = rest
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt("earnings key without its separator"))?;
+    let (requests, value) = split_u64(value)?;
+    let (failed, value) = split_u64(value)?;
+    let (earned, value) = split_u64(value)?;
+    let (refunded, _) = split_u64(value)?;
+    Ok(EarningsRecord {
+        hour,
+        unit: text(&rest[..split])?,
+        route: text(&rest[split + 1..])?,
+        requests,
+        failed,
+        earned,
+        refunded,
+    })
 }
 
 /// `issued | redeemed | seq`, big-endian: `seq` is the last spend-journal record counted in
@@ -856,6 +906,38 @@ impl MintStore for SledStore {
         };
         self.flush().await?;
         Ok(version)
+    }
+
+    async fn add_earnings(&self, rows: &[EarningsRecord]) -> Result<(), StoreError> {
+        let result = self.earnings.transaction(|tree| {
+            for row in rows {
+                let key = earnings_key(row);
+                let sum = match tree.get(&key)? {
+                    Some(bytes) => match decode_earnings(&key, &bytes) {
+                        Ok(mut stored) => {
+                            stored.add(row);
+                            stored
+                        }
+                        Err(e) => return abort(e),
+                    },
+                    None => row.clone(),
+                };
+                tree.insert(key, &encode_earnings(&sum)[..])?;
+            }
+            Ok(())
+        });
+        unwrap_tx(result)?;
+        self.flush().await
+    }
+
+    async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError> {
+        self.earnings
+            .range(since.to_be_bytes()..)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend)?;
+                decode_earnings(&key, &value)
+            })
+            .collect()
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -665,6 +665,10 @@ pub async fn run(
     if let Some(nostr) = nostr {
         nostr.shutdown().await;
     }
+    // The last second's earnings, before the store closes.
+    if let Err(err) = opened.mint.flush_earnings().await {
+        tracing::warn!(error = %err, "the last earnings could not be written to the ledger");
+    }
     opened.store.flush().await?;
     tracing::info!("coinslotd stopped");
     Ok(())

@@ -138,26 +138,33 @@ fn record(event: &Event) {
             amount,
             fee,
             with,
+            route,
         } => {
             let with = match with {
                 coinslot_mint::PaidWith::Token => "token",
                 coinslot_mint::PaidWith::Session => "session",
             };
             let unit = unit.to_string();
-            counter!("coinslot_requests_paid_total", "unit" => unit.clone(), "with" => with)
+            let route = route.as_deref().unwrap_or_default().to_string();
+            counter!("coinslot_requests_paid_total", "unit" => unit.clone(), "with" => with, "route" => route.clone())
                 .increment(1);
-            counter!("coinslot_redeemed_total", "unit" => unit.clone()).increment(*amount);
+            counter!("coinslot_redeemed_total", "unit" => unit.clone(), "route" => route)
+                .increment(*amount);
             counter!("coinslot_fees_total", "unit" => unit).increment(*fee);
         }
         Event::Refunded {
             unit,
             amount,
             failed,
+            route,
         } => {
             let why = if *failed { "failed" } else { "metered" };
             let unit = unit.to_string();
-            counter!("coinslot_refunds_total", "unit" => unit.clone(), "why" => why).increment(1);
-            counter!("coinslot_refunded_total", "unit" => unit, "why" => why).increment(*amount);
+            let route = route.as_deref().unwrap_or_default().to_string();
+            counter!("coinslot_refunds_total", "unit" => unit.clone(), "why" => why, "route" => route.clone())
+                .increment(1);
+            counter!("coinslot_refunded_total", "unit" => unit, "why" => why, "route" => route)
+                .increment(*amount);
         }
         Event::Refused { reason } => {
             counter!("coinslot_requests_refused_total", "reason" => *reason).increment(1)

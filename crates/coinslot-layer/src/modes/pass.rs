@@ -86,6 +86,7 @@ where
         success_headers: HeaderMap::new(),
         seen: Arc::new(BodySeen::default()),
         content_length: None,
+        route: None,
     };
     settle::run(ctx, inner, request.map(RequestBody::plain), ticket).await
 }

@@ -31,7 +31,7 @@ use super::{
     MintQuoteRecord, MintStore, PassWrite, QuoteTotal, ReceiptWrite, SpentProof, StoreError,
     Supply,
 };
-use super::{AnswerWrite, ReceiptGuard};
+use super::{AnswerWrite, EarningsRecord, ReceiptGuard};
 
 /// Generates one `#[tokio::test]` per conformance check for the store `$make` creates
 /// (`needs "why", $make`: each test ignored with that reason unless run with `--ignored`).
@@ -77,7 +77,9 @@ macro_rules! __store_conformance_tests {
             concurrent_pass_extensions_add_up,
             revoked_passes_stay_revoked,
             a_store_that_takes_writes_is_healthy,
-            settings_count_their_versions
+            settings_count_their_versions,
+            earnings_add_up_per_hour_unit_and_route,
+            concurrent_earnings_writers_add_up
         );
     };
     (@tests [needs $reason:literal] $make:expr; $($name:ident),*) => {
@@ -1330,5 +1332,106 @@ pub async fn settings_count_their_versions(store: Arc<dyn MintStore>) {
     assert_eq!(
         (stored.version, stored.updated_at, stored.value.as_slice()),
         (2, 20, &b"{\"a\":2}"[..])
+    );
+}
+
+fn earnings_row(hour: u64, unit: &str, route: &str, earned: u64, refunded: u64) -> EarningsRecord {
+    EarningsRecord {
+        hour,
+        unit: unit.into(),
+        route: route.into(),
+        requests: 1,
+        failed: u64::from(refunded > 0),
+        earned,
+        refunded,
+    }
+}
+
+/// Ledger rows add to the stored row of their hour, unit and route (also twice in one
+/// call), read back ordered, from an hour on.
+pub async fn earnings_add_up_per_hour_unit_and_route(store: Arc<dyn MintStore>) {
+    assert!(store.earnings(0).await.expect("read").is_empty());
+    store
+        .add_earnings(&[
+            earnings_row(7_200, "sat", "GET /b", 5, 0),
+            earnings_row(3_600, "sat", "GET /a", 2, 0),
+            earnings_row(3_600, "sat", "GET /a", 2, 2),
+        ])
+        .await
+        .expect("add");
+    store
+        .add_earnings(&[
+            earnings_row(3_600, "sat", "GET /a", 3, 0),
+            earnings_row(3_600, "usd", "", 7, 1),
+            earnings_row(3_600, "sat", "GET /a/b", 1, 0),
+        ])
+        .await
+        .expect("add again");
+    let rows: Vec<_> = store
+        .earnings(0)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|r| {
+            (
+                r.hour, r.unit, r.route, r.requests, r.failed, r.earned, r.refunded,
+            )
+        })
+        .collect();
+    let row = |hour, unit: &str, route: &str, requests, failed, earned, refunded| {
+        (
+            hour,
+            unit.to_string(),
+            route.to_string(),
+            requests,
+            failed,
+            earned,
+            refunded,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(3_600, "sat", "GET /a", 3, 1, 7, 2),
+            row(3_600, "sat", "GET /a/b", 1, 0, 1, 0),
+            row(3_600, "usd", "", 1, 1, 7, 1),
+            row(7_200, "sat", "GET /b", 1, 0, 5, 0),
+        ]
+    );
+    let later = store.earnings(7_200).await.expect("read from an hour");
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].route, "GET /b");
+    assert!(store.earnings(10_800).await.expect("read").is_empty());
+}
+
+/// Writers adding to the same rows at once (instances on one database) lose no count.
+pub async fn concurrent_earnings_writers_add_up(store: Arc<dyn MintStore>) {
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    store
+                        .add_earnings(&[
+                            earnings_row(0, "sat", "GET /a", 2, 0),
+                            earnings_row(0, "sat", "GET /b", 1, 1),
+                        ])
+                        .await
+                        .expect("add");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let rows = store.earnings(0).await.expect("read");
+    let sums: Vec<_> = rows
+        .iter()
+        .map(|r| (r.route.as_str(), r.requests, r.failed, r.earned, r.refunded))
+        .collect();
+    assert_eq!(
+        sums,
+        vec![("GET /a", 100, 0, 200, 0), ("GET /b", 100, 100, 100, 100)]
     );
 }

@@ -8,8 +8,8 @@ use parking_lot::Mutex;
 
 use super::{
     point_key, supply_delta, AccountRecord, AccountTotal, AccountWrite, AnswerRecord, Commit,
-    KeysetRecord, MintQuoteRecord, MintStore, PassRecord, QuoteTotal, ReceiptRecord, SettingRecord,
-    StoreError, Supply,
+    EarningsRecord, KeysetRecord, MintQuoteRecord, MintStore, PassRecord, QuoteTotal,
+    ReceiptRecord, SettingRecord, StoreError, Supply,
 };
 
 /// An in-memory [`MintStore`]. One mutex makes every commit atomic.
@@ -31,6 +31,7 @@ struct Inner {
     supply: BTreeMap<Id, Supply>,
     passes: HashMap<String, PassRecord>,
     settings: HashMap<String, SettingRecord>,
+    earnings: BTreeMap<(u64, String, String), EarningsRecord>,
 }
 
 impl MemoryStore {
@@ -323,6 +324,33 @@ impl MintStore for MemoryStore {
         };
         inner.settings.insert(name.to_string(), record);
         Ok(version)
+    }
+
+    async fn add_earnings(&self, rows: &[EarningsRecord]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        for row in rows {
+            let key = (row.hour, row.unit.clone(), row.route.clone());
+            inner
+                .earnings
+                .entry(key)
+                .or_insert_with(|| EarningsRecord {
+                    hour: row.hour,
+                    unit: row.unit.clone(),
+                    route: row.route.clone(),
+                    ..EarningsRecord::default()
+                })
+                .add(row);
+        }
+        Ok(())
+    }
+
+    async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .earnings
+            .range((since, String::new(), String::new())..)
+            .map(|(_, row)| row.clone())
+            .collect())
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -339,6 +339,41 @@ pub struct SettingRecord {
     pub value: Vec<u8>,
 }
 
+/// What one route earned in one unit during one hour (the earnings ledger). Writes add to
+/// the row ([`MintStore::add_earnings`]), so instances on one database keep one ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct EarningsRecord {
+    /// Unix time of the hour's start (a multiple of 3600).
+    pub hour: u64,
+    /// The unit.
+    pub unit: String,
+    /// The route's name (`GET /search`, `pass search`, …); empty when the price had none.
+    pub route: String,
+    /// Requests paid.
+    pub requests: u64,
+    /// Of those, the ones that failed and were refunded.
+    pub failed: u64,
+    /// Value kept when they were paid: prices (reservations, for metered ones) and fees.
+    pub earned: u64,
+    /// Value given back: refunds of failures and the unused part of reservations.
+    pub refunded: u64,
+}
+
+impl EarningsRecord {
+    /// What the route kept: `earned - refunded`.
+    pub fn net(&self) -> u64 {
+        self.earned.saturating_sub(self.refunded)
+    }
+
+    /// Adds `other`'s counts to this row's.
+    pub fn add(&mut self, other: &EarningsRecord) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.earned = self.earned.saturating_add(other.earned);
+        self.refunded = self.refunded.saturating_add(other.refunded);
+    }
+}
+
 /// A time pass as stored: the routes it opens (a scope) and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassRecord {
@@ -667,6 +702,14 @@ pub trait MintStore: Send + Sync + 'static {
     /// returns the new version. Instances sharing the store hear of it
     /// ([`SharedEvent::Setting`]).
     async fn put_setting(&self, name: &str, value: &[u8], now: u64) -> Result<u64, StoreError>;
+
+    /// Adds each row's counts to the stored row of its hour, unit and route (creating it),
+    /// durably, all or none. Several writers (instances) add to the same rows.
+    async fn add_earnings(&self, rows: &[EarningsRecord]) -> Result<(), StoreError>;
+
+    /// The earnings ledger's rows of the hours starting at or after `since` (Unix seconds),
+    /// ordered by hour, unit and route.
+    async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError>;
 
     /// Whether the store can take payments now: it answers, and nothing it wrote is known
     /// to be missing (readiness probes ask this). Cheap: one round trip at most.
