@@ -10,6 +10,7 @@
 #   COINSLOT_INTEROP=1                        other wallets, SDKs and relays (python3, node, npm)
 #   COINSLOT_TEST_POSTGRES_TLS=1              TLS to a PostgreSQL cluster of the test's own (initdb, pg_ctl)
 #   COINSLOT_TEST_LNBITS=1                    a real LNbits from PyPI as the Lightning backend (python3)
+#                                             (with COINSLOT_TEST_POSTGRES_TLS=1 too: the production walk-through)
 #   COINSLOT_BROWSER=1                        pages in headless Chromium (chromium, chromedriver)
 #   COINSLOT_IMAGE=1                          coinslotd built as deploy/Dockerfile builds it (release)
 # .ci/run enables every group the machine can run and reports what stayed skipped.
@@ -53,6 +54,9 @@ if [ "${COINSLOT_TEST_POSTGRES_TLS:-}" = 1 ]; then
 fi
 if [ "${COINSLOT_TEST_LNBITS:-}" = 1 ]; then
     gated lnbits --workspace --test lnbits
+fi
+if [ "${COINSLOT_TEST_LNBITS:-}" = 1 ] && [ "${COINSLOT_TEST_POSTGRES_TLS:-}" = 1 ]; then
+    gated production --workspace --test production   # docs/production.md, end to end
 fi
 if [ "${COINSLOT_BROWSER:-}" = 1 ]; then
     gated browser --workspace --test browser        # top-up page, arcade, paid-search, dashboard
