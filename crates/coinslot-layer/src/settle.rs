@@ -518,18 +518,10 @@ impl Settlement {
         match (&self.account, record) {
             (_, _) if unused == 0 => {}
             (Some(account), _) => {
-                let back = Back {
-                    unit: &self.unit,
-                    route: &self.route,
-                };
-                credit(&self.ctx, account, back, unused, record, failed).await;
+                credit(&self.ctx, account, self.back(), unused, record, failed).await;
             }
             (None, Some(record)) => {
-                let back = Back {
-                    unit: &self.unit,
-                    route: &self.route,
-                };
-                given_back_in(&self.ctx, record, back, true, cost).await;
+                given_back_in(&self.ctx, record, self.back(), true, cost).await;
             }
             (None, None) => tracing::error!(unused, "a metered rest with nowhere to go"),
         }
@@ -748,6 +740,15 @@ struct Back<'a> {
 }
 
 impl Ticket {
+    fn back(&self) -> Back<'_> {
+        Back {
+            unit: &self.unit,
+            route: &self.route,
+        }
+    }
+}
+
+impl Settlement {
     fn back(&self) -> Back<'_> {
         Back {
             unit: &self.unit,
@@ -1188,9 +1189,9 @@ where
                 let (body, seen) = RequestBody::read(bytes);
                 let length = crate::receipt::content_length(&parts.headers);
                 let request = Request::from_parts(parts, body);
-                let rerun = rerun_ticket(ctx, taken, seen, length, success_headers);
+                let rerun = rerun_ticket(ctx, taken, seen, length, success_headers, route);
                 let ticket = match rerun.await {
-                    Ok(ticket) => Ticket { route, ..ticket },
+                    Ok(ticket) => ticket,
                     Err(rejection) => return Retried::refused(rejection),
                 };
                 tracing::info!("paid request repeated: run again, not charged again");
@@ -1335,6 +1336,7 @@ async fn rerun_ticket(
     seen: Arc<BodySeen>,
     content_length: Option<u64>,
     success_headers: HeaderMap,
+    route: Option<Arc<str>>,
 ) -> Result<Ticket, Rejection> {
     let data = handle.data().await;
     let unit = data
@@ -1408,6 +1410,6 @@ async fn rerun_ticket(
         success_headers,
         seen,
         content_length,
-        route: None,
+        route,
     })
 }
