@@ -118,7 +118,12 @@ impl Drop for Database {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                if let Ok(store) = PostgresStore::connect(&url, PostgresOptions::default()).await {
+                // Inside the schema it drops, so `public` is never migrated.
+                let options = PostgresOptions {
+                    schema: Some(schema.clone()),
+                    ..PostgresOptions::default()
+                };
+                if let Ok(store) = PostgresStore::connect(&url, options).await {
                     let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
                     let _ = store.execute_unprepared(&drop).await;
                 }

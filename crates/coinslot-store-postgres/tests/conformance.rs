@@ -58,7 +58,13 @@ impl Drop for Schema {
                 .build()
                 .expect("runtime");
             runtime.block_on(async {
-                if let Ok(store) = PostgresStore::connect(&url, PostgresOptions::default()).await {
+                // Connected inside the schema it drops: connecting elsewhere would run the
+                // migrations on that schema (`public`) of the machine's database.
+                let options = PostgresOptions {
+                    schema: Some(name.clone()),
+                    ..PostgresOptions::default()
+                };
+                if let Ok(store) = PostgresStore::connect(&url, options).await {
                     let _ = sqlx_drop(&store, &name).await;
                 }
             });

@@ -375,7 +375,12 @@ async fn sigkill_under_load_on_postgres_loses_nothing_either() {
         "[store]\nurl = \"{url}\"\nschema = \"{schema}\"\n"
     ))
     .await;
-    let admin = coinslot_store_postgres::PostgresStore::connect(&url, Default::default())
+    // Inside the schema it drops, so `public` is never migrated.
+    let options = coinslot_store_postgres::PostgresOptions {
+        schema: Some(schema.clone()),
+        ..Default::default()
+    };
+    let admin = coinslot_store_postgres::PostgresStore::connect(&url, options)
         .await
         .unwrap();
     admin
