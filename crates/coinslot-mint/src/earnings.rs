@@ -197,7 +197,8 @@ impl Earnings {
 
 impl Mint {
     /// Adds the sums counted since the last flush to the store's ledger. On failure they
-    /// stay in memory for the next one.
+    /// stay in memory for the next one. A background task does this every
+    /// [`EARNINGS_FLUSH`]; call it once more before the process stops (coinslotd does).
     pub async fn flush_earnings(&self) -> Result<(), Error> {
         let rows = self.inner.earnings.take();
         if rows.is_empty() {

@@ -22,6 +22,18 @@ pub struct RealLnbits {
     data: tempfile::TempDir,
 }
 
+impl Drop for RealLnbits {
+    fn drop(&mut self) {
+        // `kill_on_drop` ends only the process started; its children would live on.
+        if let Some(pid) = self.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// A wallet on it.
 #[derive(Debug, Clone)]
 pub struct LnbitsWallet {
@@ -56,6 +68,8 @@ impl RealLnbits {
             .env("LNBITS_EXTENSIONS_DEFAULT_INSTALL", "")
             .stdout(log.try_clone()?)
             .stderr(log)
+            // LNbits forks a server process of its own: the whole group goes at drop.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context("LNbits does not start")?;
