@@ -225,6 +225,23 @@ async fn pay(wallet: &Wallet, url: &str, path: &str, amount: u64) -> Result<u16>
     Ok(status)
 }
 
+/// Two searches (2 sat each, one paid with 3 and given 1 back), a failed request (5,
+/// refunded) and a metered chat (10 reserved, 3 kept, 7 back), its change taken back in.
+async fn pay_a_mix(wallet: &Wallet, url: &str) -> Result<()> {
+    assert_eq!(pay(wallet, url, "/search", 3).await?, 200);
+    assert_eq!(pay(wallet, url, "/search", 2).await?, 200);
+    assert_eq!(pay(wallet, url, "/boom", 5).await?, 500);
+    let chat = send(wallet, 10, SendOptions::default()).await?.to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/x"))
+        .header("x-cashu", chat)
+        .send()
+        .await?;
+    let back = response.headers()["x-cashu"].to_str()?.to_string();
+    wallet.receive(&back, ReceiveOptions::default()).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Result<()> {
     let (app, dir) = start().await?;
@@ -232,17 +249,7 @@ async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Res
     let wallet = new_wallet(app.url(), random_seed()).await?;
     topup(&wallet, 100).await?;
     topup(&wallet, 28).await?;
-    assert_eq!(pay(&wallet, app.url(), "/search", 3).await?, 200); // 2 kept, 1 change
-    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
-    assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500); // refunded
-    let chat = send(&wallet, 10, SendOptions::default()).await?.to_string();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/x", app.url()))
-        .header("x-cashu", chat)
-        .send()
-        .await?;
-    let back = response.headers()["x-cashu"].to_str()?.to_string();
-    wallet.receive(&back, ReceiveOptions::default()).await?; // 3 kept, 7 back
+    pay_a_mix(&wallet, app.url()).await?;
     let credit = admin_send(
         &app,
         reqwest::Method::POST,
@@ -357,18 +364,8 @@ async fn earnings_are_counted_per_route_and_outlive_a_restart() -> Result<()> {
     let reader = token_for(&dir, &[Scope::Read]);
     let wallet = new_wallet(app.url(), random_seed()).await?;
     topup(&wallet, 60).await?;
-    assert_eq!(pay(&wallet, app.url(), "/search", 3).await?, 200); // 2 kept, 1 change
-    assert_eq!(pay(&wallet, app.url(), "/search", 2).await?, 200);
-    assert_eq!(pay(&wallet, app.url(), "/boom", 5).await?, 500); // refunded
-    let chat = send(&wallet, 10, SendOptions::default()).await?.to_string();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/x", app.url()))
-        .header("x-cashu", chat)
-        .send()
-        .await?;
-    let back = response.headers()["x-cashu"].to_str()?.to_string();
-    wallet.receive(&back, ReceiveOptions::default()).await?; // 3 kept, 7 back
-                                                             // A search paid from a prepaid session counts under the same route.
+    pay_a_mix(&wallet, app.url()).await?;
+    // A search paid from a prepaid session counts under the same route.
     let session: Value = reqwest::Client::new()
         .post(format!("{}/cashu/session", app.url()))
         .header(

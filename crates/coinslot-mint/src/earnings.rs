@@ -144,18 +144,9 @@ pub struct Earnings {
 /// A route's sums over a period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteEarnings {
-    /// The unit.
-    pub unit: String,
-    /// The route's name (empty when its price had none).
-    pub route: String,
-    /// Requests paid.
-    pub requests: u64,
-    /// Of those, the ones that failed and were refunded.
-    pub failed: u64,
-    /// Value kept when paid.
-    pub earned: u64,
-    /// Value given back.
-    pub refunded: u64,
+    /// The sums, as one row whose `hour` is the period's first.
+    #[serde(flatten)]
+    pub sums: EarningsRecord,
     /// What the route kept: `earned - refunded`.
     pub net: u64,
 }
@@ -164,21 +155,25 @@ impl Earnings {
     fn of(since: u64, hours: Vec<EarningsRecord>) -> Self {
         let mut sums: HashMap<(&str, &str), EarningsRecord> = HashMap::new();
         for row in &hours {
-            sums.entry((&row.unit, &row.route)).or_default().add(row);
+            sums.entry((&row.unit, &row.route))
+                .or_insert_with(|| EarningsRecord {
+                    hour: since,
+                    unit: row.unit.clone(),
+                    route: row.route.clone(),
+                    ..EarningsRecord::default()
+                })
+                .add(row);
         }
         let mut routes: Vec<RouteEarnings> = sums
-            .into_iter()
-            .map(|((unit, route), sum)| RouteEarnings {
-                unit: unit.to_string(),
-                route: route.to_string(),
-                requests: sum.requests,
-                failed: sum.failed,
-                earned: sum.earned,
-                refunded: sum.refunded,
-                net: sum.net(),
+            .into_values()
+            .map(|sums| RouteEarnings {
+                net: sums.net(),
+                sums,
             })
             .collect();
-        routes.sort_by(|a, b| (b.net, &a.unit, &a.route).cmp(&(a.net, &b.unit, &b.route)));
+        routes.sort_by(|a, b| {
+            (b.net, &a.sums.unit, &a.sums.route).cmp(&(a.net, &b.sums.unit, &b.sums.route))
+        });
         Self {
             since,
             hours,
@@ -190,7 +185,7 @@ impl Earnings {
     pub fn net(&self, unit: &str) -> u64 {
         self.routes
             .iter()
-            .filter(|r| r.unit == unit)
+            .filter(|r| r.sums.unit == unit)
             .fold(0, |sum, r| sum.saturating_add(r.net))
     }
 }
@@ -349,7 +344,7 @@ mod tests {
         let routes: Vec<_> = earnings
             .routes
             .iter()
-            .map(|r| (r.route.as_str(), r.requests, r.net))
+            .map(|r| (r.sums.route.as_str(), r.sums.requests, r.net))
             .collect();
         assert_eq!(routes, vec![("GET /a", 2, 7), ("GET /b", 1, 5)]);
         assert_eq!(earnings.net("sat"), 12);
