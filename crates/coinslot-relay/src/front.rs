@@ -148,7 +148,7 @@ struct Connection {
     challenge: String,
     authed: HashSet<PublicKey>,
     /// Paid writes the relay has not answered: event → (author, price).
-    unsettled: HashMap<EventId, (PublicKey, u64)>,
+    unsettled: HashMap<EventId, (PublicKey, Kind, u64)>,
 }
 
 impl Connection {
@@ -177,7 +177,8 @@ impl Connection {
         match self.front.inner.cashier.charge(&event, authed).await {
             Ok(charged) => {
                 if charged.price > 0 {
-                    self.unsettled.insert(id, (event.pubkey, charged.price));
+                    self.unsettled
+                        .insert(id, (event.pubkey, event.kind, charged.price));
                 }
                 tracing::debug!(target: "coinslot::relay", kind = event.kind.as_u16(), price = charged.price, "write paid; passed to the relay");
                 Step::Forward
@@ -220,7 +221,7 @@ impl Connection {
         else {
             return;
         };
-        let Some((author, price)) = self.unsettled.remove(&event_id) else {
+        let Some((author, kind, price)) = self.unsettled.remove(&event_id) else {
             return;
         };
         let duplicate = message.starts_with("duplicate:");
@@ -228,20 +229,20 @@ impl Connection {
             return;
         }
         tracing::info!(target: "coinslot::relay", price, duplicate, "the relay did not take a paid write; its price goes back");
-        self.give_back(&author, price).await;
+        self.give_back(&author, kind, price).await;
     }
 
-    async fn give_back(&self, author: &PublicKey, price: u64) {
-        if let Err(err) = self.front.inner.cashier.refund(author, price).await {
+    async fn give_back(&self, author: &PublicKey, kind: Kind, price: u64) {
+        if let Err(err) = self.front.inner.cashier.refund(author, kind, price).await {
             tracing::error!(target: "coinslot::relay", error = %err, price, "could not give a write's price back");
         }
     }
 
     /// The connection closed: writes the relay never answered are given back.
     async fn close(mut self) {
-        for (_, (author, price)) in std::mem::take(&mut self.unsettled) {
+        for (_, (author, kind, price)) in std::mem::take(&mut self.unsettled) {
             tracing::info!(target: "coinslot::relay", price, "a paid write was not answered before the connection closed; its price goes back");
-            self.give_back(&author, price).await;
+            self.give_back(&author, kind, price).await;
         }
     }
 }

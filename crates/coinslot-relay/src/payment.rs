@@ -124,19 +124,23 @@ impl Cashier {
         &self.mint_url
     }
 
-    /// Gives `amount` back to `author`'s balance (a paid write the store then refused).
-    pub async fn refund(&self, author: &PublicKey, amount: u64) -> Result<(), Error> {
+    /// Gives `amount` back to `author`'s balance (a paid write of `kind` the store then
+    /// refused).
+    pub async fn refund(&self, author: &PublicKey, kind: Kind, amount: u64) -> Result<(), Error> {
         if amount == 0 {
             return Ok(());
         }
+        let unit = self.prices.currency_unit();
         self.mint
-            .credit_account(
-                &account_id(author),
-                &self.prices.currency_unit(),
-                amount,
-                None,
-            )
-            .await
+            .credit_account(&account_id(author), &unit, amount, None)
+            .await?;
+        self.mint.record(MintEvent::Refunded {
+            unit,
+            amount,
+            failed: true,
+            route: Some(kind_route(kind)),
+        });
+        Ok(())
     }
 
     /// The price table.
@@ -188,7 +192,7 @@ impl Cashier {
                     amount: price,
                     fee: 0,
                     with: PaidWith::Session,
-                    route: Some(Arc::from(format!("kind {}", event.kind.as_u16()))),
+                    route: Some(kind_route(event.kind)),
                 });
                 Ok(Charged {
                     price,
@@ -260,6 +264,11 @@ impl Cashier {
 fn internal(err: &Error) -> Refused {
     tracing::error!(target: "coinslot::relay", error = %err, "cannot take payment");
     Refused("error: the relay cannot take payments right now; nothing was charged".into())
+}
+
+/// The earnings ledger's name for writes of `kind`.
+fn kind_route(kind: Kind) -> Arc<str> {
+    Arc::from(format!("kind {}", kind.as_u16()))
 }
 
 /// The prepaid account of a nostr pubkey.

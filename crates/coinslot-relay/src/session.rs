@@ -213,7 +213,11 @@ impl Session {
         };
         // Paid but not stored: the price goes back to the author's balance.
         let unit = &relay.cashier().prices().unit;
-        let refunded = match relay.cashier().refund(&event.pubkey, charged.price).await {
+        let refunded = match relay
+            .cashier()
+            .refund(&event.pubkey, event.kind, charged.price)
+            .await
+        {
             Ok(()) => format!("; the {} {unit} went back to your balance", charged.price),
             Err(e) => {
                 tracing::error!(target: "coinslot::relay", error = %e, price = charged.price, "cannot refund a write");

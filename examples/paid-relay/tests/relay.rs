@@ -182,6 +182,15 @@ async fn a_paid_post_is_stored_and_its_token_cannot_pay_again() -> Result<()> {
             .balance,
         2
     );
+    // The two paid posts count in the earnings ledger under their kind; the refused one
+    // and the duplicate do not.
+    let earnings = server.mint.earnings(0).await?;
+    let routes: Vec<_> = earnings
+        .routes
+        .iter()
+        .map(|r| (r.sums.route.as_str(), r.sums.requests, r.net))
+        .collect();
+    assert_eq!(routes, vec![("kind 1", 2, 2)]);
     server.stop().await
 }
 
@@ -353,6 +362,24 @@ async fn a_paid_event_the_store_refuses_gives_its_price_back() -> Result<()> {
     assert_eq!(
         stored.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![newer.id]
+    );
+    // In the earnings ledger: two profiles paid, one of them given back.
+    let earnings = server.mint.earnings(0).await?;
+    let kind0 = earnings
+        .routes
+        .iter()
+        .find(|r| r.sums.route == "kind 0")
+        .expect("kind 0 in the ledger");
+    let price = kind0.sums.earned / 2;
+    assert_eq!(
+        (
+            kind0.sums.requests,
+            kind0.sums.failed,
+            kind0.sums.refunded,
+            kind0.net
+        ),
+        (2, 1, price, price),
+        "{kind0:?}"
     );
     server.stop().await
 }
