@@ -136,9 +136,9 @@ function showTotals(audit, earnings) {
   const cards = $("totals");
   cards.replaceChildren();
   for (const unit of audit.units) {
-    const todays = earnings.hours
-      .filter((row) => row.unit === unit.unit && row.hour >= midnight)
-      .reduce((sum, row) => sum + net(row), 0);
+    // Summed before subtracting: a refund can land in the hour after its payment.
+    const rows = earnings.hours.filter((row) => row.unit === unit.unit && row.hour >= midnight);
+    const todays = Math.max(0, rows.reduce((sum, row) => sum + row.earned - row.refunded, 0));
     for (const [label, value, id] of [
       [`kept today (UTC), ${unit.unit}`, todays, `today-${unit.unit}`],
       [`kept in all, ${unit.unit}`, unit.retained, `kept-${unit.unit}`],
