@@ -4,6 +4,7 @@
 //! wallet's invoice key, in front of one API. A price changed once, at one instance, is
 //! charged by both; a wallet tops up through LNbits at one and pays at both; the dashboard's
 //! figures (`/admin/earnings`, `/admin/audit`) at either instance show what both earned today.
+//! And the guide's config file is read by coinslotd as written (in the plain run).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::path::Path;
@@ -16,6 +17,49 @@ use coinslot_tests::proxy::{admin_token, spawn_upstream, upstream_config, Signal
 use coinslot_tests::wallet::{balance, mint_quote, new_wallet, random_seed, send, wait_quote_paid};
 use coinslot_tests::{eventually, TestServer};
 use serde_json::{json, Value};
+
+/// The walk-through's config file, as coinslotd reads it: every key known, the CA and key
+/// files where it says (here, files of the test's own).
+#[test]
+fn the_walkthrough_config_is_what_coinslotd_reads() {
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/production.md"),
+    )
+    .unwrap();
+    let start = guide.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + guide[start..].find("```").unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (ca, key) = (
+        files.path().join("db-ca.pem"),
+        files.path().join("lnbits.key"),
+    );
+    let certified = rcgen::generate_simple_self_signed(vec!["db.example.com".into()]).unwrap();
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let text = guide[start..end]
+        .replace("/etc/coinslot/db-ca.pem", &ca.display().to_string())
+        .replace("/etc/coinslot/lnbits.key", &key.display().to_string());
+    let config = coinslotd::Config::parse(&text).unwrap();
+    assert!(config
+        .store
+        .url
+        .as_deref()
+        .unwrap()
+        .contains("sslmode=verify-full"));
+    assert_eq!(config.store.ca_file.as_deref(), Some(ca.as_path()));
+    assert!(matches!(
+        config.backend,
+        coinslotd::BackendConfig::Lnbits(ref lnbits) if lnbits.invoice_key_file.as_deref() == Some(key.as_path())
+    ));
+    assert!(config.limits.trust_forwarded_for);
+    // … which is safe only because the guide's nginx overwrites the header.
+    assert!(guide.contains("proxy_set_header X-Forwarded-For $remote_addr;"));
+    let upstream = &config.proxy.upstreams[0];
+    assert_eq!(
+        (upstream.name.as_str(), upstream.routes[0].price),
+        ("api", Some(2))
+    );
+}
 
 async fn price_of(server: &TestServer, path: &str) -> Option<u64> {
     let response = reqwest::get(format!("{}{path}", server.url)).await.ok()?;

@@ -7,7 +7,10 @@
 //!   operations alone (`crypto/swap_cashu_dleq`: the same through cashu's
 //!   `BlindSignature::new`); `swap/one_to_one` is [`Mint::swap`] of one proof for one output.
 //!
-//! Both over a `MemoryStore`: our code and the crypto, without the disk (the load binaries
+//! - `record/paid`: what counting a paid request costs ([`Mint::record`] of an
+//!   `Event::Paid`: the activity feed with nobody listening, and the earnings tally).
+//!
+//! All over a `MemoryStore`: our code and the crypto, without the disk (the load binaries
 //! in `tests/` measure the durable path over HTTP).
 //!
 //! ```text
@@ -26,7 +29,9 @@ use cashu::nuts::{
 };
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
-use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed, Payment, Purchase};
+use coinslot_mint::{
+    Event, FakeBackend, MemoryStore, Mint, MintConfig, MintSeed, PaidWith, Payment, Purchase,
+};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use tokio::runtime::Runtime;
 
@@ -174,11 +179,28 @@ fn bench(c: &mut Criterion) {
     });
 }
 
+fn record(c: &mut Criterion) {
+    let rt = runtime();
+    let mint = memory_mint(&rt);
+    let route: Arc<str> = Arc::from("api: GET /search");
+    c.bench_function("record/paid", |b| {
+        b.iter(|| {
+            mint.record(black_box(Event::Paid {
+                unit: CurrencyUnit::Sat,
+                amount: 2,
+                fee: 0,
+                with: PaidWith::Token,
+                route: Some(route.clone()),
+            }))
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    targets = bench
+    targets = bench, record
 }
 criterion_main!(benches);
