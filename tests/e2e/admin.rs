@@ -242,6 +242,18 @@ async fn pay_a_mix(wallet: &Wallet, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A prepaid session opened with `amount` from `wallet`: the endpoint's answer.
+async fn open_session(url: &str, wallet: &Wallet, amount: u64) -> Result<Value> {
+    let token = send(wallet, amount, SendOptions::default()).await?;
+    Ok(reqwest::Client::new()
+        .post(format!("{url}/cashu/session"))
+        .header("x-cashu", token.to_string())
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Result<()> {
     let (app, dir) = start().await?;
@@ -264,16 +276,7 @@ async fn liabilities_add_up_after_a_mix_of_top_ups_payments_and_refunds() -> Res
         .receive(credit["token"].as_str().unwrap(), ReceiveOptions::default())
         .await?;
     // A session holds 6 of it.
-    let session: Value = reqwest::Client::new()
-        .post(format!("{}/cashu/session", app.url()))
-        .header(
-            "x-cashu",
-            send(&wallet, 6, SendOptions::default()).await?.to_string(),
-        )
-        .send()
-        .await?
-        .json()
-        .await?;
+    let session = open_session(app.url(), &wallet, 6).await?;
     assert_eq!(session["balance"], 6);
 
     let held = balance(&wallet).await?;
@@ -366,16 +369,7 @@ async fn earnings_are_counted_per_route_and_outlive_a_restart() -> Result<()> {
     topup(&wallet, 60).await?;
     pay_a_mix(&wallet, app.url()).await?;
     // A search paid from a prepaid session counts under the same route.
-    let session: Value = reqwest::Client::new()
-        .post(format!("{}/cashu/session", app.url()))
-        .header(
-            "x-cashu",
-            send(&wallet, 6, SendOptions::default()).await?.to_string(),
-        )
-        .send()
-        .await?
-        .json()
-        .await?;
+    let session = open_session(app.url(), &wallet, 6).await?;
     let paid = reqwest::Client::new()
         .get(format!("{}/search?q=s", app.url()))
         .header("x-cashu-session", session["session"].as_str().unwrap())
