@@ -237,7 +237,8 @@ impl LnbitsBackend {
             // LNbits answers for any wallet's payment, and for no key at all: an answer
             // without our details never counts.
             return Err(Failure::Other(
-                "LNbits knows this payment but not as the wallet's incoming one (another                  wallet's, or the key is no longer valid)"
+                "LNbits knows this payment but not as the wallet's incoming one (another \
+                 wallet's, or the key is no longer valid)"
                     .into(),
             ));
         }

@@ -1151,7 +1151,11 @@ impl MintStore for PostgresStore {
         // goes out only if it commits.
         let rows = self
             .query(
-                "WITH written AS (INSERT INTO settings (name, version, updated_at, value)                  VALUES ($1, 1, $2, $3) ON CONFLICT (name) DO UPDATE                  SET version = settings.version + 1, updated_at = EXCLUDED.updated_at,                  value = EXCLUDED.value RETURNING version)                  SELECT version, pg_notify($4, $5) FROM written",
+                "WITH written AS (INSERT INTO settings (name, version, updated_at, value) \
+                 VALUES ($1, 1, $2, $3) ON CONFLICT (name) DO UPDATE \
+                 SET version = settings.version + 1, updated_at = EXCLUDED.updated_at, \
+                 value = EXCLUDED.value RETURNING version) \
+                 SELECT version, pg_notify($4, $5) FROM written",
                 &[
                     &name,
                     &int(now)?,
