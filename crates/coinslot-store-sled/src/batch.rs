@@ -22,8 +22,9 @@ use coinslot_mint::store::Supply;
 use coinslot_mint::StoreError;
 use tokio::sync::oneshot;
 
+use crate::fresh::Fresh;
 use crate::journal::{self, Journal, Kind, Record};
-use crate::recent::Recent;
+use crate::spent::{self, Spent};
 use crate::thread::Stopper;
 
 /// Most spends in one batch: bounds the time one batch holds the write lock.
@@ -51,13 +52,16 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct Trees {
     pub db: sled::Db,
-    pub spent: sled::Tree,
+    /// Spent proofs: the index and its log.
+    pub spent: Arc<Spent>,
+    /// Where the log's synced length is kept.
+    pub meta: sled::Tree,
     pub sigs: sled::Tree,
     pub receipts: sled::Tree,
     pub supply: sled::Tree,
     pub lock: Arc<Mutex<()>>,
-    /// Receipts just written live, for the run's next write of them.
-    pub recent: Arc<Recent>,
+    /// New receipts written live: in the journal, not yet in sled.
+    pub fresh: Arc<Fresh>,
 }
 
 #[derive(Default)]
@@ -272,16 +276,30 @@ fn batch(
     Ok(outcomes)
 }
 
-/// Flushes sled, then empties the journal: everything it held is now in sled's own files.
+/// Makes everything applied so far durable outside the journal: the spent-proof log synced
+/// (its length noted in sled), then sled flushed.
+pub(crate) fn make_durable(trees: &Trees) -> Result<(), StoreError> {
+    trees
+        .fresh
+        .settle_all(&trees.receipts)
+        .map_err(crate::backend)?;
+    let synced = trees.spent.sync().map_err(crate::backend)?;
+    trees
+        .meta
+        .insert(spent::SYNCED_KEY, &synced.to_be_bytes())
+        .map_err(crate::backend)?;
+    trees.db.flush().map_err(crate::backend)?;
+    Ok(())
+}
+
+/// Makes everything the journal holds durable elsewhere, then empties it.
 fn checkpoint(trees: &Trees, state: &mut State) {
     if state.journal.len() == 0 || state.broken.is_some() {
         return;
     }
-    let done = trees
-        .db
-        .flush()
+    let done = make_durable(trees)
         .map_err(|e| e.to_string())
-        .and_then(|_| state.journal.clear().map_err(|e| e.to_string()));
+        .and_then(|()| state.journal.clear().map_err(|e| e.to_string()));
     if let Err(err) = done {
         // The journal keeps growing and is replayed at the next start: nothing is lost.
         tracing::warn!(error = %err, "spend journal checkpoint failed");
@@ -333,10 +351,8 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
     for entry in entries {
         match entry.kind {
             Kind::Spent => {
-                trees
-                    .spent
-                    .insert(entry.key, entry.value)
-                    .map_err(crate::backend)?;
+                let y = <&[u8; 33]>::try_from(entry.key).map_err(crate::corrupt)?;
+                trees.spent.insert(y, entry.value).map_err(crate::backend)?;
             }
             Kind::Sig => {
                 trees
@@ -346,13 +362,10 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
             }
             Kind::Receipt if applying == Applying::Live => {
                 // The batch's check found no receipt under the write lock, which every
-                // creator of a receipt takes: no compare needed.
-                let value = sled::IVec::from(entry.value);
-                trees
-                    .receipts
-                    .insert(entry.key, value.clone())
-                    .map_err(crate::backend)?;
-                trees.recent.wrote(entry.key, value);
+                // creator of a receipt takes. It stays out of sled until the run writes it
+                // again or a checkpoint comes (see `fresh.rs`).
+                let key = <[u8; 32]>::try_from(entry.key).map_err(crate::corrupt)?;
+                trees.fresh.lock().insert(key, entry.value.to_vec());
             }
             Kind::Receipt => {
                 let _kept = trees
@@ -379,6 +392,7 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
             }
         }
     }
+    trees.spent.write().map_err(crate::backend)?;
     Ok(seq)
 }
 
@@ -412,22 +426,23 @@ fn check<'a>(
     trees: &Trees,
 ) -> Result<Result<(), StoreError>, StoreError> {
     let mut mine: HashSet<(Tree, &[u8])> = HashSet::new();
+    for (key, _) in &spend.spent {
+        let new = !taken.contains(&(Tree::Spent, &key[..])) && mine.insert((Tree::Spent, key));
+        if !new || trees.spent.contains(key) {
+            return Ok(Err(StoreError::AlreadySpent(crate::hex(key))));
+        }
+    }
     let mut fresh = |tree: Tree, key: &'a [u8], stored: &sled::Tree| {
         let new = !taken.contains(&(tree, key)) && mine.insert((tree, key));
         Ok::<_, StoreError>(new && !stored.contains_key(key).map_err(crate::backend)?)
     };
-    for (key, _) in &spend.spent {
-        if !fresh(Tree::Spent, &key[..], &trees.spent)? {
-            return Ok(Err(StoreError::AlreadySpent(crate::hex(key))));
-        }
-    }
     for (key, _) in &spend.sigs {
         if !fresh(Tree::Sigs, &key[..], &trees.sigs)? {
             return Ok(Err(StoreError::AlreadySigned(crate::hex(key))));
         }
     }
     if let Some((key, _)) = &spend.receipt {
-        if !fresh(Tree::Receipts, &key[..], &trees.receipts)? {
+        if trees.fresh.contains(key) || !fresh(Tree::Receipts, &key[..], &trees.receipts)? {
             return Ok(Err(StoreError::ReceiptChanged));
         }
     }
@@ -548,6 +563,114 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(redeemed(&store).await, 6);
         assert_eq!(store.spent(&[proof.y]).await.unwrap(), vec![true]);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_its_run_never_wrote_again_outlives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = [3u8; 32];
+        store
+            .commit(Commit {
+                spend: &[SpentProof {
+                    y: SecretKey::generate().public_key(),
+                    keyset_id: keyset(),
+                    amount: 2,
+                }],
+                receipt: Some(ReceiptWrite {
+                    key: &key,
+                    created_at: 1,
+                    data: b"running",
+                    guard: ReceiptGuard::Absent,
+                }),
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+        assert!(store.fresh.contains(&key), "held until written again");
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        let receipt = store.receipt(&key).await.unwrap().unwrap();
+        assert_eq!((receipt.version, receipt.data), (1, b"running".to_vec()));
+        assert!(!store.fresh.contains(&key));
+    }
+
+    #[tokio::test]
+    async fn proofs_in_sleds_spent_tree_move_to_the_log_and_stay_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        // A store from before the log: its spent proofs are in sled's tree.
+        let legacy = SecretKey::generate().public_key();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("spent").unwrap();
+            tree.insert(point_key(&legacy), &[0u8; 16][..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.spent(&[legacy]).await.unwrap(), vec![true]);
+        let twice = store
+            .commit(Commit {
+                spend: &[SpentProof {
+                    y: legacy,
+                    keyset_id: keyset(),
+                    amount: 2,
+                }],
+                ..Commit::default()
+            })
+            .await;
+        assert!(
+            matches!(twice, Err(StoreError::AlreadySpent(_))),
+            "{twice:?}"
+        );
+        // A deposit is one sled transaction: its proof goes to the tree, then the index.
+        let deposited = SecretKey::generate().public_key();
+        store
+            .commit(Commit {
+                spend: &[SpentProof {
+                    y: deposited,
+                    keyset_id: keyset(),
+                    amount: 2,
+                }],
+                account: Some(coinslot_mint::store::AccountWrite::Credit {
+                    id: "a",
+                    unit: &coinslot_mint::cashu::nuts::CurrencyUnit::Sat,
+                    amount: 2,
+                }),
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let log_len = || {
+            std::fs::metadata(dir.path().join(spent::FILE))
+                .unwrap()
+                .len()
+        };
+        let before = log_len();
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.spent(&[legacy, deposited]).await.unwrap(),
+            vec![true, true]
+        );
+        assert!(
+            log_len() > before,
+            "the deposit's proof was moved into the log"
+        );
+        drop(store);
+        {
+            let db = sled::open(dir.path()).unwrap();
+            assert!(
+                db.open_tree("spent").unwrap().is_empty(),
+                "the tree is emptied once the log holds its proofs"
+            );
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.spent(&[legacy, deposited]).await.unwrap(),
+            vec![true, true]
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! | `keysets` | keyset id     | `KeysetRecord` (JSON)          |
 //! | `quotes`  | quote id      | `MintQuoteRecord` (JSON)       |
 //! | `lookups` | lookup id     | quote id                      |
-//! | `spent`   | `Y`           | keyset id bytes + amount (BE) |
+//! | `spent`   | `Y`           | keyset id bytes + amount (BE): only until the next start moves it to the log |
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
 //! | `receipts.v2` | receipt key | created_at, version (BE), data length (u32 BE), data, and the answer kept with it: expires_at (BE), answer |
 //! | `answers` | receipt key   | expires_at (BE) + data: an answer written without its receipt |
@@ -19,6 +19,12 @@
 //! | `passes`  | pass id       | `PassRecord` (JSON)            |
 //! | `settings`| setting name  | version (BE) + updated_at (BE) + value |
 //! | `earnings`| hour (BE) + unit + `0` + route | requests, failed, earned, refunded (BE) |
+//! | `meta`    | `spent.log synced` | the spent-proof log's length at its last sync (BE) |
+//!
+//! Spent proofs live outside sled (`spent.rs`): an index in memory (16 bytes per proof)
+//! over an append-only log, `coinslot-spent.log`, which every check reads instead of a
+//! tree. Proofs spent by a sled transaction are written to the `spent` tree with it and
+//! join the index at once; each start moves the tree's entries into the log.
 //!
 //! A [`Commit`] is one sled transaction over `spent`, `sigs`, `quotes`, `receipts`,
 //! `answers`, `accounts`, `supply` and `passes` (serializable: a
@@ -36,7 +42,7 @@
 //! log buffer twice and wakes sled's whole I/O pool each time, which cost more than the
 //! crypto when every payment made one, and still a third of the CPU with one per batch.
 //! The journal is `coinslot-spends.journal` in the store's directory: a backup of the
-//! directory must include it.
+//! directory must include it, and the spent-proof log.
 //!
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
@@ -63,8 +69,9 @@ use sled::transaction::{
 
 mod batch;
 pub mod flusher;
+mod fresh;
 mod journal;
-mod recent;
+mod spent;
 mod thread;
 
 use flusher::Flusher;
@@ -75,7 +82,11 @@ pub struct SledStore {
     keysets: sled::Tree,
     quotes: sled::Tree,
     lookups: sled::Tree,
-    spent: sled::Tree,
+    /// Spent proofs (see `spent.rs`): every check reads this.
+    spent: std::sync::Arc<spent::Spent>,
+    /// sled's `spent` tree: proofs spent by the commits that are one sled transaction
+    /// (deposits, passes, issues), durable with it; moved into the log at the next start.
+    spent_tree: sled::Tree,
     sigs: sled::Tree,
     receipts: sled::Tree,
     answers: sled::Tree,
@@ -89,8 +100,8 @@ pub struct SledStore {
     /// Taken by every writer of `spent`, `sigs`, `supply` and of a new receipt, so the
     /// [`batch`] thread's checks and writes see nothing change in between.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
-    /// Receipts the batch thread just wrote (see `recent.rs`).
-    recent: std::sync::Arc<recent::Recent>,
+    /// New receipts in the spend journal, not yet in sled (see `fresh.rs`).
+    fresh: std::sync::Arc<fresh::Fresh>,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -149,22 +160,44 @@ impl SledStore {
         // Receipts before versions (tree `receipts`) are dropped: at worst, a retry of a
         // payment made just before the upgrade is refused as spent.
         db.drop_tree("receipts").map_err(backend)?;
-        let (spent, sigs, receipts, supply) = (
+        let (spent_tree, sigs, receipts, supply, meta) = (
             tree("spent")?,
             tree("sigs")?,
             tree("receipts.v2")?,
             tree("supply")?,
+            tree("meta")?,
         );
+        let spent_path = dir.join(spent::FILE);
+        let synced = match meta.get(spent::SYNCED_KEY).map_err(backend)? {
+            Some(bytes) => split_u64(&bytes)?.0,
+            None => 0,
+        };
+        let spent = spent::Spent::open(&spent_path, synced).map_err(|e| {
+            backend(format!(
+                "cannot open the spent-proof log {}: {e}",
+                spent_path.display()
+            ))
+        })?;
+        let spent = std::sync::Arc::new(spent);
+        // Proofs a sled transaction spent (or every one, in a store from before the log).
+        let mut moved = Vec::new();
+        for entry in spent_tree.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let y: [u8; 33] = key.as_ref().try_into().map_err(corrupt)?;
+            spent.insert(&y, &value).map_err(backend)?;
+            moved.push(key);
+        }
         let write_lock = std::sync::Arc::new(std::sync::Mutex::new(()));
-        let recent = std::sync::Arc::new(recent::Recent::default());
+        let fresh = std::sync::Arc::new(fresh::Fresh::default());
         let trees = batch::Trees {
             db: db.clone(),
             spent: spent.clone(),
+            meta,
             sigs: sigs.clone(),
             receipts: receipts.clone(),
             supply: supply.clone(),
             lock: write_lock.clone(),
-            recent: recent.clone(),
+            fresh: fresh.clone(),
         };
         let journal_path = dir.join(journal::FILE);
         let (mut journal, records) = journal::Journal::open(&journal_path).map_err(|e| {
@@ -179,11 +212,18 @@ impl SledStore {
                 journal_path.display()
             ))
         })?;
-        if !records.is_empty() {
-            // What the last run acknowledged but sled had not flushed is in sled now.
-            db.flush().map_err(backend)?;
+        if !records.is_empty() || !moved.is_empty() {
+            // What the last run acknowledged but sled or the log had not kept is in both now.
+            batch::make_durable(&trees)?;
             journal.clear().map_err(backend)?;
-            tracing::info!(batches = records.len(), "spend journal replayed");
+            for key in moved {
+                spent_tree.remove(key).map_err(backend)?;
+            }
+            tracing::info!(
+                batches = records.len(),
+                spent = spent.len(),
+                "spend journal replayed"
+            );
         }
         let batcher = batch::Batcher::start(trees, journal, seq);
         Ok(Self {
@@ -191,6 +231,7 @@ impl SledStore {
             quotes: tree("quotes")?,
             lookups: tree("lookups")?,
             spent,
+            spent_tree,
             sigs,
             receipts,
             answers: tree("answers")?,
@@ -202,7 +243,7 @@ impl SledStore {
             flusher: Flusher::start(db),
             batcher,
             write_lock,
-            recent,
+            fresh,
         })
     }
 
@@ -510,7 +551,7 @@ impl MintStore for SledStore {
 
     async fn spent(&self, ys: &[PublicKey]) -> Result<Vec<bool>, StoreError> {
         ys.iter()
-            .map(|y| self.spent.contains_key(point_key(y)).map_err(backend))
+            .map(|y| Ok(self.spent.contains(&point_key(y))))
             .collect()
     }
 
@@ -575,7 +616,7 @@ impl MintStore for SledStore {
                 .await;
         }
         let trees = (
-            &self.spent,
+            &self.spent_tree,
             &self.sigs,
             &self.quotes,
             &self.receipts,
@@ -585,6 +626,18 @@ impl MintStore for SledStore {
             &self.passes,
         );
         let write_guard = self.lock_writes();
+        if let Some((key, _)) = spent_values
+            .iter()
+            .find(|(key, _)| self.spent.contains(key))
+        {
+            return Err(StoreError::AlreadySpent(hex(key)));
+        }
+        if let Some(write) = &commit.receipt {
+            // The transaction reads the receipt from sled: it must be there.
+            self.fresh
+                .settle(write.key, &self.receipts)
+                .map_err(backend)?;
+        }
         let result = trees.transaction(
             |(spent, sigs, quotes, receipts, answers, accounts, supply, passes)| {
                 tx_spend(spent, &spent_values)?;
@@ -687,6 +740,11 @@ impl MintStore for SledStore {
             },
         );
         unwrap_tx(result)?;
+        // In the index before the lock goes, so the next check sees them; durable already
+        // in sled's tree (once flushed below), they reach the log at its next write.
+        for (key, value) in &spent_values {
+            self.spent.insert(key, value).map_err(backend)?;
+        }
         drop(write_guard);
         if commit.lazy {
             // In sled's log after every earlier write; on disk with the next flush.
@@ -696,15 +754,13 @@ impl MintStore for SledStore {
     }
 
     async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
-        self.receipts
-            .get(key)
-            .map_err(backend)?
+        self.stored_receipt(key)?
             .map(|bytes| decode_receipt(&bytes))
             .transpose()
     }
 
     async fn answer(&self, key: &[u8; 32]) -> Result<Option<AnswerRecord>, StoreError> {
-        if let Some(bytes) = self.receipts.get(key).map_err(backend)? {
+        if let Some(bytes) = self.stored_receipt(key)? {
             if let Some((expires_at, data)) = parse_receipt(&bytes)?.answer {
                 return Ok(Some(AnswerRecord {
                     expires_at,
@@ -723,6 +779,7 @@ impl MintStore for SledStore {
     }
 
     async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
+        self.fresh.settle_all(&self.receipts).map_err(backend)?;
         let mut pruned = 0;
         for entry in self.receipts.iter() {
             let (key, value) = entry.map_err(backend)?;
@@ -760,6 +817,7 @@ impl MintStore for SledStore {
     }
 
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
+        self.fresh.settle_all(&self.receipts).map_err(backend)?;
         let mut pruned = 0;
         for entry in self.receipts.iter() {
             let (key, value) = entry.map_err(backend)?;
@@ -1076,26 +1134,33 @@ impl SledStore {
             coinslot_mint::ReceiptGuard::Version(_) => None,
             _ => Some(self.lock_writes()),
         };
-        // The value the batch thread wrote, when this is the first write after it; a
-        // guess the compare-and-swap checks (and that is read from sled when it fails).
-        let mut guess = self.recent.take(write.key);
-        loop {
-            let guessed = guess.is_some();
-            let current = match guess.take() {
-                Some(bytes) => Some(bytes),
-                None => self.receipts.get(&write.key[..]).map_err(backend)?,
-            };
-            let value = match next_receipt(current.as_deref(), &write, inline) {
-                Ok(value) => value,
-                Err(_) if guessed => continue,
-                Err(err) => return Err(err),
-            };
-            let swapped = self
-                .receipts
-                .compare_and_swap(&write.key[..], current, Some(value))
-                .map_err(backend)?;
-            if swapped.is_ok() {
-                break;
+        // A receipt the batch thread left in `fresh` is written to sled from there, in one
+        // insert: no one else can write it while the map holds it.
+        let settled = {
+            let mut held = self.fresh.lock();
+            match held.get(write.key) {
+                Some(current) => {
+                    let value = next_receipt(Some(current), &write, inline)?;
+                    self.receipts
+                        .insert(&write.key[..], value)
+                        .map_err(backend)?;
+                    held.remove(write.key);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !settled {
+            loop {
+                let current = self.receipts.get(&write.key[..]).map_err(backend)?;
+                let value = next_receipt(current.as_deref(), &write, inline)?;
+                let swapped = self
+                    .receipts
+                    .compare_and_swap(&write.key[..], current, Some(value))
+                    .map_err(backend)?;
+                if swapped.is_ok() {
+                    break;
+                }
             }
         }
         drop(write_guard);
@@ -1103,6 +1168,14 @@ impl SledStore {
             return Ok(());
         }
         self.flush().await
+    }
+
+    /// The stored value of the receipt under `key`, wherever it is (see `fresh.rs`).
+    fn stored_receipt(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(value) = self.fresh.get(key) {
+            return Ok(Some(value));
+        }
+        Ok(self.receipts.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     /// The write lock (see `write_lock`).

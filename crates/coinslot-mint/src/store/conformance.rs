@@ -420,19 +420,28 @@ pub async fn quote_issues_once(store: Arc<dyn MintStore>) {
     assert!(matches!(unknown, Err(StoreError::QuoteNotFound)));
 }
 
-/// 32 concurrent commits spending one `Y`: exactly one wins, the others write nothing.
+/// 32 concurrent commits spending one `Y`, payments and deposits mixed: exactly one wins, the
+/// others write nothing; and each kind refuses a proof the other spent.
 pub async fn concurrent_spends_have_one_winner(store: Arc<dyn MintStore>) {
     let shared = point();
     let mut tasks = Vec::new();
-    for _ in 0..32 {
+    for i in 0..32 {
         let store = Arc::clone(&store);
         let own = point();
         tasks.push(tokio::spawn(async move {
+            // Half are deposits: a store may take another road for a commit that also
+            // writes an account, and both roads must see each other's spends.
+            let spend = [spent(own), spent(shared)];
+            let deposit = Commit {
+                spend: &spend,
+                ..credit("deposits", &CurrencyUnit::Sat, 2)
+            };
+            let payment = Commit {
+                spend: &spend,
+                ..Commit::default()
+            };
             let result = store
-                .commit(Commit {
-                    spend: &[spent(own), spent(shared)],
-                    ..Commit::default()
-                })
+                .commit(if i % 2 == 0 { payment } else { deposit })
                 .await;
             (own, result)
         }));
@@ -453,6 +462,43 @@ pub async fn concurrent_spends_have_one_winner(store: Arc<dyn MintStore>) {
         }
     }
     assert_eq!(winners, 1, "exactly one concurrent spend must win");
+
+    // One after the other, each road refuses what the other spent.
+    let (paid, deposited) = (point(), point());
+    store
+        .commit(Commit {
+            spend: &[spent(paid)],
+            ..Commit::default()
+        })
+        .await
+        .expect("payment");
+    store
+        .commit(Commit {
+            spend: &[spent(deposited)],
+            ..credit("deposits", &CurrencyUnit::Sat, 2)
+        })
+        .await
+        .expect("deposit");
+    let again = store
+        .commit(Commit {
+            spend: &[spent(paid)],
+            ..credit("deposits", &CurrencyUnit::Sat, 2)
+        })
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadySpent(_))),
+        "{again:?}"
+    );
+    let again = store
+        .commit(Commit {
+            spend: &[spent(deposited)],
+            ..Commit::default()
+        })
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadySpent(_))),
+        "{again:?}"
+    );
 }
 
 /// 16 concurrent issues of one paid quote: exactly one wins.
@@ -713,32 +759,62 @@ pub async fn receipt_writes_see_every_path_that_wrote_before(store: Arc<dyn Mint
 
 /// 32 writers that all read version 1 race to move the receipt on: exactly one wins.
 pub async fn concurrent_guarded_receipt_writes_have_one_winner(store: Arc<dyn MintStore>) {
-    let key = receipt_key();
-    store
-        .commit(guarded(&key, b"running", ReceiptGuard::Absent))
-        .await
-        .expect("insert");
-    let mut tasks = Vec::new();
-    for i in 0..32u8 {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move {
-            let data = [i];
-            store
-                .commit(guarded(&key, &data, ReceiptGuard::Version(1)))
-                .await
-        }));
-    }
-    let mut winners = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(()) => winners += 1,
-            Err(StoreError::ReceiptChanged) => {}
-            Err(other) => panic!("unexpected error: {other}"),
+    // Made alone, and made by a payment (which a store may keep apart until it is written
+    // again): the race is the same.
+    for by_payment in [false, true] {
+        let key = receipt_key();
+        let made = guarded(&key, b"running", ReceiptGuard::Absent);
+        let proof = [spent(point())];
+        let made = if by_payment {
+            Commit {
+                spend: &proof,
+                ..made
+            }
+        } else {
+            made
+        };
+        store.commit(made).await.expect("insert");
+        let mut tasks = Vec::new();
+        for i in 0..32u8 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let data = [i];
+                // Half the writers keep an answer with it, as a run's last write does.
+                let answer = AnswerWrite {
+                    key: &key,
+                    expires_at: u64::MAX,
+                    data: b"answer",
+                };
+                let write = Commit {
+                    answer: (i % 2 == 1).then_some(answer),
+                    lazy: i % 2 == 1,
+                    ..guarded(&key, &data, ReceiptGuard::Version(1))
+                };
+                store.commit(write).await.map(|()| i)
+            }));
         }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(i) => winners.push(i),
+                Err(StoreError::ReceiptChanged) => {}
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "a guarded receipt write must have one winner"
+        );
+        let stored = store.receipt(&key).await.expect("read").expect("receipt");
+        assert_eq!((stored.version, stored.data), (2, vec![winners[0]]));
+        let answer = store.answer(&key).await.expect("read answer");
+        assert_eq!(
+            answer.map(|a| a.data),
+            (winners[0] % 2 == 1).then(|| b"answer".to_vec()),
+            "the answer is the winner's, or none"
+        );
     }
-    assert_eq!(winners, 1, "a guarded receipt write must have one winner");
-    let stored = store.receipt(&key).await.expect("read").expect("receipt");
-    assert_eq!(stored.version, 2);
 }
 
 /// An answer is written by the commit that writes it (and not if that commit fails), read
