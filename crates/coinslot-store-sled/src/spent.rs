@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
 
@@ -60,15 +60,19 @@ impl Spent {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let mut index = HashSet::with_capacity(bytes.len() / (OVERHEAD + 16));
-        let mut at = 0;
-        while let Some((y, next)) = entry_at(&bytes, at) {
+        let size = file.metadata()?.len();
+        let mut index =
+            HashSet::with_capacity(usize::try_from(size).unwrap_or(0) / (OVERHEAD + 16));
+        // Read in pieces: the log of 10 M proofs is about half a gigabyte.
+        let mut reader = BufReader::with_capacity(1 << 20, &mut file);
+        let mut entry = Vec::with_capacity(OVERHEAD + 255);
+        let mut at = 0u64;
+        while let Some(y) = read_entry(&mut reader, &mut entry)? {
             index.insert(short(&y));
-            at = next;
+            at += entry.len() as u64;
         }
-        if (at as u64) < synced.min(bytes.len() as u64) {
+        drop(reader);
+        if at < synced.min(size) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
@@ -78,21 +82,21 @@ impl Spent {
                 ),
             ));
         }
-        if at < bytes.len() {
+        if at < size {
             tracing::info!(
                 kept = at,
-                dropped = bytes.len() - at,
+                dropped = size - at,
                 "spent-proof log: a write a crash cut short is dropped (the spend journal \
                  replays it)"
             );
-            file.set_len(at as u64)?;
+            file.set_len(at)?;
         }
-        file.seek(SeekFrom::Start(at as u64))?;
+        file.seek(SeekFrom::Start(at))?;
         Ok(Self {
             index: RwLock::new(index),
             log: Mutex::new(Log {
                 file,
-                len: at as u64,
+                len: at,
                 pending: Vec::new(),
             }),
         })
@@ -180,15 +184,35 @@ struct Log {
     pending: Vec<u8>,
 }
 
-/// The `Y` of the whole, checksummed entry at `at`, and where the next one starts.
-fn entry_at(bytes: &[u8], at: usize) -> Option<([u8; 33], usize)> {
-    let rest = bytes.get(at..)?;
-    let (y, tail) = rest.split_first_chunk::<33>()?;
-    let (&len, tail) = tail.split_first()?;
-    let (_, tail) = tail.split_at_checked(usize::from(len))?;
-    let (crc, _) = tail.split_first_chunk::<4>()?;
-    let body = 33 + 1 + usize::from(len);
-    (crc32fast::hash(&rest[..body]) == u32::from_le_bytes(*crc)).then_some((*y, at + body + 4))
+/// Reads the next entry into `entry`: its `Y`, or `None` at the end of the log or at an
+/// entry that is cut short or fails its checksum (where the whole entries end).
+fn read_entry(reader: &mut impl Read, entry: &mut Vec<u8>) -> std::io::Result<Option<[u8; 33]>> {
+    entry.clear();
+    entry.resize(34, 0);
+    if !read_all(reader, entry)? {
+        return Ok(None);
+    }
+    let value_len = usize::from(entry[33]);
+    entry.resize(OVERHEAD + value_len, 0);
+    if !read_all(reader, &mut entry[34..])? {
+        return Ok(None);
+    }
+    let (body, crc) = entry.split_at(34 + value_len);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Ok(None);
+    }
+    let mut y = [0u8; 33];
+    y.copy_from_slice(&entry[..33]);
+    Ok(Some(y))
+}
+
+/// Fills `buf`; false if the reader ends first.
+fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]
