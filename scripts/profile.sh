@@ -67,6 +67,28 @@ for line in open(sys.argv[1]):
 print("\nCPU by thread (load-client is the load generator, the rest the server):")
 for name, n in threads.most_common():
     print(f"  {100 * n / total:6.2f}%  {name}")
+# Self time of the server's threads by where the leaf frame lives. (Matching "sled::"
+# anywhere in a stack also matched coinslot_store_sled's own frames: leaf frames only.)
+kinds, server = collections.Counter(), 0
+for line in open(sys.argv[1]):
+    stack, n = line.rsplit(" ", 1)
+    if stack.startswith("load-client"):
+        continue
+    n = int(n)
+    server += n
+    leaf = stack.split(";")[-1]
+    if "secp256k1" in leaf:
+        kind = "secp256k1"
+    elif "::" in leaf:
+        kind = re.sub(r"^[<&\s]*(dyn )?", "", leaf).split("::")[0].split(" as ")[0]
+    elif re.match(r"^(__)?(mem|malloc|_int_|free|cfree|realloc|calloc|pthread|__lll|tcache|unlink|sysmalloc|malloc_consolidate)", leaf):
+        kind = "libc (allocation, copies, locks)"
+    else:
+        kind = "kernel and the rest"
+    kinds[kind] += n
+print("\nserver CPU (self time) by where the leaf frame lives:")
+for name, n in kinds.most_common(12):
+    print(f"  {100 * n / max(server, 1):6.2f}%  {name}")
 print("\nhottest frames (self time):")
 for (thread, frame), n in frames.most_common(20):
     print(f"  {100 * n / total:6.2f}%  {thread:16} {frame}")
