@@ -158,12 +158,7 @@ pub(crate) struct Journal {
 impl Journal {
     /// Opens (or creates) the journal at `path`, with the payloads of its records.
     pub(crate) fn open(path: &Path) -> std::io::Result<(Self, Vec<Vec<u8>>)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let mut file = open_file(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (payloads, at) = chain(&bytes);
@@ -269,6 +264,16 @@ impl Journal {
         self.allocated = target;
         Ok(())
     }
+}
+
+/// Opens the file at `path` to read and write, creating it empty if there is none.
+pub(crate) fn open_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 /// How many records the journal at `path` holds (0 for none, or no file).

@@ -21,7 +21,7 @@
 //! value is the keyset id and the amount (as sled's tree had it), kept for audits.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -54,12 +54,7 @@ impl Spent {
     /// Opens (or creates) the log at `path` and indexes it. `synced` is the length the last
     /// checkpoint synced: a bad entry below it is corruption, beyond it a torn tail.
     pub(crate) fn open(path: &Path, synced: u64) -> std::io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let mut file = crate::journal::open_file(path)?;
         let size = file.metadata()?.len();
         let mut index =
             HashSet::with_capacity(usize::try_from(size).unwrap_or(0) / (OVERHEAD + 16));
@@ -271,7 +266,7 @@ mod tests {
         drop(spent);
         // A crash cut the second entry short.
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
