@@ -180,12 +180,12 @@ impl SledStore {
         })?;
         let spent = std::sync::Arc::new(spent);
         // Proofs a sled transaction spent (or every one, in a store from before the log).
-        let mut moved = Vec::new();
+        let mut moved = 0usize;
         for entry in spent_tree.iter() {
             let (key, value) = entry.map_err(backend)?;
             let y: [u8; 33] = key.as_ref().try_into().map_err(corrupt)?;
             spent.insert(&y, &value).map_err(backend)?;
-            moved.push(key);
+            moved += 1;
         }
         let write_lock = std::sync::Arc::new(std::sync::Mutex::new(()));
         let fresh = std::sync::Arc::new(fresh::Fresh::default());
@@ -212,17 +212,17 @@ impl SledStore {
                 journal_path.display()
             ))
         })?;
-        if !records.is_empty() || !moved.is_empty() {
+        if !records.is_empty() || moved > 0 {
             // What the last run acknowledged but sled or the log had not kept is in both now.
             batch::make_durable(&trees)?;
             journal.clear().map_err(backend)?;
-            for key in moved {
-                spent_tree.remove(key).map_err(backend)?;
-            }
+            // Nothing else writes the tree while the store opens: all it holds is in the log.
+            spent_tree.clear().map_err(backend)?;
             tracing::info!(
                 batches = records.len(),
+                moved,
                 spent = spent.len(),
-                "spend journal replayed"
+                "spend journal replayed, spent proofs moved to their log"
             );
         }
         let batcher = batch::Batcher::start(trees, journal, seq);
