@@ -596,6 +596,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_crash_that_tore_the_spent_log_loses_no_spent_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let spend = |y| Commit {
+            spend: std::slice::from_ref(y),
+            ..Commit::default()
+        };
+        let proof = |amount| SpentProof {
+            y: SecretKey::generate().public_key(),
+            keyset_id: keyset(),
+            amount,
+        };
+        let (kept, cut) = (proof(1), proof(2));
+        let store = SledStore::open(dir.path()).unwrap();
+        store.commit(spend(&kept)).await.unwrap();
+        drop(store); // a clean stop: the log synced, its length noted
+        let log = dir.path().join(spent::FILE);
+        let synced = std::fs::metadata(&log).unwrap().len();
+
+        // The crash: `cut` reached the journal, and only half of its entry the log.
+        let mut value = keyset().to_bytes();
+        value.extend_from_slice(&2u64.to_be_bytes());
+        let record = encode(
+            7,
+            &[&Spend {
+                spent: vec![(point_key(&cut.y), value)],
+                sigs: vec![],
+                receipt: None,
+                supply: vec![],
+            }],
+        )
+        .unwrap();
+        leave_in_journal(dir.path(), &record);
+        let mut torn = point_key(&cut.y).to_vec();
+        torn.push(16);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut file, &torn).unwrap();
+        drop(file);
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.spent(&[kept.y, cut.y]).await.unwrap(),
+            vec![true, true]
+        );
+        let again = store.commit(spend(&cut)).await;
+        assert!(
+            matches!(again, Err(StoreError::AlreadySpent(_))),
+            "{again:?}"
+        );
+        drop(store);
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().len(),
+            2 * synced,
+            "the torn entry was cut off and the replay wrote it whole (entries of one size)"
+        );
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.spent(&[kept.y, cut.y]).await.unwrap(),
+            vec![true, true]
+        );
+        drop(store);
+
+        // Damage where the log had been synced is not a torn write: the store refuses.
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[10] ^= 0xff;
+        std::fs::write(&log, &bytes).unwrap();
+        let err = SledStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("damaged at byte 0"), "{err}");
+    }
+
+    #[tokio::test]
     async fn proofs_in_sleds_spent_tree_move_to_the_log_and_stay_spent() {
         let dir = tempfile::tempdir().unwrap();
         drop(SledStore::open(dir.path()).unwrap());
