@@ -365,7 +365,10 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
                 // creator of a receipt takes. It stays out of sled until the run writes it
                 // again or a checkpoint comes (see `fresh.rs`).
                 let key = <[u8; 32]>::try_from(entry.key).map_err(crate::corrupt)?;
-                trees.fresh.lock().insert(key, entry.value.to_vec());
+                trees
+                    .fresh
+                    .lock()
+                    .insert(key, sled::IVec::from(entry.value));
             }
             Kind::Receipt => {
                 let _kept = trees
@@ -426,23 +429,28 @@ fn check<'a>(
     trees: &Trees,
 ) -> Result<Result<(), StoreError>, StoreError> {
     let mut mine: HashSet<(Tree, &[u8])> = HashSet::new();
+    // New in the batch, then not in the store (asked only for a key new in the batch).
+    let mut fresh = |tree: Tree, key: &'a [u8], stored: &dyn Fn() -> Result<bool, StoreError>| {
+        let new = !taken.contains(&(tree, key)) && mine.insert((tree, key));
+        Ok::<_, StoreError>(new && !stored()?)
+    };
     for (key, _) in &spend.spent {
-        let new = !taken.contains(&(Tree::Spent, &key[..])) && mine.insert((Tree::Spent, key));
-        if !new || trees.spent.contains(key) {
+        if !fresh(Tree::Spent, &key[..], &|| Ok(trees.spent.contains(key)))? {
             return Ok(Err(StoreError::AlreadySpent(crate::hex(key))));
         }
     }
-    let mut fresh = |tree: Tree, key: &'a [u8], stored: &sled::Tree| {
-        let new = !taken.contains(&(tree, key)) && mine.insert((tree, key));
-        Ok::<_, StoreError>(new && !stored.contains_key(key).map_err(crate::backend)?)
-    };
     for (key, _) in &spend.sigs {
-        if !fresh(Tree::Sigs, &key[..], &trees.sigs)? {
+        let stored = || trees.sigs.contains_key(key).map_err(crate::backend);
+        if !fresh(Tree::Sigs, &key[..], &stored)? {
             return Ok(Err(StoreError::AlreadySigned(crate::hex(key))));
         }
     }
     if let Some((key, _)) = &spend.receipt {
-        if trees.fresh.contains(key) || !fresh(Tree::Receipts, &key[..], &trees.receipts)? {
+        let stored = || {
+            Ok(trees.fresh.contains(key)
+                || trees.receipts.contains_key(key).map_err(crate::backend)?)
+        };
+        if !fresh(Tree::Receipts, &key[..], &stored)? {
             return Ok(Err(StoreError::ReceiptChanged));
         }
     }

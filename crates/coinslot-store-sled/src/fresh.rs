@@ -18,23 +18,23 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// Receipt key → its value, as sled would hold it.
 #[derive(Debug, Default)]
 pub(crate) struct Fresh {
-    receipts: Mutex<HashMap<[u8; 32], Vec<u8>>>,
+    receipts: Mutex<HashMap<[u8; 32], sled::IVec>>,
 }
 
 impl Fresh {
     /// The map, for a read or a write that must not race another (see the module).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], Vec<u8>>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], sled::IVec>> {
         // Each change is one map operation: a panic elsewhere leaves nothing half-done.
         self.receipts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether `key` is here.
-    pub(crate) fn contains(&self, key: &[u8]) -> bool {
-        <[u8; 32]>::try_from(key).is_ok_and(|key| self.lock().contains_key(&key))
+    pub(crate) fn contains(&self, key: &[u8; 32]) -> bool {
+        self.lock().contains_key(key)
     }
 
-    /// A copy of the value under `key`, if it is here.
-    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
+    /// The value under `key`, if it is here (a shared handle, not a copy).
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<sled::IVec> {
         self.lock().get(key).cloned()
     }
 
@@ -42,7 +42,7 @@ impl Fresh {
     pub(crate) fn settle_all(&self, receipts: &sled::Tree) -> sled::Result<()> {
         let mut held = self.lock();
         for (key, value) in held.iter() {
-            receipts.insert(key, value.as_slice())?;
+            receipts.insert(key, value.clone())?;
         }
         held.clear();
         Ok(())
@@ -52,7 +52,7 @@ impl Fresh {
     pub(crate) fn settle(&self, key: &[u8; 32], receipts: &sled::Tree) -> sled::Result<()> {
         let mut held = self.lock();
         if let Some(value) = held.get(key) {
-            receipts.insert(key, value.as_slice())?;
+            receipts.insert(key, value.clone())?;
             held.remove(key);
         }
         Ok(())
@@ -69,9 +69,9 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("receipts").unwrap();
         let fresh = Fresh::default();
-        fresh.lock().insert([1; 32], b"one".to_vec());
-        fresh.lock().insert([2; 32], b"two".to_vec());
-        assert!(fresh.contains(&[1; 32]) && !fresh.contains(&[1; 31]));
+        fresh.lock().insert([1; 32], sled::IVec::from(&b"one"[..]));
+        fresh.lock().insert([2; 32], sled::IVec::from(&b"two"[..]));
+        assert!(fresh.contains(&[1; 32]) && !fresh.contains(&[3; 32]));
 
         fresh.settle(&[1; 32], &tree).unwrap();
         assert_eq!(tree.get([1; 32]).unwrap().as_deref(), Some(&b"one"[..]));

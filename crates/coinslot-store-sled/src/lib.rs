@@ -1140,7 +1140,7 @@ impl SledStore {
             let mut held = self.fresh.lock();
             match held.get(write.key) {
                 Some(current) => {
-                    let value = next_receipt(Some(current), &write, inline)?;
+                    let value = next_receipt(Some(current.as_ref()), &write, inline)?;
                     self.receipts
                         .insert(&write.key[..], value)
                         .map_err(backend)?;
@@ -1171,11 +1171,11 @@ impl SledStore {
     }
 
     /// The stored value of the receipt under `key`, wherever it is (see `fresh.rs`).
-    fn stored_receipt(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(value) = self.fresh.get(key) {
-            return Ok(Some(value));
+    fn stored_receipt(&self, key: &[u8; 32]) -> Result<Option<sled::IVec>, StoreError> {
+        match self.fresh.get(key) {
+            Some(value) => Ok(Some(value)),
+            None => self.receipts.get(key).map_err(backend),
         }
-        Ok(self.receipts.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     /// The write lock (see `write_lock`).
