@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use coinslot_mint::store::Supply;
 use coinslot_mint::StoreError;
 use tokio::sync::oneshot;
 
-use crate::fresh::Fresh;
+use crate::fresh::{self, Fresh};
 use crate::journal::{self, Journal, Kind, Record};
 use crate::spent::{self, Spent};
 use crate::thread::Stopper;
@@ -185,46 +186,43 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
         seq,
         broken: None,
     };
+    let mut settled_at = Instant::now();
     loop {
         let jobs = {
             let Ok(mut queue) = shared.queue.lock() else {
                 break;
             };
+            // Idle, it still wakes to move held receipts to sled when they are due.
             while queue.jobs.is_empty() && !queue.stop {
+                let due = (!trees.fresh.is_empty())
+                    .then(|| fresh::SETTLE_EVERY.saturating_sub(settled_at.elapsed()));
+                if due == Some(Duration::ZERO) {
+                    break;
+                }
                 queue.idle = true;
-                queue = match shared.cond.wait(queue) {
-                    Ok(queue) => queue,
-                    Err(_) => return,
+                let woken = match due {
+                    Some(wait) => shared.cond.wait_timeout(queue, wait).ok().map(|(q, _)| q),
+                    None => shared.cond.wait(queue).ok(),
                 };
+                let Some(woken) = woken else {
+                    return;
+                };
+                queue = woken;
                 queue.idle = false;
             }
-            if queue.jobs.is_empty() {
+            if queue.jobs.is_empty() && queue.stop {
                 break; // stopping, nothing left
             }
             let take = queue.jobs.len().min(MAX_BATCH);
             queue.jobs.drain(..take).collect::<Vec<_>>()
         };
-        let outcomes = {
-            let _write = crate::lock_writes(&trees.lock);
-            batch(trees, &mut state, &jobs)
-        };
-        if let Some(why) = &state.broken {
-            if let Ok(mut broken) = shared.broken.lock() {
-                broken.get_or_insert_with(|| why.clone());
-            }
+        if !jobs.is_empty() {
+            commit_batch(shared, trees, &mut state, jobs);
         }
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.done.send(outcome);
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, spends = jobs.len(), "sled batch failed");
-                for job in jobs {
-                    let _ = job.done.send(Err(StoreError::Backend(err.to_string())));
-                }
-            }
+        // Between two batches, after the answers: the next batch waits for it (a few ms).
+        if settled_at.elapsed() >= fresh::SETTLE_EVERY {
+            settle(trees);
+            settled_at = Instant::now();
         }
         if state.journal.len() >= journal::CHECKPOINT_BYTES {
             checkpoint(trees, &mut state);
@@ -235,6 +233,32 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
     if state.journal.len() == 0 && state.broken.is_none() {
         if let Err(err) = state.journal.release() {
             tracing::warn!(error = %err, "spend journal: cannot give its space back");
+        }
+    }
+}
+
+/// Commits `jobs` as one batch under the write lock and answers each.
+fn commit_batch(shared: &Shared, trees: &Trees, state: &mut State, jobs: Vec<Job>) {
+    let outcomes = {
+        let _write = crate::lock_writes(&trees.lock);
+        batch(trees, state, &jobs)
+    };
+    if let Some(why) = &state.broken {
+        if let Ok(mut broken) = shared.broken.lock() {
+            broken.get_or_insert_with(|| why.clone());
+        }
+    }
+    match outcomes {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.done.send(outcome);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, spends = jobs.len(), "sled batch failed");
+            for job in jobs {
+                let _ = job.done.send(Err(StoreError::Backend(err.to_string())));
+            }
         }
     }
 }
@@ -274,6 +298,14 @@ fn batch(
         return Err(err);
     }
     Ok(outcomes)
+}
+
+/// Moves the receipts held in memory to sled (they stay in the journal until a checkpoint).
+fn settle(trees: &Trees) {
+    if let Err(err) = trees.fresh.settle_all(&trees.receipts) {
+        // They stay held, and every reader still finds them there: tried again next time.
+        tracing::warn!(error = %err, "cannot move held receipts to sled");
+    }
 }
 
 /// Makes everything applied so far durable outside the journal: the spent-proof log synced
@@ -601,6 +633,87 @@ mod tests {
         let receipt = store.receipt(&key).await.unwrap().unwrap();
         assert_eq!((receipt.version, receipt.data), (1, b"running".to_vec()));
         assert!(!store.fresh.contains(&key));
+    }
+
+    /// A payment for `key`, as the layer makes it: a spend with a new receipt.
+    async fn pay(store: &SledStore, key: &[u8; 32]) {
+        store
+            .commit(Commit {
+                spend: &[SpentProof {
+                    y: SecretKey::generate().public_key(),
+                    keyset_id: keyset(),
+                    amount: 1,
+                }],
+                receipt: Some(ReceiptWrite {
+                    key,
+                    created_at: 1,
+                    data: b"running",
+                    guard: ReceiptGuard::Absent,
+                }),
+                ..Commit::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A run's last write, with its answer: lazy, or durable.
+    fn answered<'a>(key: &'a [u8; 32], lazy: bool) -> Commit<'a> {
+        Commit {
+            receipt: Some(ReceiptWrite {
+                key,
+                created_at: 1,
+                data: b"answered",
+                guard: ReceiptGuard::Version(1),
+            }),
+            answer: Some(coinslot_mint::AnswerWrite {
+                key,
+                expires_at: u64::MAX,
+                data: b"the answer",
+            }),
+            lazy,
+            ..Commit::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lazy_answer_reaches_sled_when_due_or_flushed_and_reads_the_same_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (lazy, durable, later) = ([4u8; 32], [5u8; 32], [6u8; 32]);
+        for key in [&lazy, &durable] {
+            pay(&store, key).await;
+        }
+
+        // The lazy answer is read back wherever it is (held, or moved already).
+        store.commit(answered(&lazy, true)).await.unwrap();
+        let receipt = store.receipt(&lazy).await.unwrap().unwrap();
+        assert_eq!((receipt.version, receipt.data), (2, b"answered".to_vec()));
+        let answer = store.answer(&lazy).await.unwrap().unwrap();
+        assert_eq!(answer.data, b"the answer");
+
+        // A durable write goes to sled before it returns.
+        store.commit(answered(&durable, false)).await.unwrap();
+        assert!(!store.fresh.contains(&durable));
+        assert!(store.receipts.get(durable).unwrap().is_some());
+
+        // The batch thread, idle, moves the held one to sled when it is due.
+        let deadline = std::time::Instant::now() + fresh::SETTLE_EVERY * 10;
+        while store.fresh.contains(&lazy) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(fresh::SETTLE_EVERY / 10).await;
+        }
+        assert!(!store.fresh.contains(&lazy), "never moved to sled");
+        let moved = store.receipts.get(lazy).unwrap().unwrap();
+        let stored = crate::decode_receipt(&moved).unwrap();
+        assert_eq!((stored.version, stored.data), (2, b"answered".to_vec()));
+        let answer = store.answer(&lazy).await.unwrap().unwrap();
+        assert_eq!(answer.data, b"the answer");
+
+        // `flush` makes a lazy write durable at once.
+        pay(&store, &later).await;
+        store.commit(answered(&later, true)).await.unwrap();
+        store.flush().await.unwrap();
+        assert!(store.fresh.lock().is_empty());
+        assert!(store.receipts.get(later).unwrap().is_some());
     }
 
     #[tokio::test]

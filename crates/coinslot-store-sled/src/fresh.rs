@@ -1,19 +1,29 @@
-//! Receipts the spend journal holds but sled does not yet: a paid run's first receipt.
+//! Receipts held in memory before sled: a paid run's receipt, from its payment until
+//! shortly after its answer.
 //!
-//! A payment's receipt is written with its spend, and written again moments later by the
-//! run (its answer, its lease). In sled that was an insert by the batch thread and then a
-//! compare-and-swap by the run, which reads the value back inside sled: two tree writes and
-//! a read per paid request. The batch thread now leaves a new receipt here instead (it is
-//! durable in the journal already), and the run's write takes it from here and makes the
-//! one sled write. Whatever is still here at a checkpoint is written to sled before the
-//! journal is emptied.
+//! A payment's receipt is written with its spend, and again moments later by the run (its
+//! answer). In sled that was an insert by the batch thread and a compare-and-swap by the
+//! run, and after cut 6 still one insert at a random place in the tree per paid request:
+//! 11% of the server's CPU (a leaf found cold, copied and split). The batch thread leaves a
+//! new receipt here instead (it is durable in the journal already), the run's answer (a
+//! lazy write, which promises no durability) replaces it here, and the batch thread moves
+//! everything held to sled in key order between two batches every [`SETTLE_EVERY`] and at
+//! each checkpoint, so neighbouring receipts land in the same leaf one after the other. A
+//! write that must be durable when it returns writes sled itself. (Moved a slice after
+//! every batch, or by a thread of their own, the receipts cost the same CPU but every
+//! payment meanwhile waited a little: p99 4.5 to 6.4 ms against 3 to 4.7 in one piece.)
 //!
 //! A key present here belongs to this map: every path that writes or reads a receipt looks
-//! here first, under the map's lock, and a write that finds its key here writes it to sled
-//! and removes it before the lock goes, so no one can see neither or both.
+//! here first, under the map's lock, and a receipt moves to sled (written, then forgotten
+//! here) under that lock, so no one can see neither or both.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Longest a receipt stays here: what an answer written lazily can lose in a crash, on top
+/// of sled's own flush interval (it could lose that much before).
+pub(crate) const SETTLE_EVERY: Duration = Duration::from_millis(500);
 
 /// Receipt key → its value, as sled would hold it.
 #[derive(Debug, Default)]
@@ -38,13 +48,26 @@ impl Fresh {
         self.lock().get(key).cloned()
     }
 
-    /// Writes every receipt held here to `receipts` and forgets them.
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Writes every receipt held here to `receipts`, in key order, and forgets them. The
+    /// lock is taken per receipt, so a run writing its answer waits for one sled insert at
+    /// most; a receipt changed meanwhile is written as it is now.
     pub(crate) fn settle_all(&self, receipts: &sled::Tree) -> sled::Result<()> {
-        let mut held = self.lock();
-        for (key, value) in held.iter() {
-            receipts.insert(key, value.clone())?;
+        let mut keys: Vec<[u8; 32]> = self.lock().keys().copied().collect();
+        keys.sort_unstable();
+        for key in &keys {
+            let mut held = self.lock();
+            if let Some(value) = held.remove(key) {
+                if let Err(err) = receipts.insert(key, value.clone()) {
+                    held.insert(*key, value);
+                    return Err(err);
+                }
+            }
         }
-        held.clear();
         Ok(())
     }
 

@@ -26,7 +26,8 @@
 //! [`batch`]: crate::batch
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// The journal's file, in the store's directory.
@@ -236,10 +237,10 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes `bytes` at `at` and waits until they are on disk.
+    /// Writes `bytes` at `at` and waits until they are on disk (a positioned write: one
+    /// system call fewer per batch than a seek and a write).
     fn write_at(&mut self, at: u64, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Start(at))?;
-        self.file.write_all(bytes)?;
+        self.file.write_all_at(bytes, at)?;
         self.file.sync_data()
     }
 
@@ -252,12 +253,11 @@ impl Journal {
         }
         let step = self.allocated.clamp(MIN_STEP, MAX_STEP);
         let target = needed.div_ceil(step).saturating_mul(step);
-        self.file.seek(SeekFrom::Start(self.allocated))?;
         let zeros = vec![0u8; MIN_STEP as usize];
         let mut at = self.allocated;
         while at < target {
             let n = (target - at).min(MIN_STEP);
-            self.file.write_all(&zeros[..n as usize])?;
+            self.file.write_all_at(&zeros[..n as usize], at)?;
             at += n;
         }
         self.file.sync_all()?;

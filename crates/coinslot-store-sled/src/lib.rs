@@ -44,6 +44,12 @@
 //! The journal is `coinslot-spends.journal` in the store's directory: a backup of the
 //! directory must include it, and the spent-proof log.
 //!
+//! A payment's new receipt, and its run's answer written lazily after it, are held in
+//! memory (`fresh.rs`) and moved to sled in key order by the batching thread at least every
+//! half second: one receipt insert per paid request at a random place in the tree was the
+//! store's largest cost left. A lazy write is therefore lost by a crash within about a
+//! second (before, within sled's own flush interval), never a spend or its first receipt.
+//!
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
 //!
@@ -248,8 +254,15 @@ impl SledStore {
     }
 
     /// Returns once everything written so far is on disk (sharing the fsync with every
-    /// other writer waiting at the same time).
+    /// other writer waiting at the same time), lazy writes included.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.fresh.settle_all(&self.receipts).map_err(backend)?;
+        self.durable().await
+    }
+
+    /// Returns once every write but the lazy ones held in `fresh` is on disk: what each
+    /// durable write waits for (its own write is in sled, not there).
+    async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.durable().await
     }
 
@@ -483,7 +496,7 @@ impl MintStore for SledStore {
             batch.insert(keyset.id.to_bytes(), encode(keyset)?);
         }
         self.keysets.apply_batch(batch).map_err(backend)?;
-        self.flush().await
+        self.durable().await
     }
 
     async fn add_mint_quote(&self, quote: &MintQuoteRecord) -> Result<(), StoreError> {
@@ -503,7 +516,7 @@ impl MintStore for SledStore {
             Ok(())
         });
         unwrap_tx(result)?;
-        self.flush().await
+        self.durable().await
     }
 
     async fn mint_quote(&self, id: &str) -> Result<Option<MintQuoteRecord>, StoreError> {
@@ -545,7 +558,7 @@ impl MintStore for SledStore {
             Ok(Some(quote))
         });
         let quote = unwrap_tx(result)?;
-        self.flush().await?;
+        self.durable().await?;
         Ok(quote)
     }
 
@@ -750,7 +763,7 @@ impl MintStore for SledStore {
             // In sled's log after every earlier write; on disk with the next flush.
             return Ok(());
         }
-        self.flush().await
+        self.durable().await
     }
 
     async fn receipt(&self, key: &[u8; 32]) -> Result<Option<ReceiptRecord>, StoreError> {
@@ -857,7 +870,7 @@ impl MintStore for SledStore {
                 .map_err(backend)?;
             if swapped.is_ok() {
                 // A revocation must outlive a crash right after the operator was told.
-                self.flush().await?;
+                self.durable().await?;
                 return Ok(Some(pass));
             }
         }
@@ -962,7 +975,7 @@ impl MintStore for SledStore {
                 break version;
             }
         };
-        self.flush().await?;
+        self.durable().await?;
         Ok(version)
     }
 
@@ -985,7 +998,7 @@ impl MintStore for SledStore {
             Ok(())
         });
         unwrap_tx(result)?;
-        self.flush().await
+        self.durable().await
     }
 
     async fn earnings(&self, since: u64) -> Result<Vec<EarningsRecord>, StoreError> {
@@ -1134,17 +1147,22 @@ impl SledStore {
             coinslot_mint::ReceiptGuard::Version(_) => None,
             _ => Some(self.lock_writes()),
         };
-        // A receipt the batch thread left in `fresh` is written to sled from there, in one
-        // insert: no one else can write it while the map holds it.
+        // A receipt held in `fresh` is written there: no one else can write it while the
+        // map holds it. A lazy write (a run's answer) stays there until the batch thread
+        // moves it to sled with its neighbours; a durable one goes to sled at once.
         let settled = {
             let mut held = self.fresh.lock();
             match held.get(write.key) {
                 Some(current) => {
                     let value = next_receipt(Some(current.as_ref()), &write, inline)?;
-                    self.receipts
-                        .insert(&write.key[..], value)
-                        .map_err(backend)?;
-                    held.remove(write.key);
+                    if lazy {
+                        held.insert(*write.key, sled::IVec::from(value));
+                    } else {
+                        self.receipts
+                            .insert(&write.key[..], value)
+                            .map_err(backend)?;
+                        held.remove(write.key);
+                    }
                     true
                 }
                 None => false,
@@ -1167,7 +1185,7 @@ impl SledStore {
         if lazy {
             return Ok(());
         }
-        self.flush().await
+        self.durable().await
     }
 
     /// The stored value of the receipt under `key`, wherever it is (see `fresh.rs`).

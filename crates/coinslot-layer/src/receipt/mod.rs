@@ -488,9 +488,9 @@ impl RunHandle {
     }
 
     /// Like [`RunHandle::update`] for what moves no value (the lease, the answer given),
-    /// without waiting for the disk: ordered with every other write, lost only in a crash
-    /// before the next durable one (then the run looks abandoned, and its retry reruns or
-    /// refunds: never a second run of a payment that was answered and kept).
+    /// without waiting for the disk: lost only in a crash within about a second of it, or
+    /// before the next durable write of this receipt (then the run looks abandoned, and its
+    /// retry reruns or refunds: never a second run of a payment that was answered and kept).
     pub async fn note(
         &self,
         change: impl FnOnce(&mut ReceiptData),

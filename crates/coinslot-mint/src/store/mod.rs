@@ -462,10 +462,12 @@ pub struct Commit<'a> {
     pub account: Option<AccountWrite<'a>>,
     /// A pass to buy or extend.
     pub pass: Option<PassWrite<'a>>,
-    /// Return before the write is on disk. It is still atomic and ordered with every other
-    /// write (a crash keeps a prefix of them), so it is lost only with the writes after it,
-    /// and only by a crash before the next durable one. For records whose loss costs no
-    /// value: a run's lease, the answer it gave (never for spends, issues or credits).
+    /// Return before the write is on disk. It is still atomic, and every read and write
+    /// after it sees it, but a crash soon after may lose it, even where later writes of
+    /// other keys survive (a store may hold it in memory for a moment: sled up to about a
+    /// second). A later durable write of the same receipt makes it durable too. For records
+    /// whose loss costs no value: a run's lease, the answer it gave (never for spends,
+    /// issues or credits).
     pub lazy: bool,
 }
 
