@@ -22,7 +22,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Longest a receipt stays here: what an answer written lazily can lose in a crash, on top
-/// of sled's own flush interval (it could lose that much before).
+/// of sled's own flush interval (it could lose that much before), and what bounds the
+/// memory held (half a second of paid answers).
 pub(crate) const SETTLE_EVERY: Duration = Duration::from_millis(500);
 
 /// Receipt key → its value, as sled would hold it.

@@ -45,8 +45,8 @@
 //! directory must include it, and the spent-proof log.
 //!
 //! A payment's new receipt, and its run's answer written lazily after it, are held in
-//! memory (`fresh.rs`) and moved to sled in key order by the batching thread at least every
-//! half second: one receipt insert per paid request at a random place in the tree was the
+//! memory (`fresh.rs`) and moved to sled in key order by the batching thread within half a
+//! second: one receipt insert per paid request at a random place in the tree was the
 //! store's largest cost left. A lazy write is therefore lost by a crash within about a
 //! second (before, within sled's own flush interval), never a spend or its first receipt.
 //!
