@@ -186,6 +186,7 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
         seq,
         broken: None,
     };
+    // When held receipts were last moved to sled, or the first one since was held.
     let mut settled_at = Instant::now();
     loop {
         let jobs = {
@@ -217,7 +218,12 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             queue.jobs.drain(..take).collect::<Vec<_>>()
         };
         if !jobs.is_empty() {
+            // The clock starts with the first receipt held since the last move.
+            let held_before = !trees.fresh.is_empty();
             commit_batch(shared, trees, &mut state, jobs);
+            if !held_before {
+                settled_at = Instant::now();
+            }
         }
         // Between two batches, after the answers: the next batch waits for it (a few ms).
         if settled_at.elapsed() >= fresh::SETTLE_EVERY {
@@ -610,23 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let key = [3u8; 32];
-        store
-            .commit(Commit {
-                spend: &[SpentProof {
-                    y: SecretKey::generate().public_key(),
-                    keyset_id: keyset(),
-                    amount: 2,
-                }],
-                receipt: Some(ReceiptWrite {
-                    key: &key,
-                    created_at: 1,
-                    data: b"running",
-                    guard: ReceiptGuard::Absent,
-                }),
-                ..Commit::default()
-            })
-            .await
-            .unwrap();
+        pay(&store, &key).await;
         assert!(store.fresh.contains(&key), "held until written again");
         drop(store);
         let store = SledStore::open(dir.path()).unwrap();
