@@ -225,7 +225,8 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
                 settled_at = Instant::now();
             }
         }
-        // Between two batches, after the answers: the next batch waits for it (a few ms).
+        // Between two batches, after the answers: the next batch waits for it (at 11,000
+        // payments a second, ~30 ms twice a second; in slices it cost every payment more).
         if settled_at.elapsed() >= fresh::SETTLE_EVERY {
             settle(trees);
             settled_at = Instant::now();
