@@ -658,7 +658,7 @@ mod tests {
             }),
             answer: Some(coinslot_mint::AnswerWrite {
                 key,
-                expires_at: u64::MAX,
+                expires_at: 4_102_444_800,
                 data: b"the answer",
             }),
             lazy,

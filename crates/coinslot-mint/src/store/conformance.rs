@@ -782,7 +782,9 @@ pub async fn concurrent_guarded_receipt_writes_have_one_winner(store: Arc<dyn Mi
                 // Half the writers keep an answer with it, as a run's last write does.
                 let answer = AnswerWrite {
                     key: &key,
-                    expires_at: u64::MAX,
+                    // 2100: far off, and within a BIGINT (u64::MAX is not: a store may
+                    // refuse it, and then only when the winner kept an answer).
+                    expires_at: 4_102_444_800,
                     data: b"answer",
                 };
                 let write = Commit {
