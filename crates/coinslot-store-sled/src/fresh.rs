@@ -4,14 +4,15 @@
 //! A payment's receipt is written with its spend, and again moments later by the run (its
 //! answer). In sled that was an insert by the batch thread and a compare-and-swap by the
 //! run, and after cut 6 still one insert at a random place in the tree per paid request:
-//! 8 to 11% of the server's CPU (a leaf found cold, copied and split). The batch thread leaves a
-//! new receipt here instead (it is durable in the journal already), the run's answer (a
-//! lazy write, which promises no durability) replaces it here, and the batch thread moves
-//! everything held to sled in key order between two batches, [`SETTLE_EVERY`] after the
-//! first one held, and at each checkpoint, so neighbouring receipts land in the same leaf one after the other. A
-//! write that must be durable when it returns writes sled itself. (Moved a slice after
-//! every batch, or by a thread of their own, the receipts cost the same CPU but every
-//! payment meanwhile waited a little: p99 4.5 to 6.4 ms against 3.1 to 3.7 in one piece.)
+//! 8 to 11% of the server's CPU (a leaf found cold, copied and split). The batch thread
+//! leaves a new receipt here instead (it is durable in the journal already), the run's
+//! answer (a lazy write, which promises no durability) replaces it here, and the batch
+//! thread moves everything held to sled in key order between two batches,
+//! [`SETTLE_EVERY`] after the first one held, and at each checkpoint, so neighbouring
+//! receipts land in the same leaf one after the other. A write that must be durable when
+//! it returns writes sled itself. (Moved a slice after every batch, or by a thread of
+//! their own, the receipts cost the same CPU but every payment meanwhile waited a little:
+//! p99 4.5 to 6.4 ms against 3.1 to 3.7 in one piece.)
 //!
 //! A key present here belongs to this map: every path that writes or reads a receipt looks
 //! here first, under the map's lock, and a receipt moves to sled (written, then forgotten
@@ -61,18 +62,13 @@ impl Fresh {
         let mut keys: Vec<[u8; 32]> = self.lock().keys().copied().collect();
         keys.sort_unstable();
         for key in &keys {
-            let mut held = self.lock();
-            if let Some(value) = held.remove(key) {
-                if let Err(err) = receipts.insert(key, value.clone()) {
-                    held.insert(*key, value);
-                    return Err(err);
-                }
-            }
+            self.settle(key, receipts)?;
         }
         Ok(())
     }
 
-    /// Writes the receipt under `key`, if held here, to `receipts` and forgets it.
+    /// Writes the receipt under `key`, if held here, to `receipts` and forgets it; kept
+    /// here if sled refuses it.
     pub(crate) fn settle(&self, key: &[u8; 32], receipts: &sled::Tree) -> sled::Result<()> {
         let mut held = self.lock();
         if let Some(value) = held.get(key) {
