@@ -4,10 +4,9 @@
 use std::str::FromStr;
 
 use coinslot_mint::cashu::nuts::nut02::ShortKeysetId;
-use coinslot_mint::cashu::nuts::{CurrencyUnit, Id, Proof, ProofDleq, PublicKey, SecretKey, Token};
+use coinslot_mint::cashu::nuts::{CurrencyUnit, Id, Proof, ProofDleq, SecretKey, Token};
 use coinslot_mint::cashu::secret::Secret;
-use coinslot_mint::cashu::Amount;
-use coinslot_mint::{ErrorCode, ReceiptFn};
+use coinslot_mint::{EncodedProof, ErrorCode, Inputs, ReceiptFn};
 
 use crate::receipt::ReceiptData;
 use crate::settings::Ctx;
@@ -16,17 +15,41 @@ use crate::wire::nut00;
 
 /// Decodes a token and checks that it is this mint's: its proofs and unit.
 pub(crate) fn parse_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, CurrencyUnit), Rejection> {
-    let settings = &ctx.settings;
-    if token.len() > settings.max_token_len {
+    check_len(ctx, token)?;
+    if let Some((encoded, unit)) = plain_token(ctx, token) {
+        let decoded: Option<Vec<Proof>> = encoded.into_iter().map(EncodedProof::decode).collect();
+        if let Some(proofs) = decoded {
+            return Ok((proofs, unit));
+        }
+    }
+    decode_token(ctx, token)
+}
+
+/// [`parse_token`] for a payment: a plain token's proofs keep their `C` encoded, which the
+/// mint checks without decoding it (see [`EncodedProof`]).
+pub(crate) fn parse_inputs(ctx: &Ctx, token: &str) -> Result<(Inputs, CurrencyUnit), Rejection> {
+    check_len(ctx, token)?;
+    if let Some((encoded, unit)) = plain_token(ctx, token) {
+        return Ok((Inputs::Encoded(encoded), unit));
+    }
+    let (proofs, unit) = decode_token(ctx, token)?;
+    Ok((Inputs::Proofs(proofs), unit))
+}
+
+fn check_len(ctx: &Ctx, token: &str) -> Result<(), Rejection> {
+    let limit = ctx.settings.max_token_len;
+    if token.len() > limit {
         return Err(Rejection::bad_request(format!(
-            "token is {} bytes long; the limit is {}",
+            "token is {} bytes long; the limit is {limit}",
             token.len(),
-            settings.max_token_len
         )));
     }
-    if let Some(plain) = plain_token(ctx, token) {
-        return Ok(plain);
-    }
+    Ok(())
+}
+
+/// A token through cashu's decoder, which words what is wrong with it.
+fn decode_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, CurrencyUnit), Rejection> {
+    let settings = &ctx.settings;
     let token = Token::from_str(token)
         .map_err(|e| Rejection::bad_request(format!("malformed token: {e}")))?;
     let url = token
@@ -60,7 +83,7 @@ pub(crate) fn parse_token(ctx: &Ctx, token: &str) -> Result<(Vec<Proof>, Currenc
 
 /// The proofs and unit of a plain `cashuB` token of this mint (see [`nut00`]); `None` for
 /// anything [`parse_token`] must look at more closely, which also words any error.
-fn plain_token(ctx: &Ctx, token: &str) -> Option<(Vec<Proof>, CurrencyUnit)> {
+fn plain_token(ctx: &Ctx, token: &str) -> Option<(Vec<EncodedProof>, CurrencyUnit)> {
     let plain = nut00::decode_plain(token)?;
     // The mint's URL exactly as this service writes it; other spellings are normalized by
     // cashu's decoder.
@@ -82,14 +105,20 @@ fn plain_token(ctx: &Ctx, token: &str) -> Option<(Vec<Proof>, CurrencyUnit)> {
             }
         };
         for proof in list {
-            let c = PublicKey::from_slice(&proof.c).ok()?;
-            let secret = Secret::new(proof.secret);
-            let mut parsed = Proof::new(Amount::from(proof.amount), id, secret, c);
-            if let Some([e, s, r]) = proof.dleq {
-                let key = |bytes: Vec<u8>| SecretKey::from_slice(&bytes).ok();
-                parsed.dleq = Some(ProofDleq::new(key(e)?, key(s)?, key(r)?));
-            }
-            proofs.push(parsed);
+            let dleq = match proof.dleq {
+                Some([e, s, r]) => {
+                    let key = |bytes: Vec<u8>| SecretKey::from_slice(&bytes).ok();
+                    Some(ProofDleq::new(key(e)?, key(s)?, key(r)?))
+                }
+                None => None,
+            };
+            proofs.push(EncodedProof {
+                amount: proof.amount,
+                keyset_id: id,
+                secret: Secret::new(proof.secret),
+                c: proof.c.try_into().ok()?,
+                dleq,
+            });
         }
     }
     (!proofs.is_empty()).then_some((proofs, unit))

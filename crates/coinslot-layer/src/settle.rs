@@ -15,7 +15,7 @@ use bytes::Bytes;
 use coinslot_mint::cashu::nuts::{CurrencyUnit, Id, Proof};
 use coinslot_mint::store::AccountWrite;
 use coinslot_mint::{
-    Error, ErrorCode, Event, PaidWith, Payment, Purchase, ReceiptGuard, ReceiptWrite,
+    Error, ErrorCode, Event, Inputs, PaidWith, Payment, Purchase, ReceiptGuard, ReceiptWrite,
 };
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -108,7 +108,7 @@ where
 pub(crate) async fn take_price(
     ctx: &Ctx,
     parts: &http::request::Parts,
-    proofs: Vec<Proof>,
+    proofs: Inputs,
     price: &Price,
     key: [u8; 32],
 ) -> Result<TokenRun, Error> {

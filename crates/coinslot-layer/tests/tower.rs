@@ -89,3 +89,46 @@ async fn wraps_any_tower_service_with_its_own_body_types() {
         "{challenge}"
     );
 }
+
+/// A plain `cashuB` token is paid with its `C` left encoded (the mint compares the bytes it
+/// expects): a forged `C` is a Cashu `400` that spends nothing, and the real token then pays.
+#[tokio::test]
+async fn a_plain_token_with_a_forged_signature_is_refused_and_spends_nothing() {
+    use coinslot_mint::cashu::nuts::{CurrencyUnit, Token};
+    let mint = mint().await;
+    let url = "http://127.0.0.1:1";
+    let pricing = PriceTable::new().route("GET", "/paid", Price::sat(1));
+    let service = ServiceBuilder::new()
+        .layer(PaywallLayer::new(mint.clone(), url, pricing).unwrap())
+        .service(service_fn(|_: Request<RequestBody<Full<Bytes>>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+        }));
+    let sat = CurrencyUnit::Sat;
+    let proofs = mint.make_proofs(&sat, 1).await.unwrap();
+    let other = mint.make_proofs(&sat, 1).await.unwrap();
+    let token = |proofs| Token::new(url.parse().unwrap(), proofs, None, sat.clone()).to_string();
+    let mut forged = proofs.clone();
+    forged[0].c = other[0].c;
+    let pay = |token: String| {
+        service.clone().oneshot(
+            Request::get("/paid")
+                .header("x-cashu", token)
+                .body(Full::default())
+                .unwrap(),
+        )
+    };
+
+    let refused = pay(token(forged)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"].as_u64(), Some(10001), "{body}");
+    assert!(body["detail"].as_str().is_some(), "{body}");
+
+    let paid = pay(token(proofs)).await.unwrap();
+    assert_eq!(
+        paid.status(),
+        StatusCode::OK,
+        "the refusal spent the proofs"
+    );
+}

@@ -65,7 +65,9 @@ pub use error::{Error, ErrorBody, ErrorCode, GENERIC_ERROR_CODE};
 pub use keys::MintSeed;
 pub use mint::{Mint, WeakMint};
 pub use nut17::MintEvent;
-pub use redeem::{receipt_key, PassPurchase, Payment, Purchase, ReceiptFn, Redeemed};
+pub use redeem::{
+    receipt_key, EncodedProof, Inputs, PassPurchase, Payment, Purchase, ReceiptFn, Redeemed,
+};
 pub use store::memory::MemoryStore;
 pub use store::{
     AccountRecord, AnswerRecord, AnswerWrite, EarningsRecord, KeysetIdVersion, MintStore,

@@ -12,7 +12,7 @@
 
 use cashu::dhke::hash_to_curve;
 use cashu::nuts::nut10::SpendingConditions;
-use cashu::nuts::{CurrencyUnit, Id, Proof};
+use cashu::nuts::{CurrencyUnit, Id, Proof, ProofDleq, PublicKey};
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
 use sha2::{Digest, Sha256};
@@ -109,10 +109,85 @@ pub struct Redeemed {
     pub minutes: u64,
 }
 
+/// A proof as a `cashuB` token carries it, its signature `C` still in the token's 33-byte
+/// encoding. Decoding `C` into a point costs a square root (4% of a paid request's CPU),
+/// and a payment never needs the point: the mint checks the encoding of the `C` it expects
+/// against these bytes. Plain proofs only: no witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedProof {
+    /// The proof's value.
+    pub amount: u64,
+    /// Its keyset.
+    pub keyset_id: Id,
+    /// Its secret.
+    pub secret: Secret,
+    /// Its signature `C`, compressed.
+    pub c: [u8; 33],
+    /// Its DLEQ proof (NUT-12), when the token carries one.
+    pub dleq: Option<ProofDleq>,
+}
+
+impl EncodedProof {
+    /// The proof with `C` decoded; `None` if the bytes are no point.
+    pub fn decode(self) -> Option<Proof> {
+        let c = PublicKey::from_slice(&self.c).ok()?;
+        Some(self.with_signature(c))
+    }
+
+    /// The proof, its `C` being `c` (which the mint checked is what the bytes encode).
+    pub(crate) fn with_signature(self, c: PublicKey) -> Proof {
+        let mut proof = Proof::new(Amount::from(self.amount), self.keyset_id, self.secret, c);
+        proof.dleq = self.dleq;
+        proof
+    }
+}
+
+/// The proofs a payment spends: parsed, or as a token carried them ([`EncodedProof`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// Proofs of cashu's types.
+    Proofs(Vec<Proof>),
+    /// Plain proofs whose `C` is not decoded.
+    Encoded(Vec<EncodedProof>),
+}
+
+impl From<Vec<Proof>> for Inputs {
+    fn from(proofs: Vec<Proof>) -> Self {
+        Self::Proofs(proofs)
+    }
+}
+
+impl Inputs {
+    /// How many proofs.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Proofs(proofs) => proofs.len(),
+            Self::Encoded(proofs) => proofs.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Their [`receipt_key`].
+    pub fn receipt_key(&self) -> [u8; 32] {
+        match self {
+            Self::Proofs(proofs) => receipt_key(proofs),
+            Self::Encoded(proofs) => key_of_secrets(proofs.iter().map(|p| &p.secret)),
+        }
+    }
+}
+
 /// The receipt key of a set of proofs: SHA-256 over their secrets in a canonical order.
 /// The same proofs give the same key however the token was encoded or ordered.
 pub fn receipt_key(proofs: &[Proof]) -> [u8; 32] {
-    let mut secrets: Vec<&[u8]> = proofs.iter().map(|p| p.secret.as_bytes()).collect();
+    key_of_secrets(proofs.iter().map(|p| &p.secret))
+}
+
+fn key_of_secrets<'a>(secrets: impl Iterator<Item = &'a Secret>) -> [u8; 32] {
+    let mut secrets: Vec<&[u8]> = secrets.map(Secret::as_bytes).collect();
     secrets.sort_unstable();
     let mut hash = Sha256::new();
     for secret in secrets {
@@ -131,26 +206,44 @@ impl Mint {
     /// receipt and (for a deposit) credits the account. Overpayment comes back as change.
     /// On any error nothing was written and the proofs are still spendable, unless the error
     /// is [`Error::TokenAlreadySpent`].
-    pub async fn redeem(&self, proofs: Vec<Proof>, payment: Payment) -> Result<Redeemed, Error> {
+    pub async fn redeem(
+        &self,
+        proofs: impl Into<Inputs>,
+        payment: Payment,
+    ) -> Result<Redeemed, Error> {
+        let proofs = proofs.into();
         let ring = self.keyring();
         let limits = self.inner.config.limits.clone();
         let (own, own_pubkey) = (self.inner.identity.clone(), self.inner.pubkey);
         let weight = proofs.len();
         let expected_unit = payment.unit.clone();
         let require_lock = payment.require_lock;
-        let inputs = self
+        let given_key = payment.receipt.as_ref().map(|(key, _)| *key);
+        let (inputs, key_of_inputs) = self
             .run_crypto(weight, {
                 let ring = ring.clone();
                 move || {
-                    let inputs = verify_inputs(&ring, &proofs, &limits)?;
+                    let (inputs, proofs) = match proofs {
+                        Inputs::Proofs(proofs) => (verify_inputs(&ring, &proofs, &limits)?, proofs),
+                        Inputs::Encoded(encoded) => {
+                            let inputs = verify_inputs(&ring, &encoded, &limits)?;
+                            let proofs = encoded
+                                .into_iter()
+                                .zip(&inputs.signatures)
+                                .map(|(proof, c)| proof.with_signature(*c))
+                                .collect::<Vec<_>>();
+                            (inputs, proofs)
+                        }
+                    };
                     if inputs.unit != expected_unit {
                         return Err(Error::WrongUnit {
                             expected: expected_unit.to_string(),
                             found: inputs.unit.to_string(),
                         });
                     }
+                    let key_of_inputs = given_key == Some(receipt_key(&proofs));
                     check_conditions(proofs, &own, own_pubkey, require_lock)?;
-                    Ok(inputs)
+                    Ok((inputs, key_of_inputs))
                 }
             })
             .await?;
@@ -200,7 +293,12 @@ impl Mint {
             key,
             created_at: crate::unix_now(),
             data,
-            guard: ReceiptGuard::Absent,
+            // The inputs' own key lets the store skip a lookup (see the guard).
+            guard: if key_of_inputs {
+                ReceiptGuard::OfInputs
+            } else {
+                ReceiptGuard::Absent
+            },
         });
         let (account, pass) = match &payment.buys {
             Purchase::Price(_) => (None, None),

@@ -10,11 +10,15 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use cashu::dhke::{hash_e, hash_to_curve};
 use cashu::nuts::nut01::MintKeyPair;
 use cashu::nuts::nut12::BlindSignatureDleq;
-use cashu::nuts::{BlindSignature, BlindedMessage, CurrencyUnit, Id, Proof, PublicKey, SecretKey};
+use cashu::nuts::{
+    BlindSignature, BlindedMessage, CurrencyUnit, Id, Proof, PublicKey, SecretKey, Witness,
+};
+use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
 
 use crate::error::Error;
 use crate::keys::Keyring;
+use crate::redeem::EncodedProof;
 use crate::store::{point_key, IssuedSignature, SpentProof};
 use crate::Limits;
 
@@ -23,16 +27,66 @@ use crate::Limits;
 pub(crate) struct VerifiedInputs {
     pub unit: CurrencyUnit,
     pub proofs: Vec<SpentProof>,
+    /// Each input's signature `C`, as checked (`k·Y`).
+    pub signatures: Vec<PublicKey>,
     pub total: u64,
     pub fee: u64,
+}
+
+/// What the checks read of an input, whichever form it came in: a [`Proof`], or an
+/// [`EncodedProof`] whose `C` is still the token's 33 bytes.
+pub(crate) trait Input {
+    fn secret(&self) -> &Secret;
+    fn keyset_id(&self) -> Id;
+    fn amount(&self) -> u64;
+    fn witness(&self) -> Option<&Witness>;
+    /// Whether the input's `C` is `signature`, the one its secret must have.
+    fn is_signed_with(&self, signature: &PublicKey) -> bool;
+}
+
+impl Input for Proof {
+    fn secret(&self) -> &Secret {
+        &self.secret
+    }
+    fn keyset_id(&self) -> Id {
+        self.keyset_id
+    }
+    fn amount(&self) -> u64 {
+        self.amount.into()
+    }
+    fn witness(&self) -> Option<&Witness> {
+        self.witness.as_ref()
+    }
+    fn is_signed_with(&self, signature: &PublicKey) -> bool {
+        self.c == *signature
+    }
+}
+
+impl Input for EncodedProof {
+    fn secret(&self) -> &Secret {
+        &self.secret
+    }
+    fn keyset_id(&self) -> Id {
+        self.keyset_id
+    }
+    fn amount(&self) -> u64 {
+        self.amount
+    }
+    fn witness(&self) -> Option<&Witness> {
+        None
+    }
+    fn is_signed_with(&self, signature: &PublicKey) -> bool {
+        // The expected point encoded, where decoding `C` would cost a square root.
+        signature.to_bytes() == self.c
+    }
 }
 
 /// Checks inputs: count, sizes, keysets, one unit, no duplicates, valid signatures, and sums
 /// them with their fee. Spending conditions (NUT-10/11/14) are checked by the caller, because
 /// SIG_ALL covers the outputs too.
-pub(crate) fn verify_inputs(
+pub(crate) fn verify_inputs<I: Input>(
     ring: &Keyring,
-    proofs: &[Proof],
+    proofs: &[I],
     limits: &Limits,
 ) -> Result<VerifiedInputs, Error> {
     if proofs.is_empty() {
@@ -47,16 +101,17 @@ pub(crate) fn verify_inputs(
     let mut unit: Option<&CurrencyUnit> = None;
     let mut seen = HashSet::with_capacity(proofs.len());
     let mut verified = Vec::with_capacity(proofs.len());
+    let mut signatures = Vec::with_capacity(proofs.len());
     let mut total: u64 = 0;
     let mut fee_ppk: u64 = 0;
     for proof in proofs {
-        if proof.secret.as_bytes().len() > limits.max_secret_len {
+        if proof.secret().as_bytes().len() > limits.max_secret_len {
             return Err(Error::InvalidRequest(format!(
                 "secret longer than {} bytes",
                 limits.max_secret_len
             )));
         }
-        if let Some(witness) = &proof.witness {
+        if let Some(witness) = proof.witness() {
             let len = serde_json::to_vec(witness)
                 .map(|v| v.len())
                 .unwrap_or(usize::MAX);
@@ -67,31 +122,33 @@ pub(crate) fn verify_inputs(
                 )));
             }
         }
-        let keyset = ring.get(&proof.keyset_id)?;
+        let keyset = ring.get(&proof.keyset_id())?;
         match unit {
             None => unit = Some(&keyset.record.unit),
             Some(u) if *u != keyset.record.unit => return Err(Error::MultipleUnits),
             Some(_) => {}
         }
-        let amount = u64::from(proof.amount);
+        let amount = proof.amount();
         let secret_key = keyset.secret_key(amount)?;
-        let y = hash_to_curve(proof.secret.as_bytes()).map_err(|_| Error::TokenNotVerified)?;
+        let y = hash_to_curve(proof.secret().as_bytes()).map_err(|_| Error::TokenNotVerified)?;
         if !seen.insert(point_key(&y)) {
             return Err(Error::DuplicateInputs);
         }
         let expected = y
             .mul_tweak(&SECP256K1, &secret_key.as_scalar())
             .map_err(|_| Error::TokenNotVerified)?;
-        if expected != *proof.c {
+        let expected = PublicKey::from(expected);
+        if !proof.is_signed_with(&expected) {
             return Err(Error::TokenNotVerified);
         }
+        signatures.push(expected);
         total = total.checked_add(amount).ok_or_else(overflow)?;
         fee_ppk = fee_ppk
             .checked_add(keyset.record.input_fee_ppk)
             .ok_or_else(overflow)?;
         verified.push(SpentProof {
             y,
-            keyset_id: proof.keyset_id,
+            keyset_id: proof.keyset_id(),
             amount,
         });
     }
@@ -101,6 +158,7 @@ pub(crate) fn verify_inputs(
     Ok(VerifiedInputs {
         unit,
         proofs: verified,
+        signatures,
         total,
         fee: fee_of(fee_ppk),
     })

@@ -533,7 +533,7 @@ async fn write_receipt(tx: &Tx<'_>, write: &ReceiptWrite<'_>) -> Result<(), Stor
             )
             .await?
         }
-        ReceiptGuard::Absent => {
+        ReceiptGuard::Absent | ReceiptGuard::OfInputs => {
             run(
                 tx,
                 "INSERT INTO receipts (key, created_at, data, version) VALUES ($1, $2, $3, 1) \

@@ -40,6 +40,11 @@ pub(crate) struct Spend {
     pub sigs: Vec<([u8; 33], Vec<u8>)>,
     /// A new receipt: key, value.
     pub receipt: Option<([u8; 32], Vec<u8>)>,
+    /// Whether the receipt's key is the inputs' own ([`ReceiptGuard::OfInputs`]): new
+    /// whenever they are unspent, so not looked up.
+    ///
+    /// [`ReceiptGuard::OfInputs`]: coinslot_mint::ReceiptGuard::OfInputs
+    pub receipt_of_inputs: bool,
     /// Keyset id → what the spend adds to its supply.
     pub supply: Vec<(Vec<u8>, Supply)>,
 }
@@ -434,7 +439,7 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
             }
         }
     }
-    trees.spent.write().map_err(crate::backend)?;
+    trees.spent.write_if_full().map_err(crate::backend)?;
     Ok(seq)
 }
 
@@ -485,9 +490,13 @@ fn check<'a>(
         }
     }
     if let Some((key, _)) = &spend.receipt {
+        // A receipt under the inputs' own key cannot exist: they were found unspent above.
+        // Looked up, it was a walk to a cold leaf of the tree per payment (4 to 6% of the
+        // server's CPU), while the spent index is a hash lookup.
         let stored = || {
-            Ok(trees.fresh.contains(key)
-                || trees.receipts.contains_key(key).map_err(crate::backend)?)
+            Ok(!spend.receipt_of_inputs
+                && (trees.fresh.contains(key)
+                    || trees.receipts.contains_key(key).map_err(crate::backend)?))
         };
         if !fresh(Tree::Receipts, &key[..], &stored)? {
             return Ok(Err(StoreError::ReceiptChanged));
@@ -537,6 +546,7 @@ mod tests {
             spent: vec![(point_key(&y), value)],
             sigs: vec![],
             receipt: Some((receipt_key, crate::encode_receipt(1, 1, b"paid", None))),
+            receipt_of_inputs: false,
             supply: vec![(
                 keyset().to_bytes(),
                 Supply {
@@ -735,6 +745,7 @@ mod tests {
                 spent: vec![(point_key(&cut.y), value)],
                 sigs: vec![],
                 receipt: None,
+                receipt_of_inputs: false,
                 supply: vec![],
             }],
         )

@@ -68,7 +68,7 @@ use coinslot_mint::store::{
     EarningsRecord, KeysetRecord, MintQuoteRecord, PassRecord, QuoteTotal, ReceiptRecord,
     SettingRecord, Supply,
 };
-use coinslot_mint::{MintStore, StoreError};
+use coinslot_mint::{MintStore, ReceiptGuard, StoreError};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
@@ -618,12 +618,16 @@ impl MintStore for SledStore {
                 let value = encode_receipt(write.created_at, 1, write.data, None);
                 (*write.key, value)
             });
+            let receipt_of_inputs = commit
+                .receipt
+                .is_some_and(|r| r.guard == ReceiptGuard::OfInputs);
             return self
                 .batcher
                 .commit(batch::Spend {
                     spent: spent_values,
                     sigs: sig_values,
                     receipt,
+                    receipt_of_inputs,
                     supply: supply_changes,
                 })
                 .await;
@@ -1043,7 +1047,7 @@ fn tx_receipt(
     write: &coinslot_mint::ReceiptWrite<'_>,
     answer: Option<(u64, &[u8])>,
 ) -> TxResult {
-    if write.guard == coinslot_mint::ReceiptGuard::Absent {
+    if matches!(write.guard, ReceiptGuard::Absent | ReceiptGuard::OfInputs) {
         // A new receipt (a payment's): one insert, which says what it replaced.
         let value = encode_receipt(write.created_at, 1, write.data, answer);
         if receipts.insert(&write.key[..], value)?.is_some() {
@@ -1108,7 +1112,7 @@ fn batchable(commit: &Commit<'_>) -> bool {
         && commit.answer.is_none()
         && commit
             .receipt
-            .is_none_or(|r| r.guard == coinslot_mint::ReceiptGuard::Absent)
+            .is_none_or(|r| matches!(r.guard, ReceiptGuard::Absent | ReceiptGuard::OfInputs))
 }
 
 /// Whether a commit writes a receipt (and maybe its own answer, which rides in the same
@@ -1144,7 +1148,7 @@ impl SledStore {
         // One that may create the receipt must not slip between a batch's check and write;
         // one that replaces a version can only find a receipt that exists already.
         let write_guard = match write.guard {
-            coinslot_mint::ReceiptGuard::Version(_) => None,
+            ReceiptGuard::Version(_) => None,
             _ => Some(self.lock_writes()),
         };
         // A receipt held in `fresh` is written there: no one else can write it while the

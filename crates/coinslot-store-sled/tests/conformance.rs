@@ -100,3 +100,60 @@ fn open_waits_for_a_handle_being_dropped() {
     release.join().expect("release thread");
     assert!(second.is_ok(), "{:?}", second.err());
 }
+
+/// The store skips looking for a payment's receipt only under its inputs' own key: one key
+/// paid for twice with different tokens (a challenge's, say) still finds the first receipt,
+/// and the second token stays spendable.
+#[tokio::test]
+async fn only_the_inputs_own_receipt_key_goes_unchecked() {
+    use coinslot_mint::cashu::nuts::CurrencyUnit;
+    use coinslot_mint::{
+        receipt_key, Error, FakeBackend, Mint, MintConfig, MintSeed, Payment, Purchase,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+    let mint = Mint::new(
+        MintConfig::default(),
+        MintSeed::generate(),
+        store,
+        Arc::new(FakeBackend::new(Default::default())),
+    )
+    .await
+    .expect("mint");
+    let sat = CurrencyUnit::Sat;
+    let pay = |key: [u8; 32]| Payment {
+        unit: CurrencyUnit::Sat,
+        buys: Purchase::Price(1),
+        require_lock: false,
+        receipt: Some((key, Box::new(|_, _| b"paid".to_vec()))),
+    };
+    let (first, second) = (
+        mint.make_proofs(&sat, 1).await.expect("proofs"),
+        mint.make_proofs(&sat, 1).await.expect("proofs"),
+    );
+    let challenge = [42u8; 32];
+    mint.redeem(first.clone(), pay(challenge))
+        .await
+        .expect("first payment");
+    let again = mint.redeem(second.clone(), pay(challenge)).await;
+    assert!(matches!(again, Err(Error::ReceiptChanged)), "{again:?}");
+
+    let own = receipt_key(&second);
+    mint.redeem(second.clone(), pay(own))
+        .await
+        .expect("the refused token stayed spendable");
+    let replay = mint.redeem(second, pay(own)).await;
+    assert!(
+        matches!(replay, Err(Error::TokenAlreadySpent)),
+        "{replay:?}"
+    );
+    assert_eq!(
+        mint.receipt(&own).await.expect("read").map(|r| r.version),
+        Some(1)
+    );
+    let reused = mint.redeem(first, pay(receipt_key(&[]))).await;
+    assert!(
+        matches!(reused, Err(Error::TokenAlreadySpent)),
+        "{reused:?}"
+    );
+}

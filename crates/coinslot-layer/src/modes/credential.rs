@@ -204,7 +204,7 @@ where
     let (mut parts, body) = request.into_parts();
     strip_credential(&mut parts.headers);
     let idempotent = parts.headers.contains_key(IDEMPOTENCY_KEY);
-    let taken = settle::take_price(&ctx, &parts, verified.proofs.clone(), &price, key).await;
+    let taken = settle::take_price(&ctx, &parts, verified.proofs.clone().into(), &price, key).await;
     let request = Request::from_parts(parts, body);
     match taken {
         Ok(run) => {

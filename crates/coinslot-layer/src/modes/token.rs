@@ -9,13 +9,13 @@
 //! pass instead (as many minutes as it pays for) and the request goes through on it.
 
 use bytes::Bytes;
-use coinslot_mint::{receipt_key, Error};
+use coinslot_mint::Error;
 use http::{HeaderMap, Request};
 
 use crate::accounts::key_account;
 use crate::body::{BoxError, RequestBody};
 use crate::passes::{Passes, Sale};
-use crate::proofs::{parse_token, wrong_unit};
+use crate::proofs::{parse_inputs, wrong_unit};
 use crate::receipt::{content_length, hash_body, request_head, running, PayerKind};
 use crate::settings::Ctx;
 use crate::settle::{self, Inner};
@@ -43,14 +43,14 @@ where
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
 {
-    let (proofs, unit) = match parse_token(&ctx, &token) {
+    let (proofs, unit) = match parse_inputs(&ctx, &token) {
         Ok(parsed) => parsed,
         Err(rejection) => return rejection.into_response(),
     };
     if unit != price.unit {
         return wrong_unit(&price.unit.to_string(), &unit.to_string()).into_response();
     }
-    let key = receipt_key(&proofs);
+    let key = proofs.receipt_key();
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(source.header());
     let taken = settle::take_price(&ctx, &parts, proofs, &price, key).await;

@@ -62,6 +62,7 @@ macro_rules! __store_conformance_tests {
             receipts_are_written_with_their_spend,
             receipts_prune_by_age,
             receipt_guards_let_one_writer_win,
+            receipts_of_their_inputs_are_written_once,
             concurrent_guarded_receipt_writes_have_one_winner,
             receipt_writes_see_every_path_that_wrote_before,
             answers_are_written_with_their_receipt_and_pruned,
@@ -653,6 +654,56 @@ fn guarded<'a>(key: &'a [u8; 32], data: &'a [u8], guard: ReceiptGuard) -> Commit
         }),
         ..Commit::default()
     }
+}
+
+/// A receipt under its inputs' own key ([`ReceiptGuard::OfInputs`]) is written by the one
+/// commit that spends them, alone or racing: a store may skip looking for it, never the
+/// spend's own check. The loser writes nothing, and the run's answer replaces it after.
+pub async fn receipts_of_their_inputs_are_written_once(store: Arc<dyn MintStore>) {
+    let (key, y) = (receipt_key(), point());
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let data = [b'p', i];
+            let spend = [spent(y)];
+            let commit = Commit {
+                spend: &spend,
+                ..guarded(&key, &data, ReceiptGuard::OfInputs)
+            };
+            (data, store.commit(commit).await)
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            (data, Ok(())) => won.push(data),
+            (_, Err(StoreError::AlreadySpent(_))) => {}
+            (_, Err(other)) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one spend of the inputs must win");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!((stored.version, stored.data), (1, won[0].to_vec()));
+
+    let replay = Commit {
+        spend: &[spent(y)],
+        ..guarded(&key, b"replayed", ReceiptGuard::OfInputs)
+    };
+    assert!(matches!(
+        store.commit(replay).await,
+        Err(StoreError::AlreadySpent(_))
+    ));
+    let answered = Commit {
+        lazy: true,
+        ..guarded(&key, b"answered", ReceiptGuard::Version(1))
+    };
+    store.commit(answered).await.expect("the run's write");
+    let stored = store.receipt(&key).await.expect("read").expect("receipt");
+    assert_eq!(
+        (stored.version, stored.data.as_slice()),
+        (2, &b"answered"[..])
+    );
 }
 
 /// Receipts count their writes; `Absent` inserts only, `Version` replaces only the version

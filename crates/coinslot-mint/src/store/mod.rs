@@ -191,6 +191,12 @@ pub enum ReceiptGuard {
     Any,
     /// Inserts only: there must be no receipt with this key.
     Absent,
+    /// Inserts only, under the key of the commit's own inputs
+    /// ([`receipt_key`](crate::receipt_key) of the proofs it spends): a receipt under that key
+    /// is only ever written with their spend, so none can exist while they are unspent, and
+    /// a store may let the spend's check stand for the receipt's (the sled store skips the
+    /// lookup of a key it would not find). Otherwise as [`ReceiptGuard::Absent`].
+    OfInputs,
     /// Replaces only the receipt at this version (a compare-and-swap).
     Version(u64),
 }
@@ -215,7 +221,7 @@ impl ReceiptWrite<'_> {
     pub fn next_version(&self, stored: Option<u64>) -> Result<u64, StoreError> {
         match (self.guard, stored) {
             (ReceiptGuard::Any, stored) => Ok(stored.unwrap_or(0).saturating_add(1)),
-            (ReceiptGuard::Absent, None) => Ok(1),
+            (ReceiptGuard::Absent | ReceiptGuard::OfInputs, None) => Ok(1),
             (ReceiptGuard::Version(expected), Some(found)) if expected == found => {
                 Ok(found.saturating_add(1))
             }
