@@ -3,7 +3,8 @@
 //!
 //! Spends (a payment with its receipt, a swap with its signatures) queue here; one thread
 //! takes everything queued, checks each spend (no input spent, in the store or earlier in
-//! the batch; no output signed; its receipt new), writes the ones that pass as one
+//! the batch; no output signed; its receipt new, which a receipt keyed by the inputs is
+//! whenever they are unspent), writes the ones that pass as one
 //! [`journal`](crate::journal) record, waits for the disk, applies them to sled with plain
 //! writes and answers each. Under load the queue fills while the thread waits for the disk,
 //! so the cost is shared; an idle store's spend waits for one `fdatasync`. One refused spend
@@ -466,7 +467,8 @@ enum Tree {
 }
 
 /// Whether `spend` may be written: its inputs unspent, its outputs unsigned, its receipt new
-/// (in the store and earlier in the batch). Marks its keys taken when it may.
+/// (earlier in the batch, and in the store unless keyed by the inputs). Marks its keys taken
+/// when it may.
 fn check<'a>(
     spend: &'a Spend,
     taken: &mut HashSet<(Tree, &'a [u8])>,
