@@ -7,6 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+// The allocator coinslotd runs with, so the load binaries measure what it does (and the
+// tests run on it).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
