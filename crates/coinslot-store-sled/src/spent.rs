@@ -36,7 +36,7 @@ pub(crate) const SYNCED_KEY: &[u8] = b"spent.log synced";
 const OVERHEAD: usize = 33 + 1 + 4;
 
 /// Buffered entries are written to the log once they fill this much (see
-/// [`Spent::write_if_full`]): about 1,300 proofs.
+/// [`Spent::write_if_full`]): about 1,200 proofs of 54 bytes.
 const WRITE_EVERY: usize = 64 << 10;
 
 /// Spent proofs: which `Y`s are spent, and the log that keeps them.
