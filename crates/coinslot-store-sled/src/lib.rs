@@ -1047,7 +1047,7 @@ fn tx_receipt(
     write: &coinslot_mint::ReceiptWrite<'_>,
     answer: Option<(u64, &[u8])>,
 ) -> TxResult {
-    if matches!(write.guard, ReceiptGuard::Absent | ReceiptGuard::OfInputs) {
+    if write.guard.inserts_only() {
         // A new receipt (a payment's): one insert, which says what it replaced.
         let value = encode_receipt(write.created_at, 1, write.data, answer);
         if receipts.insert(&write.key[..], value)?.is_some() {
@@ -1110,9 +1110,7 @@ fn batchable(commit: &Commit<'_>) -> bool {
         && commit.account.is_none()
         && commit.pass.is_none()
         && commit.answer.is_none()
-        && commit
-            .receipt
-            .is_none_or(|r| matches!(r.guard, ReceiptGuard::Absent | ReceiptGuard::OfInputs))
+        && commit.receipt.is_none_or(|r| r.guard.inserts_only())
 }
 
 /// Whether a commit writes a receipt (and maybe its own answer, which rides in the same

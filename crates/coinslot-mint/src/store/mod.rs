@@ -201,6 +201,13 @@ pub enum ReceiptGuard {
     Version(u64),
 }
 
+impl ReceiptGuard {
+    /// Whether the write only inserts: [`ReceiptGuard::Absent`] or [`ReceiptGuard::OfInputs`].
+    pub fn inserts_only(self) -> bool {
+        matches!(self, Self::Absent | Self::OfInputs)
+    }
+}
+
 /// A receipt written (inserted or replaced) inside a [`Commit`]. The stored version becomes
 /// one more than the replaced receipt's (1 for a new one).
 #[derive(Debug, Clone, Copy)]
