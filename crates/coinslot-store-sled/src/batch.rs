@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use crate::fresh::{self, Fresh};
 use crate::journal::{self, Journal, Kind, Record};
 use crate::spent::{self, Spent};
+use crate::supply::{self, HeldSupply};
 use crate::thread::Stopper;
 
 /// Most spends in one batch: bounds the time one batch holds the write lock.
@@ -69,6 +70,8 @@ pub(crate) struct Trees {
     pub lock: Arc<Mutex<()>>,
     /// New receipts written live: in the journal, not yet in sled.
     pub fresh: Arc<Fresh>,
+    /// What live batches added to the supply counters: in the journal, not yet in sled.
+    pub held_supply: Arc<HeldSupply>,
 }
 
 #[derive(Default)]
@@ -192,17 +195,17 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
         seq,
         broken: None,
     };
-    // When held receipts were last moved to sled, or the first one since was held.
+    // When what is held was last moved to sled, or the first of it since was held.
     let mut settled_at = Instant::now();
     loop {
         let jobs = {
             let Ok(mut queue) = shared.queue.lock() else {
                 break;
             };
-            // Idle, it still wakes to move held receipts to sled when they are due.
+            // Idle, it still wakes to move held receipts and sums to sled when they are due.
             while queue.jobs.is_empty() && !queue.stop {
-                let due = (!trees.fresh.is_empty())
-                    .then(|| fresh::SETTLE_EVERY.saturating_sub(settled_at.elapsed()));
+                let due =
+                    holds(trees).then(|| fresh::SETTLE_EVERY.saturating_sub(settled_at.elapsed()));
                 if due == Some(Duration::ZERO) {
                     break;
                 }
@@ -225,7 +228,7 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
         };
         if !jobs.is_empty() {
             // The clock starts with the first receipt held since the last move.
-            let held_before = !trees.fresh.is_empty();
+            let held_before = holds(trees);
             commit_batch(shared, trees, &mut state, jobs);
             if !held_before {
                 settled_at = Instant::now();
@@ -248,6 +251,11 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             tracing::warn!(error = %err, "spend journal: cannot give its space back");
         }
     }
+}
+
+/// Whether receipts or supply sums are held in memory, for the batch thread to move.
+fn holds(trees: &Trees) -> bool {
+    !trees.fresh.is_empty() || !trees.held_supply.is_empty()
 }
 
 /// Commits `jobs` as one batch under the write lock and answers each.
@@ -313,12 +321,25 @@ fn batch(
     Ok(outcomes)
 }
 
-/// Moves the receipts held in memory to sled (they stay in the journal until a checkpoint).
+/// Moves the receipts and supply sums held in memory to sled (they stay in the journal until
+/// a checkpoint).
 fn settle(trees: &Trees) {
     if let Err(err) = trees.fresh.settle_all(&trees.receipts) {
         // They stay held, and every reader still finds them there: tried again next time.
         tracing::warn!(error = %err, "cannot move held receipts to sled");
     }
+    if let Err(err) = move_supply(trees) {
+        tracing::warn!(error = %err, "cannot move held supply sums to sled");
+    }
+}
+
+/// Moves the supply sums held in memory to sled, under the write lock.
+fn move_supply(trees: &Trees) -> Result<(), StoreError> {
+    if trees.held_supply.is_empty() {
+        return Ok(());
+    }
+    let _write = crate::lock_writes(&trees.lock);
+    trees.held_supply.move_to(&trees.supply)
 }
 
 /// Makes everything applied so far durable outside the journal: the spent-proof log synced
@@ -328,6 +349,7 @@ pub(crate) fn make_durable(trees: &Trees) -> Result<(), StoreError> {
         .fresh
         .settle_all(&trees.receipts)
         .map_err(crate::backend)?;
+    move_supply(trees)?;
     let synced = trees.spent.sync().map_err(crate::backend)?;
     trees
         .meta
@@ -421,13 +443,14 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
                     .compare_and_swap(entry.key, None as Option<&[u8]>, Some(entry.value))
                     .map_err(crate::backend)?;
             }
+            Kind::Supply if applying == Applying::Live => {
+                // Held with the record's number until the thread moves it (see `supply.rs`).
+                let (delta, _) = crate::decode_supply(entry.value)?;
+                trees.held_supply.add(entry.key, delta, seq);
+            }
             Kind::Supply => {
                 let (delta, _) = crate::decode_supply(entry.value)?;
-                let (current, applied) =
-                    match trees.supply.get(entry.key).map_err(crate::backend)? {
-                        Some(bytes) => crate::decode_supply(&bytes)?,
-                        None => (Supply::default(), 0),
-                    };
+                let (current, applied) = supply::read(&trees.supply, entry.key)?;
                 if applied < seq {
                     trees
                         .supply

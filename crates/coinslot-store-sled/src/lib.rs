@@ -49,6 +49,8 @@
 //! second: one receipt insert per paid request at a random place in the tree was the
 //! store's largest cost left. A lazy write is therefore lost by a crash within about a
 //! second (before, within sled's own flush interval), never a spend or its first receipt.
+//! What each batch adds to the supply counters is held the same way (`supply.rs`) and moved
+//! with them: it is in the journal meanwhile, and every read adds it.
 //!
 //! (sled 0.34's own `flush_async` deadlocks when polled concurrently, sled issue #1308, fixed
 //! only in an unreleased branch; the flusher thread calls the blocking `flush` instead.)
@@ -78,6 +80,7 @@ pub mod flusher;
 mod fresh;
 mod journal;
 mod spent;
+mod supply;
 mod thread;
 
 use flusher::Flusher;
@@ -108,6 +111,8 @@ pub struct SledStore {
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
     /// New receipts in the spend journal, not yet in sled (see `fresh.rs`).
     fresh: std::sync::Arc<fresh::Fresh>,
+    /// What batches added to the supply counters, not yet in sled (see `supply.rs`).
+    held_supply: std::sync::Arc<supply::HeldSupply>,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -195,6 +200,7 @@ impl SledStore {
         }
         let write_lock = std::sync::Arc::new(std::sync::Mutex::new(()));
         let fresh = std::sync::Arc::new(fresh::Fresh::default());
+        let held_supply = std::sync::Arc::new(supply::HeldSupply::default());
         let trees = batch::Trees {
             db: db.clone(),
             spent: spent.clone(),
@@ -204,6 +210,7 @@ impl SledStore {
             supply: supply.clone(),
             lock: write_lock.clone(),
             fresh: fresh.clone(),
+            held_supply: held_supply.clone(),
         };
         let journal_path = dir.join(journal::FILE);
         let (mut journal, records) = journal::Journal::open(&journal_path).map_err(|e| {
@@ -250,6 +257,7 @@ impl SledStore {
             batcher,
             write_lock,
             fresh,
+            held_supply,
         })
     }
 
@@ -927,13 +935,10 @@ impl MintStore for SledStore {
     }
 
     async fn supply(&self) -> Result<Vec<(Id, Supply)>, StoreError> {
-        self.supply
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry.map_err(backend)?;
-                let id = Id::from_bytes(&key).map_err(corrupt)?;
-                Ok((id, decode_supply(&value)?.0))
-            })
+        self.held_supply
+            .read_with(&self.supply)?
+            .into_iter()
+            .map(|(key, supply)| Ok((Id::from_bytes(&key).map_err(corrupt)?, supply)))
             .collect()
     }
 
