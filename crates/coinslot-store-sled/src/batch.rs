@@ -227,7 +227,7 @@ fn run(shared: &Shared, trees: &Trees, journal: Journal, seq: u64) {
             queue.jobs.drain(..take).collect::<Vec<_>>()
         };
         if !jobs.is_empty() {
-            // The clock starts with the first receipt held since the last move.
+            // The clock starts with the first receipt or sum held since the last move.
             let held_before = holds(trees);
             commit_batch(shared, trees, &mut state, jobs);
             if !held_before {
