@@ -527,8 +527,8 @@ async fn write_receipt(tx: &Tx<'_>, write: &ReceiptWrite<'_>) -> Result<(), Stor
             run(
                 tx,
                 "INSERT INTO receipts (key, created_at, data, version) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (key) DO UPDATE SET created_at = EXCLUDED.created_at, \
-             data = EXCLUDED.data, version = receipts.version + 1",
+             ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
+             version = receipts.version + 1",
                 &[&key, &created_at, &data],
             )
             .await?
@@ -545,9 +545,9 @@ async fn write_receipt(tx: &Tx<'_>, write: &ReceiptWrite<'_>) -> Result<(), Stor
         ReceiptGuard::Version(version) => {
             run(
                 tx,
-                "UPDATE receipts SET created_at = $2, data = $3, version = version + 1 \
-             WHERE key = $1 AND version = $4",
-                &[&key, &created_at, &data, &int(version)?],
+                "UPDATE receipts SET data = $2, version = version + 1 \
+             WHERE key = $1 AND version = $3",
+                &[&key, &data, &int(version)?],
             )
             .await?
         }

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::fresh::{self, Fresh};
 use crate::journal::{self, Journal, Kind, Record};
+use crate::receipts::Receipts;
 use crate::spent::{self, Spent};
 use crate::supply::{self, HeldSupply};
 use crate::thread::Stopper;
@@ -65,7 +66,7 @@ pub(crate) struct Trees {
     /// Where the log's synced length is kept.
     pub meta: sled::Tree,
     pub sigs: sled::Tree,
-    pub receipts: sled::Tree,
+    pub receipts: Arc<Receipts>,
     pub supply: sled::Tree,
     pub lock: Arc<Mutex<()>>,
     /// New receipts written live: in the journal, not yet in sled.
@@ -345,10 +346,7 @@ fn move_supply(trees: &Trees) -> Result<(), StoreError> {
 /// Makes everything applied so far durable outside the journal: the spent-proof log synced
 /// (its length noted in sled), then sled flushed.
 pub(crate) fn make_durable(trees: &Trees) -> Result<(), StoreError> {
-    trees
-        .fresh
-        .settle_all(&trees.receipts)
-        .map_err(crate::backend)?;
+    trees.fresh.settle_all(&trees.receipts)?;
     move_supply(trees)?;
     let synced = trees.spent.sync().map_err(crate::backend)?;
     trees
@@ -438,10 +436,12 @@ pub(crate) fn apply(trees: &Trees, payload: &[u8], applying: Applying) -> Result
                     .insert(key, sled::IVec::from(entry.value));
             }
             Kind::Receipt => {
-                let _kept = trees
-                    .receipts
-                    .compare_and_swap(entry.key, None as Option<&[u8]>, Some(entry.value))
-                    .map_err(crate::backend)?;
+                // Only where none is: one found is this one, or newer. Nothing else writes
+                // receipts while the store opens.
+                let key = <&[u8; 32]>::try_from(entry.key).map_err(crate::corrupt)?;
+                if !trees.receipts.contains(key)? {
+                    trees.receipts.insert(key, sled::IVec::from(entry.value))?;
+                }
             }
             Kind::Supply if applying == Applying::Live => {
                 // Held with the record's number until the thread moves it (see `supply.rs`).
@@ -520,8 +520,7 @@ fn check<'a>(
         // server's CPU), while the spent index is a hash lookup.
         let stored = || {
             Ok(!spend.receipt_of_inputs
-                && (trees.fresh.contains(key)
-                    || trees.receipts.contains_key(key).map_err(crate::backend)?))
+                && (trees.fresh.contains(key) || trees.receipts.contains(key)?))
         };
         if !fresh(Tree::Receipts, &key[..], &stored)? {
             return Ok(Err(StoreError::ReceiptChanged));
@@ -720,7 +719,7 @@ mod tests {
         // A durable write goes to sled before it returns.
         store.commit(answered(&durable, false)).await.unwrap();
         assert!(!store.fresh.contains(&durable));
-        assert!(store.receipts.get(durable).unwrap().is_some());
+        assert!(store.receipts.get(&durable).unwrap().is_some());
 
         // The batch thread, idle, moves the held one to sled when it is due.
         let deadline = std::time::Instant::now() + fresh::SETTLE_EVERY * 10;
@@ -728,7 +727,7 @@ mod tests {
             tokio::time::sleep(fresh::SETTLE_EVERY / 10).await;
         }
         assert!(!store.fresh.contains(&lazy), "never moved to sled");
-        let moved = store.receipts.get(lazy).unwrap().unwrap();
+        let moved = store.receipts.get(&lazy).unwrap().unwrap();
         let stored = crate::decode_receipt(&moved).unwrap();
         assert_eq!((stored.version, stored.data), (2, b"answered".to_vec()));
         let answer = store.answer(&lazy).await.unwrap().unwrap();
@@ -739,7 +738,7 @@ mod tests {
         store.commit(answered(&later, true)).await.unwrap();
         store.flush().await.unwrap();
         assert!(store.fresh.lock().is_empty());
-        assert!(store.receipts.get(later).unwrap().is_some());
+        assert!(store.receipts.get(&later).unwrap().is_some());
     }
 
     #[tokio::test]

@@ -7,10 +7,10 @@
 //! 8 to 11% of the server's CPU (a leaf found cold, copied and split). The batch thread
 //! leaves a new receipt here instead (it is durable in the journal already), the run's
 //! answer (a lazy write, which promises no durability) replaces it here, and the batch
-//! thread moves everything held to sled in key order between two batches,
-//! [`SETTLE_EVERY`] after the first one held, and at each checkpoint, so neighbouring
-//! receipts land in the same leaf one after the other. A write that must be durable when
-//! it returns writes sled itself. (Moved a slice after every batch, or by a thread of
+//! thread moves everything held to sled between two batches, [`SETTLE_EVERY`] after the
+//! first one held, and at each checkpoint: up to 64 receipts of the same second in one sled
+//! value (see `receipts.rs`). A write that must be durable when it returns writes sled
+//! itself. (Moved a slice after every batch, or by a thread of
 //! their own, the receipts cost the same CPU but every payment meanwhile waited a little:
 //! p99 4.5 to 6.4 ms against 3.1 to 3.7 in one piece.)
 //!
@@ -21,6 +21,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use coinslot_mint::StoreError;
+
+use crate::receipts::{self, Receipts};
 
 /// Longest a receipt stays here: what an answer written lazily can lose in a crash, on top
 /// of sled's own flush interval (it could lose that much before), and what bounds the
@@ -55,21 +59,35 @@ impl Fresh {
         self.lock().is_empty()
     }
 
-    /// Writes every receipt held here to `receipts`, in key order, and forgets them. The
-    /// lock is taken per receipt, so a run writing its answer waits for one sled insert at
-    /// most; a receipt changed meanwhile is written as it is now.
-    pub(crate) fn settle_all(&self, receipts: &sled::Tree) -> sled::Result<()> {
-        let mut keys: Vec<[u8; 32]> = self.lock().keys().copied().collect();
-        keys.sort_unstable();
-        for key in &keys {
-            self.settle(key, receipts)?;
+    /// Moves every receipt held here to `receipts`, as pages of those made in the same
+    /// second, and forgets them. The lock is held per page, so a run writing its answer
+    /// waits for one sled insert at most; a receipt changed meanwhile is moved as it is now.
+    pub(crate) fn settle_all(&self, receipts: &Receipts) -> Result<(), StoreError> {
+        let mut held: Vec<(u64, [u8; 32])> = self
+            .lock()
+            .iter()
+            .map(|(key, value)| (receipts::created_at(value).unwrap_or(0), *key))
+            .collect();
+        held.sort_unstable();
+        for second in held.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in second.chunks(receipts::PAGE) {
+                let mut held = self.lock();
+                let page: Vec<([u8; 32], sled::IVec)> = chunk
+                    .iter()
+                    .filter_map(|(_, key)| Some((*key, held.get(key)?.clone())))
+                    .collect();
+                receipts.insert_page(chunk[0].0, &page)?;
+                for (key, _) in &page {
+                    held.remove(key);
+                }
+            }
         }
         Ok(())
     }
 
     /// Writes the receipt under `key`, if held here, to `receipts` and forgets it; kept
     /// here if sled refuses it.
-    pub(crate) fn settle(&self, key: &[u8; 32], receipts: &sled::Tree) -> sled::Result<()> {
+    pub(crate) fn settle(&self, key: &[u8; 32], receipts: &Receipts) -> Result<(), StoreError> {
         let mut held = self.lock();
         if let Some(value) = held.get(key) {
             receipts.insert(key, value.clone())?;
@@ -83,30 +101,41 @@ impl Fresh {
 mod tests {
     use super::*;
 
+    /// An encoded receipt's bytes as far as this module cares: its creation time first.
+    fn value(created_at: u64, body: &[u8]) -> sled::IVec {
+        let mut value = created_at.to_be_bytes().to_vec();
+        value.extend_from_slice(body);
+        value.into()
+    }
+
     #[test]
     fn settling_moves_receipts_to_sled_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("receipts").unwrap();
+        let receipts = Receipts::open(&db).unwrap();
         let fresh = Fresh::default();
-        fresh.lock().insert([1; 32], sled::IVec::from(&b"one"[..]));
-        fresh.lock().insert([2; 32], sled::IVec::from(&b"two"[..]));
+        fresh.lock().insert([1; 32], value(5, b"one"));
+        fresh.lock().insert([2; 32], value(5, b"two"));
         assert!(fresh.contains(&[1; 32]) && !fresh.contains(&[3; 32]));
 
-        fresh.settle(&[1; 32], &tree).unwrap();
-        assert_eq!(tree.get([1; 32]).unwrap().as_deref(), Some(&b"one"[..]));
+        fresh.settle(&[1; 32], &receipts).unwrap();
+        assert_eq!(receipts.get(&[1; 32]).unwrap(), Some(value(5, b"one")));
         assert_eq!(fresh.get(&[1; 32]), None);
-        assert_eq!(fresh.get(&[2; 32]).as_deref(), Some(&b"two"[..]));
-        tree.insert([1; 32], &b"newer"[..]).unwrap();
-        fresh.settle(&[1; 32], &tree).unwrap();
+        assert_eq!(fresh.get(&[2; 32]), Some(value(5, b"two")));
+        receipts.insert(&[1; 32], value(5, b"newer")).unwrap();
+        fresh.settle(&[1; 32], &receipts).unwrap();
         assert_eq!(
-            tree.get([1; 32]).unwrap().as_deref(),
-            Some(&b"newer"[..]),
+            receipts.get(&[1; 32]).unwrap(),
+            Some(value(5, b"newer")),
             "a key no longer held is left to sled"
         );
 
-        fresh.settle_all(&tree).unwrap();
-        assert_eq!(tree.get([2; 32]).unwrap().as_deref(), Some(&b"two"[..]));
+        fresh.lock().insert([3; 32], value(4, b"three"));
+        fresh.settle_all(&receipts).unwrap();
+        assert_eq!(receipts.get(&[2; 32]).unwrap(), Some(value(5, b"two")));
+        assert_eq!(receipts.get(&[3; 32]).unwrap(), Some(value(4, b"three")));
+        assert_eq!(receipts.tree().len(), 1, "only the one settled alone");
+        assert_eq!(receipts.paged(), 2);
         assert!(fresh.lock().is_empty());
     }
 }

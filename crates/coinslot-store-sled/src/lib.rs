@@ -13,6 +13,8 @@
 //! | `spent`   | `Y`           | keyset id bytes + amount (BE): only until the next start moves it to the log |
 //! | `sigs`    | `B_`          | `BlindSignature` (JSON)        |
 //! | `receipts.v2` | receipt key | created_at, version (BE), data length (u32 BE), data, and the answer kept with it: expires_at (BE), answer |
+//! | `receipts.pages` | created_at (BE) + page number (BE) | up to 64 receipts moved together: key, value length (u32 BE), value (as in `receipts.v2`) |
+//! | `receipts.page-keys` | as `receipts.pages` | the page's receipt keys |
 //! | `answers` | receipt key   | expires_at (BE) + data: an answer written without its receipt |
 //! | `accounts`| account id    | balance (BE) + created_at (BE) + unit |
 //! | `supply`  | keyset id     | issued (BE) + redeemed (BE) + last journal record counted (BE) |
@@ -45,9 +47,11 @@
 //! directory must include it, and the spent-proof log.
 //!
 //! A payment's new receipt, and its run's answer written lazily after it, are held in
-//! memory (`fresh.rs`) and moved to sled in key order by the batching thread within half a
-//! second: one receipt insert per paid request at a random place in the tree was the
-//! store's largest cost left. A lazy write is therefore lost by a crash within about a
+//! memory (`fresh.rs`) and moved to sled by the batching thread within half a second, many
+//! to a sled value, found by key through an index in memory (`receipts.rs`, about 50 bytes
+//! per receipt kept in a page): one receipt insert per paid request was the store's largest cost
+//! left, and grew with the tree (twice the store's CPU per paid request with 2 M receipts
+//! kept). A lazy write is therefore lost by a crash within about a
 //! second (before, within sled's own flush interval), never a spend or its first receipt.
 //! What each batch adds to the supply counters is held the same way (`supply.rs`) and moved
 //! with them: it is in the journal meanwhile, and every read adds it.
@@ -79,6 +83,7 @@ mod batch;
 pub mod flusher;
 mod fresh;
 mod journal;
+mod receipts;
 mod spent;
 mod supply;
 mod thread;
@@ -97,7 +102,8 @@ pub struct SledStore {
     /// (deposits, passes, issues), durable with it; moved into the log at the next start.
     spent_tree: sled::Tree,
     sigs: sled::Tree,
-    receipts: sled::Tree,
+    /// Receipts in sled: alone by key, or in pages an index finds (see `receipts.rs`).
+    receipts: std::sync::Arc<receipts::Receipts>,
     answers: sled::Tree,
     accounts: sled::Tree,
     supply: sled::Tree,
@@ -171,13 +177,13 @@ impl SledStore {
         // Receipts before versions (tree `receipts`) are dropped: at worst, a retry of a
         // payment made just before the upgrade is refused as spent.
         db.drop_tree("receipts").map_err(backend)?;
-        let (spent_tree, sigs, receipts, supply, meta) = (
+        let (spent_tree, sigs, supply, meta) = (
             tree("spent")?,
             tree("sigs")?,
-            tree("receipts.v2")?,
             tree("supply")?,
             tree("meta")?,
         );
+        let receipts = std::sync::Arc::new(receipts::Receipts::open(&db)?);
         let spent_path = dir.join(spent::FILE);
         let synced = match meta.get(spent::SYNCED_KEY).map_err(backend)? {
             Some(bytes) => split_u64(&bytes)?.0,
@@ -264,7 +270,7 @@ impl SledStore {
     /// Returns once everything written so far is on disk (sharing the fsync with every
     /// other writer waiting at the same time), lazy writes included.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.fresh.settle_all(&self.receipts).map_err(backend)?;
+        self.fresh.settle_all(&self.receipts)?;
         self.durable().await
     }
 
@@ -644,7 +650,7 @@ impl MintStore for SledStore {
             &self.spent_tree,
             &self.sigs,
             &self.quotes,
-            &self.receipts,
+            self.receipts.tree(),
             &self.answers,
             &self.accounts,
             &self.supply,
@@ -659,10 +665,13 @@ impl MintStore for SledStore {
         }
         if let Some(write) = &commit.receipt {
             // The transaction reads the receipt from sled: it must be there.
-            self.fresh
-                .settle(write.key, &self.receipts)
-                .map_err(backend)?;
+            self.fresh.settle(write.key, &self.receipts)?;
         }
+        // Receipts move into pages only from `fresh`, settled above: this stays what it is.
+        let paged = match &commit.receipt {
+            Some(write) => self.receipts.paged_copy(write.key)?,
+            None => None,
+        };
         let result = trees.transaction(
             |(spent, sigs, quotes, receipts, answers, accounts, supply, passes)| {
                 tx_spend(spent, &spent_values)?;
@@ -756,7 +765,7 @@ impl MintStore for SledStore {
                     .filter(|(a, r)| a.key == r.key)
                     .map(|(a, _)| (a.expires_at, a.data));
                 if let Some(write) = &commit.receipt {
-                    tx_receipt(receipts, write, inline)?;
+                    tx_receipt(receipts, write, paged.as_ref(), inline)?;
                 }
                 if let Some((key, value)) = answer.as_ref().filter(|_| inline.is_none()) {
                     answers.insert(key.as_slice(), value.as_slice())?;
@@ -804,26 +813,16 @@ impl MintStore for SledStore {
     }
 
     async fn prune_answers(&self, expired_before: u64) -> Result<u64, StoreError> {
-        self.fresh.settle_all(&self.receipts).map_err(backend)?;
-        let mut pruned = 0;
-        for entry in self.receipts.iter() {
-            let (key, value) = entry.map_err(backend)?;
-            let stored = parse_receipt(&value)?;
-            if stored
+        self.fresh.settle_all(&self.receipts)?;
+        let strip = |value: &[u8]| {
+            let stored = parse_receipt(value)?;
+            let expired = stored
                 .answer
-                .is_some_and(|(expires_at, _)| expires_at < expired_before)
-            {
-                let kept = encode_receipt(stored.created_at, stored.version, stored.data, None);
-                // Only what was read: a receipt written again meanwhile stays as it is.
-                let swapped = self
-                    .receipts
-                    .compare_and_swap(&key, Some(value.clone()), Some(kept))
-                    .map_err(backend)?;
-                if swapped.is_ok() {
-                    pruned += 1;
-                }
-            }
-        }
+                .is_some_and(|(expires_at, _)| expires_at < expired_before);
+            Ok(expired
+                .then(|| encode_receipt(stored.created_at, stored.version, stored.data, None)))
+        };
+        let mut pruned = self.receipts.rewrite(strip, &self.write_lock)?;
         for entry in self.answers.iter() {
             let (key, value) = entry.map_err(backend)?;
             let (expires_at, _) = split_u64(&value)?;
@@ -842,23 +841,8 @@ impl MintStore for SledStore {
     }
 
     async fn prune_receipts(&self, created_before: u64) -> Result<u64, StoreError> {
-        self.fresh.settle_all(&self.receipts).map_err(backend)?;
-        let mut pruned = 0;
-        for entry in self.receipts.iter() {
-            let (key, value) = entry.map_err(backend)?;
-            let created_at = parse_receipt(&value)?.created_at;
-            if created_at < created_before {
-                // Only remove what was read: a receipt replaced meanwhile stays.
-                let swapped = self
-                    .receipts
-                    .compare_and_swap(&key, Some(value), None as Option<&[u8]>)
-                    .map_err(backend)?;
-                if swapped.is_ok() {
-                    pruned += 1;
-                }
-            }
-        }
-        Ok(pruned)
+        self.fresh.settle_all(&self.receipts)?;
+        self.receipts.prune(created_before, &self.write_lock)
     }
 
     async fn pass(&self, id: &str) -> Result<Option<PassRecord>, StoreError> {
@@ -1046,31 +1030,36 @@ fn tx_spend(spent: &TransactionalTree, values: &[([u8; 33], Vec<u8>)]) -> TxResu
 }
 
 /// Writes a receipt as its guard allows (the version found is checked first), with
-/// `answer` or else the answer it kept.
+/// `answer` or else the answer it kept, alone in `tree`; `paged` is its copy in a page, if
+/// it was moved in one (what it is unless it has been written alone since).
 fn tx_receipt(
-    receipts: &TransactionalTree,
+    tree: &TransactionalTree,
     write: &coinslot_mint::ReceiptWrite<'_>,
+    paged: Option<&sled::IVec>,
     answer: Option<(u64, &[u8])>,
 ) -> TxResult {
     if write.guard.inserts_only() {
         // A new receipt (a payment's): one insert, which says what it replaced.
         let value = encode_receipt(write.created_at, 1, write.data, answer);
-        if receipts.insert(&write.key[..], value)?.is_some() {
+        if paged.is_some() || tree.insert(&write.key[..], value)?.is_some() {
             return abort(StoreError::ReceiptChanged);
         }
         return Ok(());
     }
-    let current = receipts.get(&write.key[..])?;
+    let current = match tree.get(&write.key[..])? {
+        Some(value) => Some(value),
+        None => paged.cloned(),
+    };
     let value = match next_receipt(current.as_deref(), write, answer) {
         Ok(value) => value,
         Err(e) => return abort(e),
     };
-    receipts.insert(&write.key[..], value)?;
+    tree.insert(&write.key[..], value)?;
     Ok(())
 }
 
-/// The value a receipt write leaves, given what is stored: its guard checked, the answer
-/// kept unless one is given.
+/// The value a receipt write leaves, given what is stored: its guard checked, its first
+/// write's `created_at` and the answer kept (unless one is given).
 fn next_receipt(
     current: Option<&[u8]>,
     write: &coinslot_mint::ReceiptWrite<'_>,
@@ -1078,13 +1067,9 @@ fn next_receipt(
 ) -> Result<Vec<u8>, StoreError> {
     let stored = current.map(parse_receipt).transpose()?;
     let version = write.next_version(stored.as_ref().map(|s| s.version))?;
+    let created_at = stored.as_ref().map_or(write.created_at, |s| s.created_at);
     let answer = answer.or_else(|| stored.and_then(|s| s.answer));
-    Ok(encode_receipt(
-        write.created_at,
-        version,
-        write.data,
-        answer,
-    ))
+    Ok(encode_receipt(created_at, version, write.data, answer))
 }
 
 /// Adds each keyset's delta to its counters.
@@ -1165,9 +1150,7 @@ impl SledStore {
                     if lazy {
                         held.insert(*write.key, sled::IVec::from(value));
                     } else {
-                        self.receipts
-                            .insert(&write.key[..], value)
-                            .map_err(backend)?;
+                        self.receipts.insert(write.key, value.into())?;
                         held.remove(write.key);
                     }
                     true
@@ -1176,17 +1159,8 @@ impl SledStore {
             }
         };
         if !settled {
-            loop {
-                let current = self.receipts.get(&write.key[..]).map_err(backend)?;
-                let value = next_receipt(current.as_deref(), &write, inline)?;
-                let swapped = self
-                    .receipts
-                    .compare_and_swap(&write.key[..], current, Some(value))
-                    .map_err(backend)?;
-                if swapped.is_ok() {
-                    break;
-                }
-            }
+            self.receipts
+                .update(write.key, |current| next_receipt(current, &write, inline))?;
         }
         drop(write_guard);
         if lazy {
@@ -1199,7 +1173,7 @@ impl SledStore {
     fn stored_receipt(&self, key: &[u8; 32]) -> Result<Option<sled::IVec>, StoreError> {
         match self.fresh.get(key) {
             Some(value) => Ok(Some(value)),
-            None => self.receipts.get(key).map_err(backend),
+            None => self.receipts.get(key),
         }
     }
 

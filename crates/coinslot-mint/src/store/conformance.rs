@@ -622,26 +622,51 @@ pub async fn receipts_are_written_with_their_spend(store: Arc<dyn MintStore>) {
     assert_eq!(stored.data, b"replaced", "a receipt could not be replaced");
 }
 
-/// Pruning removes receipts older than the cut-off and keeps the rest.
+/// Pruning removes receipts older than the cut-off and keeps the rest. A receipt's age is
+/// its first write's, whatever a later write says.
 pub async fn receipts_prune_by_age(store: Arc<dyn MintStore>) {
-    let (old, new) = (receipt_key(), receipt_key());
+    let (old, new, paid) = (receipt_key(), receipt_key(), receipt_key());
+    let write = |key, created_at, guard| Commit {
+        receipt: Some(ReceiptWrite {
+            key,
+            created_at,
+            data: b"r",
+            guard,
+        }),
+        ..Commit::default()
+    };
     for (key, created_at) in [(&old, 10), (&new, 20)] {
-        store
-            .commit(Commit {
-                receipt: Some(ReceiptWrite {
-                    key,
-                    created_at,
-                    data: b"r",
-                    guard: ReceiptGuard::Any,
-                }),
-                ..Commit::default()
-            })
-            .await
-            .expect("receipt");
+        let commit = write(key, created_at, ReceiptGuard::Any);
+        store.commit(commit).await.expect("receipt");
     }
-    assert_eq!(store.prune_receipts(15).await.expect("prune"), 1);
+    // A paid request's receipt, and the run's answer written lazily after it.
+    let spend = [spent(point())];
+    let commit = Commit {
+        spend: &spend,
+        ..write(&paid, 12, ReceiptGuard::OfInputs)
+    };
+    store.commit(commit).await.expect("payment");
+    let answer = Commit {
+        lazy: true,
+        ..write(&paid, 40, ReceiptGuard::Version(1))
+    };
+    store.commit(answer).await.expect("answer");
+    for (key, created_at) in [(&old, 30), (&new, 5)] {
+        let commit = write(key, created_at, ReceiptGuard::Any);
+        store.commit(commit).await.expect("receipt again");
+    }
+    for (key, created_at) in [(&old, 10), (&new, 20), (&paid, 12)] {
+        let stored = store.receipt(key).await.expect("read").expect("receipt");
+        assert_eq!(
+            stored.created_at, created_at,
+            "the first write's time is kept"
+        );
+    }
+    assert_eq!(store.prune_receipts(15).await.expect("prune"), 2);
     assert_eq!(store.receipt(&old).await.expect("read"), None);
+    assert_eq!(store.receipt(&paid).await.expect("read"), None);
     assert!(store.receipt(&new).await.expect("read").is_some());
+    assert_eq!(store.prune_receipts(15).await.expect("prune again"), 0);
 }
 
 fn guarded<'a>(key: &'a [u8; 32], data: &'a [u8], guard: ReceiptGuard) -> Commit<'a> {

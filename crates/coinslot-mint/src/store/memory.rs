@@ -208,10 +208,14 @@ impl MintStore for MemoryStore {
             None => {}
         }
         if let (Some(receipt), Some(version)) = (commit.receipt, receipt_version) {
+            let created_at = inner
+                .receipts
+                .get(receipt.key)
+                .map_or(receipt.created_at, |r| r.created_at);
             inner.receipts.insert(
                 *receipt.key,
                 ReceiptRecord {
-                    created_at: receipt.created_at,
+                    created_at,
                     version,
                     data: receipt.data.to_vec(),
                 },

@@ -214,7 +214,8 @@ impl ReceiptGuard {
 pub struct ReceiptWrite<'a> {
     /// The receipt's key (a hash of what was paid with).
     pub key: &'a [u8; 32],
-    /// Unix time of the first write (kept unchanged when a receipt is replaced).
+    /// Unix time of the first write: a store keeps the first write's when a receipt is
+    /// replaced (what it is pruned by), whatever a later write says.
     pub created_at: u64,
     /// The data to store.
     pub data: &'a [u8],
