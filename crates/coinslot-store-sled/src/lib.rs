@@ -49,9 +49,9 @@
 //! A payment's new receipt, and its run's answer written lazily after it, are held in
 //! memory (`fresh.rs`) and moved to sled by the batching thread within half a second, many
 //! to a sled value, found by key through an index in memory (`receipts.rs`, about 50 bytes
-//! per receipt kept in a page): one receipt insert per paid request was the store's largest cost
-//! left, and grew with the tree (twice the store's CPU per paid request with 2 M receipts
-//! kept). A lazy write is therefore lost by a crash within about a
+//! per receipt kept in a page): one receipt insert per paid request was the store's largest
+//! cost left, and grew with the tree (a third more of the store's CPU per paid request with
+//! a million receipts kept). A lazy write is therefore lost by a crash within about a
 //! second (before, within sled's own flush interval), never a spend or its first receipt.
 //! What each batch adds to the supply counters is held the same way (`supply.rs`) and moved
 //! with them: it is in the journal meanwhile, and every read adds it.

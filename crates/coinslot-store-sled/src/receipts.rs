@@ -2,8 +2,9 @@
 //!
 //! A receipt inserted on its own is a walk down sled's tree to a leaf, a copy of that leaf,
 //! and a split every eight or so (sled 0.34 splits a leaf at 16 entries): with one receipt
-//! per paid request that was 4 to 5% of the server's CPU on an empty store, and doubled the
-//! store's CPU per paid request once it held 2 M receipts (leaves found cold). So the batch
+//! per paid request that was 4 to 5% of the server's CPU on an empty store, and the store's
+//! CPU per paid request grew by a third once it held a million receipts (leaves found cold;
+//! `receipt-scale` in BENCHMARKS.md). So the batch
 //! thread moves the new receipts it holds (see `fresh.rs`) as pages of up to [`PAGE`]
 //! receipts made in the same second, one sled write a page: the receipts into
 //! `receipts.pages` and their keys into `receipts.page-keys`, both keyed
