@@ -100,13 +100,7 @@ impl Fresh {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An encoded receipt's bytes as far as this module cares: its creation time first.
-    fn value(created_at: u64, body: &[u8]) -> sled::IVec {
-        let mut value = created_at.to_be_bytes().to_vec();
-        value.extend_from_slice(body);
-        value.into()
-    }
+    use crate::receipts::test_value as value;
 
     #[test]
     fn settling_moves_receipts_to_sled_once() {

@@ -375,15 +375,16 @@ impl Receipts {
     }
 }
 
+/// An encoded receipt's bytes as far as this module cares: its creation time, then `body`.
+#[cfg(test)]
+pub(crate) fn test_value(created_at: u64, body: &[u8]) -> IVec {
+    [&created_at.to_be_bytes()[..], body].concat().into()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_value as value;
     use super::*;
-
-    fn value(created_at: u64, body: &[u8]) -> IVec {
-        let mut value = created_at.to_be_bytes().to_vec();
-        value.extend_from_slice(body);
-        value.into()
-    }
 
     #[test]
     fn receipts_alone_and_in_pages_are_found_by_key_and_pruned_by_age() {
