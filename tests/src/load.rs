@@ -184,6 +184,21 @@ pub fn print_table(baseline: &Phase, phases: &[&Phase]) {
     }
 }
 
+/// Bytes of the files under `path`, recursively (a store's size on disk).
+pub fn dir_bytes(path: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
 /// A mint over a `MemoryStore` (sat, fake backend): the same code without the disk.
 pub async fn memory_mint() -> anyhow::Result<coinslot_mint::Mint> {
     use coinslot_mint::{FakeBackend, MemoryStore, Mint, MintConfig, MintSeed};

@@ -18,7 +18,7 @@ use coinslot::crates::store_sled::SledStore;
 use coinslot_mint::cashu::nuts::SecretKey;
 use coinslot_mint::store::{AnswerWrite, Commit, ReceiptWrite, SpentProof};
 use coinslot_mint::{MintStore, ReceiptGuard};
-use coinslot_tests::load::{print_table, run_phase};
+use coinslot_tests::load::{dir_bytes, print_table, run_phase};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -90,19 +90,6 @@ async fn payer(
     Ok(latencies)
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
@@ -135,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         args.receipts,
         filled.as_secs_f64(),
         args.receipts as f64 / filled.as_secs_f64(),
-        dir_bytes(dir.path()) as f64 / 1e6
+        dir_bytes(dir.path())? as f64 / 1e6
     );
     let full = measure("(b) paid, store full").await?;
     print_table(&empty, &[&empty, &full]);

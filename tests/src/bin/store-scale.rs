@@ -24,7 +24,7 @@ use coinslot_mint::cashu::nuts::{CurrencyUnit, PublicKey, SecretKey};
 use coinslot_mint::store::{Commit, SpentProof};
 use coinslot_mint::MintStore;
 use coinslot_store_postgres::{PostgresOptions, PostgresStore};
-use coinslot_tests::load::{print_table, run_phase, swap_chain, Phase};
+use coinslot_tests::load::{dir_bytes, print_table, run_phase, swap_chain, Phase};
 use coinslot_tests::raw::RawClient;
 use coinslot_tests::TestServer;
 
@@ -140,20 +140,6 @@ fn count(n: u64) -> String {
     } else {
         format!("{} k", n / 1_000)
     }
-}
-
-fn dir_bytes(path: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
 }
 
 fn report(store: &str, empty: &Phase, full: &Phase, bytes: u64, proofs: u64) {
