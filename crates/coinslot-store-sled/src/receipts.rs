@@ -255,19 +255,34 @@ impl Receipts {
         let at = page_key(created_at, page);
         let value = encode_page(entries.iter().map(|(key, value)| (key, &value[..])))?;
         let keys: Vec<u8> = entries.iter().flat_map(|(key, _)| *key).collect();
-        // Both or neither: keys without their page would hide receipts a replay must write.
-        (&self.pages, &self.page_keys)
-            .transaction(|(pages, page_keys)| {
-                pages.insert(&at[..], value.as_slice())?;
-                page_keys.insert(&at[..], keys.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| backend(format!("{e:?}")))?;
+        self.set_page(&at, Some((&value, &keys)))?;
         let loc = Loc { created_at, page };
         let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
         for (key, _) in entries {
             index.insert(short(key), loc);
         }
+        Ok(())
+    }
+
+    /// Writes the page at `at` and its keys (`Some((page, keys))`) or removes both (`None`):
+    /// both or neither, since keys without their page would hide receipts a journal replay
+    /// must write.
+    fn set_page(&self, at: &[u8], page: Option<(&[u8], &[u8])>) -> Result<(), StoreError> {
+        (&self.pages, &self.page_keys)
+            .transaction(|(pages, page_keys)| {
+                match page {
+                    Some((page, keys)) => {
+                        pages.insert(at, page)?;
+                        page_keys.insert(at, keys)?;
+                    }
+                    None => {
+                        pages.remove(at)?;
+                        page_keys.remove(at)?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| backend(format!("{e:?}")))?;
         Ok(())
     }
 
@@ -335,20 +350,21 @@ impl Receipts {
             let (at, keys) = entry.map_err(backend)?;
             let here = page_loc(&at)?;
             let _write = crate::lock_writes(lock);
-            (&self.pages, &self.page_keys)
-                .transaction(|(pages, page_keys)| {
-                    pages.remove(&at)?;
-                    page_keys.remove(&at)?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e: TransactionError<()>| backend(format!("{e:?}")))?;
-            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-            for key in keys_of(&keys) {
-                if index.get(&short(key)) == Some(&here) {
-                    index.remove(&short(key));
-                    // One written alone since is counted below, with that.
-                    pruned += u64::from(!self.alone.contains_key(key).map_err(backend)?);
+            self.set_page(&at, None)?;
+            let mut gone = Vec::new();
+            {
+                let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+                for key in keys_of(&keys) {
+                    if index.get(&short(key)) == Some(&here) {
+                        index.remove(&short(key));
+                        gone.push(key);
+                    }
                 }
+            }
+            // One written alone since is counted below, with that (read outside the index's
+            // lock: a sled read for each).
+            for key in gone {
+                pruned += u64::from(!self.alone.contains_key(key).map_err(backend)?);
             }
         }
         for entry in self.alone.iter() {
