@@ -187,10 +187,10 @@ where
                             h.sha.update(data);
                             h.len += data.len() as u64;
                         }
-                        // Settle the digest now: a reader may stop at `is_end_stream`, or
-                        // at the declared length.
+                        // Settle the digest now: a reader may stop at `is_end_stream`, at
+                        // the declared length, or at trailers (always last).
                         let whole = hashing.as_ref().is_some_and(|h| h.expected == Some(h.len));
-                        if body.is_end_stream() || whole {
+                        if frame.is_trailers() || body.is_end_stream() || whole {
                             if let Some(h) = hashing.take() {
                                 h.finish()?;
                             }
@@ -497,8 +497,12 @@ impl<B: Body<Data = Bytes>> Recording<B> {
                         }
                     }
                     // The last frame waits for the record: a client that has the whole
-                    // answer can find it again.
-                    if body.is_end_stream() || self.length == Some(self.sent) {
+                    // answer can find it again. Trailers are always last: hyper ends the
+                    // message with them and never polls the body again.
+                    let last = frame.is_trailers()
+                        || body.is_end_stream()
+                        || self.length == Some(self.sent);
+                    if last {
                         if let Some(tap) = self.tap.take() {
                             self.finishing = Some((tap.finish(End::Ended), Some(frame)));
                             continue;
@@ -689,6 +693,29 @@ mod tests {
         .unwrap();
         assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
         assert_eq!(seen.lock().unwrap().as_slice(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn trailers_wait_for_the_record() {
+        // A body that does not know it is over before its trailers (as hyper's own): the
+        // trailers end the message, so they are held until the tap has written.
+        let (tap, _, ended, written) = probe(1 << 20);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-cost", http::HeaderValue::from_static("4"));
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"part"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = ResponseBody::inner(StreamBody::new(stream::iter(frames))).recorded(tap, None);
+        let mut body = std::pin::pin!(body);
+        body.frame().await.unwrap().unwrap();
+        let last = body.frame().await.unwrap().unwrap();
+        assert!(last.is_trailers());
+        assert!(
+            written.load(Ordering::SeqCst),
+            "the trailers went out before the record"
+        );
+        assert_eq!(*ended.lock().unwrap(), Some(End::Ended));
     }
 
     /// An answer that never ends, dropped by its client: read to the byte bound, then cut.

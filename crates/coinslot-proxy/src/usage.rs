@@ -426,7 +426,8 @@ impl http_body::Body for Scanned {
                 } else if let Some(trailers) = frame.trailers_ref() {
                     this.scanner.trailers(trailers);
                 }
-                if this.inner.is_end_stream() {
+                // Trailers are the last frame, whatever the body says.
+                if frame.is_trailers() || this.inner.is_end_stream() {
                     this.scanner.finish();
                 }
             }
