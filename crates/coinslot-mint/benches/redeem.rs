@@ -2,7 +2,8 @@
 //! measured in the same run:
 //!
 //! - `crypto/verify`: `hash_to_curve(secret)` and one multiplication `k·Y`, the check of one
-//!   proof; `redeem/one_proof` is [`Mint::redeem`] of a one-proof token at its exact price.
+//!   proof (`crypto/verify_cashu_hash`: with cashu's `hash_to_curve`, which takes a square
+//!   root more); `redeem/one_proof` is [`Mint::redeem`] of a one-proof token at its exact price.
 //! - `crypto/swap`: the verify plus one signature `k·B_` and its DLEQ proof (NUT-12), the
 //!   operations alone (`crypto/swap_cashu_dleq`: the same through cashu's
 //!   `BlindSignature::new`); `swap/one_to_one` is [`Mint::swap`] of one proof for one output.
@@ -23,12 +24,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cashu::dhke::{blind_message, hash_e, hash_to_curve, sign_message};
+use cashu::dhke::{blind_message, hash_e, sign_message};
 use cashu::nuts::{
     BlindSignature, BlindedMessage, CurrencyUnit, Proof, PublicKey, SecretKey, SwapRequest,
 };
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
+use coinslot_mint::dhke::hash_to_curve;
 use coinslot_mint::{
     Event, FakeBackend, MemoryStore, Mint, MintConfig, MintSeed, PaidWith, Payment, Purchase,
 };
@@ -92,6 +94,16 @@ fn bench(c: &mut Criterion) {
             Secret::generate,
             |secret| {
                 let y = hash_to_curve(secret.as_bytes()).expect("point");
+                black_box(y.mul_tweak(&SECP256K1, &scalar).expect("k·Y"))
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    crypto.bench_function("verify_cashu_hash", |b| {
+        b.iter_batched(
+            Secret::generate,
+            |secret| {
+                let y = cashu::dhke::hash_to_curve(secret.as_bytes()).expect("point");
                 black_box(y.mul_tweak(&SECP256K1, &scalar).expect("k·Y"))
             },
             criterion::BatchSize::SmallInput,

@@ -41,6 +41,7 @@ pub mod accounting;
 pub mod activity;
 pub mod backend;
 pub mod config;
+pub mod dhke;
 pub mod earnings;
 pub mod error;
 pub mod keys;

@@ -10,13 +10,13 @@
 //! closed loop the mint is the only party that could abuse that knowledge, and it is also the
 //! party that honours the proofs.
 
-use cashu::dhke::hash_to_curve;
 use cashu::nuts::nut10::SpendingConditions;
 use cashu::nuts::{CurrencyUnit, Id, Proof, ProofDleq, PublicKey};
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
 use sha2::{Digest, Sha256};
 
+use crate::dhke::hash_to_curve;
 use crate::error::Error;
 use crate::keys::Keyring;
 use crate::store::{
@@ -649,7 +649,7 @@ fn make_proofs(ring: &Keyring, unit: &CurrencyUnit, amount: u64) -> Result<Vec<P
         }
         let k = keyset.secret_key(value)?;
         let secret = Secret::generate();
-        let y = hash_to_curve(secret.as_bytes()).map_err(|_| Error::TokenNotVerified)?;
+        let y = hash_to_curve(secret.as_bytes())?;
         let c = y
             .mul_tweak(&SECP256K1, &k.as_scalar())
             .map_err(|e| Error::InvalidRequest(format!("cannot make proof: {e}")))?;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use bitcoin::hashes::hmac::{Hmac, HmacEngine};
 use bitcoin::hashes::{sha256, Hash, HashEngine};
-use cashu::dhke::{hash_e, hash_to_curve};
+use cashu::dhke::hash_e;
 use cashu::nuts::nut01::MintKeyPair;
 use cashu::nuts::nut12::BlindSignatureDleq;
 use cashu::nuts::{
@@ -16,6 +16,7 @@ use cashu::nuts::{
 use cashu::secret::Secret;
 use cashu::{Amount, SECP256K1};
 
+use crate::dhke::hash_to_curve;
 use crate::error::Error;
 use crate::keys::Keyring;
 use crate::redeem::EncodedProof;
@@ -130,7 +131,7 @@ pub(crate) fn verify_inputs<I: Input>(
         }
         let amount = proof.amount();
         let secret_key = keyset.secret_key(amount)?;
-        let y = hash_to_curve(proof.secret().as_bytes()).map_err(|_| Error::TokenNotVerified)?;
+        let y = hash_to_curve(proof.secret().as_bytes())?;
         if !seen.insert(point_key(&y)) {
             return Err(Error::DuplicateInputs);
         }

@@ -124,12 +124,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if let Some(server_cpu) = ours.swap.server_cpu_per_op {
-        let crypto = coinslot_tests::load::swap_crypto_us(2000)?;
+        use coinslot_tests::load::{swap_crypto_us, HashToCurve};
+        let crypto = swap_crypto_us(2000, HashToCurve::Coinslot)?;
+        let cashu = swap_crypto_us(2000, HashToCurve::Cashu)?;
         let server = server_cpu.as_secs_f64() * 1e6;
         println!(
             "server CPU per swap: {server:.0} µs = {:.2}× its crypto alone ({crypto:.1} µs: \
-             hash_to_curve + k·Y, k·B_, the DLEQ proof), measured here, one core",
-            server / crypto
+             hash_to_curve + k·Y, k·B_, the DLEQ proof), measured here, one core \
+             ({:.2}× with cashu's hash_to_curve, {cashu:.1} µs)",
+            server / crypto,
+            server / cashu
         );
     }
     if let Some(server) = server {
