@@ -16,8 +16,8 @@ use crate::error::Error;
 /// NUT-00's domain separator.
 const DOMAIN_SEPARATOR: &[u8] = b"Secp256k1_HashToCurve_Cashu_";
 
-/// How many counters NUT-00 tries before it gives up (none of `2^16` on the curve never
-/// happens: each is a miss with probability about one half).
+/// How many counters NUT-00 tries before it gives up (each misses with probability about
+/// one half, so giving up does not happen).
 const TRIES: u32 = 1 << 16;
 
 /// `Y = hash_to_curve(message)` as NUT-00 defines it.

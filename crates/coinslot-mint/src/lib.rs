@@ -18,7 +18,8 @@
 //! - [`backend`]: the [`PaymentBackend`] trait for incoming Lightning payments and the
 //!   [`FakeBackend`] for development.
 //! - [`config`]: units, fees, limits, info.
-//! - [`keys`]: the seed and key derivation.
+//! - [`keys`]: the seed and key derivation; [`dhke`]: NUT-00's `hash_to_curve`, leaner than
+//!   cashu's.
 //! - [`Error`]: every failure, with its NUT-00 code.
 //!
 //! ```
